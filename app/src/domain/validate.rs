@@ -1,0 +1,305 @@
+//! Input rules, checked on the server for every write and reused by the UI for early feedback.
+
+use crate::error::ApiError;
+
+use super::{DeployInput, MAX_PAGE_SIZE, NewEnvironment, NewModel, NewVersion, QuarantineInput, VersionPatch};
+
+const MAX_NAME: usize = 64;
+const MAX_DESCRIPTION: usize = 4000;
+const MAX_SHORT_TEXT: usize = 256;
+const MAX_URI: usize = 2048;
+const MAX_TAGS: usize = 32;
+const MAX_TAG: usize = 64;
+const MAX_PARAMETERS: usize = 500;
+const MAX_PARAMETER_KEY: usize = 250;
+const MAX_PARAMETER_VALUE: usize = 6000;
+const MAX_REASON: usize = 1000;
+
+/// A model or environment name: a URL-safe slug.
+pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_NAME {
+        return Err(ApiError::invalid(field, format!("must be at most {MAX_NAME} characters")));
+    }
+    if value.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(ApiError::invalid(field, "must be lower-case"));
+    }
+    if let Some(bad) = value.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_')) {
+        return Err(ApiError::invalid(
+            field,
+            format!("may contain only a-z, 0-9, '-' and '_' (found {bad:?})"),
+        ));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::invalid(field, "must start with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// Free text of bounded length without control characters (newlines and tabs allowed).
+pub fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(ApiError::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A single-line value: bounded, no control characters, no surrounding whitespace.
+fn single_line(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "must not contain control characters"));
+    }
+    if value.trim() != value {
+        return Err(ApiError::invalid(field, "must not start or end with whitespace"));
+    }
+    Ok(())
+}
+
+/// A required reason or comment.
+pub fn reason(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    text(field, value, MAX_REASON)
+}
+
+pub fn tags(field: &str, values: &[String]) -> Result<(), ApiError> {
+    if values.len() > MAX_TAGS {
+        return Err(ApiError::invalid(field, format!("at most {MAX_TAGS} tags")));
+    }
+    for (i, tag) in values.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        if tag.is_empty() {
+            return Err(ApiError::invalid(&f, "must not be empty"));
+        }
+        single_line(&f, tag, MAX_TAG)?;
+        if tag.contains(',') {
+            return Err(ApiError::invalid(&f, "must not contain ','"));
+        }
+    }
+    Ok(())
+}
+
+/// Splits a comma-separated tag list as typed in a form.
+pub fn split_tags(input: &str) -> Vec<String> {
+    input.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
+
+/// Normalises an artifact digest to `sha256:<64 lower-case hex>`.
+pub fn digest(field: &str, value: &str) -> Result<String, ApiError> {
+    let hex = value.strip_prefix("sha256:").unwrap_or(value);
+    if value.contains(':') && !value.starts_with("sha256:") {
+        return Err(ApiError::invalid(field, "only sha256 digests are accepted (sha256:<64 hex digits>)"));
+    }
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(field, "must be 64 hex digits, optionally prefixed with 'sha256:'"));
+    }
+    Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+/// An artifact location with a scheme, e.g. `s3://bucket/key`, `file:///models/x`, `runs:/id/model`.
+pub fn artifact_uri(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    single_line(field, value, MAX_URI)?;
+    if value.contains(char::is_whitespace) {
+        return Err(ApiError::invalid(field, "must not contain whitespace"));
+    }
+    let scheme_ok = value.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !scheme_ok {
+        return Err(ApiError::invalid(field, "must be a URI with a scheme, e.g. s3://bucket/path"));
+    }
+    Ok(())
+}
+
+fn http_link(field: &str, value: &str) -> Result<(), ApiError> {
+    single_line(field, value, MAX_URI)?;
+    if !(value.starts_with("https://") || value.starts_with("http://")) || value.contains(char::is_whitespace) {
+        return Err(ApiError::invalid(field, "must be an http(s) URL"));
+    }
+    Ok(())
+}
+
+fn git_commit(field: &str, value: &str) -> Result<(), ApiError> {
+    if !(7..=64).contains(&value.len()) || !value.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(field, "must be 7 to 64 hex digits"));
+    }
+    Ok(())
+}
+
+pub fn page_limit(limit: Option<u32>) -> Result<(), ApiError> {
+    match limit {
+        Some(l) if l == 0 || l > MAX_PAGE_SIZE => {
+            Err(ApiError::invalid("limit", format!("must be between 1 and {MAX_PAGE_SIZE}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn version_number(field: &str, n: i64) -> Result<(), ApiError> {
+    if n < 1 {
+        return Err(ApiError::invalid(field, "must be a positive version number"));
+    }
+    Ok(())
+}
+
+impl NewModel {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        name("name", &self.name)?;
+        text("description", &self.description, MAX_DESCRIPTION)?;
+        single_line("owner_team", &self.owner_team, MAX_NAME)?;
+        tags("tags", &self.tags)
+    }
+}
+
+impl NewEnvironment {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        name("name", &self.name)?;
+        text("description", &self.description, MAX_DESCRIPTION)
+    }
+}
+
+impl NewVersion {
+    /// Checks every field and returns the version with its digest normalised.
+    pub fn validated(mut self) -> Result<Self, ApiError> {
+        artifact_uri("artifact_uri", &self.artifact_uri)?;
+        if let Some(d) = &self.artifact_digest {
+            self.artifact_digest = Some(digest("artifact_digest", d)?);
+        }
+        single_line("framework", &self.framework, MAX_NAME)?;
+        if self.parameters.len() > MAX_PARAMETERS {
+            return Err(ApiError::invalid("parameters", format!("at most {MAX_PARAMETERS} entries")));
+        }
+        for (key, value) in &self.parameters {
+            if key.is_empty() {
+                return Err(ApiError::invalid("parameters", "keys must not be empty"));
+            }
+            single_line("parameters", key, MAX_PARAMETER_KEY)?;
+            text(&format!("parameters.{key}"), value, MAX_PARAMETER_VALUE)?;
+        }
+        let l = &self.lineage;
+        if let Some(v) = &l.run_id {
+            single_line("lineage.run_id", v, MAX_SHORT_TEXT)?;
+        }
+        if let Some(v) = &l.run_link {
+            http_link("lineage.run_link", v)?;
+        }
+        if let Some(v) = &l.git_commit {
+            git_commit("lineage.git_commit", v)?;
+        }
+        if let Some(v) = &l.dataset_ref {
+            single_line("lineage.dataset_ref", v, MAX_URI)?;
+        }
+        if let Some(v) = &l.dataset_hash {
+            single_line("lineage.dataset_hash", v, MAX_SHORT_TEXT)?;
+        }
+        if let Some(p) = l.parent_version {
+            version_number("lineage.parent_version", p)?;
+        }
+        text("description", &self.description, MAX_DESCRIPTION)?;
+        tags("tags", &self.tags)?;
+        Ok(self)
+    }
+}
+
+impl VersionPatch {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if let Some(d) = &self.description {
+            text("description", d, MAX_DESCRIPTION)?;
+        }
+        if let Some(t) = &self.tags {
+            tags("tags", t)?;
+        }
+        Ok(())
+    }
+}
+
+impl QuarantineInput {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        reason("reason", &self.reason)
+    }
+}
+
+impl DeployInput {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        version_number("version", self.version)?;
+        text("reason", &self.reason, MAX_REASON)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_are_url_safe_slugs() {
+        assert!(name("name", "fraud-detector_v2").is_ok());
+        for bad in ["", "Fraud", "-lead", "a b", "a/b", "ü", &"x".repeat(65)] {
+            let err = name("name", bad).unwrap_err();
+            assert_eq!(err.field(), Some("name"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digests_are_normalised_to_prefixed_lower_hex() {
+        let hex = "AB".repeat(32);
+        assert_eq!(digest("d", &hex).unwrap(), format!("sha256:{}", "ab".repeat(32)));
+        assert_eq!(digest("d", &format!("sha256:{hex}")).unwrap(), format!("sha256:{}", "ab".repeat(32)));
+        assert!(digest("d", "md5:abc").unwrap_err().message.contains("sha256"));
+        assert!(digest("d", "abc").is_err());
+        assert!(digest("d", &"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn artifact_uris_need_a_scheme() {
+        assert!(artifact_uri("u", "s3://bucket/model.onnx").is_ok());
+        assert!(artifact_uri("u", "runs:/abc/model").is_ok());
+        for bad in ["", "bucket/model", "s3://a b", "://x", "1s3://x"] {
+            assert!(artifact_uri("u", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn new_version_errors_name_the_nested_field() {
+        let v = NewVersion {
+            artifact_uri: "s3://b/m".into(),
+            lineage: super::super::Lineage { git_commit: Some("xyz".into()), ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(v.validated().unwrap_err().field(), Some("lineage.git_commit"));
+    }
+
+    #[test]
+    fn tags_are_bounded_and_split_from_forms() {
+        assert_eq!(split_tags(" a, b ,,c "), vec!["a", "b", "c"]);
+        assert_eq!(tags("tags", &["ok".into(), "".into()]).unwrap_err().field(), Some("tags[1]"));
+        assert!(tags("tags", &vec!["t".to_string(); 33]).is_err());
+    }
+
+    #[test]
+    fn page_limits_are_bounded() {
+        assert!(page_limit(None).is_ok());
+        assert!(page_limit(Some(200)).is_ok());
+        assert_eq!(page_limit(Some(0)).unwrap_err().field(), Some("limit"));
+        assert!(page_limit(Some(201)).is_err());
+    }
+
+    #[test]
+    fn quarantine_needs_a_reason() {
+        assert!(QuarantineInput { reason: "  ".into() }.validate().is_err());
+        assert!(QuarantineInput { reason: "bias found".into() }.validate().is_ok());
+    }
+}

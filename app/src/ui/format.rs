@@ -1,0 +1,33 @@
+//! Small display helpers shared by the pages.
+
+/// `2026-11-27T12:40:05Z` → `2026-11-27 12:40 UTC`.
+pub fn time(rfc3339: &str) -> String {
+    match rfc3339.get(..16) {
+        Some(prefix) => format!("{} UTC", prefix.replacen('T', " ", 1)),
+        None => rfc3339.to_string(),
+    }
+}
+
+/// `sha256:abcdef…` → `abcdef12…` (the first 12 hex digits).
+pub fn short_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}
+
+/// `v12`, or an em dash for nothing.
+pub fn version(n: Option<i64>) -> String {
+    n.map_or_else(|| "—".to_string(), |n| format!("v{n}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_digests_and_versions() {
+        assert_eq!(time("2026-11-27T12:40:05Z"), "2026-11-27 12:40 UTC");
+        assert_eq!(short_digest(&format!("sha256:{}", "a1".repeat(32))), "a1a1a1a1a1a1");
+        assert_eq!(version(Some(3)), "v3");
+        assert_eq!(version(None), "—");
+    }
+}

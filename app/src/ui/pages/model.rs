@@ -1,0 +1,200 @@
+//! The model page: live version and deploy per environment, the versions table, the change history.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Version};
+use crate::server_fns::{DeployVersion, ModelPageData, model_overview};
+use crate::ui::components::{ActionResult, ErrorPanel, Loading};
+use crate::ui::format;
+
+#[component]
+pub fn ModelPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.read().get("name").unwrap_or_default();
+    let deploy = ServerAction::<DeployVersion>::new();
+    let overview = Resource::new(move || (name(), deploy.version().get()), |(name, _)| model_overview(name));
+    view! {
+        <Title text=name/>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(o) => view! { <Overview overview=o deploy/> }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> impl IntoView {
+    let ModelPageData { model, versions, history } = overview;
+    let versions = StoredValue::new(versions.items);
+    view! {
+        <nav class="crumbs"><A href="/">"Models"</A>" / "<span>{model.name.clone()}</span></nav>
+        <div class="page-head">
+            <div>
+                <h1>{model.name.clone()}</h1>
+                <p class="muted">{model.description.clone()}</p>
+            </div>
+            <dl class="facts inline">
+                <dt>"Owner"</dt><dd>{model.owner_team.clone()}</dd>
+                <dt>"Versions"</dt><dd>{model.version_count}</dd>
+                <dt>"Tags"</dt><dd><Tags tags=model.tags.clone()/></dd>
+            </dl>
+        </div>
+        <section class="env-grid" aria-label="Environments">
+            {model.live.into_iter().map(|live| view! {
+                <EnvironmentCard live versions=versions.get_value() deploy/>
+            }).collect_view()}
+        </section>
+        <ActionResult value=move || deploy.value().get() success="Deployed."/>
+        <VersionsTable model=model.name.clone() versions=versions.get_value()/>
+        <History events=history.items/>
+    }
+}
+
+#[component]
+fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerAction<DeployVersion>) -> impl IntoView {
+    let version_href = live.version.map(|v| format!("/models/{}/versions/{v}", live.model));
+    let current = live.version;
+    let env = live.environment.clone();
+    let form_env = env.clone();
+    let form_model = live.model.clone();
+    view! {
+        <article class="panel env-card" data-env=env.clone()>
+            <header>
+                <h2>{env.clone()}</h2>
+                <span class="pill">"rev "{live.revision}</span>
+            </header>
+            <p class="live-version">
+                {match version_href {
+                    Some(href) => view! { <A href=href attr:class="big">{format::version(current)}</A> }.into_any(),
+                    None => view! { <span class="big muted">"nothing live"</span> }.into_any(),
+                }}
+            </p>
+            <p class="muted small">
+                {live.updated_at.as_deref().map(format::time)}
+                {live.updated_by.map(|by| format!(" by {by}"))}
+            </p>
+            <ActionForm action=deploy attr:class="deploy-form">
+                <input type="hidden" name="model" value=form_model/>
+                <input type="hidden" name="environment" value=form_env/>
+                <label>
+                    "Version"
+                    <select name="version" required>
+                        {versions.into_iter().map(|v| {
+                            let blocker = v.deploy_blocker();
+                            let is_live = Some(v.number) == current;
+                            let label = match (&blocker, is_live) {
+                                (_, true) => format!("v{} (live)", v.number),
+                                (Some(_), _) => format!("v{} (blocked)", v.number),
+                                _ => format!("v{}", v.number),
+                            };
+                            view! {
+                                <option value=v.number disabled=blocker.is_some() || is_live title=blocker.unwrap_or_default()>
+                                    {label}
+                                </option>
+                            }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label>"Reason"<input type="text" name="reason" placeholder="Why this change?" maxlength="1000"/></label>
+                <button type="submit" class="primary">"Deploy"</button>
+            </ActionForm>
+        </article>
+    }
+}
+
+#[component]
+fn VersionsTable(model: String, versions: Vec<Version>) -> impl IntoView {
+    let (filter, set_filter) = signal(String::new());
+    let rows = versions.into_iter().map(|v| {
+        let haystack = format!("v{} {} {} {} {}", v.number, v.framework, v.description, v.tags.join(" "), v.created_by).to_lowercase();
+        let visible = move || filter.with(|f| f.is_empty() || haystack.contains(&f.to_lowercase()));
+        let href = format!("/models/{model}/versions/{}", v.number);
+        let status = version_status(&v);
+        view! {
+            <tr data-version=v.number style:display=move || if visible() { "" } else { "none" }>
+                <td><A href=href attr:class="strong">{format!("v{}", v.number)}</A></td>
+                <td class="muted">{format::time(&v.created_at)}</td>
+                <td>{v.created_by.clone()}</td>
+                <td><code>{v.artifact_digest.as_deref().map(format::short_digest).unwrap_or_else(|| "—".into())}</code></td>
+                <td>{v.framework.clone()}</td>
+                <td>{status}</td>
+                <td class="muted clip">{v.description.clone()}</td>
+            </tr>
+        }
+    }).collect_view();
+    view! {
+        <section class="panel flush">
+            <header class="panel-head">
+                <h2>"Versions"</h2>
+                <input type="search" class="filter" placeholder="Filter versions…" aria-label="Filter versions"
+                    on:input=move |ev| set_filter.set(event_target_value(&ev)) prop:value=filter/>
+            </header>
+            <table class="table" id="versions">
+                <thead>
+                    <tr>
+                        <th scope="col">"Version"</th><th scope="col">"Created"</th><th scope="col">"By"</th>
+                        <th scope="col">"Digest"</th><th scope="col">"Framework"</th><th scope="col">"Status"</th>
+                        <th scope="col">"Description"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    }
+}
+
+/// Badges for a version: where it is live, or why it cannot be deployed.
+fn version_status(v: &Version) -> impl IntoView + use<> {
+    let mut badges: Vec<(String, &'static str)> = v.live_in.iter().map(|e| (format!("live: {e}"), "badge live")).collect();
+    if v.quarantine.is_some() {
+        badges.push(("quarantined".into(), "badge danger"));
+    } else if v.artifact_digest.is_none() {
+        badges.push(("no digest".into(), "badge warn"));
+    }
+    badges.into_iter().map(|(text, class)| view! { <span class=class>{text}</span> }).collect_view()
+}
+
+#[component]
+fn History(events: Vec<DeploymentEvent>) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"History"</h2>
+            {if events.is_empty() {
+                view! { <p class="muted">"No deployments yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ol class="timeline" id="history">
+                        {events.into_iter().map(|e| {
+                            let kind_class = match e.kind {
+                                DeploymentKind::Deploy => "badge",
+                                DeploymentKind::Rollback => "badge warn",
+                                DeploymentKind::BreakGlass => "badge danger",
+                            };
+                            view! {
+                                <li>
+                                    <span class="env-chip"><span class="env-name">{e.environment.clone()}</span></span>
+                                    <span class=kind_class>{e.kind.as_str()}</span>
+                                    <span class="strong">{format!("{} → v{}", format::version(e.from_version), e.to_version)}</span>
+                                    <span class="muted">{format!(" by {} · {}", e.actor, format::time(&e.created_at))}</span>
+                                    {(!e.reason.is_empty()).then(|| view! { <q class="reason">{e.reason.clone()}</q> })}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ol>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+pub fn Tags(tags: Vec<String>) -> impl IntoView {
+    tags.into_iter().map(|t| view! { <span class="tag">{t}</span> }).collect_view()
+}

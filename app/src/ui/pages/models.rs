@@ -1,0 +1,136 @@
+//! The models list: search, sort, and each model's live version per environment.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use crate::domain::{Model, ModelQuery, ModelSort, Order};
+use crate::server_fns::list_models;
+use crate::ui::components::{ErrorPanel, Loading};
+use crate::ui::format;
+
+fn parse_sort(s: &str) -> Option<ModelSort> {
+    match s {
+        "name" => Some(ModelSort::Name),
+        "updated_at" => Some(ModelSort::UpdatedAt),
+        "created_at" => Some(ModelSort::CreatedAt),
+        "versions" => Some(ModelSort::Versions),
+        _ => None,
+    }
+}
+
+#[component]
+pub fn ModelsPage() -> impl IntoView {
+    let query = use_query_map();
+    let search = move || query.read().get("q").unwrap_or_default();
+    let sort = move || query.read().get("sort").unwrap_or_else(|| "name".into());
+    let desc = move || query.read().get("order").as_deref() == Some("desc");
+    let models = Resource::new(
+        move || (search(), sort(), desc()),
+        |(q, sort, desc)| {
+            list_models(ModelQuery {
+                q: (!q.is_empty()).then_some(q),
+                sort: parse_sort(&sort),
+                order: Some(if desc { Order::Desc } else { Order::Asc }),
+                limit: Some(200),
+                ..Default::default()
+            })
+        },
+    );
+    let header = move |key: &'static str, label: &'static str| {
+        let href = move || {
+            let next_desc = sort() == key && !desc();
+            let q = search();
+            let mut href = format!("/?sort={key}&order={}", if next_desc { "desc" } else { "asc" });
+            if !q.is_empty() {
+                href.push_str("&q=");
+                href.push_str(&urlencode(&q));
+            }
+            href
+        };
+        let arrow = move || match (sort() == key, desc()) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+            _ => "",
+        };
+        view! { <th scope="col"><A href=href attr:class="sort">{label}{arrow}</A></th> }
+    };
+    view! {
+        <Title text="Models"/>
+        <div class="page-head">
+            <h1>"Models"</h1>
+            <form class="search" method="get" action="/" role="search">
+                <input type="search" name="q" placeholder="Search name, team, tag…" aria-label="Search models" value=search/>
+                <input type="hidden" name="sort" value=sort/>
+                <button type="submit">"Search"</button>
+            </form>
+        </div>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match models.await {
+                    Ok(page) if page.items.is_empty() => view! {
+                        <section class="panel empty">"No models match."</section>
+                    }.into_any(),
+                    Ok(page) => view! {
+                        <section class="panel flush">
+                            <table class="table" id="models">
+                                <thead>
+                                    <tr>
+                                        {header("name", "Model")}
+                                        <th scope="col">"Owner"</th>
+                                        {header("versions", "Versions")}
+                                        <th scope="col">"Live"</th>
+                                        {header("updated_at", "Last change")}
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {page.items.into_iter().map(|m| view! { <ModelRow model=m/> }).collect_view()}
+                                </tbody>
+                            </table>
+                            <p class="table-foot">{format!("{} model(s)", page.total)}</p>
+                        </section>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ModelRow(model: Model) -> impl IntoView {
+    let href = format!("/models/{}", model.name);
+    let name = model.name.clone();
+    view! {
+        <tr data-model=model.name>
+            <td>
+                <A href=href attr:class="strong">{name}</A>
+                <div class="muted small">{model.description.clone()}</div>
+            </td>
+            <td>{model.owner_team.clone()}</td>
+            <td class="num">{model.version_count}</td>
+            <td>
+                <div class="live-list">
+                    {model.live.iter().map(|l| view! {
+                        <span class="env-chip" data-env=l.environment.clone()>
+                            <span class="env-name">{l.environment.clone()}</span>
+                            <span class="env-version">{format::version(l.version)}</span>
+                        </span>
+                    }).collect_view()}
+                </div>
+            </td>
+            <td class="muted">{format::time(&model.updated_at)}</td>
+        </tr>
+    }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every tool the build and the tests need, from package registries only; idempotent and fast when warm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.10
+BINARYEN_VERSION=132.0.0
+export PATH="$HOME/.cargo/bin:$PWD/.tools/node_modules/.bin:$PATH"
+
+step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+  step "installing cargo-leptos $CARGO_LEPTOS_VERSION (no_downloads)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+fi
+
+if [ -f Cargo.lock ]; then
+  bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
+  if [ -n "$bindgen" ] && [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ]; then
+    step "installing wasm-bindgen-cli $bindgen (matches Cargo.lock)"
+    cargo install wasm-bindgen-cli --version "$bindgen"
+  fi
+fi
+
+if [ ! -x .tools/node_modules/.bin/wasm-opt ]; then
+  step "installing wasm-opt (binaryen from npm)"
+  npm install --silent --prefix .tools "binaryen@$BINARYEN_VERSION"
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  step "installing Debian's chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+step "ready"

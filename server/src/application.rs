@@ -1,0 +1,87 @@
+//! Building and running the server: connect, migrate, seed, bind, serve until shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use leptos::prelude::LeptosOptions;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::store::Store;
+use crate::{demo, http};
+
+/// A server bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Arc<Store>,
+}
+
+impl Application {
+    /// Connects and migrates the database, seeds demo data if asked, and binds the address
+    /// (port 0 picks a free port; see [`Application::local_addr`]).
+    pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_url, config.db_max_connections)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("migrating the database")?;
+        let store = Arc::new(Store::new(db, clock));
+        if config.demo && demo::seed(&store).await? {
+            tracing::info!("seeded the demo data set");
+        }
+        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let leptos = LeptosOptions::builder()
+            .output_name("modelgate")
+            .site_root(config.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let router = http::router(store.clone(), leptos, http::prometheus(), config.max_body_bytes);
+        Ok(Self { listener, router, store })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the pool.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        self.store.db.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,63 @@
+//! Configuration of `modelgate serve`: flags, each with an environment variable and a default.
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+
+/// Where the server listens, what it stores into, how it logs.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: `sqlite://path` (embedded, created on start) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/modelgate.db")]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "MODELGATE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Folder with the built console assets (`pkg/` with the WASM, JS and CSS).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MODELGATE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Size of the database connection pool.
+    #[arg(long, env = "MODELGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Seed the demo data set when the database has no models yet.
+    #[arg(long, env = "MODELGATE_DEMO", default_value_t = false)]
+    pub demo: bool,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `server=debug,info`.
+    #[arg(long, env = "MODELGATE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "MODELGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Defaults for a given database, as used by tests and `migrate`/`seed-demo`.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            addr: "127.0.0.1:0".parse().expect("valid address"),
+            site_root: "target/site".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            db_max_connections: 16,
+            demo: false,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The database: one sqlx pool over SQLite (embedded default) or PostgreSQL, migrations, write transactions.
+//!
+//! Queries are written once in portable SQL (`$1` placeholders, `RETURNING`); the only dialect
+//! differences — schema DDL and how a write transaction starts — live in this module and in
+//! `migrations/<backend>/`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use app::error::ApiError;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(format!("DATABASE_URL must start with sqlite: or postgres:// (got {url:?})"))
+        }
+    }
+}
+
+/// The connection pool and the dialect behind it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Db {
+    /// Connects, creating the SQLite file (and its folder) when needed.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        install_default_drivers();
+        let dialect = Dialect::of_url(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        let url = match dialect {
+            Dialect::Sqlite => prepare_sqlite_url(url)?,
+            Dialect::Postgres => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+        }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so concurrent writers wait on the busy timeout instead of failing
+    /// when a read lock cannot be upgraded.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, ApiError> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        };
+        tx.map_err(db_error)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Makes sure the folder of a SQLite file exists and that the file is created on first use.
+fn prepare_sqlite_url(url: &str) -> Result<String, sqlx::Error> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            sqlx::Error::Configuration(format!("cannot create {}: {e}", Path::new(dir).display()).into())
+        })?;
+    }
+    Ok(if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") })
+}
+
+/// Logs a database failure and turns it into an error that reveals nothing internal.
+pub fn db_error(e: sqlx::Error) -> ApiError {
+    tracing::error!(error = %e, "database error");
+    ApiError::internal()
+}
+
+/// Maps constraint violations to client errors, so races are decided by the database.
+pub trait DbResultExt<T> {
+    /// A unique-constraint violation becomes `f()`; any other error is internal.
+    fn on_unique_violation(self, f: impl FnOnce() -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
+    fn on_unique_violation(self, f: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        match self {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(f()),
+            other => other.map_err(db_error),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! REST endpoints for environments, live versions, deploys and deployment history.
+
+use app::backend::Deployments;
+use app::domain::*;
+use app::error::{ApiError, ErrorBody};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiQuery};
+use super::{AppState, actor};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_environments, create_environment))
+        .routes(routes!(live_version))
+        .routes(routes!(deploy))
+        .routes(routes!(history))
+}
+
+/// List environments in display order.
+#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", responses((status = 200, body = Vec<Environment>)))]
+async fn list_environments(State(s): State<AppState>) -> Result<Json<Vec<Environment>>, ApiError> {
+    Ok(Json(s.store.list_environments().await?))
+}
+
+/// Add an environment.
+#[utoipa::path(post, path = "/api/v1/environments", tag = "environments", request_body = NewEnvironment,
+    responses((status = 201, body = Environment), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_environment(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<NewEnvironment>,
+) -> Result<(StatusCode, Json<Environment>), ApiError> {
+    Ok((StatusCode::CREATED, Json(s.store.create_environment(&actor(), input).await?)))
+}
+
+/// The live version of a model in an environment. Send `If-None-Match` with the last `ETag` to get 304 while unchanged.
+#[utoipa::path(get, path = "/api/v1/models/{model}/environments/{environment}", tag = "deployments",
+    params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
+    responses((status = 200, body = LiveVersion, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
+async fn live_version(
+    State(s): State<AppState>,
+    Path((model, environment)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let live = s.store.live_version(&model, &environment).await?;
+    let etag = format!("\"r{}\"", live.revision);
+    let matches = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal())?;
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
+    }
+    Ok(([(ETAG, etag)], Json(live)).into_response())
+}
+
+/// Make a version live in an environment. The version must exist, have a digest and not be quarantined.
+#[utoipa::path(post, path = "/api/v1/models/{model}/environments/{environment}/deploy", tag = "deployments", request_body = DeployInput,
+    params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
+    responses((status = 201, body = DeploymentEvent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn deploy(
+    State(s): State<AppState>,
+    Path((model, environment)): Path<(String, String)>,
+    ApiJson(input): ApiJson<DeployInput>,
+) -> Result<(StatusCode, Json<DeploymentEvent>), ApiError> {
+    Ok((StatusCode::CREATED, Json(s.store.deploy(&actor(), &model, &environment, input).await?)))
+}
+
+/// Every change of the live version of a model in an environment, newest first.
+#[utoipa::path(get, path = "/api/v1/models/{model}/environments/{environment}/history", tag = "deployments",
+    params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name"), HistoryQuery),
+    responses((status = 200, body = Page<DeploymentEvent>), (status = 404, body = ErrorBody)))]
+async fn history(
+    State(s): State<AppState>,
+    Path((model, environment)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Json<Page<DeploymentEvent>>, ApiError> {
+    Ok(Json(s.store.history(&model, Some(&environment), query).await?))
+}

@@ -1,0 +1,90 @@
+//! Request extractors whose failures are JSON errors naming the offending field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use app::error::{ApiError, ErrorCode};
+
+/// A JSON body: 415 without a JSON content type, 413 when too large, 400 when not JSON,
+/// 422 naming the field when a value has the wrong type or is missing.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "expected a body with Content-Type: application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else {
+                ApiError::bad_request("could not read the request body")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Deserializes JSON, naming the path of the first bad field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::bad_request(format!("body is not valid JSON: {inner}"))
+            }
+            _ if path == "." => ApiError::invalid("body", strip_position(&inner)),
+            _ => ApiError::invalid(&path, strip_position(&inner)),
+        }
+    })
+}
+
+/// `invalid type: string "x", expected i64 at line 1 column 9` → without the position.
+fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A query string: 422 naming the parameter when one has the wrong type.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { "query" } else { path.as_str() };
+            ApiError::invalid(field, err.into_inner())
+        })
+    }
+}
+
+/// A version number from the URL path.
+pub fn version_number(raw: &str) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ApiError::invalid("version", format!("'{raw}' is not a version number"))),
+    }
+}

@@ -1,0 +1,152 @@
+//! The HTTP surface: REST API, OpenAPI document and reference page, operations endpoints,
+//! and the Leptos console with its server functions, behind one middleware stack.
+
+mod environments;
+mod extract;
+mod models;
+mod ops;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::backend::BackendHandle;
+use app::domain::Actor;
+use app::error::ApiError;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use leptos::prelude::{LeptosOptions, provide_context};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use extract::parse_json;
+
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub leptos: LeptosOptions,
+    pub prometheus: PrometheusHandle,
+    pub openapi: Arc<String>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// The identity of the caller; everyone is anonymous until sign-in exists.
+fn actor() -> Actor {
+    Actor::anonymous()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Modelgate API", description = "Registry, deployments and guarded rollback of ML model versions."),
+    tags(
+        (name = "models", description = "Registered models"),
+        (name = "versions", description = "Immutable model versions"),
+        (name = "environments", description = "Where versions run"),
+        (name = "deployments", description = "Live versions and their history"),
+    )
+)]
+struct ApiDoc;
+
+/// The REST API router and the OpenAPI document generated from its handlers.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(models::router())
+        .merge(environments::router())
+        .split_for_parts()
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router with its middleware.
+pub fn router(store: Arc<Store>, leptos: LeptosOptions, prometheus: PrometheusHandle, max_body_bytes: usize) -> Router {
+    let (api, openapi) = api();
+    let state = AppState {
+        store: store.clone(),
+        leptos: leptos.clone(),
+        prometheus,
+        openapi: Arc::new(openapi.to_json().unwrap_or_default()),
+    };
+    let backend: BackendHandle = store;
+    let routes = generate_route_list(app::App);
+    let console = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(backend.clone()),
+            {
+                let options = leptos.clone();
+                move || app::shell(options.clone())
+            },
+        );
+    Router::new()
+        .merge(api)
+        .merge(ops::router())
+        .merge(console)
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Counts requests and their latency per route for `/metrics`.
+async fn record_metrics(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The Prometheus recorder, installed once per process.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the Prometheus recorder is installed once per process");
+            let upkeep = handle.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        })
+        .clone()
+}
+
+/// A JSON 404 for unknown API paths (the console renders its own 404 page).
+async fn api_not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, ApiError::not_found("no such API endpoint"))
+}

@@ -1,0 +1,110 @@
+//! REST endpoints for models and versions (`/api/v1/models…`).
+
+use app::backend::Registry;
+use app::domain::*;
+use app::error::{ApiError, ErrorBody};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiQuery, version_number};
+use super::{AppState, actor};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_model, list_models))
+        .routes(routes!(get_model))
+        .routes(routes!(register_version, list_versions))
+        .routes(routes!(get_version, update_version))
+        .routes(routes!(quarantine_version, release_version))
+}
+
+/// Register a model.
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = NewModel,
+    responses((status = 201, body = Model), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_model(State(s): State<AppState>, ApiJson(input): ApiJson<NewModel>) -> Result<(StatusCode, Json<Model>), ApiError> {
+    let model = s.store.create_model(&actor(), input).await?;
+    Ok((StatusCode::CREATED, Json(model)))
+}
+
+/// List models: filter by free text or owner team, sort, paginate.
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(ModelQuery),
+    responses((status = 200, body = Page<Model>), (status = 422, body = ErrorBody)))]
+async fn list_models(State(s): State<AppState>, ApiQuery(query): ApiQuery<ModelQuery>) -> Result<Json<Page<Model>>, ApiError> {
+    Ok(Json(s.store.list_models(query).await?))
+}
+
+/// One model with its live version in every environment.
+#[utoipa::path(get, path = "/api/v1/models/{model}", tag = "models",
+    params(("model" = String, Path, description = "Model name")),
+    responses((status = 200, body = Model), (status = 404, body = ErrorBody)))]
+async fn get_model(State(s): State<AppState>, Path(model): Path<String>) -> Result<Json<Model>, ApiError> {
+    Ok(Json(s.store.get_model(&model).await?))
+}
+
+/// Register a new version; the server assigns its number.
+#[utoipa::path(post, path = "/api/v1/models/{model}/versions", tag = "versions", request_body = NewVersion,
+    params(("model" = String, Path, description = "Model name")),
+    responses((status = 201, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn register_version(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    ApiJson(input): ApiJson<NewVersion>,
+) -> Result<(StatusCode, Json<Version>), ApiError> {
+    let version = s.store.register_version(&actor(), &model, input).await?;
+    Ok((StatusCode::CREATED, Json(version)))
+}
+
+/// List a model's versions, newest first.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions", tag = "versions",
+    params(("model" = String, Path, description = "Model name"), VersionQuery),
+    responses((status = 200, body = Page<Version>), (status = 404, body = ErrorBody)))]
+async fn list_versions(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    ApiQuery(query): ApiQuery<VersionQuery>,
+) -> Result<Json<Page<Version>>, ApiError> {
+    Ok(Json(s.store.list_versions(&model, query).await?))
+}
+
+/// One version.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}", tag = "versions",
+    params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
+    responses((status = 200, body = Version), (status = 404, body = ErrorBody)))]
+async fn get_version(State(s): State<AppState>, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
+    Ok(Json(s.store.get_version(&model, version_number(&number)?).await?))
+}
+
+/// Edit a version's description and tags (everything else is immutable).
+#[utoipa::path(patch, path = "/api/v1/models/{model}/versions/{version}", tag = "versions", request_body = VersionPatch,
+    params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
+    responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_version(
+    State(s): State<AppState>,
+    Path((model, number)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<VersionPatch>,
+) -> Result<Json<Version>, ApiError> {
+    Ok(Json(s.store.update_version(&actor(), &model, version_number(&number)?, patch).await?))
+}
+
+/// Quarantine a version: block it from every deployment, with a reason.
+#[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/quarantine", tag = "versions", request_body = QuarantineInput,
+    params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
+    responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn quarantine_version(
+    State(s): State<AppState>,
+    Path((model, number)): Path<(String, String)>,
+    ApiJson(input): ApiJson<QuarantineInput>,
+) -> Result<Json<Version>, ApiError> {
+    Ok(Json(s.store.quarantine_version(&actor(), &model, version_number(&number)?, input).await?))
+}
+
+/// Release a version from quarantine.
+#[utoipa::path(delete, path = "/api/v1/models/{model}/versions/{version}/quarantine", tag = "versions",
+    params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
+    responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn release_version(State(s): State<AppState>, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
+    Ok(Json(s.store.release_version(&actor(), &model, version_number(&number)?).await?))
+}

@@ -1,0 +1,43 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document and its reference page.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+
+use super::{AppState, api_not_found};
+
+const REFERENCE_HTML: &str = include_str!("reference.html");
+const REFERENCE_JS: &str = include_str!("reference.js");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/docs", get(|| async { Html(REFERENCE_HTML) }))
+        .route("/api/v1/docs/reference.js", get(|| async { ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], REFERENCE_JS) }))
+        .route("/api/v1/{*rest}", axum::routing::any(api_not_found))
+}
+
+/// Ready when the database answers.
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(s.store.db.pool()).await {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus.render())
+}
+
+async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], s.openapi.as_str().to_owned())
+}

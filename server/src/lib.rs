@@ -1,0 +1,12 @@
+//! Modelgate's backend: configuration, database, the service layer per domain concept, and HTTP.
+
+pub mod application;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod deployments;
+pub mod http;
+pub mod registry;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,432 @@
+//! Models and versions: registration, listing, editing and quarantine.
+
+use std::collections::HashMap;
+
+use app::backend::Registry;
+use app::domain::validate;
+use app::domain::*;
+use app::error::ApiError;
+use async_trait::async_trait;
+use sqlx::AnyConnection;
+
+use crate::clock::rfc3339;
+use crate::db::{DbResultExt, db_error};
+use crate::deployments::live_versions;
+use crate::store::{Store, from_json, like_pattern, model_id, to_json};
+
+#[derive(sqlx::FromRow)]
+struct ModelRow {
+    id: i64,
+    name: String,
+    description: String,
+    owner_team: String,
+    tags: String,
+    next_version: i64,
+    created_at: i64,
+    created_by: String,
+    updated_at: i64,
+}
+
+impl ModelRow {
+    fn into_model(self, live: Vec<LiveVersion>) -> Model {
+        let count = self.next_version - 1;
+        Model {
+            name: self.name,
+            description: self.description,
+            owner_team: self.owner_team,
+            tags: from_json(&self.tags),
+            version_count: count,
+            latest_version: (count > 0).then_some(count),
+            created_at: rfc3339(self.created_at),
+            created_by: self.created_by,
+            updated_at: rfc3339(self.updated_at),
+            live,
+        }
+    }
+}
+
+const MODEL_COLUMNS: &str =
+    "id, name, description, owner_team, tags, next_version, created_at, created_by, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    model: String,
+    number: i64,
+    artifact_uri: String,
+    artifact_digest: Option<String>,
+    framework: String,
+    parameters: String,
+    run_id: Option<String>,
+    run_link: Option<String>,
+    git_commit: Option<String>,
+    dataset_ref: Option<String>,
+    dataset_hash: Option<String>,
+    parent_version: Option<i64>,
+    description: String,
+    tags: String,
+    created_at: i64,
+    created_by: String,
+    quarantine_reason: Option<String>,
+    quarantined_at: Option<i64>,
+    quarantined_by: Option<String>,
+}
+
+const VERSION_COLUMNS: &str = "m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
+     v.parameters, v.run_id, v.run_link, v.git_commit, v.dataset_ref, v.dataset_hash, v.parent_version, \
+     v.description, v.tags, v.created_at, v.created_by, v.quarantine_reason, v.quarantined_at, v.quarantined_by";
+
+impl VersionRow {
+    fn into_version(self, live_in: Vec<String>) -> Version {
+        let quarantine = match (self.quarantine_reason, self.quarantined_at, self.quarantined_by) {
+            (Some(reason), Some(at), Some(by)) => Some(Quarantine { reason, at: rfc3339(at), by }),
+            _ => None,
+        };
+        Version {
+            model: self.model,
+            number: self.number,
+            artifact_uri: self.artifact_uri,
+            artifact_digest: self.artifact_digest,
+            framework: self.framework,
+            parameters: from_json(&self.parameters),
+            lineage: Lineage {
+                run_id: self.run_id,
+                run_link: self.run_link,
+                git_commit: self.git_commit,
+                dataset_ref: self.dataset_ref,
+                dataset_hash: self.dataset_hash,
+                parent_version: self.parent_version,
+            },
+            description: self.description,
+            tags: from_json(&self.tags),
+            created_at: rfc3339(self.created_at),
+            created_by: self.created_by,
+            quarantine,
+            live_in,
+        }
+    }
+}
+
+/// Environments (by name, in display order) where each version number of a model is live.
+async fn live_environments(conn: &mut AnyConnection, model_id: i64) -> Result<HashMap<i64, Vec<String>>, ApiError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT d.version_number, e.name FROM deployments d JOIN environments e ON e.id = d.environment_id \
+         WHERE d.model_id = $1 ORDER BY e.position, e.id",
+    )
+    .bind(model_id)
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    let mut map: HashMap<i64, Vec<String>> = HashMap::new();
+    for (number, env) in rows {
+        map.entry(number).or_default().push(env);
+    }
+    Ok(map)
+}
+
+/// One version, read inside whatever connection or transaction the caller holds.
+pub(crate) async fn load_version(conn: &mut AnyConnection, model: &str, number: i64) -> Result<Version, ApiError> {
+    let id = crate::store::model_id(conn, model).await?;
+    let row: Option<VersionRow> = sqlx::query_as(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id \
+         WHERE v.model_id = $1 AND v.number = $2"
+    ))
+    .bind(id)
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let row = row.ok_or_else(|| ApiError::not_found(format!("model '{model}' has no version {number}")))?;
+    let mut live = live_environments(conn, id).await?;
+    Ok(row.into_version(live.remove(&number).unwrap_or_default()))
+}
+
+async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiError> {
+    let row: ModelRow = sqlx::query_as(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("model '{name}' not found")))?;
+    let mut live = live_versions(conn, &[(row.id, row.name.clone())]).await?;
+    let live = live.remove(&row.id).unwrap_or_default();
+    Ok(row.into_model(live))
+}
+
+#[async_trait]
+impl Registry for Store {
+    async fn create_model(&self, actor: &Actor, input: NewModel) -> Result<Model, ApiError> {
+        input.validate()?;
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO models (name, description, owner_team, tags, created_at, created_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $5)",
+        )
+        .bind(&input.name)
+        .bind(&input.description)
+        .bind(&input.owner_team)
+        .bind(to_json(&input.tags))
+        .bind(now)
+        .bind(&actor.name)
+        .execute(&mut *tx)
+        .await
+        .on_unique_violation(|| {
+            ApiError::conflict(format!("a model named '{}' already exists", input.name))
+                .with_field("name")
+        })?;
+        let model = load_model(&mut tx, &input.name).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(model)
+    }
+
+    async fn list_models(&self, query: ModelQuery) -> Result<Page<Model>, ApiError> {
+        validate::page_limit(query.limit)?;
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        let offset = query.offset.unwrap_or(0);
+        let mut filter = String::from("WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            validate::text("q", q, 200)?;
+            binds.push(like_pattern(q));
+            let n = binds.len();
+            filter.push_str(&format!(
+                " AND (LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(description) LIKE ${n} ESCAPE '\\' \
+                 OR LOWER(owner_team) LIKE ${n} ESCAPE '\\' OR LOWER(tags) LIKE ${n} ESCAPE '\\')"
+            ));
+        }
+        if let Some(team) = query.owner_team.as_deref().filter(|t| !t.is_empty()) {
+            binds.push(team.to_string());
+            filter.push_str(&format!(" AND owner_team = ${}", binds.len()));
+        }
+        let column = match query.sort.unwrap_or_default() {
+            ModelSort::Name => "name",
+            ModelSort::UpdatedAt => "updated_at",
+            ModelSort::CreatedAt => "created_at",
+            ModelSort::Versions => "next_version",
+        };
+        let direction = match query.order.unwrap_or_default() {
+            Order::Asc => "ASC",
+            Order::Desc => "DESC",
+        };
+        let mut conn = self.conn().await?;
+        let count_sql = format!("SELECT COUNT(*) FROM models {filter}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for b in &binds {
+            count = count.bind(b.clone());
+        }
+        let total: i64 = count.fetch_one(&mut *conn).await.map_err(db_error)?;
+        let sql = format!(
+            "SELECT {MODEL_COLUMNS} FROM models {filter} ORDER BY {column} {direction}, name ASC LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let mut rows_query = sqlx::query_as::<_, ModelRow>(&sql);
+        for b in &binds {
+            rows_query = rows_query.bind(b.clone());
+        }
+        let rows = rows_query
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let keys: Vec<(i64, String)> = rows.iter().map(|r| (r.id, r.name.clone())).collect();
+        let mut live = live_versions(&mut conn, &keys).await?;
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let l = live.remove(&r.id).unwrap_or_default();
+                r.into_model(l)
+            })
+            .collect();
+        Ok(Page { items, total, limit, offset })
+    }
+
+    async fn get_model(&self, name: &str) -> Result<Model, ApiError> {
+        load_model(&mut *self.conn().await?, name).await
+    }
+
+    async fn register_version(&self, actor: &Actor, model: &str, input: NewVersion) -> Result<Version, ApiError> {
+        let input = input.validated()?;
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let (id, number): (i64, i64) = sqlx::query_as(
+            "UPDATE models SET next_version = next_version + 1, updated_at = $2 WHERE name = $1 \
+             RETURNING id, next_version - 1",
+        )
+        .bind(model)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("model '{model}' not found")))?;
+        if let Some(parent) = input.lineage.parent_version {
+            let exists = sqlx::query_scalar::<_, i64>("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
+                .bind(id)
+                .bind(parent)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if exists.is_none() {
+                return Err(ApiError::invalid(
+                    "lineage.parent_version",
+                    format!("model '{model}' has no version {parent}"),
+                ));
+            }
+        }
+        let l = &input.lineage;
+        sqlx::query(
+            "INSERT INTO versions (model_id, number, artifact_uri, artifact_digest, framework, parameters, \
+             run_id, run_link, git_commit, dataset_ref, dataset_hash, parent_version, description, tags, \
+             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(id)
+        .bind(number)
+        .bind(&input.artifact_uri)
+        .bind(&input.artifact_digest)
+        .bind(&input.framework)
+        .bind(to_json(&input.parameters))
+        .bind(&l.run_id)
+        .bind(&l.run_link)
+        .bind(&l.git_commit)
+        .bind(&l.dataset_ref)
+        .bind(&l.dataset_hash)
+        .bind(l.parent_version)
+        .bind(&input.description)
+        .bind(to_json(&input.tags))
+        .bind(now)
+        .bind(&actor.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Version {
+            model: model.to_string(),
+            number,
+            artifact_uri: input.artifact_uri,
+            artifact_digest: input.artifact_digest,
+            framework: input.framework,
+            parameters: input.parameters,
+            lineage: input.lineage,
+            description: input.description,
+            tags: input.tags,
+            created_at: rfc3339(now),
+            created_by: actor.name.clone(),
+            quarantine: None,
+            live_in: Vec::new(),
+        })
+    }
+
+    async fn list_versions(&self, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError> {
+        validate::page_limit(query.limit)?;
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        let offset = query.offset.unwrap_or(0);
+        let direction = match query.order.unwrap_or(Order::Desc) {
+            Order::Asc => "ASC",
+            Order::Desc => "DESC",
+        };
+        let mut conn = self.conn().await?;
+        let id = model_id(&mut conn, model).await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let rows: Vec<VersionRow> = sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id \
+             WHERE v.model_id = $1 ORDER BY v.number {direction} LIMIT $2 OFFSET $3"
+        ))
+        .bind(id)
+        .bind(i64::from(limit))
+        .bind(offset as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let mut live = live_environments(&mut conn, id).await?;
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let envs = live.remove(&r.number).unwrap_or_default();
+                r.into_version(envs)
+            })
+            .collect();
+        Ok(Page { items, total, limit, offset })
+    }
+
+    async fn get_version(&self, model: &str, number: i64) -> Result<Version, ApiError> {
+        load_version(&mut *self.conn().await?, model, number).await
+    }
+
+    async fn update_version(&self, _actor: &Actor, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError> {
+        patch.validate()?;
+        let mut tx = self.db.begin_write().await?;
+        let current = load_version(&mut tx, model, number).await?;
+        let description = patch.description.unwrap_or(current.description);
+        let tags = patch.tags.unwrap_or(current.tags);
+        sqlx::query(
+            "UPDATE versions SET description = $1, tags = $2 \
+             WHERE model_id = (SELECT id FROM models WHERE name = $3) AND number = $4",
+        )
+        .bind(&description)
+        .bind(to_json(&tags))
+        .bind(model)
+        .bind(number)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let updated = load_version(&mut tx, model, number).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(updated)
+    }
+
+    async fn quarantine_version(&self, actor: &Actor, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError> {
+        input.validate()?;
+        let mut tx = self.db.begin_write().await?;
+        let current = load_version(&mut tx, model, number).await?;
+        if current.quarantine.is_some() {
+            return Err(ApiError::conflict(format!("version {number} is already quarantined")));
+        }
+        set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &actor.name))).await?;
+        let updated = load_version(&mut tx, model, number).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(updated)
+    }
+
+    async fn release_version(&self, _actor: &Actor, model: &str, number: i64) -> Result<Version, ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        let current = load_version(&mut tx, model, number).await?;
+        if current.quarantine.is_none() {
+            return Err(ApiError::conflict(format!("version {number} is not quarantined")));
+        }
+        set_quarantine(&mut tx, model, number, None).await?;
+        let updated = load_version(&mut tx, model, number).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(updated)
+    }
+}
+
+/// Sets (reason, time, actor) or clears the quarantine of a version.
+async fn set_quarantine(
+    conn: &mut AnyConnection,
+    model: &str,
+    number: i64,
+    quarantine: Option<(&str, i64, &str)>,
+) -> Result<(), ApiError> {
+    let (reason, at, by) = match quarantine {
+        Some((r, at, by)) => (Some(r), Some(at), Some(by)),
+        None => (None, None, None),
+    };
+    sqlx::query(
+        "UPDATE versions SET quarantine_reason = $1, quarantined_at = $2, quarantined_by = $3 \
+         WHERE model_id = (SELECT id FROM models WHERE name = $4) AND number = $5",
+    )
+    .bind(reason)
+    .bind(at)
+    .bind(by)
+    .bind(model)
+    .bind(number)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

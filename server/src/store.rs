@@ -1,0 +1,80 @@
+//! The service layer: one `Store` that implements every backend use case over the database.
+//!
+//! Each domain concept implements its part in its own module (`registry`, `deployments`);
+//! the UI's server functions and the REST handlers both call these, so each rule exists once.
+
+use app::error::ApiError;
+use sqlx::AnyConnection;
+
+use crate::clock::Clock;
+use crate::db::{Db, db_error};
+
+/// The database plus the clock every write is stamped with.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub db: Db,
+    pub clock: Clock,
+}
+
+impl Store {
+    pub fn new(db: Db, clock: Clock) -> Self {
+        Self { db, clock }
+    }
+
+    /// A pooled connection for reads.
+    pub(crate) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, ApiError> {
+        self.db.pool().acquire().await.map_err(db_error)
+    }
+}
+
+/// The id of a model by name, or 404.
+pub(crate) async fn model_id(conn: &mut AnyConnection, name: &str) -> Result<i64, ApiError> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM models WHERE name = $1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("model '{name}' not found")))
+}
+
+/// The id of an environment by name, or 404.
+pub(crate) async fn environment_id(conn: &mut AnyConnection, name: &str) -> Result<i64, ApiError> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("environment '{name}' not found")))
+}
+
+/// Encodes a value stored as JSON text.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// Decodes JSON text written by [`to_json`]; a damaged value reads as the default.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern that matches `needle` anywhere.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(super::like_pattern("A_b%"), "%a\\_b\\%%");
+    }
+}
