@@ -1,1 +1,227 @@
-//! Integration test crate: see `tests/api` and `tests/e2e`.
+//! Test harness: a fresh database per test on SQLite or PostgreSQL, and the real server on port 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Client, Response};
+use serde_json::Value;
+use server::application::Application;
+use server::clock::Clock;
+use server::config::Config;
+use server::store::Store;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an `async fn name(backend: Backend)` once per backend, as `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The server PostgreSQL tests create their databases on; override with `MODELGATE_TEST_POSTGRES`.
+pub fn postgres_admin_url() -> String {
+    std::env::var("MODELGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Files(PathBuf),
+    Database(String),
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("modelgate-test-{id}.db"));
+                Self { url: format!("sqlite://{}", path.display()), cleanup: Cleanup::Files(path) }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("modelgate_test_{id}");
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin} for the tests: {e}"));
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+                Self { url: format!("{base}/{name}"), cleanup: Cleanup::Database(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Files(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Database(name) => {
+                let name = name.clone();
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    rt.block_on(async {
+                        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.ok()?;
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// The whole server, listening on a free port, with a fresh database and a manual clock.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub store: Arc<Store>,
+    pub clock: Clock,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _db: TestDb,
+}
+
+/// 2026-01-01T00:00:00Z, where every test's clock starts.
+pub const TEST_EPOCH_MS: i64 = 1_767_225_600_000;
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with a configuration adjusted by `configure`.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::create(backend).await;
+        let mut config = Config::for_database(&db.url);
+        config.site_root = site_root().display().to_string();
+        configure(&mut config);
+        server::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()), config.log_format);
+        let clock = Clock::manual(TEST_EPOCH_MS);
+        let app = Application::build(&config, clock.clone()).await.expect("server starts");
+        let base = format!("http://{}", app.local_addr());
+        let store = app.store();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            base,
+            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client"),
+            store,
+            clock,
+            shutdown: Some(tx),
+            server: Some(server),
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("POST")
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.client.patch(self.url(path)).json(body).send().await.expect("PATCH")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client.delete(self.url(path)).send().await.expect("DELETE")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Reads a JSON body, asserting the status first (the body is shown when it differs).
+pub async fn json(response: Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts an error response: status, error code, and (when given) the field it names.
+pub async fn expect_error(response: Response, status: u16, field: Option<&str>) -> Value {
+    let body = json(response, status).await;
+    let error = &body["error"];
+    assert!(error["code"].is_string() && error["message"].is_string(), "error envelope: {body}");
+    if let Some(field) = field {
+        assert_eq!(error["details"]["field"], field, "error should name the field: {body}");
+    }
+    body
+}
+
+/// The built console assets, `target/site` in the workspace.
+pub fn site_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site")
+}
+
+/// A valid sha256 digest that differs per seed.
+pub fn digest(seed: u8) -> String {
+    format!("sha256:{}", format!("{seed:02x}").repeat(32))
+}
+
+/// Registers a model and `versions` versions with digests through the API.
+pub async fn seed_model(app: &TestApp, name: &str, versions: u8) {
+    json(app.post("/api/v1/models", &serde_json::json!({ "name": name, "owner_team": "team-a" })).await, 201).await;
+    for n in 1..=versions {
+        let body = serde_json::json!({ "artifact_uri": format!("s3://m/{name}/{n}"), "artifact_digest": digest(n) });
+        json(app.post(&format!("/api/v1/models/{name}/versions"), &body).await, 201).await;
+    }
+}

@@ -7,7 +7,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use pages::{ModelPage, ModelsPage, NotFound, VersionPage};
 
@@ -55,9 +55,9 @@ pub fn App() -> impl IntoView {
             </header>
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view=ModelsPage/>
-                    <Route path=path!("/models/:name") view=ModelPage/>
-                    <Route path=path!("/models/:name/versions/:number") view=VersionPage/>
+                    <Route path=path!("/") view=ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/models/:name/versions/:number") view=VersionPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -49,10 +49,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 ApiError::bad_request(format!("body is not valid JSON: {inner}"))
             }
-            _ if path == "." => ApiError::invalid("body", strip_position(&inner)),
-            _ => ApiError::invalid(&path, strip_position(&inner)),
+            _ => {
+                let message = strip_position(&inner);
+                ApiError::invalid(&field_of(&path, &message), message)
+            }
         }
     })
+}
+
+/// The field an error is about: the path, extended by the name in a `missing field `x``
+/// message, which serde reports at the enclosing object.
+fn field_of(path: &str, message: &str) -> String {
+    let named = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_string(),
+        (".", None) => "body".to_string(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_string(),
+    }
 }
 
 /// `invalid type: string "x", expected i64 at line 1 column 9` → without the position.

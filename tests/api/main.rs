@@ -1,0 +1,8 @@
+//! API tests: the real server on a free port, a fresh database per test, on SQLite and PostgreSQL.
+
+mod console;
+mod deployments;
+mod input;
+mod models;
+mod ops;
+mod versions;
