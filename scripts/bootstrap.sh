@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
-export PATH="$HOME/.cargo/bin:$PWD/.tools/node_modules/.bin:$PATH"
+source scripts/env.sh
 
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
 
@@ -16,14 +16,14 @@ fi
 
 if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
   step "installing cargo-leptos $CARGO_LEPTOS_VERSION (no_downloads)"
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  cargo install --quiet cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
 fi
 
 if [ -f Cargo.lock ]; then
   bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
   if [ -n "$bindgen" ] && [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ]; then
     step "installing wasm-bindgen-cli $bindgen (matches Cargo.lock)"
-    cargo install wasm-bindgen-cli --version "$bindgen"
+    cargo install --quiet wasm-bindgen-cli --version "$bindgen"
   fi
 fi
 

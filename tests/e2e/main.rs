@@ -1,0 +1,117 @@
+//! End-to-end in a real headless Chromium (Debian's, through chromedriver): the console as a
+//! person uses it. Needs the built site (`cargo leptos build`, which `scripts/test.sh` runs).
+//! Screenshots of each screen are written to `target/screenshots/`.
+
+mod browser;
+
+use std::time::Duration;
+
+use browser::Browser;
+use fantoccini::Locator;
+use modelgate_tests::{Backend, TestApp, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.demo = true).await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+
+    // Models list: server-rendered, then hydrated.
+    c.goto(&app.url("/")).await.unwrap();
+    browser.wait_hydrated().await;
+    let rows = c.find_all(Locator::Css("#models tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 4, "the four demo models are listed");
+    let fraud_row = c.find(Locator::Css(r#"tr[data-model="fraud-detector"]"#)).await.unwrap();
+    assert!(fraud_row.text().await.unwrap().contains("production"));
+    browser.screenshot("models").await;
+
+    // Search narrows the list.
+    let search = c.find(Locator::Css(r#"input[name="q"]"#)).await.unwrap();
+    search.send_keys("forecast\n").await.unwrap();
+    browser
+        .eventually("search shows only demand-forecast", || async {
+            let rows = c.find_all(Locator::Css("#models tbody tr")).await.ok()?;
+            let first = rows.first()?.attr("data-model").await.ok()??;
+            (rows.len() == 1 && first == "demand-forecast").then_some(())
+        })
+        .await;
+
+    // Client-side navigation: a marker on `window` survives only if the page did not reload.
+    c.goto(&app.url("/")).await.unwrap();
+    browser.wait_hydrated().await;
+    c.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
+    c.find(Locator::Css(r#"tr[data-model="fraud-detector"] a"#)).await.unwrap().click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(r#"article[data-env="staging"]"#)).await.unwrap();
+    let kept = c.execute("return window.__stillHere === true;", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::Value::Bool(true), "router navigated without a full reload");
+
+    // Hydration proof: the versions filter only works once the WASM runs.
+    let filter = c.find(Locator::Css("input.filter")).await.unwrap();
+    filter.send_keys("v3").await.unwrap();
+    browser
+        .eventually("filter hides non-matching versions", || async {
+            let hidden = c.find(Locator::Css(r#"tr[data-version="5"]"#)).await.ok()?.is_displayed().await.ok()?;
+            let shown = c.find(Locator::Css(r#"tr[data-version="3"]"#)).await.ok()?.is_displayed().await.ok()?;
+            (!hidden && shown).then_some(())
+        })
+        .await;
+    filter.clear().await.unwrap();
+
+    // Deploy through the UI: staging moves from v8 to v5.
+    let staging = r#"article[data-env="staging"]"#;
+    let live_before = c.find(Locator::Css(&format!("{staging} .live-version"))).await.unwrap().text().await.unwrap();
+    assert_eq!(live_before.trim(), "v8");
+    let select = c.find(Locator::Css(&format!("{staging} select[name=\"version\"]"))).await.unwrap();
+    select.select_by_value("5").await.unwrap();
+    c.find(Locator::Css(&format!("{staging} input[name=\"reason\"]"))).await.unwrap().send_keys("e2e: back to v5").await.unwrap();
+    c.find(Locator::Css(&format!("{staging} button[type=\"submit\"]"))).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("staging shows v5 live", || async {
+            let text = c.find(Locator::Css(&format!("{staging} .live-version"))).await.ok()?.text().await.ok()?;
+            (text.trim() == "v5").then_some(())
+        })
+        .await;
+    let live = json(app.get("/api/v1/models/fraud-detector/environments/staging").await, 200).await;
+    assert_eq!(live["version"], 5, "the deploy reached the database");
+    let history = c.find(Locator::Css("#history li")).await.unwrap().text().await.unwrap();
+    assert!(history.contains("v8 → v5") && history.contains("e2e: back to v5"), "{history}");
+    browser.screenshot("model").await;
+
+    // Version page: quarantine banner on v7, editable description on v5.
+    c.goto(&app.url("/models/fraud-detector/versions/7")).await.unwrap();
+    browser.wait_hydrated().await;
+    let banner = c.find(Locator::Css(".banner.danger")).await.unwrap().text().await.unwrap();
+    assert!(banner.contains("label leakage"), "{banner}");
+    browser.screenshot("version-quarantined").await;
+
+    c.goto(&app.url("/models/fraud-detector/versions/5")).await.unwrap();
+    browser.wait_hydrated().await;
+    let description = c.find(Locator::Css(r#"#edit-version textarea[name="description"]"#)).await.unwrap();
+    description.clear().await.unwrap();
+    description.send_keys("Known good: preferred rollback target").await.unwrap();
+    c.find(Locator::Css(r#"#edit-version button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("the edit is saved", || async {
+            let note = c.find(Locator::Css(".form-note.ok")).await.ok()?.text().await.ok()?;
+            (note == "Saved.").then_some(())
+        })
+        .await;
+    let v5 = json(app.get("/api/v1/models/fraud-detector/versions/5").await, 200).await;
+    assert_eq!(v5["description"], "Known good: preferred rollback target");
+    browser.screenshot("version").await;
+
+    // Unknown pages get a clear 404 page.
+    c.goto(&app.url("/models/ghost")).await.unwrap();
+    let panel = c.find(Locator::Css(".error-panel")).await.unwrap().text().await.unwrap();
+    assert!(panel.contains("model 'ghost' not found"), "{panel}");
+    browser.screenshot("not-found").await;
+
+    // The API reference page renders the operations from the OpenAPI document.
+    c.goto(&app.url("/api/v1/docs")).await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("details.op")).await.unwrap();
+    let ops = c.find_all(Locator::Css("details.op")).await.unwrap();
+    assert!(ops.len() >= 12, "{} operations", ops.len());
+    browser.screenshot("api-reference").await;
+
+    browser.close().await;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, API tests on SQLite and PostgreSQL, and the browser end-to-end suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/env.sh
+
+# PostgreSQL is started on every machine of this kind; start it if it stopped. Tests that need it
+# fail (never skip) when it is unreachable.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+fi
+
+echo "== building the console (server + WASM) for the browser tests"
+cargo leptos build
+
+echo "== unit tests"
+cargo test -p app --features ssr
+cargo test -p server
+
+echo "== API tests (SQLite and PostgreSQL) and end-to-end tests (headless Chromium)"
+cargo test -p modelgate-tests
