@@ -99,6 +99,33 @@ async fn current_deployment(conn: &mut AnyConnection, model_id: i64, env_id: i64
     .map_err(db_error)
 }
 
+/// A (model, environment) pair with its deployment, if any: one query for the hottest read.
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    model_id: i64,
+    environment_id: i64,
+    version_number: Option<i64>,
+    revision: Option<i64>,
+    updated_at: Option<i64>,
+    updated_by: Option<String>,
+}
+
+impl LiveRow {
+    fn into_deployment(self) -> Option<DeploymentRow> {
+        match (self.version_number, self.revision, self.updated_at, self.updated_by) {
+            (Some(version_number), Some(revision), Some(updated_at), Some(updated_by)) => Some(DeploymentRow {
+                model_id: self.model_id,
+                environment_id: self.environment_id,
+                version_number,
+                revision,
+                updated_at,
+                updated_by,
+            }),
+            _ => None,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct HistoryRow {
     model: String,
@@ -266,10 +293,26 @@ impl Deployments for Store {
 
     async fn live_version(&self, model: &str, environment: &str) -> Result<LiveVersion, ApiError> {
         let mut conn = self.conn().await?;
-        let model_id = model_id(&mut conn, model).await?;
-        let env_id = environment_id(&mut conn, environment).await?;
-        let row = current_deployment(&mut conn, model_id, env_id).await?;
-        Ok(live_version(model, environment, row))
+        let row: Option<LiveRow> = sqlx::query_as(
+            "SELECT m.id AS model_id, e.id AS environment_id, d.version_number, d.revision, d.updated_at, d.updated_by \
+             FROM models m CROSS JOIN environments e \
+             LEFT JOIN deployments d ON d.model_id = m.id AND d.environment_id = e.id \
+             WHERE m.name = $1 AND e.name = $2",
+        )
+        .bind(model)
+        .bind(environment)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(live_version(model, environment, row.into_deployment())),
+            None => {
+                // Say which of the two names is unknown.
+                model_id(&mut conn, model).await?;
+                environment_id(&mut conn, environment).await?;
+                Err(ApiError::internal())
+            }
+        }
     }
 
     async fn deploy(&self, actor: &Actor, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError> {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Benchmarks the release server on SQLite over loopback (100 models x 100 versions by default);
+# extra arguments go to the load generator (--models N --versions N --seconds S --clients C).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/env.sh
+cargo leptos build --release
+cargo build --release -p modelgate-tests --bin loadgen
+
+dir=$(mktemp -d)
+port=${BENCH_PORT:-3999}
+DATABASE_URL="sqlite://$dir/bench.db" MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn \
+  LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.1
+done
+target/release/loadgen "http://127.0.0.1:$port" target/site/pkg/modelgate.wasm "$@"

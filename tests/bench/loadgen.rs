@@ -1,0 +1,236 @@
+//! Benchmark client for a running Modelgate server (see `scripts/bench.sh`): seeds models and
+//! versions over the API, then measures throughput and latency percentiles over loopback.
+//!
+//! Usage: `loadgen BASE_URL WASM_FILE [--models N] [--versions N] [--seconds S] [--clients C]`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use serde_json::json;
+
+struct Options {
+    base: String,
+    wasm: String,
+    models: usize,
+    versions: usize,
+    seconds: u64,
+    clients: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Options {
+        base: args.first().cloned().unwrap_or_else(|| "http://127.0.0.1:3000".into()),
+        wasm: args.get(1).cloned().unwrap_or_else(|| "target/site/pkg/modelgate.wasm".into()),
+        models: flag("--models", 100),
+        versions: flag("--versions", 100),
+        seconds: flag("--seconds", 5) as u64,
+        clients: flag("--clients", 8),
+    }
+}
+
+/// Latencies of one scenario, in microseconds.
+struct Sample {
+    name: String,
+    clients: usize,
+    elapsed: Duration,
+    micros: Vec<u64>,
+    errors: usize,
+}
+
+impl Sample {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.micros.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.micros.len() as f64 - 1.0) * p).round() as usize;
+        self.micros[i] as f64 / 1000.0
+    }
+
+    fn print(&mut self) {
+        self.micros.sort_unstable();
+        println!(
+            "{:<34} {:>3} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+            self.name,
+            self.clients,
+            self.micros.len() as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.percentile(1.0),
+            self.errors
+        );
+    }
+}
+
+/// Runs `clients` loops of `request(i)` for `seconds` (or `count` requests in all) and records latencies.
+async fn run<F, Fut>(name: &str, clients: usize, seconds: u64, count: Option<usize>, request: F) -> Sample
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (request, next) = (request.clone(), next.clone());
+            tokio::spawn(async move {
+                let (mut micros, mut errors) = (Vec::new(), 0);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let done = match count {
+                        Some(n) => i >= n,
+                        None => Instant::now() >= deadline,
+                    };
+                    if done {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let ok = request(i).await;
+                    micros.push(t.elapsed().as_micros() as u64);
+                    errors += usize::from(!ok);
+                }
+                (micros, errors)
+            })
+        })
+        .collect();
+    let mut sample = Sample { name: name.into(), clients, elapsed: Duration::ZERO, micros: Vec::new(), errors: 0 };
+    for t in tasks {
+        let (m, e) = t.await.expect("client task");
+        sample.micros.extend(m);
+        sample.errors += e;
+    }
+    sample.elapsed = started.elapsed();
+    sample
+}
+
+fn model_name(i: usize) -> String {
+    format!("bench-model-{i:03}")
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let client = Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let base = Arc::new(o.base.clone());
+    let models = o.models;
+    println!("seeding {} models x {} versions on {}", o.models, o.versions, o.base);
+
+    let (c, b) = (client.clone(), base.clone());
+    let create = run("model registration", 1, 0, Some(o.models), move |i| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            let body = json!({ "name": model_name(i), "owner_team": "bench", "tags": ["bench"] });
+            c.post(format!("{b}/api/v1/models")).json(&body).send().await.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+
+    let per_model = o.versions;
+    let (c, b) = (client.clone(), base.clone());
+    let register = run("version registration (seeding)", o.clients, 0, Some(o.models * per_model), move |i| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            let model = model_name(i % models);
+            let body = json!({
+                "artifact_uri": format!("s3://bench/{model}/{i}"),
+                "artifact_digest": format!("sha256:{:064x}", i),
+                "framework": "xgboost",
+                "parameters": { "lr": "0.1", "depth": "6" },
+                "lineage": { "git_commit": "0123456789abcdef0123456789abcdef01234567", "run_id": format!("run-{i}") }
+            });
+            c.post(format!("{b}/api/v1/models/{model}/versions")).json(&body).send().await.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+
+    for i in 0..o.models {
+        for (env, v) in [("staging", per_model), ("production", per_model.saturating_sub(1).max(1))] {
+            let url = format!("{}/api/v1/models/{}/environments/{env}/deploy", o.base, model_name(i));
+            client.post(url).json(&json!({ "version": v })).send().await.expect("deploy");
+        }
+    }
+
+    let (c, b) = (client.clone(), base.clone());
+    let register_one = run("version registration", 1, o.seconds, None, move |i| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            let body = json!({ "artifact_uri": format!("s3://bench/extra/{i}"), "artifact_digest": format!("sha256:{:064x}", i) });
+            c.post(format!("{b}/api/v1/models/{}/versions", model_name(i % models))).json(&body).send().await.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+
+    let live = |clients: usize| {
+        let (c, b) = (client.clone(), base.clone());
+        run("live-version read (GET, ETag)", clients, o.seconds, None, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                let url = format!("{b}/api/v1/models/{}/environments/production", model_name(i % models));
+                c.get(url).send().await.is_ok_and(|r| r.status() == 200)
+            }
+        })
+    };
+    let list = |clients: usize| {
+        let (c, b) = (client.clone(), base.clone());
+        run("version list, page of 50", clients, o.seconds, None, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                let url = format!("{b}/api/v1/models/{}/versions?limit=50", model_name(i % models));
+                match c.get(url).send().await {
+                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                    _ => false,
+                }
+            }
+        })
+    };
+    let ssr = |clients: usize| {
+        let (c, b) = (client.clone(), base.clone());
+        run("SSR of the model page", clients, o.seconds, None, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                match c.get(format!("{b}/models/{}", model_name(i % models))).send().await {
+                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                    _ => false,
+                }
+            }
+        })
+    };
+
+    let mut samples = vec![create, register, register_one];
+    samples.push(live(o.clients).await);
+    samples.push(live(1).await);
+    samples.push(list(o.clients).await);
+    samples.push(list(1).await);
+    samples.push(ssr(o.clients).await);
+    samples.push(ssr(1).await);
+
+    println!();
+    println!("{:<34} {:>3} {:>10} {:>9} {:>9} {:>9} {:>7}", "scenario", "c", "req/s", "p50 ms", "p99 ms", "max ms", "errors");
+    for s in &mut samples {
+        s.print();
+    }
+    let wasm = std::fs::read(&o.wasm).unwrap_or_else(|e| panic!("reading {}: {e}", o.wasm));
+    let mut compressed = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut compressed, 4096, 11, 22);
+        std::io::Write::write_all(&mut writer, &wasm).expect("brotli");
+    }
+    println!();
+    println!("WASM bundle {}: {:.1} KB raw, {:.1} KB brotli (q11)", o.wasm, wasm.len() as f64 / 1024.0, compressed.len() as f64 / 1024.0);
+    let errors: usize = samples.iter().map(|s| s.errors).sum();
+    if errors > 0 {
+        eprintln!("{errors} requests failed");
+        std::process::exit(1);
+    }
+}
