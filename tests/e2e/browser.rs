@@ -7,7 +7,32 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::wd::WebDriverCompatibleCommand;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+/// Runs in every page before its own scripts: records console errors and uncaught exceptions.
+const CAPTURE_ERRORS: &str = "window.__pageErrors = []; \
+    const original = console.error.bind(console); \
+    console.error = (...args) => { window.__pageErrors.push(args.map(String).join(' ')); original(...args); }; \
+    window.addEventListener('error', (e) => window.__pageErrors.push(String(e.message)));";
+
+/// A Chrome DevTools Protocol command sent through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -50,17 +75,44 @@ impl Browser {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
+        client
+            .issue_cmd(Cdp {
+                cmd: "Page.addScriptToEvaluateOnNewDocument",
+                params: serde_json::json!({ "source": CAPTURE_ERRORS }),
+            })
+            .await
+            .expect("install the console-error recorder");
         Self { client, driver, profile }
+    }
+
+    /// Errors the page logged or threw since it loaded.
+    pub async fn page_errors(&self) -> Vec<String> {
+        let value = self.client.execute("return window.__pageErrors || [];", vec![]).await.unwrap_or_default();
+        serde_json::from_value(value).unwrap_or_default()
     }
 
     /// Waits until the WASM has hydrated the page (the app marks `<html data-hydrated>`).
     pub async fn wait_hydrated(&self) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css("html[data-hydrated]"))
-            .await
-            .expect("the page hydrates");
+        let waited = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("html[data-hydrated]")).await;
+        if waited.is_err() {
+            self.screenshot("failed-hydration").await;
+            let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            panic!("{url} did not hydrate within 20 s; page errors: {:#?}", self.page_errors().await);
+        }
+    }
+}
+
+impl Browser {
+    /// Waits up to 10 s for an element, failing with a screenshot, the URL and the page's errors.
+    pub async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        match self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(_) => {
+                self.screenshot("failed-wait").await;
+                let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                panic!("no {css} on {url} within 10 s; page errors: {:#?}", self.page_errors().await);
+            }
+        }
     }
 
     /// Polls `check` until it yields `Some`, failing after 10 seconds with `what`.

@@ -4,8 +4,6 @@
 
 mod browser;
 
-use std::time::Duration;
-
 use browser::Browser;
 use fantoccini::Locator;
 use modelgate_tests::{Backend, TestApp, json};
@@ -19,6 +17,7 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     // Models list: server-rendered, then hydrated.
     c.goto(&app.url("/")).await.unwrap();
     browser.wait_hydrated().await;
+    assert!(browser.page_errors().await.is_empty(), "hydration logged errors: {:#?}", browser.page_errors().await);
     let rows = c.find_all(Locator::Css("#models tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 4, "the four demo models are listed");
     let fraud_row = c.find(Locator::Css(r#"tr[data-model="fraud-detector"]"#)).await.unwrap();
@@ -41,7 +40,7 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     browser.wait_hydrated().await;
     c.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
     c.find(Locator::Css(r#"tr[data-model="fraud-detector"] a"#)).await.unwrap().click().await.unwrap();
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(r#"article[data-env="staging"]"#)).await.unwrap();
+    browser.wait_for(r#"article[data-env="staging"]"#).await;
     let kept = c.execute("return window.__stillHere === true;", vec![]).await.unwrap();
     assert_eq!(kept, serde_json::Value::Bool(true), "router navigated without a full reload");
 
@@ -108,10 +107,12 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
 
     // The API reference page renders the operations from the OpenAPI document.
     c.goto(&app.url("/api/v1/docs")).await.unwrap();
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("details.op")).await.unwrap();
+    browser.wait_for("details.op").await;
     let ops = c.find_all(Locator::Css("details.op")).await.unwrap();
     assert!(ops.len() >= 12, "{} operations", ops.len());
     browser.screenshot("api-reference").await;
 
+    let errors = browser.page_errors().await;
+    assert!(errors.is_empty(), "the console logged errors: {errors:#?}");
     browser.close().await;
 }

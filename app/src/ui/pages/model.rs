@@ -47,9 +47,14 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
             </dl>
         </div>
         <section class="env-grid" aria-label="Environments">
-            {model.live.into_iter().map(|live| view! {
+            // Keyed by revision: a card whose live version changed is rebuilt, which resets its form.
+            <For
+                each=move || model.live.clone()
+                key=|live| (live.environment.clone(), live.revision)
+                let(live)
+            >
                 <EnvironmentCard live versions=versions.get_value() deploy/>
-            }).collect_view()}
+            </For>
         </section>
         <ActionResult value=move || deploy.value().get() success="Deployed."/>
         <VersionsTable model=model.name.clone() versions=versions.get_value()/>
@@ -86,6 +91,7 @@ fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerActi
                 <label>
                     "Version"
                     <select name="version" required>
+                        <option value="" selected disabled>"Choose…"</option>
                         {versions.into_iter().map(|v| {
                             let blocker = v.deploy_blocker();
                             let is_live = Some(v.number) == current;
