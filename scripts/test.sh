@@ -14,9 +14,17 @@ fi
 echo "== building the console (server + WASM) for the browser tests"
 cargo leptos build
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 echo "== unit tests"
-cargo test -p app --features ssr
-cargo test -p server
+cargo test -p app --features ssr --lib 2>&1 | tee -a "$log"
+cargo test -p server --lib 2>&1 | tee -a "$log"
 
 echo "== API tests (SQLite and PostgreSQL) and end-to-end tests (headless Chromium)"
-cargo test -p modelgate-tests
+cargo test -p modelgate-tests --test api --test e2e 2>&1 | tee -a "$log"
+
+passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+echo
+echo "all tests: $passed passed, $failed failed"
