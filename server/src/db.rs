@@ -4,14 +4,17 @@
 //! differences — schema DDL and how a write transaction starts — live in this module and in
 //! `migrations/<backend>/`.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::error::ApiError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -40,6 +43,35 @@ impl Dialect {
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite allows one writer at a time; queueing writers here, in order, avoids the
+    /// busy-timeout sleeps that concurrent `BEGIN IMMEDIATE`s would otherwise take.
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it also holds this process's writer slot until it ends.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), ApiError> {
+        self.tx.commit().await.map_err(db_error)
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Db {
@@ -68,7 +100,8 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, dialect })
+        let writer = (dialect == Dialect::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self { pool, dialect, writer })
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
@@ -89,12 +122,16 @@ impl Db {
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so concurrent writers wait on the busy timeout instead of failing
     /// when a read lock cannot be upgraded.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, ApiError> {
+    pub async fn begin_write(&self) -> Result<WriteTx, ApiError> {
+        let writer = match &self.writer {
+            Some(slot) => Some(slot.clone().lock_owned().await),
+            None => None,
+        };
         let tx = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Dialect::Postgres => self.pool.begin().await,
         };
-        tx.map_err(db_error)
+        Ok(WriteTx { tx: tx.map_err(db_error)?, _writer: writer })
     }
 
     pub async fn close(&self) {

@@ -287,7 +287,7 @@ impl Deployments for Store {
         .on_unique_violation(|| {
             ApiError::conflict(format!("an environment named '{}' already exists", input.name)).with_field("name")
         })?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(Environment { name: input.name, description: input.description, created_at: rfc3339(now) })
     }
 
@@ -332,7 +332,7 @@ impl Deployments for Store {
             },
         )
         .await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(event)
     }
 

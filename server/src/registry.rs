@@ -175,7 +175,7 @@ impl Registry for Store {
                 .with_field("name")
         })?;
         let model = load_model(&mut tx, &input.name).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(model)
     }
 
@@ -299,7 +299,7 @@ impl Registry for Store {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(Version {
             model: model.to_string(),
             number,
@@ -375,7 +375,7 @@ impl Registry for Store {
         .await
         .map_err(db_error)?;
         let updated = load_version(&mut tx, model, number).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(updated)
     }
 
@@ -388,7 +388,7 @@ impl Registry for Store {
         }
         set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &actor.name))).await?;
         let updated = load_version(&mut tx, model, number).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(updated)
     }
 
@@ -400,7 +400,7 @@ impl Registry for Store {
         }
         set_quarantine(&mut tx, model, number, None).await?;
         let updated = load_version(&mut tx, model, number).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(updated)
     }
 }

@@ -171,41 +171,22 @@ async fn main() {
     })
     .await;
 
-    let live = |clients: usize| {
+    // A GET scenario: `path(i)` names the resource for the i-th request; the body is read in full.
+    let get = |name: &'static str, clients: usize, path: fn(String) -> String| {
         let (c, b) = (client.clone(), base.clone());
-        run("live-version read (GET, ETag)", clients, o.seconds, None, move |i| {
+        run(name, clients, o.seconds, None, move |i| {
             let (c, b) = (c.clone(), b.clone());
             async move {
-                let url = format!("{b}/api/v1/models/{}/environments/production", model_name(i % models));
-                c.get(url).send().await.is_ok_and(|r| r.status() == 200)
-            }
-        })
-    };
-    let list = |clients: usize| {
-        let (c, b) = (client.clone(), base.clone());
-        run("version list, page of 50", clients, o.seconds, None, move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move {
-                let url = format!("{b}/api/v1/models/{}/versions?limit=50", model_name(i % models));
-                match c.get(url).send().await {
+                match c.get(format!("{b}{}", path(model_name(i % models)))).send().await {
                     Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
                     _ => false,
                 }
             }
         })
     };
-    let ssr = |clients: usize| {
-        let (c, b) = (client.clone(), base.clone());
-        run("SSR of the model page", clients, o.seconds, None, move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move {
-                match c.get(format!("{b}/models/{}", model_name(i % models))).send().await {
-                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                    _ => false,
-                }
-            }
-        })
-    };
+    let live = |clients| get("live-version read (GET, ETag)", clients, |m| format!("/api/v1/models/{m}/environments/production"));
+    let list = |clients| get("version list, page of 50", clients, |m| format!("/api/v1/models/{m}/versions?limit=50"));
+    let ssr = |clients| get("SSR of the model page", clients, |m| format!("/models/{m}"));
 
     let mut samples = vec![create, register, register_one];
     samples.push(live(o.clients).await);

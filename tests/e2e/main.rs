@@ -110,6 +110,15 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     browser.wait_for("details.op").await;
     let ops = c.find_all(Locator::Css("details.op")).await.unwrap();
     assert!(ops.len() >= 12, "{} operations", ops.len());
+    let first = &ops[0];
+    first.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+    first.find(Locator::Css("button[type=\"submit\"]")).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("the reference page shows the response", || async {
+            let text = first.find(Locator::Css("pre.response")).await.ok()?.text().await.ok()?;
+            (text.starts_with("200") && text.contains("fraud-detector")).then_some(())
+        })
+        .await;
     browser.screenshot("api-reference").await;
 
     let errors = browser.page_errors().await;

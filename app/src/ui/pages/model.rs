@@ -17,7 +17,6 @@ pub fn ModelPage() -> impl IntoView {
     let deploy = ServerAction::<DeployVersion>::new();
     let overview = Resource::new(move || (name(), deploy.version().get()), |(name, _)| model_overview(name));
     view! {
-        <Title text=name/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match overview.await {
@@ -34,6 +33,7 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
     let ModelPageData { model, versions, history } = overview;
     let versions = StoredValue::new(versions.items);
     view! {
+        <Title text=model.name.clone()/>
         <nav class="crumbs"><A href="/">"Models"</A>" / "<span>{model.name.clone()}</span></nav>
         <div class="page-head">
             <div>

@@ -22,7 +22,6 @@ pub fn VersionPage() -> impl IntoView {
     let changes = move || (edit.version().get(), quarantine.version().get(), release.version().get());
     let version = Resource::new(move || (model(), number(), changes()), |(m, n, _)| get_version(m, n));
     view! {
-        <Title text=move || format!("{} v{}", model(), number())/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match version.await {
@@ -58,6 +57,7 @@ fn VersionDetail(
         view! { <A href=href>{format!("v{p}")}</A> }
     });
     view! {
+        <Title text=format!("{} v{}", v.model, v.number)/>
         <nav class="crumbs">
             <A href="/">"Models"</A>" / "<A href=model_href>{model_name}</A>" / "<span>{format!("v{}", v.number)}</span>
         </nav>
