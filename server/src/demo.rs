@@ -6,6 +6,7 @@ use app::backend::{Deployments, Registry};
 use app::domain::*;
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::store::Store;
 
 struct DemoModel {
@@ -73,12 +74,18 @@ fn digest_of(model: &str, number: i64) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(format!("{model}/{number}").as_bytes())))
 }
 
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
 /// Seeds the demo data unless the registry already has models; returns whether it seeded.
-pub async fn seed(store: &Store) -> anyhow::Result<bool> {
-    let existing = store.list_models(ModelQuery { limit: Some(1), ..Default::default() }).await?;
+/// The history is spread over the last 90 days, as if the models had been in use for a while.
+pub async fn seed(live: &Store) -> anyhow::Result<bool> {
+    let existing = live.list_models(ModelQuery { limit: Some(1), ..Default::default() }).await?;
     if existing.total > 0 {
         return Ok(false);
     }
+    let clock = Clock::manual(live.clock.now_ms() - 90 * DAY_MS);
+    let store = &Store::new(live.db.clone(), clock.clone());
     let actor = Actor { name: "demo-seed".into() };
     for m in MODELS {
         store
@@ -121,11 +128,13 @@ pub async fn seed(store: &Store) -> anyhow::Result<bool> {
                     },
                 )
                 .await?;
+            clock.advance(2 * DAY_MS);
         }
         for (env, sequence) in [("staging", m.staging), ("production", m.production)] {
             for &n in sequence {
                 let input = DeployInput { version: n, reason: format!("promote v{n}"), expected_revision: None };
                 store.deploy(&actor, m.name, env, input).await?;
+                clock.advance(5 * HOUR_MS);
             }
         }
         if let Some((n, reason)) = m.quarantined {
