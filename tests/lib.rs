@@ -8,6 +8,9 @@ use serde_json::Value;
 use server::application::Application;
 use server::clock::Clock;
 use server::config::Config;
+use app::domain::{NewToken, NewUser, Role};
+use app::server_fns::SignIn;
+use leptos::server_fn::ServerFn;
 use server::store::Store;
 use sqlx::Connection;
 use tokio::sync::oneshot;
@@ -98,9 +101,11 @@ impl Drop for TestDb {
 }
 
 /// The whole server, listening on a free port, with a fresh database and a manual clock.
+/// `client` acts as an operator and admin through an API token; see [`TestApp::client_as`].
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    pub anonymous: Client,
     pub store: Arc<Store>,
     pub clock: Clock,
     shutdown: Option<oneshot::Sender<()>>,
@@ -127,6 +132,7 @@ impl TestApp {
         let app = Application::build(&config, clock.clone()).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());
         let store = app.store();
+        let token = create_user(&store, "tester", &[Role::Operator, Role::Admin]).await;
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until(async {
@@ -137,13 +143,35 @@ impl TestApp {
         });
         Self {
             base,
-            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client"),
+            client: bearer_client(&token),
+            anonymous: bearer_client(""),
             store,
             clock,
             shutdown: Some(tx),
             server: Some(server),
             _db: db,
         }
+    }
+
+    /// A client acting through an API token of a new user holding exactly `roles`.
+    pub async fn client_as(&self, username: &str, roles: &[Role]) -> Client {
+        bearer_client(&create_user(&self.store, username, roles).await)
+    }
+
+    /// Signs in through the console's sign-in server function; returns the session cookie
+    /// (`name=value`) and the response.
+    pub async fn sign_in(&self, username: &str, password: &str) -> (Option<String>, Response) {
+        let form = [("username", username), ("password", password), ("next", "/")];
+        let response = self.anonymous.post(self.url(<SignIn as ServerFn>::PATH)).form(&form).send().await.expect("sign in");
+        let cookie = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.contains("modelgate_session="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string);
+        (cookie, response)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -186,6 +214,26 @@ impl Drop for TestApp {
             server.abort();
         }
     }
+}
+
+/// The password of every user the tests create.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates a user with `roles` and an API token holding all of them; returns the token.
+pub async fn create_user(store: &Store, username: &str, roles: &[Role]) -> String {
+    let user = NewUser { username: username.into(), display_name: username.into(), password: PASSWORD.into(), roles: roles.to_vec() };
+    store.bootstrap_user(user).await.expect("create user");
+    let token = NewToken { name: "tests".into(), owner: None, roles: roles.to_vec(), expires_in_days: None };
+    store.bootstrap_token(username, token).await.expect("create token").token
+}
+
+/// A client that sends `token` as a bearer token (none when empty) and follows no redirects.
+pub fn bearer_client(token: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if !token.is_empty() {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header"));
+    }
+    Client::builder().default_headers(headers).redirect(reqwest::redirect::Policy::none()).build().expect("http client")
 }
 
 /// Reads a JSON body, asserting the status first (the body is shown when it differs).

@@ -1,6 +1,7 @@
 //! The backend use cases the UI's server functions need, implemented by the `server` crate.
 //!
-//! The REST API calls the very same trait methods, so every rule lives in one service layer.
+//! The REST API calls the very same trait methods, so every rule — including who may do what,
+//! checked against the caller's roles at the top of each method — lives in one service layer.
 
 use std::sync::Arc;
 
@@ -12,32 +13,61 @@ use crate::error::ApiError;
 /// Models and versions.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    async fn create_model(&self, actor: &Actor, input: NewModel) -> Result<Model, ApiError>;
-    async fn list_models(&self, query: ModelQuery) -> Result<Page<Model>, ApiError>;
-    async fn get_model(&self, name: &str) -> Result<Model, ApiError>;
-    async fn register_version(&self, actor: &Actor, model: &str, input: NewVersion) -> Result<Version, ApiError>;
-    async fn list_versions(&self, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError>;
-    async fn get_version(&self, model: &str, number: i64) -> Result<Version, ApiError>;
-    async fn update_version(&self, actor: &Actor, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError>;
-    async fn quarantine_version(&self, actor: &Actor, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError>;
-    async fn release_version(&self, actor: &Actor, model: &str, number: i64) -> Result<Version, ApiError>;
+    async fn create_model(&self, caller: &Caller, input: NewModel) -> Result<Model, ApiError>;
+    async fn list_models(&self, caller: &Caller, query: ModelQuery) -> Result<Page<Model>, ApiError>;
+    async fn get_model(&self, caller: &Caller, name: &str) -> Result<Model, ApiError>;
+    async fn register_version(&self, caller: &Caller, model: &str, input: NewVersion) -> Result<Version, ApiError>;
+    async fn list_versions(&self, caller: &Caller, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError>;
+    async fn get_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError>;
+    async fn update_version(&self, caller: &Caller, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError>;
+    async fn quarantine_version(&self, caller: &Caller, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError>;
+    async fn release_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError>;
 }
 
 /// Environments, live versions and their history.
 #[async_trait]
 pub trait Deployments: Send + Sync {
-    async fn list_environments(&self) -> Result<Vec<Environment>, ApiError>;
-    async fn create_environment(&self, actor: &Actor, input: NewEnvironment) -> Result<Environment, ApiError>;
-    async fn live_version(&self, model: &str, environment: &str) -> Result<LiveVersion, ApiError>;
-    async fn deploy(&self, actor: &Actor, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError>;
+    async fn list_environments(&self, caller: &Caller) -> Result<Vec<Environment>, ApiError>;
+    async fn create_environment(&self, caller: &Caller, input: NewEnvironment) -> Result<Environment, ApiError>;
+    async fn live_version(&self, caller: &Caller, model: &str, environment: &str) -> Result<LiveVersion, ApiError>;
+    async fn deploy(&self, caller: &Caller, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError>;
     /// Newest first; all environments when `environment` is `None`.
-    async fn history(&self, model: &str, environment: Option<&str>, query: HistoryQuery) -> Result<Page<DeploymentEvent>, ApiError>;
+    async fn history(&self, caller: &Caller, model: &str, environment: Option<&str>, query: HistoryQuery) -> Result<Page<DeploymentEvent>, ApiError>;
+}
+
+/// A session opened by signing in: the secret for the cookie, and who it belongs to.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub token: String,
+    pub caller: Caller,
+}
+
+/// Users, sign-in sessions and API tokens.
+#[async_trait]
+pub trait Identity: Send + Sync {
+    /// Checks the password (throttled per account and per client address) and opens a session.
+    async fn sign_in(&self, username: &str, password: &str, client_addr: &str) -> Result<SessionGrant, ApiError>;
+    /// Ends a session; its cookie is refused from then on.
+    async fn sign_out(&self, session_token: &str) -> Result<(), ApiError>;
+    /// The caller behind a session token, if the session is valid and not timed out.
+    async fn session_caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError>;
+    /// The caller behind an API token, if it is valid, unexpired and unrevoked.
+    async fn token_caller(&self, api_token: &str) -> Result<Option<Caller>, ApiError>;
+    /// The caller's own profile.
+    async fn me(&self, caller: &Caller) -> Result<Me, ApiError>;
+    async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<User, ApiError>;
+    async fn list_users(&self, caller: &Caller) -> Result<Vec<User>, ApiError>;
+    async fn update_user(&self, caller: &Caller, username: &str, patch: UserPatch) -> Result<User, ApiError>;
+    async fn create_token(&self, caller: &Caller, input: NewToken) -> Result<CreatedToken, ApiError>;
+    /// Admins see every token; others see their own.
+    async fn list_tokens(&self, caller: &Caller) -> Result<Vec<ApiToken>, ApiError>;
+    async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<ApiToken, ApiError>;
 }
 
 /// Everything the console needs from the server.
-pub trait Backend: Registry + Deployments {}
+pub trait Backend: Registry + Deployments + Identity {}
 
-impl<T: Registry + Deployments> Backend for T {}
+impl<T: Registry + Deployments + Identity> Backend for T {}
 
 /// How server functions reach the backend: provided as Leptos context by the server.
 pub type BackendHandle = Arc<dyn Backend>;

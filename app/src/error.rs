@@ -8,11 +8,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
+    Unauthorized,
+    Forbidden,
     InvalidInput,
     NotFound,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    TooManyRequests,
     Internal,
 }
 
@@ -21,11 +24,14 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::InvalidInput => 422,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
         }
     }
@@ -58,6 +64,16 @@ impl ApiError {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// No valid credentials (401).
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorCode::Unauthorized, "sign in or send a valid API token")
+    }
+
+    /// Valid credentials without the needed role (403).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

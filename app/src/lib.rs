@@ -7,5 +7,7 @@ pub mod ui;
 
 #[cfg(feature = "ssr")]
 pub mod backend;
+#[cfg(feature = "ssr")]
+pub mod session_cookie;
 
 pub use ui::{App, shell};

@@ -1,4 +1,6 @@
 //! Server functions: the console's calls into the backend, thin adapters over [`crate::backend`].
+//! Each takes the caller from the request (set by the server's authentication middleware);
+//! the backend checks the caller's roles.
 
 use leptos::prelude::*;
 
@@ -14,53 +16,139 @@ pub struct ModelPageData {
 }
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<crate::backend::BackendHandle, ApiError> {
-    use_context::<crate::backend::BackendHandle>().ok_or_else(ApiError::internal)
+mod ssr {
+    use axum::http::request::Parts;
+    use leptos::prelude::*;
+
+    use crate::backend::BackendHandle;
+    use crate::domain::Caller;
+    use crate::error::ApiError;
+    use crate::session_cookie::CookiePolicy;
+
+    pub fn backend() -> Result<BackendHandle, ApiError> {
+        use_context::<BackendHandle>().ok_or_else(ApiError::internal)
+    }
+
+    pub fn parts() -> Result<Parts, ApiError> {
+        use_context::<Parts>().ok_or_else(ApiError::internal)
+    }
+
+    pub fn cookie_policy() -> CookiePolicy {
+        use_context::<CookiePolicy>().unwrap_or(CookiePolicy { secure: false })
+    }
+
+    /// The authenticated caller of this request, or 401.
+    pub fn caller() -> Result<Caller, ApiError> {
+        parts()?.extensions.get::<Caller>().cloned().ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Adds a `Set-Cookie` header to the response.
+    pub fn set_cookie(value: &str) -> Result<(), ApiError> {
+        let response = use_context::<leptos_axum::ResponseOptions>().ok_or_else(ApiError::internal)?;
+        let value = axum::http::HeaderValue::from_str(value).map_err(|_| ApiError::internal())?;
+        response.append_header(axum::http::header::SET_COOKIE, value);
+        Ok(())
+    }
 }
 
 #[cfg(feature = "ssr")]
-fn actor() -> Actor {
-    Actor::anonymous()
+use ssr::*;
+
+/// Who is signed in; `None` for an anonymous visitor.
+#[server]
+pub async fn current_user() -> Result<Option<Me>, ApiError> {
+    let Some(caller) = parts()?.extensions.get::<Caller>().cloned() else {
+        return Ok(None);
+    };
+    Ok(Some(backend()?.me(&caller).await?))
+}
+
+/// Signs in and returns to `next` (a local path); the session lives in an HttpOnly cookie.
+#[server]
+pub async fn sign_in(username: String, password: String, next: Option<String>) -> Result<(), ApiError> {
+    let parts = parts()?;
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let grant = backend()?.sign_in(&username, &password, &client).await?;
+    set_cookie(&cookie_policy().set(&grant.token))?;
+    leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+/// Ends the session and returns to the sign-in page.
+#[server]
+pub async fn sign_out() -> Result<(), ApiError> {
+    let policy = cookie_policy();
+    if let Some(token) = policy.read(&parts()?.headers) {
+        backend()?.sign_out(&token).await?;
+    }
+    set_cookie(&policy.clear())?;
+    leptos_axum::redirect("/sign-in");
+    Ok(())
+}
+
+/// Only local paths are followed after sign-in (no open redirect).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
 }
 
 #[server]
 pub async fn list_models(query: ModelQuery) -> Result<Page<Model>, ApiError> {
-    backend()?.list_models(query).await
+    backend()?.list_models(&caller()?, query).await
 }
 
 #[server]
 pub async fn model_overview(name: String) -> Result<ModelPageData, ApiError> {
-    let backend = backend()?;
-    let model = backend.get_model(&name).await?;
-    let versions = backend.list_versions(&name, VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() }).await?;
-    let history = backend.history(&name, None, HistoryQuery::default()).await?;
+    let (backend, caller) = (backend()?, caller()?);
+    let model = backend.get_model(&caller, &name).await?;
+    let query = VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() };
+    let versions = backend.list_versions(&caller, &name, query).await?;
+    let history = backend.history(&caller, &name, None, HistoryQuery::default()).await?;
     Ok(ModelPageData { model, versions, history })
 }
 
 #[server]
 pub async fn get_version(model: String, number: i64) -> Result<Version, ApiError> {
-    backend()?.get_version(&model, number).await
+    backend()?.get_version(&caller()?, &model, number).await
 }
 
 #[server]
 pub async fn deploy_version(model: String, environment: String, version: i64, reason: String) -> Result<DeploymentEvent, ApiError> {
     let input = DeployInput { version, reason, expected_revision: None };
-    backend()?.deploy(&actor(), &model, &environment, input).await
+    backend()?.deploy(&caller()?, &model, &environment, input).await
 }
 
 /// Saves the editable fields; `tags` is comma-separated as typed in the form.
 #[server]
 pub async fn edit_version(model: String, number: i64, description: String, tags: String) -> Result<Version, ApiError> {
     let patch = VersionPatch { description: Some(description), tags: Some(validate::split_tags(&tags)) };
-    backend()?.update_version(&actor(), &model, number, patch).await
+    backend()?.update_version(&caller()?, &model, number, patch).await
 }
 
 #[server]
 pub async fn quarantine_version(model: String, number: i64, reason: String) -> Result<Version, ApiError> {
-    backend()?.quarantine_version(&actor(), &model, number, QuarantineInput { reason }).await
+    backend()?.quarantine_version(&caller()?, &model, number, QuarantineInput { reason }).await
 }
 
 #[server]
 pub async fn release_version(model: String, number: i64) -> Result<Version, ApiError> {
-    backend()?.release_version(&actor(), &model, number).await
+    backend()?.release_version(&caller()?, &model, number).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(super::safe_next(Some("/models/x")), "/models/x");
+        for bad in ["https://evil.example", "//evil.example", "/\\evil", "models"] {
+            assert_eq!(super::safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(super::safe_next(None), "/");
+    }
 }

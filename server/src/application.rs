@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use app::session_cookie::CookiePolicy;
 use axum::Router;
 use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
@@ -30,9 +31,12 @@ impl Application {
             .await
             .context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
-        let store = Arc::new(Store::new(db, clock));
-        if config.demo && demo::seed(&store).await? {
-            tracing::info!("seeded the demo data set");
+        let store = Arc::new(Store::new(db, clock, config.auth_settings()));
+        if config.demo {
+            if let Some(users) = demo::seed(&store, config.demo_password.as_deref()).await? {
+                tracing::info!("seeded the demo data set");
+                demo::print_credentials(&users, config.demo_password.is_some());
+            }
         }
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
@@ -42,7 +46,8 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let router = http::router(store.clone(), leptos, http::prometheus(), config.max_body_bytes);
+        let cookies = CookiePolicy { secure: config.secure_cookies };
+        let router = http::router(store.clone(), leptos, http::prometheus(), config.max_body_bytes, cookies);
         Ok(Self { listener, router, store })
     }
 

@@ -31,6 +31,23 @@ pub struct Config {
     #[arg(long, env = "MODELGATE_DEMO", default_value_t = false)]
     pub demo: bool,
 
+    /// Mark the session cookie `Secure` with the `__Host-` prefix; turn on whenever the console is
+    /// reached over HTTPS (directly or through a TLS-terminating proxy).
+    #[arg(long, env = "MODELGATE_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Minutes of inactivity after which a session ends.
+    #[arg(long, env = "MODELGATE_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: i64,
+
+    /// Hours after sign-in after which a session ends, however active.
+    #[arg(long, env = "MODELGATE_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
+    pub session_absolute_hours: i64,
+
+    /// Password of the demo users created with `--demo` (random and printed once when unset).
+    #[arg(long, env = "MODELGATE_DEMO_PASSWORD", hide_env_values = true)]
+    pub demo_password: Option<String>,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "MODELGATE_LOG", default_value = "info")]
     pub log: String,
@@ -47,6 +64,15 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The session timeouts and throttling limits this configuration asks for.
+    pub fn auth_settings(&self) -> crate::identity::AuthSettings {
+        crate::identity::AuthSettings {
+            idle_timeout_ms: self.session_idle_minutes * 60_000,
+            absolute_timeout_ms: self.session_absolute_hours * 3_600_000,
+            ..Default::default()
+        }
+    }
+
     /// Defaults for a given database, as used by tests and `migrate`/`seed-demo`.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -56,6 +82,10 @@ impl Config {
             max_body_bytes: 4 * 1024 * 1024,
             db_max_connections: 16,
             demo: false,
+            secure_cookies: false,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            demo_password: None,
             log: "info".into(),
             log_format: LogFormat::Text,
         }

@@ -77,16 +77,45 @@ fn digest_of(model: &str, number: i64) -> String {
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// Seeds the demo data unless the registry already has models; returns whether it seeded.
-/// The history is spread over the last 90 days, as if the models had been in use for a while.
-pub async fn seed(live: &Store) -> anyhow::Result<bool> {
-    let existing = live.list_models(ModelQuery { limit: Some(1), ..Default::default() }).await?;
-    if existing.total > 0 {
-        return Ok(false);
+/// The demo users: one per role, named after it.
+const USERS: &[(&str, &str, Role)] = &[
+    ("admin", "Ada Admin", Role::Admin),
+    ("operator", "Otto Operator", Role::Operator),
+    ("reviewer", "Rita Reviewer", Role::Reviewer),
+    ("compliance", "Carl Compliance", Role::Compliance),
+    ("viewer", "Vera Viewer", Role::Viewer),
+];
+
+/// A demo user's sign-in.
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+/// Seeds the demo users and data unless the database already has users; returns the users'
+/// credentials when it seeded. The history is spread over the last 90 days, as if the models had
+/// been in use for a while.
+pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option<Vec<Credentials>>> {
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(live.db.pool()).await?;
+    if users > 0 {
+        return Ok(None);
+    }
+    let mut credentials = Vec::new();
+    for (username, display_name, role) in USERS {
+        let password = password.map_or_else(random_password, str::to_string);
+        let user = NewUser { username: username.to_string(), display_name: display_name.to_string(), password: password.clone(), roles: vec![*role] };
+        live.bootstrap_user(user).await?;
+        credentials.push(Credentials { username: username.to_string(), password, role: *role });
     }
     let clock = Clock::manual(live.clock.now_ms() - 90 * DAY_MS);
-    let store = &Store::new(live.db.clone(), clock.clone());
-    let actor = Actor { name: "demo-seed".into() };
+    let store = &Store::new(live.db.clone(), clock.clone(), live.auth.clone());
+    let actor = Caller {
+        user_id: 0,
+        username: "demo-seed".into(),
+        roles: Roles::from([Role::Operator, Role::Admin]),
+        token: None,
+    };
     for m in MODELS {
         store
             .create_model(
@@ -141,5 +170,20 @@ pub async fn seed(live: &Store) -> anyhow::Result<bool> {
             store.quarantine_version(&actor, m.name, n, QuarantineInput { reason: reason.into() }).await?;
         }
     }
-    Ok(true)
+    Ok(Some(credentials))
+}
+
+/// 16 random letters and digits.
+fn random_password() -> String {
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
+}
+
+/// Prints the demo sign-ins once, on first run.
+pub fn print_credentials(users: &[Credentials], from_environment: bool) {
+    println!("\nDemo users (shown once{}):", if from_environment { "; password from MODELGATE_DEMO_PASSWORD" } else { "" });
+    for c in users {
+        println!("  {:<11} {:<18} role {}", c.username, c.password, c.role.as_str());
+    }
+    println!();
 }

@@ -263,7 +263,8 @@ pub(crate) async fn change_live_version(conn: &mut AnyConnection, change: LiveCh
 
 #[async_trait]
 impl Deployments for Store {
-    async fn list_environments(&self) -> Result<Vec<Environment>, ApiError> {
+    async fn list_environments(&self, caller: &Caller) -> Result<Vec<Environment>, ApiError> {
+        caller.require(Permission::Read)?;
         let rows = environments(&mut *self.conn().await?).await?;
         Ok(rows
             .into_iter()
@@ -271,7 +272,8 @@ impl Deployments for Store {
             .collect())
     }
 
-    async fn create_environment(&self, _actor: &Actor, input: NewEnvironment) -> Result<Environment, ApiError> {
+    async fn create_environment(&self, caller: &Caller, input: NewEnvironment) -> Result<Environment, ApiError> {
+        caller.require(Permission::ManageEnvironments)?;
         input.validate()?;
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
@@ -291,7 +293,8 @@ impl Deployments for Store {
         Ok(Environment { name: input.name, description: input.description, created_at: rfc3339(now) })
     }
 
-    async fn live_version(&self, model: &str, environment: &str) -> Result<LiveVersion, ApiError> {
+    async fn live_version(&self, caller: &Caller, model: &str, environment: &str) -> Result<LiveVersion, ApiError> {
+        caller.require(Permission::Read)?;
         let mut conn = self.conn().await?;
         let row: Option<LiveRow> = sqlx::query_as(
             "SELECT m.id AS model_id, e.id AS environment_id, d.version_number, d.revision, d.updated_at, d.updated_by \
@@ -315,7 +318,8 @@ impl Deployments for Store {
         }
     }
 
-    async fn deploy(&self, actor: &Actor, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError> {
+    async fn deploy(&self, caller: &Caller, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError> {
+        caller.require(Permission::Deploy)?;
         input.validate()?;
         let mut tx = self.db.begin_write().await?;
         let event = change_live_version(
@@ -326,7 +330,7 @@ impl Deployments for Store {
                 to_version: input.version,
                 kind: DeploymentKind::Deploy,
                 reason: &input.reason,
-                actor,
+                actor: &caller.actor(),
                 expected_revision: input.expected_revision,
                 now: self.clock.now_ms(),
             },
@@ -336,7 +340,8 @@ impl Deployments for Store {
         Ok(event)
     }
 
-    async fn history(&self, model: &str, environment: Option<&str>, query: HistoryQuery) -> Result<Page<DeploymentEvent>, ApiError> {
+    async fn history(&self, caller: &Caller, model: &str, environment: Option<&str>, query: HistoryQuery) -> Result<Page<DeploymentEvent>, ApiError> {
+        caller.require(Permission::Read)?;
         validate::page_limit(query.limit)?;
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         let offset = query.offset.unwrap_or(0);

@@ -7,6 +7,7 @@ pub mod db;
 pub mod demo;
 pub mod deployments;
 pub mod http;
+pub mod identity;
 pub mod registry;
 pub mod store;
 pub mod telemetry;

@@ -154,7 +154,8 @@ async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiEr
 
 #[async_trait]
 impl Registry for Store {
-    async fn create_model(&self, actor: &Actor, input: NewModel) -> Result<Model, ApiError> {
+    async fn create_model(&self, caller: &Caller, input: NewModel) -> Result<Model, ApiError> {
+        caller.require(Permission::RegisterModels)?;
         input.validate()?;
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
@@ -167,7 +168,7 @@ impl Registry for Store {
         .bind(&input.owner_team)
         .bind(to_json(&input.tags))
         .bind(now)
-        .bind(&actor.name)
+        .bind(&caller.actor().name)
         .execute(&mut *tx)
         .await
         .on_unique_violation(|| {
@@ -179,7 +180,8 @@ impl Registry for Store {
         Ok(model)
     }
 
-    async fn list_models(&self, query: ModelQuery) -> Result<Page<Model>, ApiError> {
+    async fn list_models(&self, caller: &Caller, query: ModelQuery) -> Result<Page<Model>, ApiError> {
+        caller.require(Permission::Read)?;
         validate::page_limit(query.limit)?;
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         let offset = query.offset.unwrap_or(0);
@@ -242,11 +244,13 @@ impl Registry for Store {
         Ok(Page { items, total, limit, offset })
     }
 
-    async fn get_model(&self, name: &str) -> Result<Model, ApiError> {
+    async fn get_model(&self, caller: &Caller, name: &str) -> Result<Model, ApiError> {
+        caller.require(Permission::Read)?;
         load_model(&mut *self.conn().await?, name).await
     }
 
-    async fn register_version(&self, actor: &Actor, model: &str, input: NewVersion) -> Result<Version, ApiError> {
+    async fn register_version(&self, caller: &Caller, model: &str, input: NewVersion) -> Result<Version, ApiError> {
+        caller.require(Permission::RegisterVersions)?;
         let input = input.validated()?;
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
@@ -295,7 +299,7 @@ impl Registry for Store {
         .bind(&input.description)
         .bind(to_json(&input.tags))
         .bind(now)
-        .bind(&actor.name)
+        .bind(&caller.actor().name)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -311,13 +315,14 @@ impl Registry for Store {
             description: input.description,
             tags: input.tags,
             created_at: rfc3339(now),
-            created_by: actor.name.clone(),
+            created_by: caller.actor().name,
             quarantine: None,
             live_in: Vec::new(),
         })
     }
 
-    async fn list_versions(&self, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError> {
+    async fn list_versions(&self, caller: &Caller, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError> {
+        caller.require(Permission::Read)?;
         validate::page_limit(query.limit)?;
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         let offset = query.offset.unwrap_or(0);
@@ -353,11 +358,13 @@ impl Registry for Store {
         Ok(Page { items, total, limit, offset })
     }
 
-    async fn get_version(&self, model: &str, number: i64) -> Result<Version, ApiError> {
+    async fn get_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError> {
+        caller.require(Permission::Read)?;
         load_version(&mut *self.conn().await?, model, number).await
     }
 
-    async fn update_version(&self, _actor: &Actor, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError> {
+    async fn update_version(&self, caller: &Caller, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError> {
+        caller.require(Permission::EditVersions)?;
         patch.validate()?;
         let mut tx = self.db.begin_write().await?;
         let current = load_version(&mut tx, model, number).await?;
@@ -379,20 +386,22 @@ impl Registry for Store {
         Ok(updated)
     }
 
-    async fn quarantine_version(&self, actor: &Actor, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError> {
+    async fn quarantine_version(&self, caller: &Caller, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError> {
+        caller.require(Permission::Quarantine)?;
         input.validate()?;
         let mut tx = self.db.begin_write().await?;
         let current = load_version(&mut tx, model, number).await?;
         if current.quarantine.is_some() {
             return Err(ApiError::conflict(format!("version {number} is already quarantined")));
         }
-        set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &actor.name))).await?;
+        set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &caller.actor().name))).await?;
         let updated = load_version(&mut tx, model, number).await?;
         tx.commit().await?;
         Ok(updated)
     }
 
-    async fn release_version(&self, _actor: &Actor, model: &str, number: i64) -> Result<Version, ApiError> {
+    async fn release_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError> {
+        caller.require(Permission::Quarantine)?;
         let mut tx = self.db.begin_write().await?;
         let current = load_version(&mut tx, model, number).await?;
         if current.quarantine.is_none() {

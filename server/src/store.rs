@@ -8,17 +8,19 @@ use sqlx::AnyConnection;
 
 use crate::clock::Clock;
 use crate::db::{Db, db_error};
+use crate::identity::AuthSettings;
 
-/// The database plus the clock every write is stamped with.
+/// The database, the clock every write is stamped with, and the sign-in rules.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub db: Db,
     pub clock: Clock,
+    pub auth: AuthSettings,
 }
 
 impl Store {
-    pub fn new(db: Db, clock: Clock) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: Clock, auth: AuthSettings) -> Self {
+        Self { db, clock, auth }
     }
 
     /// A pooled connection for reads.

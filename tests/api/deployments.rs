@@ -42,7 +42,7 @@ async fn deploy_moves_the_live_version_and_records_history(backend: Backend) {
     assert_eq!(history["total"], 2);
     assert_eq!(history["items"][0]["to_version"], 3, "newest first");
     assert_eq!(history["items"][1]["reason"], "launch");
-    assert_eq!(history["items"][1]["actor"], "anonymous");
+    assert_eq!(history["items"][1]["actor"], "tester (token tests)");
 }
 
 async fn live_version_has_an_etag_and_answers_304_while_unchanged(backend: Backend) {

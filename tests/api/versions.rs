@@ -63,7 +63,7 @@ async fn version_keeps_artifact_and_lineage(backend: Backend) {
     assert_eq!(created, read, "what registration returns is what is stored");
     assert_eq!(read["lineage"]["parent_version"], 1);
     assert_eq!(read["parameters"]["lr"], "0.01");
-    assert_eq!(read["created_by"], "anonymous");
+    assert_eq!(read["created_by"], "tester (token tests)");
 }
 
 async fn digest_is_validated_and_normalised(backend: Backend) {
@@ -115,7 +115,7 @@ async fn quarantine_blocks_and_release_unblocks(backend: Backend) {
     expect_error(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": " " })).await, 422, Some("reason")).await;
     let q = json(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": "bias" })).await, 200).await;
     assert_eq!(q["quarantine"]["reason"], "bias");
-    assert_eq!(q["quarantine"]["by"], "anonymous");
+    assert_eq!(q["quarantine"]["by"], "tester (token tests)");
     expect_error(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": "again" })).await, 409, None).await;
     let refused = expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 2 })).await, 409, None).await;
     assert!(refused["error"]["message"].as_str().unwrap().contains("quarantined"));

@@ -8,15 +8,44 @@ use browser::Browser;
 use fantoccini::Locator;
 use modelgate_tests::{Backend, TestApp, json};
 
+const DEMO_PASSWORD: &str = "demo-password-for-e2e";
+
+/// Fills in and submits the sign-in form.
+async fn sign_in(browser: &Browser, username: &str, password: &str) {
+    let form = browser.wait_for("#sign-in").await;
+    for (field, value) in [("username", username), ("password", password)] {
+        let input = form.find(Locator::Css(&format!("input[name=\"{field}\"]"))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    form.find(Locator::Css("button[type=\"submit\"]")).await.unwrap().click().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.demo = true).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.demo = true;
+        c.demo_password = Some(DEMO_PASSWORD.into());
+    })
+    .await;
     let browser = Browser::start().await;
     let c = &browser.client;
 
-    // Models list: server-rendered, then hydrated.
+    // Anonymous visitors land on the sign-in page; a wrong password is refused there.
     c.goto(&app.url("/")).await.unwrap();
     browser.wait_hydrated().await;
+    assert!(c.current_url().await.unwrap().as_str().contains("/sign-in?next=%2F"));
+    browser.screenshot("sign-in").await;
+    sign_in(&browser, "operator", "not the password").await;
+    let refused = browser.wait_for("#sign-in .form-note.err").await.text().await.unwrap();
+    assert_eq!(refused, "wrong username or password");
+    sign_in(&browser, "operator", DEMO_PASSWORD).await;
+
+    // Models list: server-rendered, then hydrated.
+    browser.wait_for("#models").await;
+    browser.wait_hydrated().await;
+    let whoami = browser.wait_for(".whoami").await.text().await.unwrap();
+    assert!(whoami.contains("Otto Operator") && whoami.contains("operator"), "{whoami}");
     assert!(browser.page_errors().await.is_empty(), "hydration logged errors: {:#?}", browser.page_errors().await);
     let rows = c.find_all(Locator::Css("#models tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 4, "the four demo models are listed");
@@ -98,6 +127,19 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     let v5 = json(app.get("/api/v1/models/fraud-detector/versions/5").await, 200).await;
     assert_eq!(v5["description"], "Known good: preferred rollback target");
     browser.screenshot("version").await;
+
+    // Signing out ends the session: pages lead back to the sign-in page.
+    c.goto(&app.url("/")).await.unwrap();
+    browser.wait_hydrated().await;
+    browser.wait_for(".sign-out button").await.click().await.unwrap();
+    browser.wait_for("#sign-in").await;
+    c.goto(&app.url("/models/fraud-detector")).await.unwrap();
+    browser.wait_for("#sign-in").await;
+    sign_in(&browser, "viewer", DEMO_PASSWORD).await;
+    browser.wait_for(r#"article[data-env="staging"]"#).await;
+    let deploy_forms = c.find_all(Locator::Css(".deploy-form")).await.unwrap();
+    assert!(deploy_forms.is_empty(), "a viewer is not offered the deploy action");
+    browser.screenshot("model-as-viewer").await;
 
     // Unknown pages get a clear 404 page.
     c.goto(&app.url("/models/ghost")).await.unwrap();

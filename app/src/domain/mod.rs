@@ -1,11 +1,15 @@
 //! Domain types shared by the UI, the server functions and the REST API.
 
+pub mod access;
 pub mod deployment;
+pub mod identity;
 pub mod page;
 pub mod registry;
 pub mod validate;
 
+pub use access::*;
 pub use deployment::*;
+pub use identity::*;
 pub use page::*;
 pub use registry::*;
 
@@ -15,11 +19,4 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub name: String,
-}
-
-impl Actor {
-    /// The actor of a request that carries no identity (before sign-in exists).
-    pub fn anonymous() -> Self {
-        Self { name: "anonymous".into() }
-    }
 }

@@ -2,7 +2,10 @@
 
 use crate::error::ApiError;
 
-use super::{DeployInput, MAX_PAGE_SIZE, NewEnvironment, NewModel, NewVersion, QuarantineInput, VersionPatch};
+use super::{
+    DeployInput, MAX_PAGE_SIZE, NewEnvironment, NewModel, NewToken, NewUser, NewVersion, QuarantineInput, Role,
+    UserPatch, VersionPatch,
+};
 
 const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 4000;
@@ -237,6 +240,68 @@ impl DeployInput {
     pub fn validate(&self) -> Result<(), ApiError> {
         version_number("version", self.version)?;
         text("reason", &self.reason, MAX_REASON)
+    }
+}
+
+const MIN_PASSWORD: usize = 12;
+const MAX_PASSWORD: usize = 256;
+
+pub fn password(field: &str, value: &str) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n < MIN_PASSWORD {
+        return Err(ApiError::invalid(field, format!("must be at least {MIN_PASSWORD} characters")));
+    }
+    if n > MAX_PASSWORD {
+        return Err(ApiError::invalid(field, format!("must be at most {MAX_PASSWORD} characters")));
+    }
+    Ok(())
+}
+
+fn roles(field: &str, roles: &[Role]) -> Result<(), ApiError> {
+    if roles.is_empty() {
+        return Err(ApiError::invalid(field, "at least one role is required"));
+    }
+    Ok(())
+}
+
+impl NewUser {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        name("username", &self.username)?;
+        single_line("display_name", &self.display_name, 100)?;
+        password("password", &self.password)?;
+        roles("roles", &self.roles)
+    }
+}
+
+impl UserPatch {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if let Some(d) = &self.display_name {
+            single_line("display_name", d, 100)?;
+        }
+        if let Some(p) = &self.password {
+            password("password", p)?;
+        }
+        if let Some(r) = &self.roles {
+            roles("roles", r)?;
+        }
+        Ok(())
+    }
+}
+
+impl NewToken {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.name.trim().is_empty() {
+            return Err(ApiError::invalid("name", "is required"));
+        }
+        single_line("name", &self.name, MAX_NAME)?;
+        if let Some(owner) = &self.owner {
+            name("owner", owner)?;
+        }
+        roles("roles", &self.roles)?;
+        if let Some(days) = self.expires_in_days.filter(|d| !(1..=3650).contains(d)) {
+            return Err(ApiError::invalid("expires_in_days", format!("must be between 1 and 3650 (got {days})")));
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,26 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use pages::{ModelPage, ModelsPage, NotFound, VersionPage};
+use pages::{ModelPage, ModelsPage, NotFound, SignInPage, VersionPage};
+
+use crate::domain::{Me, Permission, Roles, allows};
+use crate::error::ApiError;
+use crate::server_fns::{SignIn, SignOut, current_user};
+
+/// Who is signed in, loaded once per sign-in or sign-out; pages read it to hide what the
+/// server would refuse.
+pub type CurrentUser = Resource<Result<Option<Me>, ApiError>>;
+
+/// Whether the signed-in user's roles grant `permission` (false while unknown).
+pub fn can(permission: Permission) -> bool {
+    let Some(user) = use_context::<CurrentUser>() else {
+        return false;
+    };
+    user.get_untracked()
+        .and_then(Result::ok)
+        .flatten()
+        .is_some_and(|me| allows(&me.roles.iter().copied().collect::<Roles>(), permission))
+}
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -34,6 +53,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let sign_in = ServerAction::<SignIn>::new();
+    let sign_out = ServerAction::<SignOut>::new();
+    provide_context(sign_in);
+    let user: CurrentUser = Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| current_user());
+    provide_context(user);
     Effect::new(move |_| {
         if let Some(root) = document().document_element() {
             let _ = root.set_attribute("data-hydrated", "true");
@@ -52,9 +76,25 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Models"</A>
                     <a href="/api/v1/docs" rel="external">"API"</a>
                 </nav>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        user.await.ok().flatten().map(|me| view! {
+                            <div class="whoami">
+                                <span>"Signed in as "<strong>{me.display_name.clone()}</strong></span>
+                                <span class="roles">
+                                    {me.roles.iter().map(|r| view! { <span class="role">{r.as_str()}</span> }).collect_view()}
+                                </span>
+                                <ActionForm action=sign_out attr:class="sign-out">
+                                    <button type="submit" class="link">"Sign out"</button>
+                                </ActionForm>
+                            </div>
+                        })
+                    })}
+                </Transition>
             </header>
             <main class="page">
                 <Routes fallback=|| view! { <NotFound/> }>
+                    <Route path=path!("/sign-in") view=SignInPage ssr=SsrMode::Async/>
                     <Route path=path!("/") view=ModelsPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name/versions/:number") view=VersionPage ssr=SsrMode::Async/>

@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
-use super::{AppState, actor};
+use super::AppState;
+use super::auth::Authenticated;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -24,18 +25,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List environments in display order.
 #[utoipa::path(get, path = "/api/v1/environments", tag = "environments", responses((status = 200, body = Vec<Environment>)))]
-async fn list_environments(State(s): State<AppState>) -> Result<Json<Vec<Environment>>, ApiError> {
-    Ok(Json(s.store.list_environments().await?))
+async fn list_environments(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<Environment>>, ApiError> {
+    Ok(Json(s.store.list_environments(&caller).await?))
 }
 
 /// Add an environment.
 #[utoipa::path(post, path = "/api/v1/environments", tag = "environments", request_body = NewEnvironment,
     responses((status = 201, body = Environment), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_environment(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     ApiJson(input): ApiJson<NewEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
-    Ok((StatusCode::CREATED, Json(s.store.create_environment(&actor(), input).await?)))
+    Ok((StatusCode::CREATED, Json(s.store.create_environment(&caller, input).await?)))
 }
 
 /// The live version of a model in an environment. Send `If-None-Match` with the last `ETag` to get 304 while unchanged.
@@ -43,11 +44,11 @@ async fn create_environment(
     params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
     responses((status = 200, body = LiveVersion, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
 async fn live_version(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path((model, environment)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let live = s.store.live_version(&model, &environment).await?;
+    let live = s.store.live_version(&caller, &model, &environment).await?;
     let etag = format!("\"r{}\"", live.revision);
     let matches = headers
         .get(IF_NONE_MATCH)
@@ -65,11 +66,11 @@ async fn live_version(
     params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
     responses((status = 201, body = DeploymentEvent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn deploy(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path((model, environment)): Path<(String, String)>,
     ApiJson(input): ApiJson<DeployInput>,
 ) -> Result<(StatusCode, Json<DeploymentEvent>), ApiError> {
-    Ok((StatusCode::CREATED, Json(s.store.deploy(&actor(), &model, &environment, input).await?)))
+    Ok((StatusCode::CREATED, Json(s.store.deploy(&caller, &model, &environment, input).await?)))
 }
 
 /// Every change of the live version of a model in an environment, newest first.
@@ -77,9 +78,9 @@ async fn deploy(
     params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name"), HistoryQuery),
     responses((status = 200, body = Page<DeploymentEvent>), (status = 404, body = ErrorBody)))]
 async fn history(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path((model, environment)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<DeploymentEvent>>, ApiError> {
-    Ok(Json(s.store.history(&model, Some(&environment), query).await?))
+    Ok(Json(s.store.history(&caller, &model, Some(&environment), query).await?))
 }

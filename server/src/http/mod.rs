@@ -1,8 +1,10 @@
 //! The HTTP surface: REST API, OpenAPI document and reference page, operations endpoints,
 //! and the Leptos console with its server functions, behind one middleware stack.
 
+mod auth;
 mod environments;
 mod extract;
+mod identity;
 mod models;
 mod ops;
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::backend::BackendHandle;
-use app::domain::Actor;
+use app::session_cookie::CookiePolicy;
 use app::error::ApiError;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
@@ -37,17 +39,13 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub prometheus: PrometheusHandle,
     pub openapi: Arc<String>,
+    pub cookie_policy: CookiePolicy,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos.clone()
     }
-}
-
-/// The identity of the caller; everyone is anonymous until sign-in exists.
-fn actor() -> Actor {
-    Actor::anonymous()
 }
 
 #[derive(OpenApi)]
@@ -58,6 +56,7 @@ fn actor() -> Actor {
         (name = "versions", description = "Immutable model versions"),
         (name = "environments", description = "Where versions run"),
         (name = "deployments", description = "Live versions and their history"),
+        (name = "identity", description = "The caller, users and API tokens"),
     )
 )]
 struct ApiDoc;
@@ -67,19 +66,27 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(models::router())
         .merge(environments::router())
+        .merge(identity::router())
         .split_for_parts()
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application router with its middleware.
-pub fn router(store: Arc<Store>, leptos: LeptosOptions, prometheus: PrometheusHandle, max_body_bytes: usize) -> Router {
+pub fn router(
+    store: Arc<Store>,
+    leptos: LeptosOptions,
+    prometheus: PrometheusHandle,
+    max_body_bytes: usize,
+    cookie_policy: CookiePolicy,
+) -> Router {
     let (api, openapi) = api();
     let state = AppState {
         store: store.clone(),
         leptos: leptos.clone(),
         prometheus,
         openapi: Arc::new(openapi.to_json().unwrap_or_default()),
+        cookie_policy,
     };
     let backend: BackendHandle = store;
     let routes = generate_route_list(app::App);
@@ -87,7 +94,10 @@ pub fn router(store: Arc<Store>, leptos: LeptosOptions, prometheus: PrometheusHa
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(backend.clone()),
+            move || {
+                provide_context(backend.clone());
+                provide_context(cookie_policy);
+            },
             {
                 let options = leptos.clone();
                 move || app::shell(options.clone())
@@ -98,6 +108,7 @@ pub fn router(store: Arc<Store>, leptos: LeptosOptions, prometheus: PrometheusHa
         .merge(ops::router())
         .merge(console)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))

@@ -10,7 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, version_number};
-use super::{AppState, actor};
+use super::AppState;
+use super::auth::Authenticated;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -24,24 +25,24 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Register a model.
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = NewModel,
     responses((status = 201, body = Model), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_model(State(s): State<AppState>, ApiJson(input): ApiJson<NewModel>) -> Result<(StatusCode, Json<Model>), ApiError> {
-    let model = s.store.create_model(&actor(), input).await?;
+async fn create_model(State(s): State<AppState>, Authenticated(caller): Authenticated, ApiJson(input): ApiJson<NewModel>) -> Result<(StatusCode, Json<Model>), ApiError> {
+    let model = s.store.create_model(&caller, input).await?;
     Ok((StatusCode::CREATED, Json(model)))
 }
 
 /// List models: filter by free text or owner team, sort, paginate.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models", params(ModelQuery),
     responses((status = 200, body = Page<Model>), (status = 422, body = ErrorBody)))]
-async fn list_models(State(s): State<AppState>, ApiQuery(query): ApiQuery<ModelQuery>) -> Result<Json<Page<Model>>, ApiError> {
-    Ok(Json(s.store.list_models(query).await?))
+async fn list_models(State(s): State<AppState>, Authenticated(caller): Authenticated, ApiQuery(query): ApiQuery<ModelQuery>) -> Result<Json<Page<Model>>, ApiError> {
+    Ok(Json(s.store.list_models(&caller, query).await?))
 }
 
 /// One model with its live version in every environment.
 #[utoipa::path(get, path = "/api/v1/models/{model}", tag = "models",
     params(("model" = String, Path, description = "Model name")),
     responses((status = 200, body = Model), (status = 404, body = ErrorBody)))]
-async fn get_model(State(s): State<AppState>, Path(model): Path<String>) -> Result<Json<Model>, ApiError> {
-    Ok(Json(s.store.get_model(&model).await?))
+async fn get_model(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(model): Path<String>) -> Result<Json<Model>, ApiError> {
+    Ok(Json(s.store.get_model(&caller, &model).await?))
 }
 
 /// Register a new version; the server assigns its number.
@@ -49,11 +50,11 @@ async fn get_model(State(s): State<AppState>, Path(model): Path<String>) -> Resu
     params(("model" = String, Path, description = "Model name")),
     responses((status = 201, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn register_version(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path(model): Path<String>,
     ApiJson(input): ApiJson<NewVersion>,
 ) -> Result<(StatusCode, Json<Version>), ApiError> {
-    let version = s.store.register_version(&actor(), &model, input).await?;
+    let version = s.store.register_version(&caller, &model, input).await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
 
@@ -62,19 +63,19 @@ async fn register_version(
     params(("model" = String, Path, description = "Model name"), VersionQuery),
     responses((status = 200, body = Page<Version>), (status = 404, body = ErrorBody)))]
 async fn list_versions(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path(model): Path<String>,
     ApiQuery(query): ApiQuery<VersionQuery>,
 ) -> Result<Json<Page<Version>>, ApiError> {
-    Ok(Json(s.store.list_versions(&model, query).await?))
+    Ok(Json(s.store.list_versions(&caller, &model, query).await?))
 }
 
 /// One version.
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}", tag = "versions",
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody)))]
-async fn get_version(State(s): State<AppState>, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
-    Ok(Json(s.store.get_version(&model, version_number(&number)?).await?))
+async fn get_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
+    Ok(Json(s.store.get_version(&caller, &model, version_number(&number)?).await?))
 }
 
 /// Edit a version's description and tags (everything else is immutable).
@@ -82,11 +83,11 @@ async fn get_version(State(s): State<AppState>, Path((model, number)): Path<(Str
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_version(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path((model, number)): Path<(String, String)>,
     ApiJson(patch): ApiJson<VersionPatch>,
 ) -> Result<Json<Version>, ApiError> {
-    Ok(Json(s.store.update_version(&actor(), &model, version_number(&number)?, patch).await?))
+    Ok(Json(s.store.update_version(&caller, &model, version_number(&number)?, patch).await?))
 }
 
 /// Quarantine a version: block it from every deployment, with a reason.
@@ -94,17 +95,17 @@ async fn update_version(
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn quarantine_version(
-    State(s): State<AppState>,
+    State(s): State<AppState>, Authenticated(caller): Authenticated,
     Path((model, number)): Path<(String, String)>,
     ApiJson(input): ApiJson<QuarantineInput>,
 ) -> Result<Json<Version>, ApiError> {
-    Ok(Json(s.store.quarantine_version(&actor(), &model, version_number(&number)?, input).await?))
+    Ok(Json(s.store.quarantine_version(&caller, &model, version_number(&number)?, input).await?))
 }
 
 /// Release a version from quarantine.
 #[utoipa::path(delete, path = "/api/v1/models/{model}/versions/{version}/quarantine", tag = "versions",
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn release_version(State(s): State<AppState>, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
-    Ok(Json(s.store.release_version(&actor(), &model, version_number(&number)?).await?))
+async fn release_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
+    Ok(Json(s.store.release_version(&caller, &model, version_number(&number)?).await?))
 }

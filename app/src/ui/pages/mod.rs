@@ -3,9 +3,11 @@
 mod model;
 mod models;
 mod not_found;
+mod sign_in;
 mod version;
 
 pub use model::ModelPage;
 pub use models::ModelsPage;
 pub use not_found::NotFound;
+pub use sign_in::SignInPage;
 pub use version::VersionPage;

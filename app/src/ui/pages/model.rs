@@ -5,7 +5,8 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Version};
+use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Permission, Version};
+use crate::ui::can;
 use crate::server_fns::{DeployVersion, ModelPageData, model_overview};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -85,6 +86,7 @@ fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerActi
                 {live.updated_at.as_deref().map(format::time)}
                 {live.updated_by.map(|by| format!(" by {by}"))}
             </p>
+            {can(Permission::Deploy).then(|| view! {
             <ActionForm action=deploy attr:class="deploy-form">
                 <input type="hidden" name="model" value=form_model/>
                 <input type="hidden" name="environment" value=form_env/>
@@ -111,6 +113,7 @@ fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerActi
                 <label>"Reason"<input type="text" name="reason" placeholder="Why this change?" maxlength="1000"/></label>
                 <button type="submit" class="primary">"Deploy"</button>
             </ActionForm>
+            })}
         </article>
     }
 }

@@ -5,7 +5,8 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-use crate::domain::Version;
+use crate::domain::{Permission, Version};
+use crate::ui::can;
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, get_version};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -125,6 +126,7 @@ fn VersionDetail(
             </section>
         </div>
         <div class="columns">
+            {if can(Permission::EditVersions) { view! {
             <section class="panel">
                 <h2>"Description and tags"</h2>
                 <ActionForm action=edit attr:class="stack-form" attr:id="edit-version">
@@ -136,6 +138,14 @@ fn VersionDetail(
                 </ActionForm>
                 <ActionResult value=move || edit.value().get() success="Saved."/>
             </section>
+            }.into_any() } else { view! {
+            <section class="panel">
+                <h2>"Description and tags"</h2>
+                <p id="description">{v.description.clone()}</p>
+                <div class="tags"><Tags tags=v.tags.clone()/></div>
+            </section>
+            }.into_any() }}
+            {can(Permission::Quarantine).then(|| view! {
             <section class="panel">
                 <h2>"Quarantine"</h2>
                 {if v.quarantine.is_some() {
@@ -159,6 +169,7 @@ fn VersionDetail(
                 <ActionResult value=move || quarantine.value().get() success="Quarantined."/>
                 <ActionResult value=move || release.value().get() success="Released."/>
             </section>
+            })}
         </div>
     }
 }

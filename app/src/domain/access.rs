@@ -1,0 +1,162 @@
+//! Who may do what: the five roles, the permissions they grant, and the signed-in caller.
+//!
+//! This matrix is the single source of truth: every REST handler and server function asks it,
+//! and the UI uses it only to hide what the server would refuse anyway.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// A role a user (or an API token) can hold; a user may hold several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Reviewer,
+    Compliance,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Viewer, Role::Operator, Role::Reviewer, Role::Compliance, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Reviewer => "reviewer",
+            Role::Compliance => "compliance",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The permissions this role grants.
+    pub fn grants(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Viewer | Role::Reviewer | Role::Compliance => matches!(permission, Read),
+            Role::Operator => matches!(permission, Read | RegisterModels | RegisterVersions | EditVersions | Quarantine | Deploy),
+            Role::Admin => matches!(permission, Read | ManageEnvironments | ManageUsers | ManageTokens),
+        }
+    }
+}
+
+/// Something a caller may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Browse models, versions, deployments.
+    Read,
+    RegisterModels,
+    RegisterVersions,
+    /// Edit a version's description and tags.
+    EditVersions,
+    /// Quarantine a version or release it.
+    Quarantine,
+    /// Make a version live in an environment.
+    Deploy,
+    ManageEnvironments,
+    ManageUsers,
+    /// Create and revoke API tokens of any user.
+    ManageTokens,
+}
+
+impl Permission {
+    /// The action in words, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::Read => "reading the registry",
+            Permission::RegisterModels => "registering models",
+            Permission::RegisterVersions => "registering versions",
+            Permission::EditVersions => "editing versions",
+            Permission::Quarantine => "quarantining versions",
+            Permission::Deploy => "deploying",
+            Permission::ManageEnvironments => "managing environments",
+            Permission::ManageUsers => "managing users",
+            Permission::ManageTokens => "managing other users' API tokens",
+        }
+    }
+}
+
+/// A set of roles.
+pub type Roles = BTreeSet<Role>;
+
+/// Whether any of `roles` grants `permission`.
+pub fn allows(roles: &Roles, permission: Permission) -> bool {
+    roles.iter().any(|r| r.grants(permission))
+}
+
+/// The authenticated caller of a request: a signed-in user, or an API token acting for its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub user_id: i64,
+    pub username: String,
+    /// The roles in force for this request (a token's roles, which are a subset of its owner's).
+    pub roles: Roles,
+    /// The API token used, if the request was not made through a session.
+    pub token: Option<String>,
+}
+
+impl Caller {
+    pub fn can(&self, permission: Permission) -> bool {
+        allows(&self.roles, permission)
+    }
+
+    /// 403 unless the caller's roles grant `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), crate::error::ApiError> {
+        if self.can(permission) {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::forbidden(format!(
+                "your roles ({}) do not allow {}",
+                self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+                permission.describe()
+            )))
+        }
+    }
+
+    /// How this caller is named in history: the user, and the token when one was used.
+    pub fn actor(&self) -> super::Actor {
+        let name = match &self.token {
+            Some(token) => format!("{} (token {token})", self.username),
+            None => self.username.clone(),
+        };
+        super::Actor { name }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compliance_reads_everything_and_changes_nothing() {
+        let roles = Roles::from([Role::Compliance]);
+        assert!(allows(&roles, Permission::Read));
+        for p in [Permission::RegisterModels, Permission::Deploy, Permission::Quarantine, Permission::ManageUsers] {
+            assert!(!allows(&roles, p), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn roles_combine() {
+        let roles = Roles::from([Role::Viewer, Role::Admin]);
+        assert!(allows(&roles, Permission::ManageUsers));
+        assert!(!allows(&roles, Permission::Deploy));
+        assert!(!allows(&Roles::new(), Permission::Read), "no role, no access");
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! Authentication: who is calling (API token or session cookie), and the sign-in gate for pages.
+
+use app::backend::Identity;
+use app::domain::Caller;
+use app::error::ApiError;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::AppState;
+
+/// Resolves the caller and stores it in the request's extensions. A bearer token that is not
+/// valid is refused at once; a stale session cookie only makes the request anonymous.
+/// Anonymous requests for console pages are sent to the sign-in page.
+pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    if is_public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let bearer = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_string());
+    let caller = match bearer {
+        Some(token) => match s.store.token_caller(&token).await {
+            Ok(Some(caller)) => Some(caller),
+            Ok(None) => return ApiError::new(app::error::ErrorCode::Unauthorized, "invalid, expired or revoked API token").into_response(),
+            Err(e) => return e.into_response(),
+        },
+        None => match s.cookie_policy.read(req.headers()) {
+            Some(session) => match s.store.session_caller(&session).await {
+                Ok(caller) => caller,
+                Err(e) => return e.into_response(),
+            },
+            None => None,
+        },
+    };
+    let page = is_page(req.method(), req.uri().path());
+    match caller {
+        Some(caller) => {
+            if page && req.uri().path() == "/sign-in" {
+                return Redirect::to("/").into_response();
+            }
+            req.extensions_mut().insert(caller);
+        }
+        None if page && req.uri().path() != "/sign-in" => {
+            let next = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let target = format!("/sign-in?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+            return (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, target)]).into_response();
+        }
+        None => {}
+    }
+    next.run(req).await
+}
+
+/// Served to anyone without looking at credentials: operations endpoints and static assets.
+fn is_public(path: &str) -> bool {
+    const PUBLIC: [&str; 5] = ["/pkg/", "/healthz", "/readyz", "/metrics", "/favicon.ico"];
+    PUBLIC.iter().any(|p| path.starts_with(p))
+}
+
+/// A console page (as opposed to the API, static assets and operations endpoints).
+fn is_page(method: &Method, path: &str) -> bool {
+    method == Method::GET && !path.starts_with("/api/") && !is_public(path)
+}
+
+/// The authenticated caller of a REST request, or 401.
+pub struct Authenticated(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().map(Authenticated).ok_or_else(ApiError::unauthorized)
+    }
+}

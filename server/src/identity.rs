@@ -1,0 +1,527 @@
+//! Users, passwords (Argon2id), sign-in sessions with idle and absolute timeouts, API tokens,
+//! and sign-in throttling held in the database so every replica counts together.
+
+use app::backend::{Identity, SessionGrant};
+use app::domain::*;
+use app::error::{ApiError, ErrorCode};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+use async_trait::async_trait;
+use argon2::password_hash::rand_core::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+
+use crate::clock::rfc3339;
+use crate::db::{DbResultExt, db_error};
+use crate::store::{Store, from_json, to_json};
+
+/// Session lifetimes and sign-in throttling limits.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// A session unused this long is over.
+    pub idle_timeout_ms: i64,
+    /// A session is over this long after sign-in, however busy.
+    pub absolute_timeout_ms: i64,
+    /// Failed sign-ins per account per hour before the account refuses attempts (the window slides).
+    pub max_failures_per_account_hour: i64,
+    /// Failed sign-ins per client address per hour, across accounts (password spraying).
+    pub max_failures_per_address_hour: i64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: 30 * 60 * 1000,
+            absolute_timeout_ms: 12 * 3600 * 1000,
+            max_failures_per_account_hour: 100,
+            max_failures_per_address_hour: 300,
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+/// Failures from one address on one account tolerated before backoff starts.
+const FREE_FAILURES: i64 = 5;
+/// Longest wait between attempts from one address on one account.
+const MAX_BACKOFF_MS: i64 = 60_000;
+const TOKEN_PREFIX: &str = "mg_";
+
+/// Hashes a password with Argon2id (m = 19 MiB, t = 2, p = 1), off the async runtime.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "password hashing failed");
+        ApiError::internal()
+    })
+}
+
+/// Checks a password against a stored hash, off the async runtime.
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash to verify against when the account does not exist, so both cases take as long.
+async fn decoy_hash() -> &'static str {
+    static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DECOY
+        .get_or_init(|| async { hash_password("decoy password, never valid".into()).await.unwrap_or_default() })
+        .await
+}
+
+/// 256 random bits from the OS, hex-encoded.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What is stored instead of a session or API token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    password_hash: String,
+    roles: String,
+    disabled_at: Option<i64>,
+    created_at: i64,
+}
+
+impl UserRow {
+    fn roles(&self) -> Roles {
+        from_json::<Vec<Role>>(&self.roles).into_iter().collect()
+    }
+
+    fn into_user(self) -> User {
+        let roles = self.roles().into_iter().collect();
+        User {
+            username: self.username,
+            display_name: self.display_name,
+            roles,
+            disabled: self.disabled_at.is_some(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+
+    fn caller(&self, roles: Roles, token: Option<String>) -> Caller {
+        Caller { user_id: self.id, username: self.username.clone(), roles, token }
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, display_name, password_hash, roles, disabled_at, created_at";
+
+async fn user_by_name(conn: &mut AnyConnection, username: &str) -> Result<Option<UserRow>, ApiError> {
+    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+        .bind(username)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)
+}
+
+async fn user_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<UserRow>, ApiError> {
+    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    owner: String,
+    prefix: String,
+    roles: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+impl TokenRow {
+    fn into_token(self) -> ApiToken {
+        ApiToken {
+            id: self.id,
+            name: self.name,
+            owner: self.owner,
+            prefix: self.prefix,
+            roles: from_json(&self.roles),
+            created_at: rfc3339(self.created_at),
+            expires_at: self.expires_at.map(rfc3339),
+            revoked_at: self.revoked_at.map(rfc3339),
+            last_used_at: self.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "t.id, t.name, u.username AS owner, t.prefix, t.roles, t.created_at, t.expires_at, \
+     t.revoked_at, t.last_used_at";
+
+async fn token_by_id(conn: &mut AnyConnection, id: i64) -> Result<TokenRow, ApiError> {
+    sqlx::query_as(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("API token {id} not found")))
+}
+
+impl Store {
+    /// Refuses a sign-in attempt while its account or address is over a limit, or backing off.
+    async fn check_throttle(&self, conn: &mut AnyConnection, username: &str, client: &str, now: i64) -> Result<(), ApiError> {
+        let since = now - HOUR_MS;
+        let per_account: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at > $2")
+            .bind(username)
+            .bind(since)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let per_address: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE client_addr = $1 AND at > $2")
+            .bind(client)
+            .bind(since)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let too_many = || ApiError::new(ErrorCode::TooManyRequests, "too many failed sign-ins; try again later");
+        if per_account >= self.auth.max_failures_per_account_hour || per_address >= self.auth.max_failures_per_address_hour {
+            return Err(too_many());
+        }
+        // Backoff per (account, address): an attacker elsewhere does not slow the real user down.
+        let (recent, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(at) FROM sign_in_failures WHERE username = $1 AND client_addr = $2 AND at > $3",
+        )
+        .bind(username)
+        .bind(client)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        if recent >= FREE_FAILURES {
+            let wait = (1000_i64 << (recent - FREE_FAILURES).min(16)).min(MAX_BACKOFF_MS);
+            if last.is_some_and(|last| now < last + wait) {
+                return Err(too_many());
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_failure(&self, username: &str, client: &str, now: i64) -> Result<(), ApiError> {
+        sqlx::query("INSERT INTO sign_in_failures (username, client_addr, at) VALUES ($1, $2, $3)")
+            .bind(username)
+            .bind(client)
+            .bind(now)
+            .execute(self.db.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Creates a user without a caller: for the CLI and the demo data set.
+    pub async fn bootstrap_user(&self, input: NewUser) -> Result<User, ApiError> {
+        input.validate()?;
+        let hash = hash_password(input.password.clone()).await?;
+        let now = self.clock.now_ms();
+        let roles: Roles = input.roles.iter().copied().collect();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO users (username, display_name, password_hash, roles, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(&input.username)
+        .bind(&input.display_name)
+        .bind(&hash)
+        .bind(to_json(&roles))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .on_unique_violation(|| ApiError::conflict(format!("user '{}' already exists", input.username)).with_field("username"))?;
+        let user = user_by_name(&mut tx, &input.username).await?.ok_or_else(ApiError::internal)?;
+        tx.commit().await?;
+        Ok(user.into_user())
+    }
+
+    /// Creates an API token for `owner` without a caller: for the CLI.
+    pub async fn bootstrap_token(&self, owner: &str, input: NewToken) -> Result<CreatedToken, ApiError> {
+        input.validate()?;
+        let mut conn = self.conn().await?;
+        let user = user_by_name(&mut conn, owner).await?.ok_or_else(|| ApiError::not_found(format!("user '{owner}' not found")))?;
+        drop(conn);
+        self.insert_token(&user, input).await
+    }
+
+    async fn insert_token(&self, owner: &UserRow, input: NewToken) -> Result<CreatedToken, ApiError> {
+        let owner_roles = owner.roles();
+        if let Some(extra) = input.roles.iter().find(|r| !owner_roles.contains(r)) {
+            return Err(ApiError::invalid("roles", format!("{} does not hold the role {}", owner.username, extra.as_str())));
+        }
+        let roles: Roles = input.roles.iter().copied().collect();
+        let secret = format!("{TOKEN_PREFIX}{}", random_secret());
+        let prefix = secret[..TOKEN_PREFIX.len() + 8].to_string();
+        let now = self.clock.now_ms();
+        let expires_at = input.expires_in_days.map(|d| now + i64::from(d) * 24 * HOUR_MS);
+        let mut tx = self.db.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (user_id, name, token_hash, prefix, roles, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(owner.id)
+        .bind(&input.name)
+        .bind(token_hash(&secret))
+        .bind(&prefix)
+        .bind(to_json(&roles))
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let info = token_by_id(&mut tx, id).await?.into_token();
+        tx.commit().await?;
+        Ok(CreatedToken { token: secret, info })
+    }
+
+    /// Ends every session of a user (after a password reset or when disabled).
+    async fn end_sessions(conn: &mut AnyConnection, user_id: i64) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(conn).await.map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Identity for Store {
+    async fn sign_in(&self, username: &str, password: &str, client_addr: &str) -> Result<SessionGrant, ApiError> {
+        let now = self.clock.now_ms();
+        let mut conn = self.conn().await?;
+        self.check_throttle(&mut conn, username, client_addr, now).await?;
+        let user = user_by_name(&mut conn, username).await?;
+        drop(conn);
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => decoy_hash().await.to_string(),
+        };
+        let valid = verify_password(password.to_string(), hash).await;
+        let user = match user {
+            Some(u) if valid && u.disabled_at.is_none() => u,
+            _ => {
+                self.record_failure(username, client_addr, now).await?;
+                return Err(ApiError::new(ErrorCode::Unauthorized, "wrong username or password"));
+            }
+        };
+        let token = random_secret();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, client_addr) VALUES ($1, $2, $3, $3, $4)")
+            .bind(token_hash(&token))
+            .bind(user.id)
+            .bind(now)
+            .bind(client_addr)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await?;
+        let caller = user.caller(user.roles(), None);
+        Ok(SessionGrant { token, caller })
+    }
+
+    async fn sign_out(&self, session_token: &str) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash(session_token))
+            .execute(self.db.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn session_caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError> {
+        let now = self.clock.now_ms();
+        let hash = token_hash(session_token);
+        let mut conn = self.conn().await?;
+        let session: Option<(i64, i64, i64)> =
+            sqlx::query_as("SELECT user_id, created_at, last_seen_at FROM sessions WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        let Some((user_id, created_at, last_seen_at)) = session else {
+            return Ok(None);
+        };
+        if now - last_seen_at > self.auth.idle_timeout_ms || now - created_at > self.auth.absolute_timeout_ms {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&mut *conn).await.map_err(db_error)?;
+            return Ok(None);
+        }
+        let Some(user) = user_by_id(&mut conn, user_id).await?.filter(|u| u.disabled_at.is_none()) else {
+            return Ok(None);
+        };
+        // Touch at most once a minute: the idle timeout needs no finer grain, and reads stay reads.
+        if now - last_seen_at > 60_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(now)
+                .bind(&hash)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(Some(user.caller(user.roles(), None)))
+    }
+
+    async fn token_caller(&self, api_token: &str) -> Result<Option<Caller>, ApiError> {
+        if !api_token.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        let mut conn = self.conn().await?;
+        let row: Option<(i64, i64, String, String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT id, user_id, name, roles, expires_at, revoked_at, last_used_at FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash(api_token))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let Some((id, user_id, name, roles, expires_at, revoked_at, last_used_at)) = row else {
+            return Ok(None);
+        };
+        if revoked_at.is_some() || expires_at.is_some_and(|e| now >= e) {
+            return Ok(None);
+        }
+        let Some(user) = user_by_id(&mut conn, user_id).await?.filter(|u| u.disabled_at.is_none()) else {
+            return Ok(None);
+        };
+        if last_used_at.is_none_or(|t| now - t > 60_000) {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        }
+        // A token never grants more than its owner holds now.
+        let owner_roles = user.roles();
+        let roles = from_json::<Vec<Role>>(&roles).into_iter().filter(|r| owner_roles.contains(r)).collect();
+        Ok(Some(user.caller(roles, Some(name))))
+    }
+
+    async fn me(&self, caller: &Caller) -> Result<Me, ApiError> {
+        let mut conn = self.conn().await?;
+        let user = user_by_id(&mut conn, caller.user_id).await?.ok_or_else(ApiError::unauthorized)?;
+        Ok(Me { username: user.username, display_name: user.display_name, roles: caller.roles.iter().copied().collect() })
+    }
+
+    async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<User, ApiError> {
+        caller.require(Permission::ManageUsers)?;
+        self.bootstrap_user(input).await
+    }
+
+    async fn list_users(&self, caller: &Caller) -> Result<Vec<User>, ApiError> {
+        caller.require(Permission::ManageUsers)?;
+        let rows: Vec<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(UserRow::into_user).collect())
+    }
+
+    async fn update_user(&self, caller: &Caller, username: &str, patch: UserPatch) -> Result<User, ApiError> {
+        caller.require(Permission::ManageUsers)?;
+        patch.validate()?;
+        let new_hash = match &patch.password {
+            Some(p) => Some(hash_password(p.clone()).await?),
+            None => None,
+        };
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let user = user_by_name(&mut tx, username).await?.ok_or_else(|| ApiError::not_found(format!("user '{username}' not found")))?;
+        if user.id == caller.user_id && patch.disabled == Some(true) {
+            return Err(ApiError::invalid("disabled", "you cannot disable yourself"));
+        }
+        let roles: Roles = match &patch.roles {
+            Some(r) => r.iter().copied().collect(),
+            None => user.roles(),
+        };
+        if user.id == caller.user_id && !roles.contains(&Role::Admin) {
+            return Err(ApiError::invalid("roles", "you cannot remove your own admin role"));
+        }
+        let disabled_at = match patch.disabled {
+            Some(true) => user.disabled_at.or(Some(now)),
+            Some(false) => None,
+            None => user.disabled_at,
+        };
+        sqlx::query(
+            "UPDATE users SET display_name = $1, roles = $2, disabled_at = $3, password_hash = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(patch.display_name.as_deref().unwrap_or(&user.display_name))
+        .bind(to_json(&roles))
+        .bind(disabled_at)
+        .bind(new_hash.as_deref().unwrap_or(&user.password_hash))
+        .bind(now)
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if new_hash.is_some() || disabled_at.is_some() {
+            Self::end_sessions(&mut tx, user.id).await?;
+        }
+        let updated = user_by_id(&mut tx, user.id).await?.ok_or_else(ApiError::internal)?;
+        tx.commit().await?;
+        Ok(updated.into_user())
+    }
+
+    async fn create_token(&self, caller: &Caller, input: NewToken) -> Result<CreatedToken, ApiError> {
+        input.validate()?;
+        let owner_name = input.owner.clone().unwrap_or_else(|| caller.username.clone());
+        if owner_name != caller.username {
+            caller.require(Permission::ManageTokens)?;
+        } else if caller.token.is_some() {
+            return Err(ApiError::forbidden("an API token cannot create API tokens; sign in to create one"));
+        }
+        let mut conn = self.conn().await?;
+        let owner = user_by_name(&mut conn, &owner_name).await?.ok_or_else(|| ApiError::not_found(format!("user '{owner_name}' not found")))?;
+        drop(conn);
+        self.insert_token(&owner, input).await
+    }
+
+    async fn list_tokens(&self, caller: &Caller) -> Result<Vec<ApiToken>, ApiError> {
+        let all = caller.can(Permission::ManageTokens);
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE $1 = 1 OR t.user_id = $2 ORDER BY t.id DESC"
+        ))
+        .bind(i64::from(all))
+        .bind(caller.user_id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(TokenRow::into_token).collect())
+    }
+
+    async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<ApiToken, ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        let token = token_by_id(&mut tx, id).await?;
+        if token.owner != caller.username {
+            caller.require(Permission::ManageTokens)?;
+        }
+        if token.revoked_at.is_some() {
+            return Err(ApiError::conflict(format!("API token {id} is already revoked")));
+        }
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(self.clock.now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let revoked = token_by_id(&mut tx, id).await?.into_token();
+        tx.commit().await?;
+        Ok(revoked)
+    }
+}
