@@ -1,5 +1,6 @@
 //! API tests: the real server on a free port, a fresh database per test, on SQLite and PostgreSQL.
 
+mod access;
 mod cli;
 mod console;
 mod deployments;

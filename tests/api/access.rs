@@ -1,0 +1,149 @@
+//! The role matrix: every REST operation (from the OpenAPI document) and every server function
+//! (from the server-function registry), called anonymously and as each role. A new endpoint
+//! that is missing from the matrix fails this test, so none can be forgotten.
+
+use app::domain::{Permission, Role, Roles, allows};
+use modelgate_tests::{Backend, TestApp, digest, json, on_both_backends, seed_model};
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Callers whose roles grant the permission.
+    Needs(Permission),
+    /// Any authenticated caller (the operation itself limits what they see or touch).
+    AnyCaller,
+    /// Only a signed-in person, never an API token.
+    SessionOnly,
+}
+
+fn rule(method: &str, path: &str) -> Rule {
+    use Permission::*;
+    use Rule::*;
+    match (method, path) {
+        ("get", "/api/v1/models" | "/api/v1/models/{model}" | "/api/v1/models/{model}/versions"
+            | "/api/v1/models/{model}/versions/{version}" | "/api/v1/environments"
+            | "/api/v1/models/{model}/environments/{environment}"
+            | "/api/v1/models/{model}/environments/{environment}/history") => Needs(Read),
+        ("post", "/api/v1/models") => Needs(RegisterModels),
+        ("post", "/api/v1/models/{model}/versions") => Needs(RegisterVersions),
+        ("patch", "/api/v1/models/{model}/versions/{version}") => Needs(EditVersions),
+        ("post" | "delete", "/api/v1/models/{model}/versions/{version}/quarantine") => Needs(Quarantine),
+        ("post", "/api/v1/environments") => Needs(ManageEnvironments),
+        ("post", "/api/v1/models/{model}/environments/{environment}/deploy") => Needs(Deploy),
+        ("get" | "post", "/api/v1/users") | ("patch", "/api/v1/users/{username}") => Needs(ManageUsers),
+        // The token to revoke belongs to someone else, so only token managers may.
+        ("delete", "/api/v1/tokens/{id}") => Needs(ManageTokens),
+        ("get", "/api/v1/me" | "/api/v1/tokens") => AnyCaller,
+        ("post", "/api/v1/tokens") => SessionOnly,
+        _ => panic!("{method} {path} is not in the role matrix: add it to tests/api/access.rs"),
+    }
+}
+
+/// A body that passes validation, unique per call where the resource must be new.
+fn body(method: &str, path: &str, n: usize) -> Option<Value> {
+    Some(match (method, path) {
+        ("post", "/api/v1/models") => json!({ "name": format!("created-{n}") }),
+        ("post", "/api/v1/models/{model}/versions") => json!({ "artifact_uri": "s3://x", "artifact_digest": digest(3) }),
+        ("patch", "/api/v1/models/{model}/versions/{version}") => json!({ "description": format!("edit {n}") }),
+        ("post", "/api/v1/models/{model}/versions/{version}/quarantine") => json!({ "reason": "matrix" }),
+        ("post", "/api/v1/environments") => json!({ "name": format!("env-{n}") }),
+        ("post", "/api/v1/models/{model}/environments/{environment}/deploy") => json!({ "version": 1 + n % 2 }),
+        ("post", "/api/v1/users") => json!({ "username": format!("user-{n}"), "password": "long enough password", "roles": ["viewer"] }),
+        ("patch", "/api/v1/users/{username}") => json!({ "display_name": format!("renamed {n}") }),
+        ("post", "/api/v1/tokens") => json!({ "name": "matrix", "roles": ["viewer"] }),
+        _ => return None,
+    })
+}
+
+on_both_backends!(every_endpoint_checks_every_role);
+
+async fn every_endpoint_checks_every_role(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "m", 2).await;
+    let mut callers: Vec<(Roles, Client)> = Vec::new();
+    for role in Role::ALL {
+        callers.push((Roles::from([role]), app.client_as(&format!("as-{}", role.as_str()), &[role]).await));
+    }
+    json(app.post("/api/v1/users", &json!({ "username": "target-user", "password": "long enough password", "roles": ["viewer"] })).await, 201).await;
+
+    let doc = json(app.get("/api/v1/openapi.json").await, 200).await;
+    let mut n = 0;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let rule = rule(method, path);
+            let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let send = |client: &Client, n: usize, url: String| {
+                let mut request = client.request(http_method.clone(), url);
+                if let Some(b) = body(method, path, n) {
+                    request = request.json(&b);
+                }
+                request.send()
+            };
+            let url = |token_id: i64| {
+                app.url(
+                    &path
+                        .replace("{model}", "m")
+                        .replace("{version}", "1")
+                        .replace("{environment}", "staging")
+                        .replace("{username}", "target-user")
+                        .replace("{id}", &token_id.to_string()),
+                )
+            };
+            // A fresh token of `tester` for each revocation attempt.
+            let token_id = fresh_token(&app).await;
+            n += 1;
+            let anonymous = send(&app.anonymous, n, url(token_id)).await.unwrap();
+            assert_eq!(anonymous.status(), 401, "anonymous {method} {path}");
+            for (roles, client) in &callers {
+                n += 1;
+                let status = send(client, n, url(token_id)).await.unwrap().status().as_u16();
+                let allowed = match rule {
+                    Rule::Needs(p) => allows(roles, p),
+                    Rule::AnyCaller => true,
+                    Rule::SessionOnly => false,
+                };
+                if allowed {
+                    assert!(![401, 403].contains(&status) && status < 500, "{roles:?} should be able to {method} {path}: {status}");
+                } else {
+                    assert_eq!(status, 403, "{roles:?} must be refused {method} {path}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5 * 20, "checked {checked} role × operation pairs");
+}
+
+/// A new API token of the `tester` user; returns its id.
+async fn fresh_token(app: &TestApp) -> i64 {
+    let user = app.store.clone();
+    let token = app::domain::NewToken { name: "victim".into(), owner: None, roles: vec![Role::Operator], expires_in_days: None };
+    user.bootstrap_token("tester", token).await.unwrap().info.id
+}
+
+on_both_backends!(server_functions_refuse_anonymous_callers);
+
+async fn server_functions_refuse_anonymous_callers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "m", 1).await;
+    let public = ["/api/sign_in", "/api/sign_out", "/api/current_user"];
+    let mut checked = 0;
+    for (path, _method) in leptos::server_fn::axum::server_fn_paths() {
+        let form = [("model", "m"), ("name", "m"), ("number", "1"), ("environment", "staging"), ("version", "1"),
+            ("reason", "x"), ("description", "x"), ("tags", "x"), ("query[limit]", "10")];
+        let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
+        let status = response.status().as_u16();
+        if public.iter().any(|p| path.starts_with(p)) {
+            assert!(status < 500, "{path}: {status}");
+            continue;
+        }
+        assert_eq!(status, 401, "anonymous call to {path} must be refused");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "unauthorized", "{path}: {error}");
+        checked += 1;
+    }
+    assert!(checked >= 7, "checked {checked} server functions");
+}
