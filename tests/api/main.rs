@@ -4,6 +4,7 @@ mod access;
 mod cli;
 mod console;
 mod deployments;
+mod identity;
 mod input;
 mod models;
 mod ops;
