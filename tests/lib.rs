@@ -174,6 +174,14 @@ impl TestApp {
         (cookie, response)
     }
 
+    /// A browser-like client of a signed-in session: sends the cookie and this site's `Origin`.
+    pub fn session_client(&self, cookie: &str) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::COOKIE, cookie.parse().expect("cookie"));
+        headers.insert(reqwest::header::ORIGIN, self.base.parse().expect("origin"));
+        Client::builder().default_headers(headers).redirect(reqwest::redirect::Policy::none()).build().expect("http client")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -44,7 +44,7 @@ async fn sign_in_rotates_the_session_and_sign_out_ends_it(backend: Backend) {
     assert_ne!(first, second, "every sign-in gets a new token");
     let me = |cookie: String| app.anonymous.get(app.url("/api/v1/me")).header(COOKIE, cookie).send();
     assert_eq!(json(me(second.clone()).await.unwrap(), 200).await["username"], "tester");
-    let out = app.anonymous.post(app.url(&sign_out_path())).header(COOKIE, second.clone()).send().await.unwrap();
+    let out = app.session_client(&second).post(app.url(&sign_out_path())).send().await.unwrap();
     assert!(out.status().is_redirection() || out.status().is_success(), "{}", out.status());
     assert_eq!(me(second).await.unwrap().status(), 401, "the old cookie is refused after sign-out");
     assert_eq!(me(first).await.unwrap().status(), 200, "other sessions live on");
@@ -91,7 +91,8 @@ async fn revoked_and_expired_tokens_get_401(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (session, _) = app.sign_in("tester", PASSWORD).await;
     let session = session.unwrap();
-    let create = |body: serde_json::Value| app.anonymous.post(app.url("/api/v1/tokens")).header(COOKIE, session.clone()).json(&body).send();
+    let browser = app.session_client(&session);
+    let create = |body: serde_json::Value| browser.post(app.url("/api/v1/tokens")).json(&body).send();
     let created = json(create(json!({ "name": "ci", "roles": ["operator"], "expires_in_days": 1 })).await.unwrap(), 201).await;
     let secret = created["token"].as_str().unwrap().to_string();
     assert!(secret.starts_with(&created["info"]["prefix"].as_str().unwrap().to_string()));
@@ -131,10 +132,11 @@ async fn tokens_never_exceed_their_owner(backend: Backend) {
     // An admin may mint a token for someone else, within that user's roles only.
     let for_vic = json!({ "name": "vic-bot", "owner": "vic", "roles": ["viewer"] });
     let (session, _) = app.sign_in("tester", PASSWORD).await;
-    let created = app.anonymous.post(app.url("/api/v1/tokens")).header(COOKIE, session.clone().unwrap()).json(&for_vic).send().await.unwrap();
+    let browser = app.session_client(&session.unwrap());
+    let created = browser.post(app.url("/api/v1/tokens")).json(&for_vic).send().await.unwrap();
     assert_eq!(json(created, 201).await["info"]["owner"], "vic");
     let too_much = json!({ "name": "vic-bot", "owner": "vic", "roles": ["operator"] });
-    let refused = app.anonymous.post(app.url("/api/v1/tokens")).header(COOKIE, session.unwrap()).json(&too_much).send().await.unwrap();
+    let refused = browser.post(app.url("/api/v1/tokens")).json(&too_much).send().await.unwrap();
     expect_error(refused, 422, Some("roles")).await;
 }
 

@@ -9,3 +9,4 @@ mod input;
 mod models;
 mod ops;
 mod versions;
+mod web;

@@ -10,11 +10,13 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-/// Runs in every page before its own scripts: records console errors and uncaught exceptions.
+/// Runs in every page before its own scripts: records console errors, uncaught exceptions and
+/// Content-Security-Policy violations.
 const CAPTURE_ERRORS: &str = "window.__pageErrors = []; \
     const original = console.error.bind(console); \
     console.error = (...args) => { window.__pageErrors.push(args.map(String).join(' ')); original(...args); }; \
-    window.addEventListener('error', (e) => window.__pageErrors.push(String(e.message)));";
+    window.addEventListener('error', (e) => window.__pageErrors.push(String(e.message))); \
+    document.addEventListener('securitypolicyviolation', (e) => window.__pageErrors.push(`CSP blocked ${e.blockedURI} (${e.violatedDirective})`));";
 
 /// A Chrome DevTools Protocol command sent through chromedriver.
 #[derive(Debug)]

@@ -127,7 +127,7 @@ fn VersionsTable(model: String, versions: Vec<Version>) -> impl IntoView {
         let href = format!("/models/{model}/versions/{}", v.number);
         let status = version_status(&v);
         view! {
-            <tr data-version=v.number style:display=move || if visible() { "" } else { "none" }>
+            <tr data-version=v.number class:hidden=move || !visible()>
                 <td><A href=href attr:class="strong">{format!("v{}", v.number)}</A></td>
                 <td class="muted">{format::time(&v.created_at)}</td>
                 <td>{v.created_by.clone()}</td>
