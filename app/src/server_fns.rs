@@ -152,3 +152,78 @@ mod tests {
         assert_eq!(super::safe_next(None), "/");
     }
 }
+
+/// Role checkboxes as a form sends them: `roles[operator]=on` for each ticked role.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RoleChoice {
+    #[serde(default)]
+    pub viewer: Option<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+    #[serde(default)]
+    pub reviewer: Option<String>,
+    #[serde(default)]
+    pub compliance: Option<String>,
+    #[serde(default)]
+    pub admin: Option<String>,
+}
+
+impl RoleChoice {
+    pub fn roles(&self) -> Vec<Role> {
+        [
+            (Role::Viewer, &self.viewer),
+            (Role::Operator, &self.operator),
+            (Role::Reviewer, &self.reviewer),
+            (Role::Compliance, &self.compliance),
+            (Role::Admin, &self.admin),
+        ]
+        .into_iter()
+        .filter(|(_, ticked)| ticked.is_some())
+        .map(|(role, _)| role)
+        .collect()
+    }
+}
+
+#[server]
+pub async fn list_users() -> Result<Vec<User>, ApiError> {
+    backend()?.list_users(&caller()?).await
+}
+
+#[server]
+pub async fn create_user(username: String, display_name: String, password: String, roles: Option<RoleChoice>) -> Result<User, ApiError> {
+    let roles = roles.unwrap_or_default().roles();
+    backend()?.create_user(&caller()?, NewUser { username, display_name, password, roles }).await
+}
+
+/// Enables or disables a user.
+#[server]
+pub async fn set_user_disabled(username: String, disabled: bool) -> Result<User, ApiError> {
+    backend()?.update_user(&caller()?, &username, UserPatch { disabled: Some(disabled), ..Default::default() }).await
+}
+
+#[server]
+pub async fn reset_password(username: String, password: String) -> Result<User, ApiError> {
+    backend()?.update_user(&caller()?, &username, UserPatch { password: Some(password), ..Default::default() }).await
+}
+
+#[server]
+pub async fn list_tokens() -> Result<Vec<ApiToken>, ApiError> {
+    backend()?.list_tokens(&caller()?).await
+}
+
+/// Creates an API token; `owner` empty means the caller; `expires_in_days` empty means never.
+#[server]
+pub async fn create_token(name: String, owner: String, roles: Option<RoleChoice>, expires_in_days: String) -> Result<CreatedToken, ApiError> {
+    let expires_in_days = match expires_in_days.trim() {
+        "" => None,
+        days => Some(days.parse::<u32>().map_err(|_| ApiError::invalid("expires_in_days", "must be a whole number of days"))?),
+    };
+    let owner = Some(owner.trim().to_string()).filter(|o| !o.is_empty());
+    let input = NewToken { name, owner, roles: roles.unwrap_or_default().roles(), expires_in_days };
+    backend()?.create_token(&caller()?, input).await
+}
+
+#[server]
+pub async fn revoke_token(id: i64) -> Result<ApiToken, ApiError> {
+    backend()?.revoke_token(&caller()?, id).await
+}

@@ -133,7 +133,9 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
     let mut checked = 0;
     for (path, _method) in leptos::server_fn::axum::server_fn_paths() {
         let form = [("model", "m"), ("name", "m"), ("number", "1"), ("environment", "staging"), ("version", "1"),
-            ("reason", "x"), ("description", "x"), ("tags", "x"), ("query[limit]", "10")];
+            ("reason", "x"), ("description", "x"), ("tags", "x"), ("query[limit]", "10"), ("username", "tester"),
+            ("display_name", "x"), ("password", "long enough password"), ("disabled", "true"), ("id", "1"),
+            ("owner", ""), ("expires_in_days", "")];
         let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
         let status = response.status().as_u16();
         if public.iter().any(|p| path.starts_with(p)) {
@@ -145,5 +147,5 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
         assert_eq!(error["code"], "unauthorized", "{path}: {error}");
         checked += 1;
     }
-    assert!(checked >= 7, "checked {checked} server functions");
+    assert!(checked >= 14, "checked {checked} server functions");
 }

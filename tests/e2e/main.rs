@@ -141,6 +141,43 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert!(deploy_forms.is_empty(), "a viewer is not offered the deploy action");
     browser.screenshot("model-as-viewer").await;
 
+    // An admin adds a user, then creates an API token that is shown once, and revokes it.
+    browser.wait_for(".sign-out button").await.click().await.unwrap();
+    browser.wait_for("#sign-in").await;
+    sign_in(&browser, "admin", DEMO_PASSWORD).await;
+    browser.wait_for("#models").await;
+    c.goto(&app.url("/admin/users")).await.unwrap();
+    browser.wait_hydrated().await;
+    let form = browser.wait_for("#create-user").await;
+    for (field, value) in [("username", "newbie"), ("display_name", "New Colleague"), ("password", "a sufficiently long one")] {
+        form.find(Locator::Css(&format!("input[name=\"{field}\"]"))).await.unwrap().send_keys(value).await.unwrap();
+    }
+    form.find(Locator::Css(r#"input[name="roles[viewer]"]"#)).await.unwrap().click().await.unwrap();
+    form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    browser.wait_for(r#"tr[data-user="newbie"]"#).await;
+    browser.screenshot("users").await;
+
+    c.goto(&app.url("/tokens")).await.unwrap();
+    browser.wait_hydrated().await;
+    let form = browser.wait_for("#create-token").await;
+    form.find(Locator::Css(r#"input[name="name"]"#)).await.unwrap().send_keys("e2e-bot").await.unwrap();
+    form.find(Locator::Css(r#"input[name="roles[admin]"]"#)).await.unwrap().click().await.unwrap();
+    form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    let secret = browser.wait_for("#new-token .secret").await.text().await.unwrap();
+    assert!(secret.starts_with("mg_"), "{secret}");
+    let me = modelgate_tests::bearer_client(&secret).get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(json(me, 200).await["username"], "admin", "the token shown once works");
+    browser.screenshot("tokens").await;
+    browser.wait_for("#tokens tbody tr button.danger").await.click().await.unwrap();
+    browser
+        .eventually("the token shows as revoked", || async {
+            let text = c.find(Locator::Css("#tokens tbody tr")).await.ok()?.text().await.ok()?;
+            text.contains("revoked").then_some(())
+        })
+        .await;
+    let me = modelgate_tests::bearer_client(&secret).get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401, "a revoked token is refused");
+
     // Unknown pages get a clear 404 page.
     c.goto(&app.url("/models/ghost")).await.unwrap();
     let panel = c.find(Locator::Css(".error-panel")).await.unwrap().text().await.unwrap();

@@ -9,7 +9,7 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use pages::{ModelPage, ModelsPage, NotFound, SignInPage, VersionPage};
+use pages::{ModelPage, ModelsPage, NotFound, SignInPage, TokensPage, UsersPage, VersionPage};
 
 use crate::domain::{Me, Permission, Roles, allows};
 use crate::error::ApiError;
@@ -93,6 +93,13 @@ pub fn App() -> impl IntoView {
                 </A>
                 <nav class="topnav">
                     <A href="/">"Models"</A>
+                    <A href="/tokens">"API tokens"</A>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let admin = user.await.ok().flatten().is_some_and(|me| me.roles.contains(&crate::domain::Role::Admin));
+                            admin.then(|| view! { <A href="/admin/users">"Users"</A> })
+                        })}
+                    </Transition>
                     <a href="/api/v1/docs" rel="external">"API"</a>
                 </nav>
                 <Transition fallback=|| ()>
@@ -117,6 +124,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=ModelsPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name/versions/:number") view=VersionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=UsersPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -1,11 +1,13 @@
 //! One module per screen.
 
+mod admin;
 mod model;
 mod models;
 mod not_found;
 mod sign_in;
 mod version;
 
+pub use admin::{TokensPage, UsersPage};
 pub use model::ModelPage;
 pub use models::ModelsPage;
 pub use not_found::NotFound;

@@ -1,0 +1,184 @@
+//! Administration: users and their roles (admins), and API tokens (everyone, for themselves).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::domain::{ApiToken, Permission, Role, User};
+use crate::server_fns::{
+    CreateToken, CreateUser, ResetPassword, RevokeToken, SetUserDisabled, list_tokens, list_users,
+};
+use crate::ui::components::{ActionResult, ErrorPanel, Loading};
+use crate::ui::{CurrentUser, can, format};
+
+/// Checkboxes named `roles[<role>]`, one per role offered.
+#[component]
+fn RoleBoxes(offered: Vec<Role>) -> impl IntoView {
+    view! {
+        <fieldset class="role-boxes">
+            <legend>"Roles"</legend>
+            {offered.into_iter().map(|r| view! {
+                <label class="check"><input type="checkbox" name=format!("roles[{}]", r.as_str())/>{r.as_str()}</label>
+            }).collect_view()}
+        </fieldset>
+    }
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let disable = ServerAction::<SetUserDisabled>::new();
+    let reset = ServerAction::<ResetPassword>::new();
+    let users = Resource::new(
+        move || (create.version().get(), disable.version().get(), reset.version().get()),
+        |_| list_users(),
+    );
+    view! {
+        <Title text="Users"/>
+        <div class="page-head"><h1>"Users"</h1></div>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Ok(list) => view! {
+                        <section class="panel flush">
+                            <table class="table" id="users">
+                                <thead><tr>
+                                    <th scope="col">"User"</th><th scope="col">"Roles"</th><th scope="col">"Since"</th>
+                                    <th scope="col">"Status"</th><th scope="col">"Actions"</th>
+                                </tr></thead>
+                                <tbody>{list.into_iter().map(|u| view! { <UserRow user=u disable reset/> }).collect_view()}</tbody>
+                            </table>
+                        </section>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+        <ActionResult value=move || disable.value().get() success="Saved."/>
+        <ActionResult value=move || reset.value().get() success="Password reset; the user's sessions were ended."/>
+        {can(Permission::ManageUsers).then(|| view! {
+            <section class="panel">
+                <h2>"Add a user"</h2>
+                <ActionForm action=create attr:class="stack-form narrow" attr:id="create-user">
+                    <label>"Username"<input type="text" name="username" required maxlength="64"/></label>
+                    <label>"Display name"<input type="text" name="display_name" maxlength="100"/></label>
+                    <label>"Initial password (12+ characters)"<input type="password" name="password" required minlength="12" autocomplete="new-password"/></label>
+                    <RoleBoxes offered=Role::ALL.to_vec()/>
+                    <button type="submit" class="primary">"Add user"</button>
+                </ActionForm>
+                <ActionResult value=move || create.value().get() success="User added."/>
+            </section>
+        })}
+    }
+}
+
+#[component]
+fn UserRow(user: User, disable: ServerAction<SetUserDisabled>, reset: ServerAction<ResetPassword>) -> impl IntoView {
+    let (name_disable, name_reset) = (user.username.clone(), user.username.clone());
+    let disabled = user.disabled;
+    view! {
+        <tr data-user=user.username.clone()>
+            <td><span class="strong">{user.display_name.clone()}</span><div class="muted small">{user.username.clone()}</div></td>
+            <td>{user.roles.iter().map(|r| view! { <span class="badge">{r.as_str()}</span> }).collect_view()}</td>
+            <td class="muted">{format::time(&user.created_at)}</td>
+            <td>{if disabled { view! { <span class="badge danger">"disabled"</span> }.into_any() } else { view! { <span class="badge live">"active"</span> }.into_any() }}</td>
+            <td class="actions">
+                <ActionForm action=disable attr:class="inline-form">
+                    <input type="hidden" name="username" value=name_disable/>
+                    <input type="hidden" name="disabled" value=(!disabled).to_string()/>
+                    <button type="submit" class=if disabled { "" } else { "danger" }>{if disabled { "Enable" } else { "Disable" }}</button>
+                </ActionForm>
+                <ActionForm action=reset attr:class="inline-form">
+                    <input type="hidden" name="username" value=name_reset/>
+                    <input type="password" name="password" placeholder="New password" minlength="12" required autocomplete="new-password" aria-label="New password"/>
+                    <button type="submit">"Reset password"</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_tokens());
+    let me = use_context::<CurrentUser>().and_then(|u| u.get_untracked()).and_then(Result::ok).flatten();
+    let my_roles = me.map(|m| m.roles).unwrap_or_default();
+    view! {
+        <Title text="API tokens"/>
+        <div class="page-head">
+            <div>
+                <h1>"API tokens"</h1>
+                <p class="muted">"For pipelines and deploy systems: send as " <code>"Authorization: Bearer <token>"</code>". A token holds some of its owner's roles, never more."</p>
+            </div>
+        </div>
+        {move || create.value().get().and_then(Result::ok).map(|created| view! {
+            <section class="banner ok" role="status" id="new-token">
+                <strong>"Copy this token now: it is not shown again."</strong>
+                <code class="secret">{created.token}</code>
+            </section>
+        })}
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match tokens.await {
+                    Ok(list) if list.is_empty() => view! { <section class="panel empty">"No API tokens yet."</section> }.into_any(),
+                    Ok(list) => view! {
+                        <section class="panel flush">
+                            <table class="table" id="tokens">
+                                <thead><tr>
+                                    <th scope="col">"Name"</th><th scope="col">"Owner"</th><th scope="col">"Roles"</th>
+                                    <th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col"></th>
+                                </tr></thead>
+                                <tbody>{list.into_iter().map(|t| view! { <TokenRow token=t revoke/> }).collect_view()}</tbody>
+                            </table>
+                        </section>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+        <ActionResult value=move || revoke.value().get() success="Token revoked."/>
+        <section class="panel">
+            <h2>"Create a token"</h2>
+            <ActionForm action=create attr:class="stack-form narrow" attr:id="create-token">
+                <label>"Name"<input type="text" name="name" required maxlength="64" placeholder="e.g. ci-pipeline"/></label>
+                {can(Permission::ManageTokens).then(|| view! {
+                    <label>"Owner (empty: you)"<input type="text" name="owner" maxlength="64"/></label>
+                })}
+                {(!can(Permission::ManageTokens)).then(|| view! { <input type="hidden" name="owner" value=""/> })}
+                <RoleBoxes offered=my_roles.clone()/>
+                <label>"Expires in days (empty: never)"<input type="text" name="expires_in_days" inputmode="numeric" maxlength="4"/></label>
+                <button type="submit" class="primary">"Create token"</button>
+            </ActionForm>
+            {move || create.value().get().and_then(Result::err).map(|e| view! { <p class="form-note err" role="alert">{e.message}</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn TokenRow(token: ApiToken, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    let optional = |t: &Option<String>| t.as_deref().map(format::time).unwrap_or_else(|| "—".into());
+    let revoked = token.revoked_at.is_some();
+    view! {
+        <tr data-token=token.id>
+            <td><span class="strong">{token.name.clone()}</span><div class="muted small"><code>{format!("{}…", token.prefix)}</code></div></td>
+            <td>{token.owner.clone()}</td>
+            <td>{token.roles.iter().map(|r| view! { <span class="badge">{r.as_str()}</span> }).collect_view()}</td>
+            <td class="muted">{format::time(&token.created_at)}</td>
+            <td class="muted">{optional(&token.expires_at)}</td>
+            <td class="muted">{optional(&token.last_used_at)}</td>
+            <td>
+                {if revoked {
+                    view! { <span class="badge danger">"revoked"</span> }.into_any()
+                } else {
+                    view! {
+                        <ActionForm action=revoke attr:class="inline-form">
+                            <input type="hidden" name="id" value=token.id/>
+                            <button type="submit" class="danger">"Revoke"</button>
+                        </ActionForm>
+                    }.into_any()
+                }}
+            </td>
+        </tr>
+    }
+}
