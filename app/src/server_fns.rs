@@ -227,3 +227,9 @@ pub async fn create_token(name: String, owner: String, roles: Option<RoleChoice>
 pub async fn revoke_token(id: i64) -> Result<ApiToken, ApiError> {
     backend()?.revoke_token(&caller()?, id).await
 }
+
+#[server]
+pub async fn set_user_roles(username: String, roles: Option<RoleChoice>) -> Result<User, ApiError> {
+    let patch = UserPatch { roles: Some(roles.unwrap_or_default().roles()), ..Default::default() };
+    backend()?.update_user(&caller()?, &username, patch).await
+}

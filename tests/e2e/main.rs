@@ -154,7 +154,16 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     }
     form.find(Locator::Css(r#"input[name="roles[viewer]"]"#)).await.unwrap().click().await.unwrap();
     form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
-    browser.wait_for(r#"tr[data-user="newbie"]"#).await;
+    let row = browser.wait_for(r#"tr[data-user="newbie"]"#).await;
+    row.find(Locator::Css(r#"input[name="roles[operator]"]"#)).await.unwrap().click().await.unwrap();
+    row.find(Locator::Css(".roles-form button")).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("newbie holds viewer and operator", || async {
+            let users = json(app.get("/api/v1/users").await, 200).await;
+            let newbie = users.as_array()?.iter().find(|u| u["username"] == "newbie")?.clone();
+            (newbie["roles"] == serde_json::json!(["viewer", "operator"])).then_some(())
+        })
+        .await;
     browser.screenshot("users").await;
 
     c.goto(&app.url("/tokens")).await.unwrap();

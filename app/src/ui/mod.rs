@@ -19,15 +19,18 @@ use crate::server_fns::{SignIn, SignOut, current_user};
 /// server would refuse.
 pub type CurrentUser = Resource<Result<Option<Me>, ApiError>>;
 
-/// Whether the signed-in user's roles grant `permission` (false while unknown).
-pub fn can(permission: Permission) -> bool {
+/// The signed-in user's roles, once known (none for an anonymous visitor). Awaited inside a
+/// page's `Suspend`, so the server and the hydrating browser render the same actions.
+pub async fn my_roles() -> Roles {
     let Some(user) = use_context::<CurrentUser>() else {
-        return false;
+        return Roles::new();
     };
-    user.get_untracked()
-        .and_then(Result::ok)
-        .flatten()
-        .is_some_and(|me| allows(&me.roles.iter().copied().collect::<Roles>(), permission))
+    user.await.ok().flatten().map(|me| me.roles.into_iter().collect()).unwrap_or_default()
+}
+
+/// Whether `roles` grant `permission`; the server decides, this only hides what it would refuse.
+pub fn can(roles: &Roles, permission: Permission) -> bool {
+    allows(roles, permission)
 }
 
 /// The HTML document the server renders around the app.

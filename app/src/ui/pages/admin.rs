@@ -5,19 +5,22 @@ use leptos_meta::Title;
 
 use crate::domain::{ApiToken, Permission, Role, User};
 use crate::server_fns::{
-    CreateToken, CreateUser, ResetPassword, RevokeToken, SetUserDisabled, list_tokens, list_users,
+    CreateToken, CreateUser, ResetPassword, RevokeToken, SetUserDisabled, SetUserRoles, list_tokens, list_users,
 };
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
-use crate::ui::{CurrentUser, can, format};
+use crate::ui::{can, format, my_roles};
 
-/// Checkboxes named `roles[<role>]`, one per role offered.
+/// Checkboxes named `roles[<role>]`, one per role offered, ticked for the roles in `checked`.
 #[component]
-fn RoleBoxes(offered: Vec<Role>) -> impl IntoView {
+fn RoleBoxes(offered: Vec<Role>, #[prop(optional)] checked: Vec<Role>) -> impl IntoView {
     view! {
         <fieldset class="role-boxes">
             <legend>"Roles"</legend>
             {offered.into_iter().map(|r| view! {
-                <label class="check"><input type="checkbox" name=format!("roles[{}]", r.as_str())/>{r.as_str()}</label>
+                <label class="check">
+                    <input type="checkbox" name=format!("roles[{}]", r.as_str()) checked=checked.contains(&r)/>
+                    {r.as_str()}
+                </label>
             }).collect_view()}
         </fieldset>
     }
@@ -28,8 +31,9 @@ pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let disable = ServerAction::<SetUserDisabled>::new();
     let reset = ServerAction::<ResetPassword>::new();
+    let roles = ServerAction::<SetUserRoles>::new();
     let users = Resource::new(
-        move || (create.version().get(), disable.version().get(), reset.version().get()),
+        move || (create.version().get(), disable.version().get(), reset.version().get(), roles.version().get()),
         |_| list_users(),
     );
     view! {
@@ -37,6 +41,7 @@ pub fn UsersPage() -> impl IntoView {
         <div class="page-head"><h1>"Users"</h1></div>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
+                let may_manage = can(&my_roles().await, Permission::ManageUsers);
                 match users.await {
                     Ok(list) => view! {
                         <section class="panel flush">
@@ -45,40 +50,58 @@ pub fn UsersPage() -> impl IntoView {
                                     <th scope="col">"User"</th><th scope="col">"Roles"</th><th scope="col">"Since"</th>
                                     <th scope="col">"Status"</th><th scope="col">"Actions"</th>
                                 </tr></thead>
-                                <tbody>{list.into_iter().map(|u| view! { <UserRow user=u disable reset/> }).collect_view()}</tbody>
+                                <tbody>{list.into_iter().map(|u| view! { <UserRow user=u disable reset roles/> }).collect_view()}</tbody>
                             </table>
                         </section>
+                        {may_manage.then(|| view! { <AddUser create/> })}
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
         </Transition>
         <ActionResult value=move || disable.value().get() success="Saved."/>
+        <ActionResult value=move || roles.value().get() success="Roles saved."/>
         <ActionResult value=move || reset.value().get() success="Password reset; the user's sessions were ended."/>
-        {can(Permission::ManageUsers).then(|| view! {
-            <section class="panel">
-                <h2>"Add a user"</h2>
-                <ActionForm action=create attr:class="stack-form narrow" attr:id="create-user">
-                    <label>"Username"<input type="text" name="username" required maxlength="64"/></label>
-                    <label>"Display name"<input type="text" name="display_name" maxlength="100"/></label>
-                    <label>"Initial password (12+ characters)"<input type="password" name="password" required minlength="12" autocomplete="new-password"/></label>
-                    <RoleBoxes offered=Role::ALL.to_vec()/>
-                    <button type="submit" class="primary">"Add user"</button>
-                </ActionForm>
-                <ActionResult value=move || create.value().get() success="User added."/>
-            </section>
-        })}
     }
 }
 
 #[component]
-fn UserRow(user: User, disable: ServerAction<SetUserDisabled>, reset: ServerAction<ResetPassword>) -> impl IntoView {
-    let (name_disable, name_reset) = (user.username.clone(), user.username.clone());
+fn AddUser(create: ServerAction<CreateUser>) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"Add a user"</h2>
+            <ActionForm action=create attr:class="stack-form narrow" attr:id="create-user">
+                <label>"Username"<input type="text" name="username" required maxlength="64"/></label>
+                <label>"Display name"<input type="text" name="display_name" maxlength="100"/></label>
+                <label>"Initial password (12+ characters)"<input type="password" name="password" required minlength="12" autocomplete="new-password"/></label>
+                <RoleBoxes offered=Role::ALL.to_vec()/>
+                <button type="submit" class="primary">"Add user"</button>
+            </ActionForm>
+            <ActionResult value=move || create.value().get() success="User added."/>
+        </section>
+    }
+}
+
+#[component]
+fn UserRow(
+    user: User,
+    disable: ServerAction<SetUserDisabled>,
+    reset: ServerAction<ResetPassword>,
+    roles: ServerAction<SetUserRoles>,
+) -> impl IntoView {
+    let (name_disable, name_reset, name_roles) = (user.username.clone(), user.username.clone(), user.username.clone());
+    let current = user.roles.clone();
     let disabled = user.disabled;
     view! {
         <tr data-user=user.username.clone()>
             <td><span class="strong">{user.display_name.clone()}</span><div class="muted small">{user.username.clone()}</div></td>
-            <td>{user.roles.iter().map(|r| view! { <span class="badge">{r.as_str()}</span> }).collect_view()}</td>
+            <td>
+                <ActionForm action=roles attr:class="roles-form">
+                    <input type="hidden" name="username" value=name_roles/>
+                    <RoleBoxes offered=Role::ALL.to_vec() checked=current/>
+                    <button type="submit">"Save roles"</button>
+                </ActionForm>
+            </td>
             <td class="muted">{format::time(&user.created_at)}</td>
             <td>{if disabled { view! { <span class="badge danger">"disabled"</span> }.into_any() } else { view! { <span class="badge live">"active"</span> }.into_any() }}</td>
             <td class="actions">
@@ -102,8 +125,6 @@ pub fn TokensPage() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_tokens());
-    let me = use_context::<CurrentUser>().and_then(|u| u.get_untracked()).and_then(Result::ok).flatten();
-    let my_roles = me.map(|m| m.roles).unwrap_or_default();
     view! {
         <Title text="API tokens"/>
         <div class="page-head">
@@ -138,15 +159,27 @@ pub fn TokensPage() -> impl IntoView {
             })}
         </Transition>
         <ActionResult value=move || revoke.value().get() success="Token revoked."/>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                let roles = my_roles().await;
+                view! { <CreateTokenForm create offered=roles.iter().copied().collect() may_manage=can(&roles, Permission::ManageTokens)/> }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn CreateTokenForm(create: ServerAction<CreateToken>, offered: Vec<Role>, may_manage: bool) -> impl IntoView {
+    view! {
         <section class="panel">
             <h2>"Create a token"</h2>
             <ActionForm action=create attr:class="stack-form narrow" attr:id="create-token">
                 <label>"Name"<input type="text" name="name" required maxlength="64" placeholder="e.g. ci-pipeline"/></label>
-                {can(Permission::ManageTokens).then(|| view! {
+                {may_manage.then(|| view! {
                     <label>"Owner (empty: you)"<input type="text" name="owner" maxlength="64"/></label>
                 })}
-                {(!can(Permission::ManageTokens)).then(|| view! { <input type="hidden" name="owner" value=""/> })}
-                <RoleBoxes offered=my_roles.clone()/>
+                {(!may_manage).then(|| view! { <input type="hidden" name="owner" value=""/> })}
+                <RoleBoxes offered/>
                 <label>"Expires in days (empty: never)"<input type="text" name="expires_in_days" inputmode="numeric" maxlength="4"/></label>
                 <button type="submit" class="primary">"Create token"</button>
             </ActionForm>

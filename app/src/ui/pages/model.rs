@@ -6,7 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Permission, Version};
-use crate::ui::can;
+use crate::ui::{can, my_roles};
 use crate::server_fns::{DeployVersion, ModelPageData, model_overview};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -20,8 +20,9 @@ pub fn ModelPage() -> impl IntoView {
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
+                let roles = my_roles().await;
                 match overview.await {
-                    Ok(o) => view! { <Overview overview=o deploy/> }.into_any(),
+                    Ok(o) => view! { <Overview overview=o deploy may_deploy=can(&roles, Permission::Deploy)/> }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -30,7 +31,7 @@ pub fn ModelPage() -> impl IntoView {
 }
 
 #[component]
-fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> impl IntoView {
+fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>, may_deploy: bool) -> impl IntoView {
     let ModelPageData { model, versions, history } = overview;
     let versions = StoredValue::new(versions.items);
     view! {
@@ -54,7 +55,7 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
                 key=|live| (live.environment.clone(), live.revision)
                 let(live)
             >
-                <EnvironmentCard live versions=versions.get_value() deploy/>
+                <EnvironmentCard live versions=versions.get_value() deploy may_deploy/>
             </For>
         </section>
         <ActionResult value=move || deploy.value().get() success="Deployed."/>
@@ -64,7 +65,7 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
 }
 
 #[component]
-fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerAction<DeployVersion>) -> impl IntoView {
+fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerAction<DeployVersion>, may_deploy: bool) -> impl IntoView {
     let version_href = live.version.map(|v| format!("/models/{}/versions/{v}", live.model));
     let current = live.version;
     let env = live.environment.clone();
@@ -86,7 +87,7 @@ fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerActi
                 {live.updated_at.as_deref().map(format::time)}
                 {live.updated_by.map(|by| format!(" by {by}"))}
             </p>
-            {can(Permission::Deploy).then(|| view! {
+            {may_deploy.then(|| view! {
             <ActionForm action=deploy attr:class="deploy-form">
                 <input type="hidden" name="model" value=form_model/>
                 <input type="hidden" name="environment" value=form_env/>

@@ -6,7 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use crate::domain::{Permission, Version};
-use crate::ui::can;
+use crate::ui::{can, my_roles};
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, get_version};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -25,8 +25,12 @@ pub fn VersionPage() -> impl IntoView {
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
+                let roles = my_roles().await;
                 match version.await {
-                    Ok(v) => view! { <VersionDetail version=v edit quarantine release/> }.into_any(),
+                    Ok(v) => view! {
+                        <VersionDetail version=v edit quarantine release
+                            may_edit=can(&roles, Permission::EditVersions) may_quarantine=can(&roles, Permission::Quarantine)/>
+                    }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -40,6 +44,8 @@ fn VersionDetail(
     edit: ServerAction<EditVersion>,
     quarantine: ServerAction<QuarantineVersion>,
     release: ServerAction<ReleaseVersion>,
+    may_edit: bool,
+    may_quarantine: bool,
 ) -> impl IntoView {
     let v = version;
     let model_href = format!("/models/{}", v.model);
@@ -126,7 +132,7 @@ fn VersionDetail(
             </section>
         </div>
         <div class="columns">
-            {if can(Permission::EditVersions) { view! {
+            {if may_edit { view! {
             <section class="panel">
                 <h2>"Description and tags"</h2>
                 <ActionForm action=edit attr:class="stack-form" attr:id="edit-version">
@@ -145,7 +151,7 @@ fn VersionDetail(
                 <div class="tags"><Tags tags=v.tags.clone()/></div>
             </section>
             }.into_any() }}
-            {can(Permission::Quarantine).then(|| view! {
+            {may_quarantine.then(|| view! {
             <section class="panel">
                 <h2>"Quarantine"</h2>
                 {if v.quarantine.is_some() {
