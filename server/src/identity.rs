@@ -183,35 +183,25 @@ async fn token_by_id(conn: &mut AnyConnection, id: i64) -> Result<TokenRow, ApiE
 impl Store {
     /// Refuses a sign-in attempt while its account or address is over a limit, or backing off.
     async fn check_throttle(&self, conn: &mut AnyConnection, username: &str, client: &str, now: i64) -> Result<(), ApiError> {
-        let since = now - HOUR_MS;
-        let per_account: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at > $2")
-            .bind(username)
-            .bind(since)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let per_address: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE client_addr = $1 AND at > $2")
-            .bind(client)
-            .bind(since)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+        let (per_account, per_address, per_pair, last): (i64, i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE username = $1), COUNT(*) FILTER (WHERE client_addr = $2), \
+             COUNT(*) FILTER (WHERE username = $1 AND client_addr = $2), \
+             MAX(at) FILTER (WHERE username = $1 AND client_addr = $2) \
+             FROM sign_in_failures WHERE at > $3 AND (username = $1 OR client_addr = $2)",
+        )
+        .bind(username)
+        .bind(client)
+        .bind(now - HOUR_MS)
+        .fetch_one(conn)
+        .await
+        .map_err(db_error)?;
         let too_many = || ApiError::new(ErrorCode::TooManyRequests, "too many failed sign-ins; try again later");
         if per_account >= self.auth.max_failures_per_account_hour || per_address >= self.auth.max_failures_per_address_hour {
             return Err(too_many());
         }
         // Backoff per (account, address): an attacker elsewhere does not slow the real user down.
-        let (recent, last): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MAX(at) FROM sign_in_failures WHERE username = $1 AND client_addr = $2 AND at > $3",
-        )
-        .bind(username)
-        .bind(client)
-        .bind(since)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        if recent >= FREE_FAILURES {
-            let wait = (1000_i64 << (recent - FREE_FAILURES).min(16)).min(MAX_BACKOFF_MS);
+        if per_pair >= FREE_FAILURES {
+            let wait = (1000_i64 << (per_pair - FREE_FAILURES).min(16)).min(MAX_BACKOFF_MS);
             if last.is_some_and(|last| now < last + wait) {
                 return Err(too_many());
             }
