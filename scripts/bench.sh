@@ -10,7 +10,11 @@ cargo build --release -p modelgate-tests --bin loadgen
 
 dir=$(mktemp -d)
 port=${BENCH_PORT:-3999}
-DATABASE_URL="sqlite://$dir/bench.db" MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn \
+export DATABASE_URL="sqlite://$dir/bench.db"
+password="bench password $(date +%s)"
+echo "$password" | target/release/modelgate user add bench --role operator >/dev/null
+token=$(target/release/modelgate token create --user bench --name bench --role operator 2>/dev/null)
+MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn \
   LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
@@ -18,4 +22,5 @@ for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
   sleep 0.1
 done
-target/release/loadgen "http://127.0.0.1:$port" target/site/pkg/modelgate.wasm "$@"
+target/release/loadgen "http://127.0.0.1:$port" target/site/pkg/modelgate.wasm \
+  --token "$token" --user bench --password "$password" "$@"

@@ -1,7 +1,8 @@
 //! Benchmark client for a running Modelgate server (see `scripts/bench.sh`): seeds models and
 //! versions over the API, then measures throughput and latency percentiles over loopback.
 //!
-//! Usage: `loadgen BASE_URL WASM_FILE [--models N] [--versions N] [--seconds S] [--clients C]`
+//! Usage: `loadgen BASE_URL WASM_FILE --token API_TOKEN --user NAME --password PW
+//!         [--models N] [--versions N] [--seconds S] [--clients C]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,9 @@ use serde_json::json;
 struct Options {
     base: String,
     wasm: String,
+    token: String,
+    user: String,
+    password: String,
     models: usize,
     versions: usize,
     seconds: u64,
@@ -21,16 +25,14 @@ struct Options {
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let text = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let flag = |name: &str, default: usize| text(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     Options {
         base: args.first().cloned().unwrap_or_else(|| "http://127.0.0.1:3000".into()),
         wasm: args.get(1).cloned().unwrap_or_else(|| "target/site/pkg/modelgate.wasm".into()),
+        token: text("--token").expect("--token API_TOKEN is required"),
+        user: text("--user").expect("--user NAME is required"),
+        password: text("--password").expect("--password PW is required"),
         models: flag("--models", 100),
         versions: flag("--versions", 100),
         seconds: flag("--seconds", 5) as u64,
@@ -121,7 +123,9 @@ fn model_name(i: usize) -> String {
 #[tokio::main]
 async fn main() {
     let o = options();
-    let client = Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", o.token).parse().expect("token header"));
+    let client = Client::builder().pool_max_idle_per_host(64).default_headers(auth).build().expect("client");
     let base = Arc::new(o.base.clone());
     let models = o.models;
     println!("seeding {} models x {} versions on {}", o.models, o.versions, o.base);
@@ -188,7 +192,20 @@ async fn main() {
     let list = |clients| get("version list, page of 50", clients, |m| format!("/api/v1/models/{m}/versions?limit=50"));
     let ssr = |clients| get("SSR of the model page", clients, |m| format!("/models/{m}"));
 
-    let mut samples = vec![create, register, register_one];
+    // Sign-in through the console's server function: dominated by Argon2id by design.
+    let anonymous = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let (b, user, password) = (base.clone(), o.user.clone(), o.password.clone());
+    let sign_in = run("sign-in (Argon2id)", 1, 0, Some(40), move |_| {
+        let (c, b, user, password) = (anonymous.clone(), b.clone(), user.clone(), password.clone());
+        async move {
+            let form = [("username", user.as_str()), ("password", password.as_str()), ("next", "/")];
+            let path = <app::server_fns::SignIn as leptos::server_fn::ServerFn>::PATH;
+            c.post(format!("{b}{path}")).form(&form).send().await.is_ok_and(|r| r.status().is_redirection())
+        }
+    })
+    .await;
+
+    let mut samples = vec![create, register, register_one, sign_in];
     samples.push(live(o.clients).await);
     samples.push(live(1).await);
     samples.push(list(o.clients).await);

@@ -140,6 +140,38 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     let deploy_forms = c.find_all(Locator::Css(".deploy-form")).await.unwrap();
     assert!(deploy_forms.is_empty(), "a viewer is not offered the deploy action");
     browser.screenshot("model-as-viewer").await;
+    // A crafted deploy from the viewer's own browser session is refused by the server.
+    let crafted = c
+        .execute_async(
+            "const done = arguments[0];
+             fetch('/api/v1/models/fraud-detector/environments/staging/deploy', {
+               method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ version: 4 }),
+             }).then(r => done(r.status)).catch(e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(crafted, serde_json::json!(403), "the server refuses a viewer's deploy");
+    let live = json(app.get("/api/v1/models/fraud-detector/environments/staging").await, 200).await;
+    assert_eq!(live["version"], 5, "nothing changed");
+
+    // Reviewers and compliance officers read everything and are offered no change.
+    for role in ["reviewer", "compliance"] {
+        browser.wait_for(".sign-out button").await.click().await.unwrap();
+        browser.wait_for("#sign-in").await;
+        sign_in(&browser, role, DEMO_PASSWORD).await;
+        browser.wait_for("#models").await;
+        c.goto(&app.url("/models/fraud-detector/versions/5")).await.unwrap();
+        browser.wait_hydrated().await;
+        browser.wait_for("#lineage").await;
+        let offered = c.find_all(Locator::Css("form#edit-version, .deploy-form, button.danger")).await.unwrap();
+        assert!(offered.is_empty(), "{role} is offered no change");
+        let nav = c.find(Locator::Css(".topnav")).await.unwrap().text().await.unwrap();
+        assert!(!nav.contains("Users"), "{role} sees no user administration");
+        let whoami = c.find(Locator::Css(".whoami")).await.unwrap().text().await.unwrap();
+        assert!(whoami.contains(role), "{whoami}");
+    }
+    browser.screenshot("version-as-compliance").await;
 
     // An admin adds a user, then creates an API token that is shown once, and revokes it.
     browser.wait_for(".sign-out button").await.click().await.unwrap();
