@@ -40,6 +40,48 @@ impl Default for AuthSettings {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+/// How long a resolved API token is trusted without asking the database again. Revoking a token
+/// or changing its owner clears this replica's cache at once; other replicas follow within this.
+const TOKEN_CACHE_MS: i64 = 5_000;
+
+/// API tokens recently resolved to their caller, so the hottest reads (deploy systems polling the
+/// live version) cost no extra queries.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedToken>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    caller: Caller,
+    token_expires_at: Option<i64>,
+    trusted_until: i64,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str, now: i64) -> Option<Caller> {
+        let entries = self.entries.lock().ok()?;
+        let hit = entries.get(hash)?;
+        let valid = now < hit.trusted_until && hit.token_expires_at.is_none_or(|e| now < e);
+        valid.then(|| hit.caller.clone())
+    }
+
+    fn put(&self, hash: String, entry: CachedToken) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.clear();
+            }
+            entries.insert(hash, entry);
+        }
+    }
+
+    /// Forgets every entry: after a revocation or a change to a user.
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
 /// Failures from one address on one account tolerated before backoff starts.
 const FREE_FAILURES: i64 = 5;
 /// Longest wait between attempts from one address on one account.
@@ -371,11 +413,15 @@ impl Identity for Store {
             return Ok(None);
         }
         let now = self.clock.now_ms();
+        let hash = token_hash(api_token);
+        if let Some(caller) = self.tokens.get(&hash, now) {
+            return Ok(Some(caller));
+        }
         let mut conn = self.conn().await?;
         let row: Option<(i64, i64, String, String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT id, user_id, name, roles, expires_at, revoked_at, last_used_at FROM api_tokens WHERE token_hash = $1",
         )
-        .bind(token_hash(api_token))
+        .bind(&hash)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
@@ -399,7 +445,10 @@ impl Identity for Store {
         // A token never grants more than its owner holds now.
         let owner_roles = user.roles();
         let roles = from_json::<Vec<Role>>(&roles).into_iter().filter(|r| owner_roles.contains(r)).collect();
-        Ok(Some(user.caller(roles, Some(name))))
+        let caller = user.caller(roles, Some(name));
+        let entry = CachedToken { caller: caller.clone(), token_expires_at: expires_at, trusted_until: now + TOKEN_CACHE_MS };
+        self.tokens.put(hash, entry);
+        Ok(Some(caller))
     }
 
     async fn me(&self, caller: &Caller) -> Result<Me, ApiError> {
@@ -464,6 +513,7 @@ impl Identity for Store {
         }
         let updated = user_by_id(&mut tx, user.id).await?.ok_or_else(ApiError::internal)?;
         tx.commit().await?;
+        self.tokens.clear();
         Ok(updated.into_user())
     }
 
@@ -512,6 +562,7 @@ impl Identity for Store {
             .map_err(db_error)?;
         let revoked = token_by_id(&mut tx, id).await?.into_token();
         tx.commit().await?;
+        self.tokens.clear();
         Ok(revoked)
     }
 }

@@ -1,14 +1,16 @@
 //! The service layer: one `Store` that implements every backend use case over the database.
 //!
-//! Each domain concept implements its part in its own module (`registry`, `deployments`);
+//! Each domain concept implements its part in its own module (`registry`, `deployments`, `identity`);
 //! the UI's server functions and the REST handlers both call these, so each rule exists once.
+
+use std::sync::Arc;
 
 use app::error::ApiError;
 use sqlx::AnyConnection;
 
 use crate::clock::Clock;
 use crate::db::{Db, db_error};
-use crate::identity::AuthSettings;
+use crate::identity::{AuthSettings, TokenCache};
 
 /// The database, the clock every write is stamped with, and the sign-in rules.
 #[derive(Debug, Clone)]
@@ -16,11 +18,12 @@ pub struct Store {
     pub db: Db,
     pub clock: Clock,
     pub auth: AuthSettings,
+    pub(crate) tokens: Arc<TokenCache>,
 }
 
 impl Store {
     pub fn new(db: Db, clock: Clock, auth: AuthSettings) -> Self {
-        Self { db, clock, auth }
+        Self { db, clock, auth, tokens: Arc::default() }
     }
 
     /// A pooled connection for reads.

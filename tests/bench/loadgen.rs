@@ -200,7 +200,9 @@ async fn main() {
         async move {
             let form = [("username", user.as_str()), ("password", password.as_str()), ("next", "/")];
             let path = <app::server_fns::SignIn as leptos::server_fn::ServerFn>::PATH;
-            c.post(format!("{b}{path}")).form(&form).send().await.is_ok_and(|r| r.status().is_redirection())
+            c.post(format!("{b}{path}")).form(&form).send().await.is_ok_and(|r| {
+                r.status().as_u16() < 400 && r.headers().contains_key(reqwest::header::SET_COOKIE)
+            })
         }
     })
     .await;
