@@ -22,7 +22,8 @@ cargo test -p app --features ssr --lib 2>&1 | tee -a "$log"
 cargo test -p server --lib 2>&1 | tee -a "$log"
 
 echo "== API tests (SQLite and PostgreSQL) and end-to-end tests (headless Chromium)"
-cargo test -p modelgate-tests --test api --test e2e 2>&1 | tee -a "$log"
+# Bounded, so a hung test fails the run instead of holding CI to its limit.
+timeout 30m cargo test -p modelgate-tests --test api --test e2e 2>&1 | tee -a "$log"
 
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')

@@ -7,12 +7,29 @@ use leptos::prelude::*;
 use crate::domain::*;
 use crate::error::ApiError;
 
-/// Everything the model page shows, in one round trip.
+/// Everything the model page shows, in one round trip, with what the caller may do there.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelPageData {
     pub model: Model,
     pub versions: Page<Version>,
     pub history: Page<DeploymentEvent>,
+    pub may_deploy: bool,
+}
+
+/// The version page's data with what the caller may do there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VersionPageData {
+    pub version: Version,
+    pub may_edit: bool,
+    pub may_quarantine: bool,
+}
+
+/// The API tokens page's data: the tokens, and the roles a new token may hold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokensPageData {
+    pub tokens: Vec<ApiToken>,
+    pub my_roles: Vec<Role>,
+    pub may_manage: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -110,12 +127,14 @@ pub async fn model_overview(name: String) -> Result<ModelPageData, ApiError> {
     let query = VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() };
     let versions = backend.list_versions(&caller, &name, query).await?;
     let history = backend.history(&caller, &name, None, HistoryQuery::default()).await?;
-    Ok(ModelPageData { model, versions, history })
+    Ok(ModelPageData { model, versions, history, may_deploy: caller.can(Permission::Deploy) })
 }
 
 #[server]
-pub async fn get_version(model: String, number: i64) -> Result<Version, ApiError> {
-    backend()?.get_version(&caller()?, &model, number).await
+pub async fn version_page(model: String, number: i64) -> Result<VersionPageData, ApiError> {
+    let caller = caller()?;
+    let version = backend()?.get_version(&caller, &model, number).await?;
+    Ok(VersionPageData { version, may_edit: caller.can(Permission::EditVersions), may_quarantine: caller.can(Permission::Quarantine) })
 }
 
 #[server]
@@ -207,8 +226,10 @@ pub async fn reset_password(username: String, password: String) -> Result<User, 
 }
 
 #[server]
-pub async fn list_tokens() -> Result<Vec<ApiToken>, ApiError> {
-    backend()?.list_tokens(&caller()?).await
+pub async fn tokens_page() -> Result<TokensPageData, ApiError> {
+    let caller = caller()?;
+    let tokens = backend()?.list_tokens(&caller).await?;
+    Ok(TokensPageData { tokens, my_roles: caller.roles.iter().copied().collect(), may_manage: caller.can(Permission::ManageTokens) })
 }
 
 /// Creates an API token; `owner` empty means the caller; `expires_in_days` empty means never.

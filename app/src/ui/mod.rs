@@ -11,7 +11,7 @@ use leptos_router::{SsrMode, path};
 
 use pages::{ModelPage, ModelsPage, NotFound, SignInPage, TokensPage, UsersPage, VersionPage};
 
-use crate::domain::{Me, Permission, Roles, allows};
+use crate::domain::Me;
 use crate::error::ApiError;
 use crate::server_fns::{SignIn, SignOut, current_user};
 
@@ -19,19 +19,6 @@ use crate::server_fns::{SignIn, SignOut, current_user};
 /// server would refuse.
 pub type CurrentUser = Resource<Result<Option<Me>, ApiError>>;
 
-/// The signed-in user's roles, once known (none for an anonymous visitor). Awaited inside a
-/// page's `Suspend`, so the server and the hydrating browser render the same actions.
-pub async fn my_roles() -> Roles {
-    let Some(user) = use_context::<CurrentUser>() else {
-        return Roles::new();
-    };
-    user.await.ok().flatten().map(|me| me.roles.into_iter().collect()).unwrap_or_default()
-}
-
-/// Whether `roles` grant `permission`; the server decides, this only hides what it would refuse.
-pub fn can(roles: &Roles, permission: Permission) -> bool {
-    allows(roles, permission)
-}
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -90,7 +90,7 @@ pub fn router(
         cookie_policy,
     };
     let backend: BackendHandle = store;
-    let routes = generate_route_list(app::App);
+    let routes = console_routes();
     let console = Router::new()
         .leptos_routes_with_context(
             &state,
@@ -140,6 +140,13 @@ async fn server_fn_error_status(req: Request, next: Next) -> Response {
         parts.status = StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The console's routes, listed once per process: listing renders the app in a special mode,
+/// which must not overlap with live renders (tests build many servers in one process).
+fn console_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
 }
 
 /// Counts requests and their latency per route for `/metrics`.

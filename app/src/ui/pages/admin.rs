@@ -3,12 +3,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::domain::{ApiToken, Permission, Role, User};
+use crate::domain::{ApiToken, Role, User};
 use crate::server_fns::{
-    CreateToken, CreateUser, ResetPassword, RevokeToken, SetUserDisabled, SetUserRoles, list_tokens, list_users,
+    CreateToken, CreateUser, ResetPassword, RevokeToken, SetUserDisabled, SetUserRoles, list_users, tokens_page,
 };
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
-use crate::ui::{can, format, my_roles};
+use crate::ui::format;
 
 /// Checkboxes named `roles[<role>]`, one per role offered, ticked for the roles in `checked`.
 #[component]
@@ -41,7 +41,6 @@ pub fn UsersPage() -> impl IntoView {
         <div class="page-head"><h1>"Users"</h1></div>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
-                let may_manage = can(&my_roles().await, Permission::ManageUsers);
                 match users.await {
                     Ok(list) => view! {
                         <section class="panel flush">
@@ -53,7 +52,7 @@ pub fn UsersPage() -> impl IntoView {
                                 <tbody>{list.into_iter().map(|u| view! { <UserRow user=u disable reset roles/> }).collect_view()}</tbody>
                             </table>
                         </section>
-                        {may_manage.then(|| view! { <AddUser create/> })}
+                        <AddUser create/>
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
@@ -124,7 +123,7 @@ fn UserRow(
 pub fn TokensPage() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_tokens());
+    let page = Resource::new(move || (create.version().get(), revoke.version().get()), |_| tokens_page());
     view! {
         <Title text="API tokens"/>
         <div class="page-head">
@@ -141,31 +140,36 @@ pub fn TokensPage() -> impl IntoView {
         })}
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
-                match tokens.await {
-                    Ok(list) if list.is_empty() => view! { <section class="panel empty">"No API tokens yet."</section> }.into_any(),
-                    Ok(list) => view! {
-                        <section class="panel flush">
-                            <table class="table" id="tokens">
-                                <thead><tr>
-                                    <th scope="col">"Name"</th><th scope="col">"Owner"</th><th scope="col">"Roles"</th>
-                                    <th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col"></th>
-                                </tr></thead>
-                                <tbody>{list.into_iter().map(|t| view! { <TokenRow token=t revoke/> }).collect_view()}</tbody>
-                            </table>
-                        </section>
+                match page.await {
+                    Ok(page) => view! {
+                        <TokenTable tokens=page.tokens revoke/>
+                        <CreateTokenForm create offered=page.my_roles may_manage=page.may_manage/>
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
         </Transition>
         <ActionResult value=move || revoke.value().get() success="Token revoked."/>
-        <Suspense fallback=Loading>
-            {move || Suspend::new(async move {
-                let roles = my_roles().await;
-                view! { <CreateTokenForm create offered=roles.iter().copied().collect() may_manage=can(&roles, Permission::ManageTokens)/> }
-            })}
-        </Suspense>
     }
+}
+
+#[component]
+fn TokenTable(tokens: Vec<ApiToken>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    if tokens.is_empty() {
+        return view! { <section class="panel empty">"No API tokens yet."</section> }.into_any();
+    }
+    view! {
+        <section class="panel flush">
+            <table class="table" id="tokens">
+                <thead><tr>
+                    <th scope="col">"Name"</th><th scope="col">"Owner"</th><th scope="col">"Roles"</th>
+                    <th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col"></th>
+                </tr></thead>
+                <tbody>{tokens.into_iter().map(|t| view! { <TokenRow token=t revoke/> }).collect_view()}</tbody>
+            </table>
+        </section>
+    }
+    .into_any()
 }
 
 #[component]

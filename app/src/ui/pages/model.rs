@@ -5,8 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Permission, Version};
-use crate::ui::{can, my_roles};
+use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Version};
 use crate::server_fns::{DeployVersion, ModelPageData, model_overview};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -20,9 +19,8 @@ pub fn ModelPage() -> impl IntoView {
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
-                let roles = my_roles().await;
                 match overview.await {
-                    Ok(o) => view! { <Overview overview=o deploy may_deploy=can(&roles, Permission::Deploy)/> }.into_any(),
+                    Ok(o) => view! { <Overview overview=o deploy/> }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -31,8 +29,8 @@ pub fn ModelPage() -> impl IntoView {
 }
 
 #[component]
-fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>, may_deploy: bool) -> impl IntoView {
-    let ModelPageData { model, versions, history } = overview;
+fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> impl IntoView {
+    let ModelPageData { model, versions, history, may_deploy } = overview;
     let versions = StoredValue::new(versions.items);
     view! {
         <Title text=model.name.clone()/>

@@ -5,9 +5,8 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-use crate::domain::{Permission, Version};
-use crate::ui::{can, my_roles};
-use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, get_version};
+use crate::domain::Version;
+use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, version_page};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
 use super::model::Tags;
@@ -21,15 +20,13 @@ pub fn VersionPage() -> impl IntoView {
     let quarantine = ServerAction::<QuarantineVersion>::new();
     let release = ServerAction::<ReleaseVersion>::new();
     let changes = move || (edit.version().get(), quarantine.version().get(), release.version().get());
-    let version = Resource::new(move || (model(), number(), changes()), |(m, n, _)| get_version(m, n));
+    let version = Resource::new(move || (model(), number(), changes()), |(m, n, _)| version_page(m, n));
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
-                let roles = my_roles().await;
                 match version.await {
-                    Ok(v) => view! {
-                        <VersionDetail version=v edit quarantine release
-                            may_edit=can(&roles, Permission::EditVersions) may_quarantine=can(&roles, Permission::Quarantine)/>
+                    Ok(page) => view! {
+                        <VersionDetail version=page.version edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
