@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use app::domain::{NewToken, NewUser, Role};
+use app::server_fns::SignIn;
+use leptos::server_fn::ServerFn;
 use reqwest::{Client, Response};
 use serde_json::Value;
 use server::application::Application;
 use server::clock::Clock;
 use server::config::Config;
-use app::domain::{NewToken, NewUser, Role};
-use app::server_fns::SignIn;
-use leptos::server_fn::ServerFn;
 use server::store::Store;
 use sqlx::Connection;
 use tokio::sync::oneshot;
@@ -91,7 +91,10 @@ impl Drop for TestDb {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                     rt.block_on(async {
                         let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.ok()?;
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await
+                            .ok()
                     })
                 })
                 .join();
@@ -162,7 +165,8 @@ impl TestApp {
     /// (`name=value`) and the response.
     pub async fn sign_in(&self, username: &str, password: &str) -> (Option<String>, Response) {
         let form = [("username", username), ("password", password), ("next", "/")];
-        let response = self.anonymous.post(self.url(<SignIn as ServerFn>::PATH)).form(&form).send().await.expect("sign in");
+        let response =
+            self.anonymous.post(self.url(<SignIn as ServerFn>::PATH)).form(&form).send().await.expect("sign in");
         let cookie = response
             .headers()
             .get_all(reqwest::header::SET_COOKIE)
@@ -179,7 +183,11 @@ impl TestApp {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::COOKIE, cookie.parse().expect("cookie"));
         headers.insert(reqwest::header::ORIGIN, self.base.parse().expect("origin"));
-        Client::builder().default_headers(headers).redirect(reqwest::redirect::Policy::none()).build().expect("http client")
+        Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,7 +237,12 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Creates a user with `roles` and an API token holding all of them; returns the token.
 pub async fn create_user(store: &Store, username: &str, roles: &[Role]) -> String {
-    let user = NewUser { username: username.into(), display_name: username.into(), password: PASSWORD.into(), roles: roles.to_vec() };
+    let user = NewUser {
+        username: username.into(),
+        display_name: username.into(),
+        password: PASSWORD.into(),
+        roles: roles.to_vec(),
+    };
     store.bootstrap_user(user).await.expect("create user");
     let token = NewToken { name: "tests".into(), owner: None, roles: roles.to_vec(), expires_in_days: None };
     store.bootstrap_token(username, token).await.expect("create token").token

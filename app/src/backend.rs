@@ -17,10 +17,23 @@ pub trait Registry: Send + Sync {
     async fn list_models(&self, caller: &Caller, query: ModelQuery) -> Result<Page<Model>, ApiError>;
     async fn get_model(&self, caller: &Caller, name: &str) -> Result<Model, ApiError>;
     async fn register_version(&self, caller: &Caller, model: &str, input: NewVersion) -> Result<Version, ApiError>;
-    async fn list_versions(&self, caller: &Caller, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError>;
+    async fn list_versions(&self, caller: &Caller, model: &str, query: VersionQuery)
+    -> Result<Page<Version>, ApiError>;
     async fn get_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError>;
-    async fn update_version(&self, caller: &Caller, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError>;
-    async fn quarantine_version(&self, caller: &Caller, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError>;
+    async fn update_version(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        patch: VersionPatch,
+    ) -> Result<Version, ApiError>;
+    async fn quarantine_version(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        input: QuarantineInput,
+    ) -> Result<Version, ApiError>;
     async fn release_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError>;
 }
 
@@ -30,9 +43,21 @@ pub trait Deployments: Send + Sync {
     async fn list_environments(&self, caller: &Caller) -> Result<Vec<Environment>, ApiError>;
     async fn create_environment(&self, caller: &Caller, input: NewEnvironment) -> Result<Environment, ApiError>;
     async fn live_version(&self, caller: &Caller, model: &str, environment: &str) -> Result<LiveVersion, ApiError>;
-    async fn deploy(&self, caller: &Caller, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError>;
+    async fn deploy(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: &str,
+        input: DeployInput,
+    ) -> Result<DeploymentEvent, ApiError>;
     /// Newest first; all environments when `environment` is `None`.
-    async fn history(&self, caller: &Caller, model: &str, environment: Option<&str>, query: HistoryQuery) -> Result<Page<DeploymentEvent>, ApiError>;
+    async fn history(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: Option<&str>,
+        query: HistoryQuery,
+    ) -> Result<Page<DeploymentEvent>, ApiError>;
 }
 
 /// A session opened by signing in: the secret for the cookie, and who it belongs to.

@@ -134,11 +134,20 @@ pub async fn model_overview(name: String) -> Result<ModelPageData, ApiError> {
 pub async fn version_page(model: String, number: i64) -> Result<VersionPageData, ApiError> {
     let caller = caller()?;
     let version = backend()?.get_version(&caller, &model, number).await?;
-    Ok(VersionPageData { version, may_edit: caller.can(Permission::EditVersions), may_quarantine: caller.can(Permission::Quarantine) })
+    Ok(VersionPageData {
+        version,
+        may_edit: caller.can(Permission::EditVersions),
+        may_quarantine: caller.can(Permission::Quarantine),
+    })
 }
 
 #[server]
-pub async fn deploy_version(model: String, environment: String, version: i64, reason: String) -> Result<DeploymentEvent, ApiError> {
+pub async fn deploy_version(
+    model: String,
+    environment: String,
+    version: i64,
+    reason: String,
+) -> Result<DeploymentEvent, ApiError> {
     let input = DeployInput { version, reason, expected_revision: None };
     backend()?.deploy(&caller()?, &model, &environment, input).await
 }
@@ -209,7 +218,12 @@ pub async fn list_users() -> Result<Vec<User>, ApiError> {
 }
 
 #[server]
-pub async fn create_user(username: String, display_name: String, password: String, roles: Option<RoleChoice>) -> Result<User, ApiError> {
+pub async fn create_user(
+    username: String,
+    display_name: String,
+    password: String,
+    roles: Option<RoleChoice>,
+) -> Result<User, ApiError> {
     let roles = roles.unwrap_or_default().roles();
     backend()?.create_user(&caller()?, NewUser { username, display_name, password, roles }).await
 }
@@ -229,15 +243,26 @@ pub async fn reset_password(username: String, password: String) -> Result<User, 
 pub async fn tokens_page() -> Result<TokensPageData, ApiError> {
     let caller = caller()?;
     let tokens = backend()?.list_tokens(&caller).await?;
-    Ok(TokensPageData { tokens, my_roles: caller.roles.iter().copied().collect(), may_manage: caller.can(Permission::ManageTokens) })
+    Ok(TokensPageData {
+        tokens,
+        my_roles: caller.roles.iter().copied().collect(),
+        may_manage: caller.can(Permission::ManageTokens),
+    })
 }
 
 /// Creates an API token; `owner` empty means the caller; `expires_in_days` empty means never.
 #[server]
-pub async fn create_token(name: String, owner: String, roles: Option<RoleChoice>, expires_in_days: String) -> Result<CreatedToken, ApiError> {
+pub async fn create_token(
+    name: String,
+    owner: String,
+    roles: Option<RoleChoice>,
+    expires_in_days: String,
+) -> Result<CreatedToken, ApiError> {
     let expires_in_days = match expires_in_days.trim() {
         "" => None,
-        days => Some(days.parse::<u32>().map_err(|_| ApiError::invalid("expires_in_days", "must be a whole number of days"))?),
+        days => Some(
+            days.parse::<u32>().map_err(|_| ApiError::invalid("expires_in_days", "must be a whole number of days"))?,
+        ),
     };
     let owner = Some(owner.trim().to_string()).filter(|o| !o.is_empty());
     let input = NewToken { name, owner, roles: roles.unwrap_or_default().roles(), expires_in_days };

@@ -27,9 +27,8 @@ impl Application {
     /// Connects and migrates the database, seeds demo data if asked, and binds the address
     /// (port 0 picks a free port; see [`Application::local_addr`]).
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url, config.db_max_connections)
-            .await
-            .context("connecting to the database")?;
+        let db =
+            Db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
         let store = Arc::new(Store::new(db, clock, config.auth_settings()));
         if config.demo {

@@ -104,7 +104,12 @@ pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option
     let mut credentials = Vec::new();
     for (username, display_name, role) in USERS {
         let password = password.map_or_else(random_password, str::to_string);
-        let user = NewUser { username: username.to_string(), display_name: display_name.to_string(), password: password.clone(), roles: vec![*role] };
+        let user = NewUser {
+            username: username.to_string(),
+            display_name: display_name.to_string(),
+            password: password.clone(),
+            roles: vec![*role],
+        };
         live.bootstrap_user(user).await?;
         credentials.push(Credentials { username: username.to_string(), password, role: *role });
     }
@@ -181,7 +186,10 @@ fn random_password() -> String {
 
 /// Prints the demo sign-ins once, on first run.
 pub fn print_credentials(users: &[Credentials], from_environment: bool) {
-    println!("\nDemo users (shown once{}):", if from_environment { "; password from MODELGATE_DEMO_PASSWORD" } else { "" });
+    println!(
+        "\nDemo users (shown once{}):",
+        if from_environment { "; password from MODELGATE_DEMO_PASSWORD" } else { "" }
+    );
     for c in users {
         println!("  {:<11} {:<18} role {}", c.username, c.password, c.role.as_str());
     }

@@ -67,10 +67,7 @@ pub(crate) async fn live_versions(
     Ok(models
         .iter()
         .map(|(id, name)| {
-            let live = envs
-                .iter()
-                .map(|env| live_version(name, &env.name, by_key.remove(&(*id, env.id))))
-                .collect();
+            let live = envs.iter().map(|env| live_version(name, &env.name, by_key.remove(&(*id, env.id)))).collect();
             (*id, live)
         })
         .collect())
@@ -87,7 +84,11 @@ fn live_version(model: &str, environment: &str, row: Option<DeploymentRow>) -> L
     }
 }
 
-async fn current_deployment(conn: &mut AnyConnection, model_id: i64, env_id: i64) -> Result<Option<DeploymentRow>, ApiError> {
+async fn current_deployment(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    env_id: i64,
+) -> Result<Option<DeploymentRow>, ApiError> {
     sqlx::query_as(
         "SELECT model_id, environment_id, version_number, revision, updated_at, updated_by \
          FROM deployments WHERE model_id = $1 AND environment_id = $2",
@@ -169,7 +170,10 @@ pub(crate) struct LiveChange<'a> {
 }
 
 /// Moves the live version by compare-and-swap and records the change, inside `conn`'s transaction.
-pub(crate) async fn change_live_version(conn: &mut AnyConnection, change: LiveChange<'_>) -> Result<DeploymentEvent, ApiError> {
+pub(crate) async fn change_live_version(
+    conn: &mut AnyConnection,
+    change: LiveChange<'_>,
+) -> Result<DeploymentEvent, ApiError> {
     let model_id = model_id(conn, change.model).await?;
     let env_id = environment_id(conn, change.environment).await?;
     let target = load_version(conn, change.model, change.to_version).await?;
@@ -191,7 +195,12 @@ pub(crate) async fn change_live_version(conn: &mut AnyConnection, change: LiveCh
             change.to_version, change.environment
         )));
     }
-    let stale = || ApiError::conflict(format!("stale: the live version of {} in {} changed meanwhile; retry", change.model, change.environment));
+    let stale = || {
+        ApiError::conflict(format!(
+            "stale: the live version of {} in {} changed meanwhile; retry",
+            change.model, change.environment
+        ))
+    };
     let revision = current_revision + 1;
     if current.is_some() {
         let updated = sqlx::query(
@@ -318,7 +327,13 @@ impl Deployments for Store {
         }
     }
 
-    async fn deploy(&self, caller: &Caller, model: &str, environment: &str, input: DeployInput) -> Result<DeploymentEvent, ApiError> {
+    async fn deploy(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: &str,
+        input: DeployInput,
+    ) -> Result<DeploymentEvent, ApiError> {
         caller.require(Permission::Deploy)?;
         input.validate()?;
         let mut tx = self.db.begin_write().await?;
@@ -340,7 +355,13 @@ impl Deployments for Store {
         Ok(event)
     }
 
-    async fn history(&self, caller: &Caller, model: &str, environment: Option<&str>, query: HistoryQuery) -> Result<Page<DeploymentEvent>, ApiError> {
+    async fn history(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: Option<&str>,
+        query: HistoryQuery,
+    ) -> Result<Page<DeploymentEvent>, ApiError> {
         caller.require(Permission::Read)?;
         validate::page_limit(query.limit)?;
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);

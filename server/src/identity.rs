@@ -4,10 +4,10 @@
 use app::backend::{Identity, SessionGrant};
 use app::domain::*;
 use app::error::{ApiError, ErrorCode};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
-use async_trait::async_trait;
 use argon2::password_hash::rand_core::RngCore;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
@@ -105,7 +105,8 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// Checks a password against a stored hash, off the async runtime.
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
     .unwrap_or(false)
@@ -114,9 +115,7 @@ async fn verify_password(password: String, hash: String) -> bool {
 /// A hash to verify against when the account does not exist, so both cases take as long.
 async fn decoy_hash() -> &'static str {
     static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DECOY
-        .get_or_init(|| async { hash_password("decoy password, never valid".into()).await.unwrap_or_default() })
-        .await
+    DECOY.get_or_init(|| async { hash_password("decoy password, never valid".into()).await.unwrap_or_default() }).await
 }
 
 /// 256 random bits from the OS, hex-encoded.
@@ -214,17 +213,25 @@ const TOKEN_COLUMNS: &str = "t.id, t.name, u.username AS owner, t.prefix, t.role
      t.revoked_at, t.last_used_at";
 
 async fn token_by_id(conn: &mut AnyConnection, id: i64) -> Result<TokenRow, ApiError> {
-    sqlx::query_as(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::not_found(format!("API token {id} not found")))
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| ApiError::not_found(format!("API token {id} not found")))
 }
 
 impl Store {
     /// Refuses a sign-in attempt while its account or address is over a limit, or backing off.
-    async fn check_throttle(&self, conn: &mut AnyConnection, username: &str, client: &str, now: i64) -> Result<(), ApiError> {
+    async fn check_throttle(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+        client: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
         let (per_account, per_address, per_pair, last): (i64, i64, i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*) FILTER (WHERE username = $1), COUNT(*) FILTER (WHERE client_addr = $2), \
              COUNT(*) FILTER (WHERE username = $1 AND client_addr = $2), \
@@ -238,7 +245,9 @@ impl Store {
         .await
         .map_err(db_error)?;
         let too_many = || ApiError::new(ErrorCode::TooManyRequests, "too many failed sign-ins; try again later");
-        if per_account >= self.auth.max_failures_per_account_hour || per_address >= self.auth.max_failures_per_address_hour {
+        if per_account >= self.auth.max_failures_per_account_hour
+            || per_address >= self.auth.max_failures_per_address_hour
+        {
             return Err(too_many());
         }
         // Backoff per (account, address): an attacker elsewhere does not slow the real user down.
@@ -280,7 +289,9 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .on_unique_violation(|| ApiError::conflict(format!("user '{}' already exists", input.username)).with_field("username"))?;
+        .on_unique_violation(|| {
+            ApiError::conflict(format!("user '{}' already exists", input.username)).with_field("username")
+        })?;
         let user = user_by_name(&mut tx, &input.username).await?.ok_or_else(ApiError::internal)?;
         tx.commit().await?;
         Ok(user.into_user())
@@ -290,7 +301,9 @@ impl Store {
     pub async fn bootstrap_token(&self, owner: &str, input: NewToken) -> Result<CreatedToken, ApiError> {
         input.validate()?;
         let mut conn = self.conn().await?;
-        let user = user_by_name(&mut conn, owner).await?.ok_or_else(|| ApiError::not_found(format!("user '{owner}' not found")))?;
+        let user = user_by_name(&mut conn, owner)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user '{owner}' not found")))?;
         drop(conn);
         self.insert_token(&user, input).await
     }
@@ -298,7 +311,10 @@ impl Store {
     async fn insert_token(&self, owner: &UserRow, input: NewToken) -> Result<CreatedToken, ApiError> {
         let owner_roles = owner.roles();
         if let Some(extra) = input.roles.iter().find(|r| !owner_roles.contains(r)) {
-            return Err(ApiError::invalid("roles", format!("{} does not hold the role {}", owner.username, extra.as_str())));
+            return Err(ApiError::invalid(
+                "roles",
+                format!("{} does not hold the role {}", owner.username, extra.as_str()),
+            ));
         }
         let roles: Roles = input.roles.iter().copied().collect();
         let secret = format!("{TOKEN_PREFIX}{}", random_secret());
@@ -390,7 +406,11 @@ impl Identity for Store {
             return Ok(None);
         };
         if now - last_seen_at > self.auth.idle_timeout_ms || now - created_at > self.auth.absolute_timeout_ms {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(&mut *conn).await.map_err(db_error)?;
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(&hash)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
             return Ok(None);
         }
         let Some(user) = user_by_id(&mut conn, user_id).await?.filter(|u| u.disabled_at.is_none()) else {
@@ -446,7 +466,8 @@ impl Identity for Store {
         let owner_roles = user.roles();
         let roles = from_json::<Vec<Role>>(&roles).into_iter().filter(|r| owner_roles.contains(r)).collect();
         let caller = user.caller(roles, Some(name));
-        let entry = CachedToken { caller: caller.clone(), token_expires_at: expires_at, trusted_until: now + TOKEN_CACHE_MS };
+        let entry =
+            CachedToken { caller: caller.clone(), token_expires_at: expires_at, trusted_until: now + TOKEN_CACHE_MS };
         self.tokens.put(hash, entry);
         Ok(Some(caller))
     }
@@ -454,7 +475,11 @@ impl Identity for Store {
     async fn me(&self, caller: &Caller) -> Result<Me, ApiError> {
         let mut conn = self.conn().await?;
         let user = user_by_id(&mut conn, caller.user_id).await?.ok_or_else(ApiError::unauthorized)?;
-        Ok(Me { username: user.username, display_name: user.display_name, roles: caller.roles.iter().copied().collect() })
+        Ok(Me {
+            username: user.username,
+            display_name: user.display_name,
+            roles: caller.roles.iter().copied().collect(),
+        })
     }
 
     async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<User, ApiError> {
@@ -480,7 +505,9 @@ impl Identity for Store {
         };
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
-        let user = user_by_name(&mut tx, username).await?.ok_or_else(|| ApiError::not_found(format!("user '{username}' not found")))?;
+        let user = user_by_name(&mut tx, username)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user '{username}' not found")))?;
         if user.id == caller.user_id && patch.disabled == Some(true) {
             return Err(ApiError::invalid("disabled", "you cannot disable yourself"));
         }
@@ -526,7 +553,9 @@ impl Identity for Store {
             return Err(ApiError::forbidden("an API token cannot create API tokens; sign in to create one"));
         }
         let mut conn = self.conn().await?;
-        let owner = user_by_name(&mut conn, &owner_name).await?.ok_or_else(|| ApiError::not_found(format!("user '{owner_name}' not found")))?;
+        let owner = user_by_name(&mut conn, &owner_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user '{owner_name}' not found")))?;
         drop(conn);
         self.insert_token(&owner, input).await
     }

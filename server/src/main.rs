@@ -126,7 +126,10 @@ async fn main() -> anyhow::Result<()> {
             let input = NewToken { name, owner: Some(user.clone()), roles, expires_in_days };
             let created = store(&db).await?.bootstrap_token(&user, input).await?;
             println!("{}", created.token);
-            eprintln!("token {} ({}) for {user}; store it now: it is not shown again", created.info.id, created.info.name);
+            eprintln!(
+                "token {} ({}) for {user}; store it now: it is not shown again",
+                created.info.id, created.info.name
+            );
         }
     }
     Ok(())

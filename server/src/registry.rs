@@ -45,8 +45,7 @@ impl ModelRow {
     }
 }
 
-const MODEL_COLUMNS: &str =
-    "id, name, description, owner_team, tags, next_version, created_at, created_by, updated_at";
+const MODEL_COLUMNS: &str = "id, name, description, owner_team, tags, next_version, created_at, created_by, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct VersionRow {
@@ -172,8 +171,7 @@ impl Registry for Store {
         .execute(&mut *tx)
         .await
         .on_unique_violation(|| {
-            ApiError::conflict(format!("a model named '{}' already exists", input.name))
-                .with_field("name")
+            ApiError::conflict(format!("a model named '{}' already exists", input.name)).with_field("name")
         })?;
         let model = load_model(&mut tx, &input.name).await?;
         tx.commit().await?;
@@ -226,12 +224,8 @@ impl Registry for Store {
         for b in &binds {
             rows_query = rows_query.bind(b.clone());
         }
-        let rows = rows_query
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+        let rows =
+            rows_query.bind(i64::from(limit)).bind(offset as i64).fetch_all(&mut *conn).await.map_err(db_error)?;
         let keys: Vec<(i64, String)> = rows.iter().map(|r| (r.id, r.name.clone())).collect();
         let mut live = live_versions(&mut conn, &keys).await?;
         let items = rows
@@ -265,12 +259,13 @@ impl Registry for Store {
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("model '{model}' not found")))?;
         if let Some(parent) = input.lineage.parent_version {
-            let exists = sqlx::query_scalar::<_, i64>("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
-                .bind(id)
-                .bind(parent)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            let exists =
+                sqlx::query_scalar::<_, i64>("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
+                    .bind(id)
+                    .bind(parent)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
             if exists.is_none() {
                 return Err(ApiError::invalid(
                     "lineage.parent_version",
@@ -321,7 +316,12 @@ impl Registry for Store {
         })
     }
 
-    async fn list_versions(&self, caller: &Caller, model: &str, query: VersionQuery) -> Result<Page<Version>, ApiError> {
+    async fn list_versions(
+        &self,
+        caller: &Caller,
+        model: &str,
+        query: VersionQuery,
+    ) -> Result<Page<Version>, ApiError> {
         caller.require(Permission::Read)?;
         validate::page_limit(query.limit)?;
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -363,7 +363,13 @@ impl Registry for Store {
         load_version(&mut *self.conn().await?, model, number).await
     }
 
-    async fn update_version(&self, caller: &Caller, model: &str, number: i64, patch: VersionPatch) -> Result<Version, ApiError> {
+    async fn update_version(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        patch: VersionPatch,
+    ) -> Result<Version, ApiError> {
         caller.require(Permission::EditVersions)?;
         patch.validate()?;
         let mut tx = self.db.begin_write().await?;
@@ -386,7 +392,13 @@ impl Registry for Store {
         Ok(updated)
     }
 
-    async fn quarantine_version(&self, caller: &Caller, model: &str, number: i64, input: QuarantineInput) -> Result<Version, ApiError> {
+    async fn quarantine_version(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        input: QuarantineInput,
+    ) -> Result<Version, ApiError> {
         caller.require(Permission::Quarantine)?;
         input.validate()?;
         let mut tx = self.db.begin_write().await?;
@@ -394,7 +406,8 @@ impl Registry for Store {
         if current.quarantine.is_some() {
             return Err(ApiError::conflict(format!("version {number} is already quarantined")));
         }
-        set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &caller.actor().name))).await?;
+        set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &caller.actor().name)))
+            .await?;
         let updated = load_version(&mut tx, model, number).await?;
         tx.commit().await?;
         Ok(updated)

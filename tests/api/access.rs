@@ -22,10 +22,16 @@ fn rule(method: &str, path: &str) -> Rule {
     use Permission::*;
     use Rule::*;
     match (method, path) {
-        ("get", "/api/v1/models" | "/api/v1/models/{model}" | "/api/v1/models/{model}/versions"
-            | "/api/v1/models/{model}/versions/{version}" | "/api/v1/environments"
+        (
+            "get",
+            "/api/v1/models"
+            | "/api/v1/models/{model}"
+            | "/api/v1/models/{model}/versions"
+            | "/api/v1/models/{model}/versions/{version}"
+            | "/api/v1/environments"
             | "/api/v1/models/{model}/environments/{environment}"
-            | "/api/v1/models/{model}/environments/{environment}/history") => Needs(Read),
+            | "/api/v1/models/{model}/environments/{environment}/history",
+        ) => Needs(Read),
         ("post", "/api/v1/models") => Needs(RegisterModels),
         ("post", "/api/v1/models/{model}/versions") => Needs(RegisterVersions),
         ("patch", "/api/v1/models/{model}/versions/{version}") => Needs(EditVersions),
@@ -45,12 +51,16 @@ fn rule(method: &str, path: &str) -> Rule {
 fn body(method: &str, path: &str, n: usize) -> Option<Value> {
     Some(match (method, path) {
         ("post", "/api/v1/models") => json!({ "name": format!("created-{n}") }),
-        ("post", "/api/v1/models/{model}/versions") => json!({ "artifact_uri": "s3://x", "artifact_digest": digest(3) }),
+        ("post", "/api/v1/models/{model}/versions") => {
+            json!({ "artifact_uri": "s3://x", "artifact_digest": digest(3) })
+        }
         ("patch", "/api/v1/models/{model}/versions/{version}") => json!({ "description": format!("edit {n}") }),
         ("post", "/api/v1/models/{model}/versions/{version}/quarantine") => json!({ "reason": "matrix" }),
         ("post", "/api/v1/environments") => json!({ "name": format!("env-{n}") }),
         ("post", "/api/v1/models/{model}/environments/{environment}/deploy") => json!({ "version": 1 + n % 2 }),
-        ("post", "/api/v1/users") => json!({ "username": format!("user-{n}"), "password": "long enough password", "roles": ["viewer"] }),
+        ("post", "/api/v1/users") => {
+            json!({ "username": format!("user-{n}"), "password": "long enough password", "roles": ["viewer"] })
+        }
         ("patch", "/api/v1/users/{username}") => json!({ "display_name": format!("renamed {n}") }),
         ("post", "/api/v1/tokens") => json!({ "name": "matrix", "roles": ["viewer"] }),
         _ => return None,
@@ -66,7 +76,15 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
     for role in Role::ALL {
         callers.push((Roles::from([role]), app.client_as(&format!("as-{}", role.as_str()), &[role]).await));
     }
-    json(app.post("/api/v1/users", &json!({ "username": "target-user", "password": "long enough password", "roles": ["viewer"] })).await, 201).await;
+    json(
+        app.post(
+            "/api/v1/users",
+            &json!({ "username": "target-user", "password": "long enough password", "roles": ["viewer"] }),
+        )
+        .await,
+        201,
+    )
+    .await;
 
     let doc = json(app.get("/api/v1/openapi.json").await, 200).await;
     let mut n = 0;
@@ -106,7 +124,10 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
                     Rule::SessionOnly => false,
                 };
                 if allowed {
-                    assert!(![401, 403].contains(&status) && status < 500, "{roles:?} should be able to {method} {path}: {status}");
+                    assert!(
+                        ![401, 403].contains(&status) && status < 500,
+                        "{roles:?} should be able to {method} {path}: {status}"
+                    );
                 } else {
                     assert_eq!(status, 403, "{roles:?} must be refused {method} {path}");
                 }
@@ -120,7 +141,12 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
 /// A new API token of the `tester` user; returns its id.
 async fn fresh_token(app: &TestApp) -> i64 {
     let user = app.store.clone();
-    let token = app::domain::NewToken { name: "victim".into(), owner: None, roles: vec![Role::Operator], expires_in_days: None };
+    let token = app::domain::NewToken {
+        name: "victim".into(),
+        owner: None,
+        roles: vec![Role::Operator],
+        expires_in_days: None,
+    };
     user.bootstrap_token("tester", token).await.unwrap().info.id
 }
 
@@ -132,10 +158,24 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
     let public = ["/api/sign_in", "/api/sign_out", "/api/current_user"];
     let mut checked = 0;
     for (path, _method) in leptos::server_fn::axum::server_fn_paths() {
-        let form = [("model", "m"), ("name", "m"), ("number", "1"), ("environment", "staging"), ("version", "1"),
-            ("reason", "x"), ("description", "x"), ("tags", "x"), ("query[limit]", "10"), ("username", "tester"),
-            ("display_name", "x"), ("password", "long enough password"), ("disabled", "true"), ("id", "1"),
-            ("owner", ""), ("expires_in_days", "")];
+        let form = [
+            ("model", "m"),
+            ("name", "m"),
+            ("number", "1"),
+            ("environment", "staging"),
+            ("version", "1"),
+            ("reason", "x"),
+            ("description", "x"),
+            ("tags", "x"),
+            ("query[limit]", "10"),
+            ("username", "tester"),
+            ("display_name", "x"),
+            ("password", "long enough password"),
+            ("disabled", "true"),
+            ("id", "1"),
+            ("owner", ""),
+            ("expires_in_days", ""),
+        ];
         let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
         let status = response.status().as_u16();
         if public.iter().any(|p| path.starts_with(p)) {

@@ -1,8 +1,8 @@
 //! The `modelgate` binary: migrate, seed-demo, and serve with a graceful stop on SIGTERM.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,10 +39,14 @@ async fn cli_migrates_seeds_and_manages_users_and_tokens(backend: Backend) {
     run(&["migrate"], &db.url, "");
     let seeded = run(&["seed-demo"], &db.url, "");
     assert!(seeded.starts_with("demo data seeded"), "{seeded}");
-    assert!(seeded.contains("operator") && seeded.contains("role compliance"), "demo sign-ins are printed once: {seeded}");
+    assert!(
+        seeded.contains("operator") && seeded.contains("role compliance"),
+        "demo sign-ins are printed once: {seeded}"
+    );
     assert!(run(&["seed-demo"], &db.url, "").contains("nothing seeded"));
 
-    let added = run(&["user", "add", "alice", "--role", "operator", "--role", "reviewer"], &db.url, "a long enough password\n");
+    let added =
+        run(&["user", "add", "alice", "--role", "operator", "--role", "reviewer"], &db.url, "a long enough password\n");
     assert_eq!(added.trim(), "user alice created with roles operator, reviewer");
     let token = run(&["token", "create", "--user", "alice", "--name", "ci", "--role", "operator"], &db.url, "");
     let token = token.trim().to_string();

@@ -8,7 +8,8 @@ on_both_backends!(pages_render_on_the_server, unknown_pages_and_models_are_404);
 async fn pages_render_on_the_server(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "fraud-detector", 2).await;
-    app.post("/api/v1/models/fraud-detector/environments/production/deploy", &json!({ "version": 2, "reason": "go" })).await;
+    app.post("/api/v1/models/fraud-detector/environments/production/deploy", &json!({ "version": 2, "reason": "go" }))
+        .await;
 
     let list = app.get("/").await;
     assert_eq!(list.status(), 200);

@@ -16,11 +16,16 @@ on_both_backends!(
 async fn deploy_moves_the_live_version_and_records_history(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 3).await;
-    let first = json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 1, "reason": "launch" })).await, 201).await;
+    let first = json(
+        app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 1, "reason": "launch" })).await,
+        201,
+    )
+    .await;
     assert_eq!(first["from_version"], serde_json::Value::Null);
     assert_eq!(first["revision"], 1);
     app.clock.advance(60_000);
-    let second = json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 3 })).await, 201).await;
+    let second =
+        json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 3 })).await, 201).await;
     assert_eq!(second["from_version"], 1);
     assert_eq!(second["to_version"], 3);
     assert_eq!(second["kind"], "deploy");
@@ -66,15 +71,38 @@ async fn deploy_refuses_what_must_not_go_live(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 1).await;
     json(app.post("/api/v1/models/m/versions", &json!({ "artifact_uri": "s3://no-digest" })).await, 201).await;
-    let no_digest = expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 2 })).await, 409, None).await;
+    let no_digest = expect_error(
+        app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 2 })).await,
+        409,
+        None,
+    )
+    .await;
     assert!(no_digest["error"]["message"].as_str().unwrap().contains("digest"));
-    expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 9 })).await, 404, None).await;
-    expect_error(app.post("/api/v1/models/m/environments/moon/deploy", &json!({ "version": 1 })).await, 404, None).await;
-    expect_error(app.post("/api/v1/models/x/environments/staging/deploy", &json!({ "version": 1 })).await, 404, None).await;
-    expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": "one" })).await, 422, Some("version")).await;
-    expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 0 })).await, 422, Some("version")).await;
+    expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 9 })).await, 404, None)
+        .await;
+    expect_error(app.post("/api/v1/models/m/environments/moon/deploy", &json!({ "version": 1 })).await, 404, None)
+        .await;
+    expect_error(app.post("/api/v1/models/x/environments/staging/deploy", &json!({ "version": 1 })).await, 404, None)
+        .await;
+    expect_error(
+        app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": "one" })).await,
+        422,
+        Some("version"),
+    )
+    .await;
+    expect_error(
+        app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 0 })).await,
+        422,
+        Some("version"),
+    )
+    .await;
     json(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 1 })).await, 201).await;
-    let again = expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 1 })).await, 409, None).await;
+    let again = expect_error(
+        app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 1 })).await,
+        409,
+        None,
+    )
+    .await;
     assert!(again["error"]["message"].as_str().unwrap().contains("already live"));
     let history = json(app.get("/api/v1/models/m/environments/staging/history").await, 200).await;
     assert_eq!(history["total"], 1, "refused deploys leave no history");
@@ -83,9 +111,15 @@ async fn deploy_refuses_what_must_not_go_live(backend: Backend) {
 async fn stale_expected_revision_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 3).await;
-    json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 1, "expected_revision": 0 })).await, 201).await;
+    json(
+        app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 1, "expected_revision": 0 }))
+            .await,
+        201,
+    )
+    .await;
     let stale = expect_error(
-        app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 2, "expected_revision": 0 })).await,
+        app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 2, "expected_revision": 0 }))
+            .await,
         409,
         None,
     )
@@ -93,7 +127,12 @@ async fn stale_expected_revision_changes_nothing(backend: Backend) {
     assert!(stale["error"]["message"].as_str().unwrap().starts_with("stale"));
     let live = json(app.get("/api/v1/models/m/environments/production").await, 200).await;
     assert_eq!(live["version"], 1);
-    json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 2, "expected_revision": 1 })).await, 201).await;
+    json(
+        app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 2, "expected_revision": 1 }))
+            .await,
+        201,
+    )
+    .await;
 }
 
 async fn racing_deploys_make_exactly_one_change(backend: Backend) {
@@ -101,7 +140,8 @@ async fn racing_deploys_make_exactly_one_change(backend: Backend) {
     seed_model(&app, "m", 9).await;
     json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 1 })).await, 201).await;
     let bodies: Vec<_> = (2..=9).map(|v| json!({ "version": v, "expected_revision": 1 })).collect();
-    let responses = join_all(bodies.iter().map(|b| app.post("/api/v1/models/m/environments/production/deploy", b))).await;
+    let responses =
+        join_all(bodies.iter().map(|b| app.post("/api/v1/models/m/environments/production/deploy", b))).await;
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
@@ -114,12 +154,19 @@ async fn racing_deploys_make_exactly_one_change(backend: Backend) {
 
 async fn environments_can_be_added(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let created = json(app.post("/api/v1/environments", &json!({ "name": "canary", "description": "5% of traffic" })).await, 201).await;
+    let created =
+        json(app.post("/api/v1/environments", &json!({ "name": "canary", "description": "5% of traffic" })).await, 201)
+            .await;
     assert_eq!(created["name"], "canary");
     expect_error(app.post("/api/v1/environments", &json!({ "name": "canary" })).await, 409, Some("name")).await;
     expect_error(app.post("/api/v1/environments", &json!({ "name": "Canary!" })).await, 422, Some("name")).await;
-    let names: Vec<String> = json(app.get("/api/v1/environments").await, 200).await.as_array().unwrap()
-        .iter().map(|e| e["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = json(app.get("/api/v1/environments").await, 200)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["staging", "production", "canary"]);
     seed_model(&app, "m", 1).await;
     json(app.post("/api/v1/models/m/environments/canary/deploy", &json!({ "version": 1 })).await, 201).await;

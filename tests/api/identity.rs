@@ -79,12 +79,18 @@ async fn session_cookie_flags_follow_the_configuration(backend: Backend) {
     let plain = TestApp::spawn(backend).await;
     let (_, response) = plain.sign_in("tester", PASSWORD).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("modelgate_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.starts_with("modelgate_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"));
     let secure = TestApp::spawn_with(backend, |c| c.secure_cookies = true).await;
     let (_, response) = secure.sign_in("tester", PASSWORD).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("__Host-modelgate_session=") && cookie.contains("; Secure") && cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        cookie.starts_with("__Host-modelgate_session=") && cookie.contains("; Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
 }
 
 async fn revoked_and_expired_tokens_get_401(backend: Backend) {
@@ -93,7 +99,8 @@ async fn revoked_and_expired_tokens_get_401(backend: Backend) {
     let session = session.unwrap();
     let browser = app.session_client(&session);
     let create = |body: serde_json::Value| browser.post(app.url("/api/v1/tokens")).json(&body).send();
-    let created = json(create(json!({ "name": "ci", "roles": ["operator"], "expires_in_days": 1 })).await.unwrap(), 201).await;
+    let created =
+        json(create(json!({ "name": "ci", "roles": ["operator"], "expires_in_days": 1 })).await.unwrap(), 201).await;
     let secret = created["token"].as_str().unwrap().to_string();
     assert!(secret.starts_with(&created["info"]["prefix"].as_str().unwrap().to_string()));
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1")
@@ -176,7 +183,11 @@ async fn disabling_a_user_ends_their_sessions_and_tokens(backend: Backend) {
     assert_eq!(modelgate_tests::bearer_client(&token).get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
     let (none, _) = app.sign_in("leaver", PASSWORD).await;
     assert!(none.is_none(), "a disabled user cannot sign in");
-    json(app.patch("/api/v1/users/leaver", &json!({ "disabled": false, "password": "a brand new password" })).await, 200).await;
+    json(
+        app.patch("/api/v1/users/leaver", &json!({ "disabled": false, "password": "a brand new password" })).await,
+        200,
+    )
+    .await;
     assert!(app.sign_in("leaver", "a brand new password").await.0.is_some());
     expect_error(app.patch("/api/v1/users/tester", &json!({ "disabled": true })).await, 422, Some("disabled")).await;
 }

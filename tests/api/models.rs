@@ -14,12 +14,14 @@ on_both_backends!(
 
 async fn model_is_registered_and_read_back(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let body = json!({ "name": "fraud-detector", "description": "Scores payments", "owner_team": "risk", "tags": ["pci"] });
+    let body =
+        json!({ "name": "fraud-detector", "description": "Scores payments", "owner_team": "risk", "tags": ["pci"] });
     let created = json(app.post("/api/v1/models", &body).await, 201).await;
     assert_eq!(created["name"], "fraud-detector");
     assert_eq!(created["version_count"], 0);
     assert_eq!(created["created_at"], "2026-01-01T00:00:00Z");
-    let envs: Vec<&str> = created["live"].as_array().unwrap().iter().map(|l| l["environment"].as_str().unwrap()).collect();
+    let envs: Vec<&str> =
+        created["live"].as_array().unwrap().iter().map(|l| l["environment"].as_str().unwrap()).collect();
     assert_eq!(envs, ["staging", "production"]);
     assert!(created["live"][0]["version"].is_null());
 

@@ -2,7 +2,11 @@
 
 use modelgate_tests::{Backend, TestApp, json, on_both_backends, seed_model};
 
-on_both_backends!(health_readiness_and_metrics, openapi_document_covers_the_core_paths, every_response_carries_a_request_id);
+on_both_backends!(
+    health_readiness_and_metrics,
+    openapi_document_covers_the_core_paths,
+    every_response_carries_a_request_id
+);
 
 async fn health_readiness_and_metrics(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -70,13 +70,22 @@ async fn digest_is_validated_and_normalised(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 0).await;
     let upper = "AB".repeat(32);
-    let v = json(app.post("/api/v1/models/m/versions", &json!({ "artifact_uri": "s3://x", "artifact_digest": upper })).await, 201).await;
+    let v = json(
+        app.post("/api/v1/models/m/versions", &json!({ "artifact_uri": "s3://x", "artifact_digest": upper })).await,
+        201,
+    )
+    .await;
     assert_eq!(v["artifact_digest"], format!("sha256:{}", "ab".repeat(32)));
     for bad in ["md5:abc", "sha256:123", "zz".repeat(32).as_str()] {
         let body = json!({ "artifact_uri": "s3://x", "artifact_digest": bad });
         expect_error(app.post("/api/v1/models/m/versions", &body).await, 422, Some("artifact_digest")).await;
     }
-    expect_error(app.post("/api/v1/models/m/versions", &json!({ "artifact_uri": "no-scheme" })).await, 422, Some("artifact_uri")).await;
+    expect_error(
+        app.post("/api/v1/models/m/versions", &json!({ "artifact_uri": "no-scheme" })).await,
+        422,
+        Some("artifact_uri"),
+    )
+    .await;
     expect_error(app.post("/api/v1/models/m/versions", &json!({})).await, 422, Some("artifact_uri")).await;
 }
 
@@ -96,13 +105,22 @@ async fn only_description_and_tags_are_editable(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 1).await;
     let before = json(app.get("/api/v1/models/m/versions/1").await, 200).await;
-    let edited = json(app.patch("/api/v1/models/m/versions/1", &json!({ "description": "better", "tags": ["a", "b"] })).await, 200).await;
+    let edited = json(
+        app.patch("/api/v1/models/m/versions/1", &json!({ "description": "better", "tags": ["a", "b"] })).await,
+        200,
+    )
+    .await;
     assert_eq!(edited["description"], "better");
     assert_eq!(edited["tags"], json!(["a", "b"]));
     assert_eq!(edited["artifact_uri"], before["artifact_uri"]);
     let tags_only = json(app.patch("/api/v1/models/m/versions/1", &json!({ "tags": [] })).await, 200).await;
     assert_eq!(tags_only["description"], "better", "absent fields stay");
-    expect_error(app.patch("/api/v1/models/m/versions/1", &json!({ "artifact_uri": "s3://evil" })).await, 422, Some("artifact_uri")).await;
+    expect_error(
+        app.patch("/api/v1/models/m/versions/1", &json!({ "artifact_uri": "s3://evil" })).await,
+        422,
+        Some("artifact_uri"),
+    )
+    .await;
     expect_error(app.patch("/api/v1/models/m/versions/1", &json!({ "tags": [""] })).await, 422, Some("tags[0]")).await;
     let after = json(app.get("/api/v1/models/m/versions/1").await, 200).await;
     assert_eq!(after["artifact_uri"], before["artifact_uri"]);
@@ -112,12 +130,23 @@ async fn only_description_and_tags_are_editable(backend: Backend) {
 async fn quarantine_blocks_and_release_unblocks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 2).await;
-    expect_error(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": " " })).await, 422, Some("reason")).await;
+    expect_error(
+        app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": " " })).await,
+        422,
+        Some("reason"),
+    )
+    .await;
     let q = json(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": "bias" })).await, 200).await;
     assert_eq!(q["quarantine"]["reason"], "bias");
     assert_eq!(q["quarantine"]["by"], "tester (token tests)");
-    expect_error(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": "again" })).await, 409, None).await;
-    let refused = expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 2 })).await, 409, None).await;
+    expect_error(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": "again" })).await, 409, None)
+        .await;
+    let refused = expect_error(
+        app.post("/api/v1/models/m/environments/staging/deploy", &json!({ "version": 2 })).await,
+        409,
+        None,
+    )
+    .await;
     assert!(refused["error"]["message"].as_str().unwrap().contains("quarantined"));
     let released = json(app.delete("/api/v1/models/m/versions/2/quarantine").await, 200).await;
     assert!(released["quarantine"].is_null());

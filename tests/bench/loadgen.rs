@@ -153,7 +153,11 @@ async fn main() {
                 "parameters": { "lr": "0.1", "depth": "6" },
                 "lineage": { "git_commit": "0123456789abcdef0123456789abcdef01234567", "run_id": format!("run-{i}") }
             });
-            c.post(format!("{b}/api/v1/models/{model}/versions")).json(&body).send().await.is_ok_and(|r| r.status() == 201)
+            c.post(format!("{b}/api/v1/models/{model}/versions"))
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 201)
         }
     })
     .await;
@@ -188,7 +192,9 @@ async fn main() {
             }
         })
     };
-    let live = |clients| get("live-version read (GET, ETag)", clients, |m| format!("/api/v1/models/{m}/environments/production"));
+    let live = |clients| {
+        get("live-version read (GET, ETag)", clients, |m| format!("/api/v1/models/{m}/environments/production"))
+    };
     let list = |clients| get("version list, page of 50", clients, |m| format!("/api/v1/models/{m}/versions?limit=50"));
     let ssr = |clients| get("SSR of the model page", clients, |m| format!("/models/{m}"));
 
@@ -200,9 +206,11 @@ async fn main() {
         async move {
             let form = [("username", user.as_str()), ("password", password.as_str()), ("next", "/")];
             let path = <app::server_fns::SignIn as leptos::server_fn::ServerFn>::PATH;
-            c.post(format!("{b}{path}")).form(&form).send().await.is_ok_and(|r| {
-                r.status().as_u16() < 400 && r.headers().contains_key(reqwest::header::SET_COOKIE)
-            })
+            c.post(format!("{b}{path}"))
+                .form(&form)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() < 400 && r.headers().contains_key(reqwest::header::SET_COOKIE))
         }
     })
     .await;
@@ -216,7 +224,10 @@ async fn main() {
     samples.push(ssr(1).await);
 
     println!();
-    println!("{:<34} {:>3} {:>10} {:>9} {:>9} {:>9} {:>7}", "scenario", "c", "req/s", "p50 ms", "p99 ms", "max ms", "errors");
+    println!(
+        "{:<34} {:>3} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "scenario", "c", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
     for s in &mut samples {
         s.print();
     }
@@ -227,7 +238,12 @@ async fn main() {
         std::io::Write::write_all(&mut writer, &wasm).expect("brotli");
     }
     println!();
-    println!("WASM bundle {}: {:.1} KB raw, {:.1} KB brotli (q11)", o.wasm, wasm.len() as f64 / 1024.0, compressed.len() as f64 / 1024.0);
+    println!(
+        "WASM bundle {}: {:.1} KB raw, {:.1} KB brotli (q11)",
+        o.wasm,
+        wasm.len() as f64 / 1024.0,
+        compressed.len() as f64 / 1024.0
+    );
     let errors: usize = samples.iter().map(|s| s.errors).sum();
     if errors > 0 {
         eprintln!("{errors} requests failed");

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
 /// Runs in every page before its own scripts: records console errors, uncaught exceptions and
@@ -95,7 +95,8 @@ impl Browser {
 
     /// Waits until the WASM has hydrated the page (the app marks `<html data-hydrated>`).
     pub async fn wait_hydrated(&self) {
-        let waited = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("html[data-hydrated]")).await;
+        let waited =
+            self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("html[data-hydrated]")).await;
         if waited.is_err() {
             self.screenshot("failed-hydration").await;
             let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();

@@ -91,7 +91,12 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert_eq!(live_before.trim(), "v8");
     let select = c.find(Locator::Css(&format!("{staging} select[name=\"version\"]"))).await.unwrap();
     select.select_by_value("5").await.unwrap();
-    c.find(Locator::Css(&format!("{staging} input[name=\"reason\"]"))).await.unwrap().send_keys("e2e: back to v5").await.unwrap();
+    c.find(Locator::Css(&format!("{staging} input[name=\"reason\"]")))
+        .await
+        .unwrap()
+        .send_keys("e2e: back to v5")
+        .await
+        .unwrap();
     c.find(Locator::Css(&format!("{staging} button[type=\"submit\"]"))).await.unwrap().click().await.unwrap();
     browser
         .eventually("staging shows v5 live", || async {
@@ -181,7 +186,9 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     c.goto(&app.url("/admin/users")).await.unwrap();
     browser.wait_hydrated().await;
     let form = browser.wait_for("#create-user").await;
-    for (field, value) in [("username", "newbie"), ("display_name", "New Colleague"), ("password", "a sufficiently long one")] {
+    for (field, value) in
+        [("username", "newbie"), ("display_name", "New Colleague"), ("password", "a sufficiently long one")]
+    {
         form.find(Locator::Css(&format!("input[name=\"{field}\"]"))).await.unwrap().send_keys(value).await.unwrap();
     }
     form.find(Locator::Css(r#"input[name="roles[viewer]"]"#)).await.unwrap().click().await.unwrap();

@@ -41,7 +41,9 @@ impl Role {
         use Permission::*;
         match self {
             Role::Viewer | Role::Reviewer | Role::Compliance => matches!(permission, Read),
-            Role::Operator => matches!(permission, Read | RegisterModels | RegisterVersions | EditVersions | Quarantine | Deploy),
+            Role::Operator => {
+                matches!(permission, Read | RegisterModels | RegisterVersions | EditVersions | Quarantine | Deploy)
+            }
             Role::Admin => matches!(permission, Read | ManageEnvironments | ManageUsers | ManageTokens),
         }
     }

@@ -30,10 +30,7 @@ pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(field, "must be lower-case"));
     }
     if let Some(bad) = value.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_')) {
-        return Err(ApiError::invalid(
-            field,
-            format!("may contain only a-z, 0-9, '-' and '_' (found {bad:?})"),
-        ));
+        return Err(ApiError::invalid(field, format!("may contain only a-z, 0-9, '-' and '_' (found {bad:?})")));
     }
     if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(ApiError::invalid(field, "must start with a letter or digit"));

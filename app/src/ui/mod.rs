@@ -19,7 +19,6 @@ use crate::server_fns::{SignIn, SignOut, current_user};
 /// server would refuse.
 pub type CurrentUser = Resource<Result<Option<Me>, ApiError>>;
 
-
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -43,7 +42,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// nonce, the WASM by `'wasm-unsafe-eval'`, everything else only from this origin.
 #[cfg(feature = "ssr")]
 fn set_page_csp() {
-    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
         return;
     };
     let policy = format!(
@@ -65,7 +65,8 @@ pub fn App() -> impl IntoView {
     let sign_in = ServerAction::<SignIn>::new();
     let sign_out = ServerAction::<SignOut>::new();
     provide_context(sign_in);
-    let user: CurrentUser = Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| current_user());
+    let user: CurrentUser =
+        Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| current_user());
     provide_context(user);
     Effect::new(move |_| {
         if let Some(root) = document().document_element() {

@@ -28,7 +28,10 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
     let caller = match bearer {
         Some(token) => match s.store.token_caller(&token).await {
             Ok(Some(caller)) => Some(caller),
-            Ok(None) => return ApiError::new(app::error::ErrorCode::Unauthorized, "invalid, expired or revoked API token").into_response(),
+            Ok(None) => {
+                return ApiError::new(app::error::ErrorCode::Unauthorized, "invalid, expired or revoked API token")
+                    .into_response();
+            }
             Err(e) => return e.into_response(),
         },
         None => match s.cookie_policy.read(req.headers()) {
@@ -49,7 +52,8 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         }
         None if page && req.uri().path() != "/sign-in" => {
             let next = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let target = format!("/sign-in?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+            let target =
+                format!("/sign-in?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
             return (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, target)]).into_response();
         }
         None => {}

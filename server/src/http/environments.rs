@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
 use super::auth::Authenticated;
+use super::extract::{ApiJson, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,7 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List environments in display order.
 #[utoipa::path(get, path = "/api/v1/environments", tag = "environments", responses((status = 200, body = Vec<Environment>)))]
-async fn list_environments(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<Environment>>, ApiError> {
+async fn list_environments(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<Environment>>, ApiError> {
     Ok(Json(s.store.list_environments(&caller).await?))
 }
 
@@ -33,7 +36,8 @@ async fn list_environments(State(s): State<AppState>, Authenticated(caller): Aut
 #[utoipa::path(post, path = "/api/v1/environments", tag = "environments", request_body = NewEnvironment,
     responses((status = 201, body = Environment), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_environment(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     ApiJson(input): ApiJson<NewEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
     Ok((StatusCode::CREATED, Json(s.store.create_environment(&caller, input).await?)))
@@ -44,7 +48,8 @@ async fn create_environment(
     params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
     responses((status = 200, body = LiveVersion, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
 async fn live_version(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, environment)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -66,7 +71,8 @@ async fn live_version(
     params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
     responses((status = 201, body = DeploymentEvent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn deploy(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, environment)): Path<(String, String)>,
     ApiJson(input): ApiJson<DeployInput>,
 ) -> Result<(StatusCode, Json<DeploymentEvent>), ApiError> {
@@ -78,7 +84,8 @@ async fn deploy(
     params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name"), HistoryQuery),
     responses((status = 200, body = Page<DeploymentEvent>), (status = 404, body = ErrorBody)))]
 async fn history(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, environment)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<DeploymentEvent>>, ApiError> {

@@ -30,7 +30,10 @@ async fn me(State(s): State<AppState>, Authenticated(caller): Authenticated) -> 
 
 /// List users (admin).
 #[utoipa::path(get, path = "/api/v1/users", tag = "identity", responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
-async fn list_users(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<User>>, ApiError> {
+async fn list_users(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(s.store.list_users(&caller).await?))
 }
 
@@ -60,7 +63,10 @@ async fn update_user(
 
 /// API tokens: all of them for admins, the caller's own otherwise.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "identity", responses((status = 200, body = Vec<ApiToken>), (status = 401, body = ErrorBody)))]
-async fn list_tokens(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<ApiToken>>, ApiError> {
+async fn list_tokens(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
     Ok(Json(s.store.list_tokens(&caller).await?))
 }
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::backend::BackendHandle;
-use app::session_cookie::CookiePolicy;
 use app::error::ApiError;
+use app::session_cookie::CookiePolicy;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
@@ -91,19 +91,18 @@ pub fn router(
     };
     let backend: BackendHandle = store;
     let routes = console_routes();
-    let console = Router::new()
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || {
-                provide_context(backend.clone());
-                provide_context(cookie_policy);
-            },
-            {
-                let options = leptos.clone();
-                move || app::shell(options.clone())
-            },
-        );
+    let console = Router::new().leptos_routes_with_context(
+        &state,
+        routes,
+        move || {
+            provide_context(backend.clone());
+            provide_context(cookie_policy);
+        },
+        {
+            let options = leptos.clone();
+            move || app::shell(options.clone())
+        },
+    );
     Router::new()
         .merge(api)
         .merge(ops::router())
@@ -151,15 +150,14 @@ fn console_routes() -> Vec<leptos_axum::AxumRouteListing> {
 
 /// Counts requests and their latency per route for `/metrics`.
 async fn record_metrics(State(_): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response

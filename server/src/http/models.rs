@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, version_number};
 use super::AppState;
 use super::auth::Authenticated;
+use super::extract::{ApiJson, ApiQuery, version_number};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,7 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Register a model.
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = NewModel,
     responses((status = 201, body = Model), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_model(State(s): State<AppState>, Authenticated(caller): Authenticated, ApiJson(input): ApiJson<NewModel>) -> Result<(StatusCode, Json<Model>), ApiError> {
+async fn create_model(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiJson(input): ApiJson<NewModel>,
+) -> Result<(StatusCode, Json<Model>), ApiError> {
     let model = s.store.create_model(&caller, input).await?;
     Ok((StatusCode::CREATED, Json(model)))
 }
@@ -33,7 +37,11 @@ async fn create_model(State(s): State<AppState>, Authenticated(caller): Authenti
 /// List models: filter by free text or owner team, sort, paginate.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models", params(ModelQuery),
     responses((status = 200, body = Page<Model>), (status = 422, body = ErrorBody)))]
-async fn list_models(State(s): State<AppState>, Authenticated(caller): Authenticated, ApiQuery(query): ApiQuery<ModelQuery>) -> Result<Json<Page<Model>>, ApiError> {
+async fn list_models(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(query): ApiQuery<ModelQuery>,
+) -> Result<Json<Page<Model>>, ApiError> {
     Ok(Json(s.store.list_models(&caller, query).await?))
 }
 
@@ -41,7 +49,11 @@ async fn list_models(State(s): State<AppState>, Authenticated(caller): Authentic
 #[utoipa::path(get, path = "/api/v1/models/{model}", tag = "models",
     params(("model" = String, Path, description = "Model name")),
     responses((status = 200, body = Model), (status = 404, body = ErrorBody)))]
-async fn get_model(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(model): Path<String>) -> Result<Json<Model>, ApiError> {
+async fn get_model(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(model): Path<String>,
+) -> Result<Json<Model>, ApiError> {
     Ok(Json(s.store.get_model(&caller, &model).await?))
 }
 
@@ -50,7 +62,8 @@ async fn get_model(State(s): State<AppState>, Authenticated(caller): Authenticat
     params(("model" = String, Path, description = "Model name")),
     responses((status = 201, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn register_version(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(model): Path<String>,
     ApiJson(input): ApiJson<NewVersion>,
 ) -> Result<(StatusCode, Json<Version>), ApiError> {
@@ -63,7 +76,8 @@ async fn register_version(
     params(("model" = String, Path, description = "Model name"), VersionQuery),
     responses((status = 200, body = Page<Version>), (status = 404, body = ErrorBody)))]
 async fn list_versions(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(model): Path<String>,
     ApiQuery(query): ApiQuery<VersionQuery>,
 ) -> Result<Json<Page<Version>>, ApiError> {
@@ -74,7 +88,11 @@ async fn list_versions(
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}", tag = "versions",
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody)))]
-async fn get_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
+async fn get_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((model, number)): Path<(String, String)>,
+) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.get_version(&caller, &model, version_number(&number)?).await?))
 }
 
@@ -83,7 +101,8 @@ async fn get_version(State(s): State<AppState>, Authenticated(caller): Authentic
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_version(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, number)): Path<(String, String)>,
     ApiJson(patch): ApiJson<VersionPatch>,
 ) -> Result<Json<Version>, ApiError> {
@@ -95,7 +114,8 @@ async fn update_version(
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn quarantine_version(
-    State(s): State<AppState>, Authenticated(caller): Authenticated,
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, number)): Path<(String, String)>,
     ApiJson(input): ApiJson<QuarantineInput>,
 ) -> Result<Json<Version>, ApiError> {
@@ -106,6 +126,10 @@ async fn quarantine_version(
 #[utoipa::path(delete, path = "/api/v1/models/{model}/versions/{version}/quarantine", tag = "versions",
     params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, body = Version), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn release_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path((model, number)): Path<(String, String)>) -> Result<Json<Version>, ApiError> {
+async fn release_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((model, number)): Path<(String, String)>,
+) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.release_version(&caller, &model, version_number(&number)?).await?))
 }

@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/docs", get(|| async { Html(REFERENCE_HTML) }))
-        .route("/api/v1/docs/reference.js", get(|| async { ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], REFERENCE_JS) }))
+        .route(
+            "/api/v1/docs/reference.js",
+            get(|| async { ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], REFERENCE_JS) }),
+        )
         .route("/api/v1/{*rest}", axum::routing::any(api_not_found))
 }
 

@@ -63,7 +63,12 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
 }
 
 #[component]
-fn EnvironmentCard(live: LiveVersion, versions: Vec<Version>, deploy: ServerAction<DeployVersion>, may_deploy: bool) -> impl IntoView {
+fn EnvironmentCard(
+    live: LiveVersion,
+    versions: Vec<Version>,
+    deploy: ServerAction<DeployVersion>,
+    may_deploy: bool,
+) -> impl IntoView {
     let version_href = live.version.map(|v| format!("/models/{}/versions/{v}", live.model));
     let current = live.version;
     let env = live.environment.clone();
@@ -160,7 +165,8 @@ fn VersionsTable(model: String, versions: Vec<Version>) -> impl IntoView {
 
 /// Badges for a version: where it is live, or why it cannot be deployed.
 fn version_status(v: &Version) -> impl IntoView + use<> {
-    let mut badges: Vec<(String, &'static str)> = v.live_in.iter().map(|e| (format!("live: {e}"), "badge live")).collect();
+    let mut badges: Vec<(String, &'static str)> =
+        v.live_in.iter().map(|e| (format!("live: {e}"), "badge live")).collect();
     if v.quarantine.is_some() {
         badges.push(("quarantined".into(), "badge danger"));
     } else if v.artifact_digest.is_none() {

@@ -5,11 +5,11 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
+use super::model::Tags;
 use crate::domain::Version;
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, version_page};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
-use super::model::Tags;
 
 #[component]
 pub fn VersionPage() -> impl IntoView {
@@ -49,9 +49,11 @@ fn VersionDetail(
     let model_name = v.model.clone();
     let hidden_key = {
         let (model, number) = (v.model.clone(), v.number);
-        move || view! {
-            <input type="hidden" name="model" value=model.clone()/>
-            <input type="hidden" name="number" value=number/>
+        move || {
+            view! {
+                <input type="hidden" name="model" value=model.clone()/>
+                <input type="hidden" name="number" value=number/>
+            }
         }
     };
     let (edit_key, quarantine_key, release_key) = (hidden_key.clone(), hidden_key.clone(), hidden_key);
