@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use app::domain::{NewToken, NewUser, Role};
+use app::domain::{NewToken, NewUser, Origin, Role};
 use app::server_fns::SignIn;
 use leptos::server_fn::ServerFn;
 use reqwest::{Client, Response};
 use serde_json::Value;
 use server::application::Application;
+use server::audit::AuditActor;
 use server::clock::Clock;
 use server::config::Config;
 use server::store::Store;
@@ -116,6 +117,10 @@ pub struct TestApp {
     _db: TestDb,
 }
 
+/// The audit signing key of test servers (a base64 Ed25519 seed); tests verify exports with its
+/// public key (`GET /api/v1/audit/public-key`).
+pub const TEST_AUDIT_KEY: &str = "dGVzdHMgc2lnbiB0aGVpciBhdWRpdCBjaGVja3B0cyE=";
+
 /// 2026-01-01T00:00:00Z, where every test's clock starts.
 pub const TEST_EPOCH_MS: i64 = 1_767_225_600_000;
 
@@ -129,6 +134,7 @@ impl TestApp {
         let db = TestDb::create(backend).await;
         let mut config = Config::for_database(&db.url);
         config.site_root = site_root().display().to_string();
+        config.audit.key = Some(TEST_AUDIT_KEY.into());
         configure(&mut config);
         server::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()), config.log_format);
         let clock = Clock::manual(TEST_EPOCH_MS);
@@ -235,6 +241,11 @@ impl Drop for TestApp {
 /// The password of every user the tests create.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A request origin from a client address, for calling the store directly.
+pub fn origin(client_addr: &str) -> Origin {
+    Origin { request_id: None, client_addr: Some(client_addr.into()) }
+}
+
 /// Creates a user with `roles` and an API token holding all of them; returns the token.
 pub async fn create_user(store: &Store, username: &str, roles: &[Role]) -> String {
     let user = NewUser {
@@ -243,7 +254,7 @@ pub async fn create_user(store: &Store, username: &str, roles: &[Role]) -> Strin
         password: PASSWORD.into(),
         roles: roles.to_vec(),
     };
-    store.bootstrap_user(user).await.expect("create user");
+    store.bootstrap_user(AuditActor::system("tests"), user).await.expect("create user");
     let token = NewToken { name: "tests".into(), owner: None, roles: roles.to_vec(), expires_in_days: None };
     store.bootstrap_token(username, token).await.expect("create token").token
 }
@@ -274,6 +285,79 @@ pub async fn expect_error(response: Response, status: u16, field: Option<&str>) 
         assert_eq!(error["details"]["field"], field, "error should name the field: {body}");
     }
     body
+}
+
+/// The debug `modelgate` binary built by `cargo leptos build` (scripts/test.sh builds it first),
+/// signing with the tests' audit key.
+pub fn modelgate() -> std::process::Command {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/modelgate");
+    assert!(path.exists(), "{} is missing: run `cargo leptos build` first", path.display());
+    let mut command = std::process::Command::new(path);
+    command.env("MODELGATE_AUDIT_KEY", TEST_AUDIT_KEY);
+    command
+}
+
+/// Runs the binary with `stdin` as standard input; asserts success and returns standard output.
+pub fn run_modelgate(args: &[&str], database_url: &str, stdin: &str) -> String {
+    let mut child = modelgate()
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run modelgate");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "modelgate {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `modelgate serve` in a process of its own on a free port, logging JSON to its stdout.
+pub struct ServerProcess {
+    pub base: String,
+    child: Option<std::process::Child>,
+}
+
+impl ServerProcess {
+    /// Starts the server with `args` on `database_url` and waits until it is ready.
+    pub async fn start(database_url: &str, args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = modelgate()
+            .arg("serve")
+            .args(args)
+            .env("DATABASE_URL", database_url)
+            .env("MODELGATE_ADDR", format!("127.0.0.1:{port}"))
+            .env("MODELGATE_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start modelgate serve");
+        let server = Self { base: format!("http://127.0.0.1:{port}"), child: Some(child) };
+        let started = std::time::Instant::now();
+        while !reqwest::get(format!("{}/readyz", server.base)).await.is_ok_and(|r| r.status() == 200) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "server did not become ready");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// Stops the server with SIGTERM and returns how it exited and what it logged.
+    pub async fn terminate(mut self) -> std::process::Output {
+        let child = self.child.take().expect("running");
+        let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// The built console assets, `target/site` in the workspace.

@@ -71,9 +71,9 @@ pub struct SessionGrant {
 #[async_trait]
 pub trait Identity: Send + Sync {
     /// Checks the password (throttled per account and per client address) and opens a session.
-    async fn sign_in(&self, username: &str, password: &str, client_addr: &str) -> Result<SessionGrant, ApiError>;
+    async fn sign_in(&self, username: &str, password: &str, origin: &Origin) -> Result<SessionGrant, ApiError>;
     /// Ends a session; its cookie is refused from then on.
-    async fn sign_out(&self, session_token: &str) -> Result<(), ApiError>;
+    async fn sign_out(&self, session_token: &str, origin: &Origin) -> Result<(), ApiError>;
     /// The caller behind a session token, if the session is valid and not timed out.
     async fn session_caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError>;
     /// The caller behind an API token, if it is valid, unexpired and unrevoked.
@@ -89,10 +89,20 @@ pub trait Identity: Send + Sync {
     async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<ApiToken, ApiError>;
 }
 
-/// Everything the console needs from the server.
-pub trait Backend: Registry + Deployments + Identity {}
+/// The audit log: search, integrity and checkpoints (appending happens inside every write).
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    async fn search_audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, ApiError>;
+    async fn audit_entry(&self, caller: &Caller, seq: i64) -> Result<AuditEntry, ApiError>;
+    async fn audit_status(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError>;
+    /// Rechecks every entry and checkpoint now; when the chain is intact, signs a checkpoint at its head.
+    async fn verify_audit(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError>;
+}
 
-impl<T: Registry + Deployments + Identity> Backend for T {}
+/// Everything the console needs from the server.
+pub trait Backend: Registry + Deployments + Identity + AuditTrail {}
+
+impl<T: Registry + Deployments + Identity + AuditTrail> Backend for T {}
 
 /// How server functions reach the backend: provided as Leptos context by the server.
 pub type BackendHandle = Arc<dyn Backend>;

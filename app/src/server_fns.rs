@@ -83,13 +83,8 @@ pub async fn current_user() -> Result<Option<Me>, ApiError> {
 /// Signs in and returns to `next` (a local path); the session lives in an HttpOnly cookie.
 #[server]
 pub async fn sign_in(username: String, password: String, next: Option<String>) -> Result<(), ApiError> {
-    let parts = parts()?;
-    let client = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let grant = backend()?.sign_in(&username, &password, &client).await?;
+    let origin = parts()?.extensions.get::<Origin>().cloned().unwrap_or_default();
+    let grant = backend()?.sign_in(&username, &password, &origin).await?;
     set_cookie(&cookie_policy().set(&grant.token))?;
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
@@ -99,8 +94,10 @@ pub async fn sign_in(username: String, password: String, next: Option<String>) -
 #[server]
 pub async fn sign_out() -> Result<(), ApiError> {
     let policy = cookie_policy();
-    if let Some(token) = policy.read(&parts()?.headers) {
-        backend()?.sign_out(&token).await?;
+    let parts = parts()?;
+    if let Some(token) = policy.read(&parts.headers) {
+        let origin = parts.extensions.get::<Origin>().cloned().unwrap_or_default();
+        backend()?.sign_out(&token, &origin).await?;
     }
     set_cookie(&policy.clear())?;
     leptos_axum::redirect("/sign-in");

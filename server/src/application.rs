@@ -30,7 +30,9 @@ impl Application {
         let db =
             Db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
-        let store = Arc::new(Store::new(db, clock, config.auth_settings()));
+        let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
+        let store = Arc::new(Store::new(db, clock, config.auth_settings(), audit));
+        spawn_checkpoint_timer(Arc::downgrade(&store), config.audit.checkpoint_minutes);
         if config.demo {
             if let Some(users) = demo::seed(&store, config.demo_password.as_deref()).await? {
                 tracing::info!("seeded the demo data set");
@@ -65,6 +67,22 @@ impl Application {
         self.store.db.close().await;
         Ok(())
     }
+}
+
+/// Signs a checkpoint every `minutes` when entries were appended since the last one; stops when
+/// the store is gone.
+fn spawn_checkpoint_timer(store: std::sync::Weak<Store>, minutes: u64) {
+    let period = std::time::Duration::from_secs(minutes.max(1) * 60);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            let Some(store) = store.upgrade() else { return };
+            if let Err(e) = store.checkpoint_if_behind().await {
+                tracing::warn!(error = %e.message, "signing the periodic audit checkpoint failed");
+            }
+        }
+    });
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -1,8 +1,13 @@
 //! Configuration of `modelgate serve`: flags, each with an environment variable and a default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
+
+use crate::audit::AuditLog;
+use crate::audit::signing::Signer;
+use crate::clock::Clock;
 
 /// Where the server listens, what it stores into, how it logs.
 #[derive(Debug, Clone, Args)]
@@ -55,6 +60,45 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "MODELGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub audit: AuditConfig,
+}
+
+/// The audit log's signing key and checkpoint cadence.
+#[derive(Debug, Clone, Args)]
+pub struct AuditConfig {
+    /// The Ed25519 key that signs audit checkpoints, inline: PKCS#8 PEM or a base64 32-byte seed.
+    /// Takes precedence over the key file.
+    #[arg(long = "audit-key", env = "MODELGATE_AUDIT_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// File with the signing key (PKCS#8 PEM); generated, readable by the owner only, when missing.
+    #[arg(long = "audit-key-file", env = "MODELGATE_AUDIT_KEY_FILE", default_value = "data/audit-signing.key")]
+    pub key_file: PathBuf,
+    /// Sign a checkpoint with every N-th audit entry.
+    #[arg(long = "audit-checkpoint-every", env = "MODELGATE_AUDIT_CHECKPOINT_EVERY", default_value_t = 1000)]
+    pub checkpoint_every: i64,
+    /// Also sign one every this many minutes if entries were appended since the last.
+    #[arg(long = "audit-checkpoint-minutes", env = "MODELGATE_AUDIT_CHECKPOINT_MINUTES", default_value_t = 60)]
+    pub checkpoint_minutes: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            audit: AuditConfig,
+        }
+        Only::parse_from(["modelgate"]).audit
+    }
+}
+
+impl AuditConfig {
+    /// Loads (or creates) the signing key.
+    pub fn audit_log(&self, clock: Clock) -> anyhow::Result<AuditLog> {
+        let signer = Signer::load(self.key.as_deref(), &self.key_file)?;
+        Ok(AuditLog::new(signer, self.checkpoint_every, clock))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +132,7 @@ impl Config {
             demo_password: None,
             log: "info".into(),
             log_format: LogFormat::Text,
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -49,13 +49,15 @@ pub struct Db {
 }
 
 /// A write transaction; on SQLite it also holds this process's writer slot until it ends.
+/// Service code does not commit it directly: `Store::begin_write` wraps it in an
+/// [`crate::audit::AuditedTx`], whose commit requires the audit entry of the change.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> Result<(), ApiError> {
+    pub(crate) async fn commit(self) -> Result<(), ApiError> {
         self.tx.commit().await.map_err(db_error)
     }
 }
@@ -122,7 +124,7 @@ impl Db {
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so concurrent writers wait on the busy timeout instead of failing
     /// when a read lock cannot be upgraded.
-    pub async fn begin_write(&self) -> Result<WriteTx, ApiError> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, ApiError> {
         let writer = match &self.writer {
             Some(slot) => Some(slot.clone().lock_owned().await),
             None => None,

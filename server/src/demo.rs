@@ -6,6 +6,7 @@ use app::backend::{Deployments, Registry};
 use app::domain::*;
 use sha2::{Digest, Sha256};
 
+use crate::audit::AuditActor;
 use crate::clock::Clock;
 use crate::store::Store;
 
@@ -101,6 +102,8 @@ pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option
     if users > 0 {
         return Ok(None);
     }
+    let clock = Clock::manual(live.clock.now_ms() - 90 * DAY_MS);
+    let store = &live.with_clock(clock.clone());
     let mut credentials = Vec::new();
     for (username, display_name, role) in USERS {
         let password = password.map_or_else(random_password, str::to_string);
@@ -110,16 +113,15 @@ pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option
             password: password.clone(),
             roles: vec![*role],
         };
-        live.bootstrap_user(user).await?;
+        store.bootstrap_user(AuditActor::system("demo"), user).await?;
         credentials.push(Credentials { username: username.to_string(), password, role: *role });
     }
-    let clock = Clock::manual(live.clock.now_ms() - 90 * DAY_MS);
-    let store = &Store::new(live.db.clone(), clock.clone(), live.auth.clone());
     let actor = Caller {
         user_id: 0,
         username: "demo-seed".into(),
         roles: Roles::from([Role::Operator, Role::Admin]),
         token: None,
+        origin: Origin::default(),
     };
     for m in MODELS {
         store

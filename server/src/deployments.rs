@@ -1,7 +1,7 @@
 //! Environments, the live version per model and environment, deploys and their history.
 //!
-//! A live version changes only by compare-and-swap on its revision, and the change and its
-//! history row commit in one transaction.
+//! A live version changes only by compare-and-swap on its revision, and the change, its history
+//! row and its audit entry commit in one transaction.
 
 use std::collections::HashMap;
 
@@ -10,8 +10,10 @@ use app::domain::validate;
 use app::domain::*;
 use app::error::ApiError;
 use async_trait::async_trait;
+use serde_json::json;
 use sqlx::AnyConnection;
 
+use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, db_error};
 use crate::registry::load_version;
@@ -270,6 +272,14 @@ pub(crate) async fn change_live_version(
     })
 }
 
+/// The audit record of a live-version change: the live version and revision before and after.
+pub(crate) fn deployment_change(action: AuditAction, event: &DeploymentEvent) -> Change {
+    Change::new(action, Target::deployment(&event.model, &event.environment))
+        .before(&json!({ "version": event.from_version, "revision": event.revision - 1 }))
+        .after(&json!({ "version": event.to_version, "revision": event.revision, "kind": event.kind }))
+        .reason(&event.reason)
+}
+
 #[async_trait]
 impl Deployments for Store {
     async fn list_environments(&self, caller: &Caller) -> Result<Vec<Environment>, ApiError> {
@@ -285,7 +295,7 @@ impl Deployments for Store {
         caller.require(Permission::ManageEnvironments)?;
         input.validate()?;
         let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO environments (name, description, position, created_at) \
              VALUES ($1, $2, (SELECT COALESCE(MAX(position), 0) + 10 FROM environments), $3)",
@@ -298,8 +308,10 @@ impl Deployments for Store {
         .on_unique_violation(|| {
             ApiError::conflict(format!("an environment named '{}' already exists", input.name)).with_field("name")
         })?;
-        tx.commit().await?;
-        Ok(Environment { name: input.name, description: input.description, created_at: rfc3339(now) })
+        let environment = Environment { name: input.name, description: input.description, created_at: rfc3339(now) };
+        let change = Change::new(AuditAction::EnvironmentCreate, Target::environment(&environment.name));
+        tx.commit(caller, change.after(&environment)).await?;
+        Ok(environment)
     }
 
     async fn live_version(&self, caller: &Caller, model: &str, environment: &str) -> Result<LiveVersion, ApiError> {
@@ -336,7 +348,7 @@ impl Deployments for Store {
     ) -> Result<DeploymentEvent, ApiError> {
         caller.require(Permission::Deploy)?;
         input.validate()?;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let event = change_live_version(
             &mut tx,
             LiveChange {
@@ -351,7 +363,7 @@ impl Deployments for Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        tx.commit(caller, deployment_change(AuditAction::Deploy, &event)).await?;
         Ok(event)
     }
 

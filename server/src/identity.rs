@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
+use crate::audit::{AuditActor, Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, db_error};
 use crate::store::{Store, from_json, to_json};
@@ -158,7 +159,7 @@ impl UserRow {
     }
 
     fn caller(&self, roles: Roles, token: Option<String>) -> Caller {
-        Caller { user_id: self.id, username: self.username.clone(), roles, token }
+        Caller { user_id: self.id, username: self.username.clone(), roles, token, origin: Origin::default() }
     }
 }
 
@@ -223,6 +224,11 @@ async fn token_by_id(conn: &mut AnyConnection, id: i64) -> Result<TokenRow, ApiE
     .ok_or_else(|| ApiError::not_found(format!("API token {id} not found")))
 }
 
+/// The client address sign-in throttling counts by ("" when unknown).
+fn client_addr(origin: &Origin) -> &str {
+    origin.client_addr.as_deref().unwrap_or_default()
+}
+
 impl Store {
     /// Refuses a sign-in attempt while its account or address is over a limit, or backing off.
     async fn check_throttle(
@@ -260,24 +266,27 @@ impl Store {
         Ok(())
     }
 
-    async fn record_failure(&self, username: &str, client: &str, now: i64) -> Result<(), ApiError> {
+    async fn record_failure(&self, username: &str, origin: &Origin, why: &str, now: i64) -> Result<(), ApiError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO sign_in_failures (username, client_addr, at) VALUES ($1, $2, $3)")
             .bind(username)
-            .bind(client)
+            .bind(client_addr(origin))
             .bind(now)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        let change = Change::new(AuditAction::SignInFailed, Target::user(username)).reason(why);
+        tx.commit(AuditActor::anonymous(origin), change).await?;
         Ok(())
     }
 
-    /// Creates a user without a caller: for the CLI and the demo data set.
-    pub async fn bootstrap_user(&self, input: NewUser) -> Result<User, ApiError> {
+    /// Creates a user on behalf of `by`: an admin, the command line or the demo data set.
+    pub async fn bootstrap_user(&self, by: AuditActor, input: NewUser) -> Result<User, ApiError> {
         input.validate()?;
         let hash = hash_password(input.password.clone()).await?;
         let now = self.clock.now_ms();
         let roles: Roles = input.roles.iter().copied().collect();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (username, display_name, password_hash, roles, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
@@ -292,12 +301,12 @@ impl Store {
         .on_unique_violation(|| {
             ApiError::conflict(format!("user '{}' already exists", input.username)).with_field("username")
         })?;
-        let user = user_by_name(&mut tx, &input.username).await?.ok_or_else(ApiError::internal)?;
-        tx.commit().await?;
-        Ok(user.into_user())
+        let user = user_by_name(&mut tx, &input.username).await?.ok_or_else(ApiError::internal)?.into_user();
+        tx.commit(by, Change::new(AuditAction::UserCreate, Target::user(&user.username)).after(&user)).await?;
+        Ok(user)
     }
 
-    /// Creates an API token for `owner` without a caller: for the CLI.
+    /// Creates an API token for `owner` from the command line.
     pub async fn bootstrap_token(&self, owner: &str, input: NewToken) -> Result<CreatedToken, ApiError> {
         input.validate()?;
         let mut conn = self.conn().await?;
@@ -305,10 +314,10 @@ impl Store {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("user '{owner}' not found")))?;
         drop(conn);
-        self.insert_token(&user, input).await
+        self.insert_token(AuditActor::system("cli"), &user, input).await
     }
 
-    async fn insert_token(&self, owner: &UserRow, input: NewToken) -> Result<CreatedToken, ApiError> {
+    async fn insert_token(&self, by: AuditActor, owner: &UserRow, input: NewToken) -> Result<CreatedToken, ApiError> {
         let owner_roles = owner.roles();
         if let Some(extra) = input.roles.iter().find(|r| !owner_roles.contains(r)) {
             return Err(ApiError::invalid(
@@ -321,7 +330,7 @@ impl Store {
         let prefix = secret[..TOKEN_PREFIX.len() + 8].to_string();
         let now = self.clock.now_ms();
         let expires_at = input.expires_in_days.map(|d| now + i64::from(d) * 24 * HOUR_MS);
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_tokens (user_id, name, token_hash, prefix, roles, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -337,7 +346,7 @@ impl Store {
         .await
         .map_err(db_error)?;
         let info = token_by_id(&mut tx, id).await?.into_token();
-        tx.commit().await?;
+        tx.commit(by, Change::new(AuditAction::TokenCreate, Target::token(id)).after(&info)).await?;
         Ok(CreatedToken { token: secret, info })
     }
 
@@ -350,10 +359,11 @@ impl Store {
 
 #[async_trait]
 impl Identity for Store {
-    async fn sign_in(&self, username: &str, password: &str, client_addr: &str) -> Result<SessionGrant, ApiError> {
+    async fn sign_in(&self, username: &str, password: &str, origin: &Origin) -> Result<SessionGrant, ApiError> {
         let now = self.clock.now_ms();
+        let client = client_addr(origin);
         let mut conn = self.conn().await?;
-        self.check_throttle(&mut conn, username, client_addr, now).await?;
+        self.check_throttle(&mut conn, username, client, now).await?;
         let user = user_by_name(&mut conn, username).await?;
         drop(conn);
         let hash = match &user {
@@ -361,34 +371,44 @@ impl Identity for Store {
             None => decoy_hash().await.to_string(),
         };
         let valid = verify_password(password.to_string(), hash).await;
-        let user = match user {
-            Some(u) if valid && u.disabled_at.is_none() => u,
-            _ => {
-                self.record_failure(username, client_addr, now).await?;
-                return Err(ApiError::new(ErrorCode::Unauthorized, "wrong username or password"));
-            }
+        let why = match &user {
+            None => Some("no such user"),
+            Some(_) if !valid => Some("wrong password"),
+            Some(u) if u.disabled_at.is_some() => Some("account disabled"),
+            Some(_) => None,
+        };
+        let (Some(user), None) = (user, why) else {
+            self.record_failure(username, origin, why.unwrap_or_default(), now).await?;
+            return Err(ApiError::new(ErrorCode::Unauthorized, "wrong username or password"));
         };
         let token = random_secret();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, client_addr) VALUES ($1, $2, $3, $3, $4)")
             .bind(token_hash(&token))
             .bind(user.id)
             .bind(now)
-            .bind(client_addr)
+            .bind(client)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        tx.commit().await?;
+        let change = Change::new(AuditAction::SignIn, Target::user(&user.username));
+        tx.commit(AuditActor::user(&user.username, origin), change).await?;
         let caller = user.caller(user.roles(), None);
         Ok(SessionGrant { token, caller })
     }
 
-    async fn sign_out(&self, session_token: &str) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+    async fn sign_out(&self, session_token: &str, origin: &Origin) -> Result<(), ApiError> {
+        let mut tx = self.begin_write().await?;
+        let ended: Option<i64> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")
             .bind(token_hash(session_token))
-            .execute(self.db.pool())
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
+        // An unknown or already ended session changes nothing, so there is nothing to record.
+        let Some(user) = ended else { return Ok(()) };
+        let user = user_by_id(&mut tx, user).await?.ok_or_else(ApiError::internal)?;
+        let change = Change::new(AuditAction::SignOut, Target::user(&user.username));
+        tx.commit(AuditActor::user(&user.username, origin), change).await?;
         Ok(())
     }
 
@@ -484,7 +504,7 @@ impl Identity for Store {
 
     async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<User, ApiError> {
         caller.require(Permission::ManageUsers)?;
-        self.bootstrap_user(input).await
+        self.bootstrap_user(caller.into(), input).await
     }
 
     async fn list_users(&self, caller: &Caller) -> Result<Vec<User>, ApiError> {
@@ -504,7 +524,7 @@ impl Identity for Store {
             None => None,
         };
         let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let user = user_by_name(&mut tx, username)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("user '{username}' not found")))?;
@@ -538,10 +558,14 @@ impl Identity for Store {
         if new_hash.is_some() || disabled_at.is_some() {
             Self::end_sessions(&mut tx, user.id).await?;
         }
-        let updated = user_by_id(&mut tx, user.id).await?.ok_or_else(ApiError::internal)?;
-        tx.commit().await?;
+        let updated = user_by_id(&mut tx, user.id).await?.ok_or_else(ApiError::internal)?.into_user();
+        let mut change = Change::new(AuditAction::UserUpdate, Target::user(username)).before(&user.into_user());
+        if new_hash.is_some() {
+            change = change.reason("password changed");
+        }
+        tx.commit(caller, change.after(&updated)).await?;
         self.tokens.clear();
-        Ok(updated.into_user())
+        Ok(updated)
     }
 
     async fn create_token(&self, caller: &Caller, input: NewToken) -> Result<CreatedToken, ApiError> {
@@ -557,7 +581,7 @@ impl Identity for Store {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("user '{owner_name}' not found")))?;
         drop(conn);
-        self.insert_token(&owner, input).await
+        self.insert_token(caller.into(), &owner, input).await
     }
 
     async fn list_tokens(&self, caller: &Caller) -> Result<Vec<ApiToken>, ApiError> {
@@ -575,7 +599,7 @@ impl Identity for Store {
     }
 
     async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<ApiToken, ApiError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let token = token_by_id(&mut tx, id).await?;
         if token.owner != caller.username {
             caller.require(Permission::ManageTokens)?;
@@ -590,7 +614,8 @@ impl Identity for Store {
             .await
             .map_err(db_error)?;
         let revoked = token_by_id(&mut tx, id).await?.into_token();
-        tx.commit().await?;
+        let change = Change::new(AuditAction::TokenRevoke, Target::token(id)).before(&token.into_token());
+        tx.commit(caller, change.after(&revoked)).await?;
         self.tokens.clear();
         Ok(revoked)
     }

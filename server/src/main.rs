@@ -1,13 +1,19 @@
-//! The `modelgate` command: serve the console and API, migrate, seed demo data, manage users and tokens.
+//! The `modelgate` command: serve the console and API, migrate, seed demo data, manage users and
+//! tokens, verify an audit export offline.
 
 use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use app::domain::{NewToken, NewUser, Role};
 use clap::{Parser, Subcommand};
 use server::application::{Application, shutdown_signal};
+use server::audit::AuditActor;
+use server::audit::offline::verify_file;
+use server::audit::signing::parse_public_key;
 use server::clock::Clock;
-use server::config::Config;
+use server::config::{AuditConfig, Config};
 use server::db::Db;
 use server::identity::AuthSettings;
 use server::store::Store;
@@ -34,12 +40,31 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Work with audit log exports.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(clap::Args)]
 struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/modelgate.db")]
     database_url: String,
+    #[command(flatten)]
+    audit: AuditConfig,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a JSONL export offline: every hash, every link and every checkpoint signature.
+    /// Exits 0 when intact; otherwise names the first bad entry and exits 1.
+    Verify {
+        /// The export (`GET /api/v1/audit/export?format=jsonl`).
+        file: PathBuf,
+        /// A trusted public key: a file or the key itself, PEM or base64 (from
+        /// `GET /api/v1/audit/public-key`); repeat for keys from before a rotation.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,11 +110,29 @@ fn parse_role(s: &str) -> Result<Role, String> {
 async fn store(args: &DatabaseArgs) -> anyhow::Result<Store> {
     let db = Db::connect(&args.database_url, 2).await.context("connecting to the database")?;
     db.migrate().await.context("migrating the database")?;
-    Ok(Store::new(db, Clock::system(), AuthSettings::default()))
+    let audit = args.audit.audit_log(Clock::system()).context("loading the audit signing key")?;
+    Ok(Store::new(db, Clock::system(), AuthSettings::default(), audit))
+}
+
+/// Verifies an export; the exit code says whether it is intact.
+fn verify_export(file: &std::path::Path, public_keys: &[String]) -> anyhow::Result<ExitCode> {
+    let keys = public_keys
+        .iter()
+        .map(|k| {
+            let text = std::fs::read_to_string(k).unwrap_or_else(|_| k.clone());
+            parse_public_key(&text).map_err(|e| anyhow::anyhow!("--public-key {k}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = std::time::Instant::now();
+    let report = verify_file(file, &keys)?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{report}");
+    eprintln!("checked in {seconds:.2} s ({:.0} entries/s)", report.entries as f64 / seconds.max(1e-9));
+    Ok(if report.intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or_else(|| Command::Serve(serve_config_from_env()));
     match command {
@@ -115,7 +158,10 @@ async fn main() -> anyhow::Result<()> {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let password = password.lines().next().unwrap_or_default().to_string();
-            let user = store(&db).await?.bootstrap_user(NewUser { username, display_name, password, roles }).await?;
+            let user = store(&db)
+                .await?
+                .bootstrap_user(AuditActor::system("cli"), NewUser { username, display_name, password, roles })
+                .await?;
             let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
             println!("user {} created with roles {}", user.username, roles.join(", "));
         }
@@ -131,8 +177,9 @@ async fn main() -> anyhow::Result<()> {
                 created.info.id, created.info.name
             );
         }
+        Command::Audit(AuditCommand::Verify { file, public_keys }) => return verify_export(&file, &public_keys),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The serve configuration from environment variables and defaults alone.

@@ -9,6 +9,7 @@ use app::error::ApiError;
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 
+use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, db_error};
 use crate::deployments::live_versions;
@@ -157,7 +158,7 @@ impl Registry for Store {
         caller.require(Permission::RegisterModels)?;
         input.validate()?;
         let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO models (name, description, owner_team, tags, created_at, created_by, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $5)",
@@ -174,7 +175,7 @@ impl Registry for Store {
             ApiError::conflict(format!("a model named '{}' already exists", input.name)).with_field("name")
         })?;
         let model = load_model(&mut tx, &input.name).await?;
-        tx.commit().await?;
+        tx.commit(caller, Change::new(AuditAction::ModelCreate, Target::model(&model.name)).after(&model)).await?;
         Ok(model)
     }
 
@@ -247,7 +248,7 @@ impl Registry for Store {
         caller.require(Permission::RegisterVersions)?;
         let input = input.validated()?;
         let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let (id, number): (i64, i64) = sqlx::query_as(
             "UPDATE models SET next_version = next_version + 1, updated_at = $2 WHERE name = $1 \
              RETURNING id, next_version - 1",
@@ -298,8 +299,7 @@ impl Registry for Store {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        tx.commit().await?;
-        Ok(Version {
+        let version = Version {
             model: model.to_string(),
             number,
             artifact_uri: input.artifact_uri,
@@ -313,7 +313,10 @@ impl Registry for Store {
             created_by: caller.actor().name,
             quarantine: None,
             live_in: Vec::new(),
-        })
+        };
+        let change = Change::new(AuditAction::VersionRegister, Target::version(model, number)).after(&version);
+        tx.commit(caller, change).await?;
+        Ok(version)
     }
 
     async fn list_versions(
@@ -372,10 +375,10 @@ impl Registry for Store {
     ) -> Result<Version, ApiError> {
         caller.require(Permission::EditVersions)?;
         patch.validate()?;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let current = load_version(&mut tx, model, number).await?;
-        let description = patch.description.unwrap_or(current.description);
-        let tags = patch.tags.unwrap_or(current.tags);
+        let description = patch.description.unwrap_or_else(|| current.description.clone());
+        let tags = patch.tags.unwrap_or_else(|| current.tags.clone());
         sqlx::query(
             "UPDATE versions SET description = $1, tags = $2 \
              WHERE model_id = (SELECT id FROM models WHERE name = $3) AND number = $4",
@@ -388,7 +391,9 @@ impl Registry for Store {
         .await
         .map_err(db_error)?;
         let updated = load_version(&mut tx, model, number).await?;
-        tx.commit().await?;
+        let change =
+            Change::new(AuditAction::VersionUpdate, Target::version(model, number)).before(&current).after(&updated);
+        tx.commit(caller, change).await?;
         Ok(updated)
     }
 
@@ -401,7 +406,7 @@ impl Registry for Store {
     ) -> Result<Version, ApiError> {
         caller.require(Permission::Quarantine)?;
         input.validate()?;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let current = load_version(&mut tx, model, number).await?;
         if current.quarantine.is_some() {
             return Err(ApiError::conflict(format!("version {number} is already quarantined")));
@@ -409,20 +414,26 @@ impl Registry for Store {
         set_quarantine(&mut tx, model, number, Some((&input.reason, self.clock.now_ms(), &caller.actor().name)))
             .await?;
         let updated = load_version(&mut tx, model, number).await?;
-        tx.commit().await?;
+        let change = Change::new(AuditAction::VersionQuarantine, Target::version(model, number))
+            .before(&current)
+            .after(&updated)
+            .reason(&input.reason);
+        tx.commit(caller, change).await?;
         Ok(updated)
     }
 
     async fn release_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError> {
         caller.require(Permission::Quarantine)?;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let current = load_version(&mut tx, model, number).await?;
         if current.quarantine.is_none() {
             return Err(ApiError::conflict(format!("version {number} is not quarantined")));
         }
         set_quarantine(&mut tx, model, number, None).await?;
         let updated = load_version(&mut tx, model, number).await?;
-        tx.commit().await?;
+        let change =
+            Change::new(AuditAction::VersionRelease, Target::version(model, number)).before(&current).after(&updated);
+        tx.commit(caller, change).await?;
         Ok(updated)
     }
 }

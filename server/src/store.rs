@@ -8,22 +8,35 @@ use std::sync::Arc;
 use app::error::ApiError;
 use sqlx::AnyConnection;
 
+use crate::audit::{AuditLog, AuditedTx};
 use crate::clock::Clock;
 use crate::db::{Db, db_error};
 use crate::identity::{AuthSettings, TokenCache};
 
-/// The database, the clock every write is stamped with, and the sign-in rules.
+/// The database, the clock every write is stamped with, the sign-in rules and the audit log.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub db: Db,
     pub clock: Clock,
     pub auth: AuthSettings,
+    pub audit: Arc<AuditLog>,
     pub(crate) tokens: Arc<TokenCache>,
 }
 
 impl Store {
-    pub fn new(db: Db, clock: Clock, auth: AuthSettings) -> Self {
-        Self { db, clock, auth, tokens: Arc::default() }
+    pub fn new(db: Db, clock: Clock, auth: AuthSettings, audit: AuditLog) -> Self {
+        Self { db, clock, auth, audit: Arc::new(audit), tokens: Arc::default() }
+    }
+
+    /// The same store with another clock (the demo data set is written as if over past months).
+    pub fn with_clock(&self, clock: Clock) -> Self {
+        let audit = AuditLog::new(self.audit.signer.clone(), self.audit.checkpoint_every, clock.clone());
+        Self { clock, audit: Arc::new(audit), ..self.clone() }
+    }
+
+    /// Starts a write whose commit appends its audit entry in the same transaction.
+    pub(crate) async fn begin_write(&self) -> Result<AuditedTx<'_>, ApiError> {
+        Ok(AuditedTx::new(self.db.begin_write().await?, &self.audit))
     }
 
     /// A pooled connection for reads.

@@ -16,6 +16,8 @@ enum Rule {
     AnyCaller,
     /// Only a signed-in person, never an API token.
     SessionOnly,
+    /// Anyone, signed in or not (what an outside auditor needs).
+    Public,
 }
 
 fn rule(method: &str, path: &str) -> Rule {
@@ -43,6 +45,9 @@ fn rule(method: &str, path: &str) -> Rule {
         ("delete", "/api/v1/tokens/{id}") => Needs(ManageTokens),
         ("get", "/api/v1/me" | "/api/v1/tokens") => AnyCaller,
         ("post", "/api/v1/tokens") => SessionOnly,
+        ("get", "/api/v1/audit" | "/api/v1/audit/{seq}" | "/api/v1/audit/export" | "/api/v1/audit/status")
+        | ("post", "/api/v1/audit/verify" | "/api/v1/audit/checkpoints") => Needs(Audit),
+        ("get", "/api/v1/audit/public-key" | "/api/v1/audit/checkpoints") => Public,
         _ => panic!("{method} {path} is not in the role matrix: add it to tests/api/access.rs"),
     }
 }
@@ -107,6 +112,7 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
                         .replace("{version}", "1")
                         .replace("{environment}", "staging")
                         .replace("{username}", "target-user")
+                        .replace("{seq}", "1")
                         .replace("{id}", &token_id.to_string()),
                 )
             };
@@ -114,13 +120,14 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
             let token_id = fresh_token(&app).await;
             n += 1;
             let anonymous = send(&app.anonymous, n, url(token_id)).await.unwrap();
-            assert_eq!(anonymous.status(), 401, "anonymous {method} {path}");
+            let expected = if matches!(rule, Rule::Public) { 200 } else { 401 };
+            assert_eq!(anonymous.status(), expected, "anonymous {method} {path}");
             for (roles, client) in &callers {
                 n += 1;
                 let status = send(client, n, url(token_id)).await.unwrap().status().as_u16();
                 let allowed = match rule {
                     Rule::Needs(p) => allows(roles, p),
-                    Rule::AnyCaller => true,
+                    Rule::AnyCaller | Rule::Public => true,
                     Rule::SessionOnly => false,
                 };
                 if allowed {
@@ -175,6 +182,7 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
             ("id", "1"),
             ("owner", ""),
             ("expires_in_days", ""),
+            ("seq", "1"),
         ];
         let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
         let status = response.status().as_u16();

@@ -2,7 +2,7 @@
 
 use app::backend::Identity;
 use app::domain::{NewToken, Role};
-use modelgate_tests::{Backend, PASSWORD, TestApp, create_user, expect_error, json, on_both_backends};
+use modelgate_tests::{Backend, PASSWORD, TestApp, create_user, expect_error, json, on_both_backends, origin};
 use reqwest::header::COOKIE;
 use serde_json::json;
 
@@ -152,25 +152,26 @@ async fn failed_sign_ins_are_throttled_without_locking_out_forever(backend: Back
     let store = &app.store;
     // Backoff per account and address: the sixth quick failure from one address waits...
     for _ in 0..5 {
-        assert_eq!(store.sign_in("tester", "wrong", "10.0.0.1").await.unwrap_err().code.status(), 401);
+        assert_eq!(store.sign_in("tester", "wrong", &origin("10.0.0.1")).await.unwrap_err().code.status(), 401);
     }
-    assert_eq!(store.sign_in("tester", PASSWORD, "10.0.0.1").await.unwrap_err().code.status(), 429);
+    assert_eq!(store.sign_in("tester", PASSWORD, &origin("10.0.0.1")).await.unwrap_err().code.status(), 429);
     // ...while the real user elsewhere is not slowed down, and the wait is short.
-    assert!(store.sign_in("tester", PASSWORD, "10.0.0.2").await.is_ok());
+    assert!(store.sign_in("tester", PASSWORD, &origin("10.0.0.2")).await.is_ok());
     app.clock.advance(1_001);
-    assert!(store.sign_in("tester", PASSWORD, "10.0.0.1").await.is_ok());
+    assert!(store.sign_in("tester", PASSWORD, &origin("10.0.0.1")).await.is_ok());
 
     // 100 failures within the hour on one account, from many addresses: the 101st is refused,
     // even with the right password...
     for i in 0..95 {
-        let err = store.sign_in("tester", "wrong", &format!("10.1.{}.{}", i / 250, i % 250)).await.unwrap_err();
+        let err =
+            store.sign_in("tester", "wrong", &origin(&format!("10.1.{}.{}", i / 250, i % 250))).await.unwrap_err();
         assert_eq!(err.code.status(), 401, "attempt {i}");
     }
-    let refused = store.sign_in("tester", PASSWORD, "10.2.0.1").await.unwrap_err();
+    let refused = store.sign_in("tester", PASSWORD, &origin("10.2.0.1")).await.unwrap_err();
     assert_eq!(refused.code.status(), 429);
     // ...until the window slides past them.
     app.clock.advance(61 * 60_000);
-    assert!(store.sign_in("tester", PASSWORD, "10.2.0.1").await.is_ok());
+    assert!(store.sign_in("tester", PASSWORD, &origin("10.2.0.1")).await.is_ok());
 }
 
 async fn disabling_a_user_ends_their_sessions_and_tokens(backend: Backend) {

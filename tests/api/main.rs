@@ -1,6 +1,7 @@
 //! API tests: the real server on a free port, a fresh database per test, on SQLite and PostgreSQL.
 
 mod access;
+mod audit;
 mod cli;
 mod console;
 mod deployments;

@@ -40,11 +40,12 @@ impl Role {
     pub fn grants(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Viewer | Role::Reviewer | Role::Compliance => matches!(permission, Read),
+            Role::Viewer | Role::Reviewer => matches!(permission, Read),
+            Role::Compliance => matches!(permission, Read | Audit),
             Role::Operator => {
                 matches!(permission, Read | RegisterModels | RegisterVersions | EditVersions | Quarantine | Deploy)
             }
-            Role::Admin => matches!(permission, Read | ManageEnvironments | ManageUsers | ManageTokens),
+            Role::Admin => matches!(permission, Read | Audit | ManageEnvironments | ManageUsers | ManageTokens),
         }
     }
 }
@@ -67,6 +68,8 @@ pub enum Permission {
     ManageUsers,
     /// Create and revoke API tokens of any user.
     ManageTokens,
+    /// Search, export and verify the audit log.
+    Audit,
 }
 
 impl Permission {
@@ -82,6 +85,7 @@ impl Permission {
             Permission::ManageEnvironments => "managing environments",
             Permission::ManageUsers => "managing users",
             Permission::ManageTokens => "managing other users' API tokens",
+            Permission::Audit => "reading the audit log",
         }
     }
 }
@@ -103,6 +107,16 @@ pub struct Caller {
     pub roles: Roles,
     /// The API token used, if the request was not made through a session.
     pub token: Option<String>,
+    /// The request this caller made, as the audit log records it.
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// Where a request came from: its id (also sent back in `x-request-id`) and the client address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
 }
 
 impl Caller {
@@ -141,6 +155,7 @@ mod tests {
     fn compliance_reads_everything_and_changes_nothing() {
         let roles = Roles::from([Role::Compliance]);
         assert!(allows(&roles, Permission::Read));
+        assert!(allows(&roles, Permission::Audit));
         for p in [Permission::RegisterModels, Permission::Deploy, Permission::Quarantine, Permission::ManageUsers] {
             assert!(!allows(&roles, p), "{p:?}");
         }

@@ -1,6 +1,7 @@
 //! Domain types shared by the UI, the server functions and the REST API.
 
 pub mod access;
+pub mod audit;
 pub mod deployment;
 pub mod identity;
 pub mod page;
@@ -8,6 +9,7 @@ pub mod registry;
 pub mod validate;
 
 pub use access::*;
+pub use audit::*;
 pub use deployment::*;
 pub use identity::*;
 pub use page::*;

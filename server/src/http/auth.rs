@@ -1,9 +1,11 @@
 //! Authentication: who is calling (API token or session cookie), and the sign-in gate for pages.
 
+use std::net::SocketAddr;
+
 use app::backend::Identity;
-use app::domain::Caller;
+use app::domain::{Caller, Origin};
 use app::error::ApiError;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
@@ -12,13 +14,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 
-/// Resolves the caller and stores it in the request's extensions. A bearer token that is not
-/// valid is refused at once; a stale session cookie only makes the request anonymous.
-/// Anonymous requests for console pages are sent to the sign-in page.
+/// Resolves the caller and stores it, and the request's [`Origin`], in the request's extensions.
+/// A bearer token that is not valid is refused at once; a stale session cookie only makes the
+/// request anonymous. Anonymous requests for console pages are sent to the sign-in page.
 pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    if is_public(req.uri().path()) {
+    if is_public(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
+    let origin = origin(&req);
+    req.extensions_mut().insert(origin.clone());
     let bearer = req
         .headers()
         .get(AUTHORIZATION)
@@ -48,7 +52,7 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
             if page && req.uri().path() == "/sign-in" {
                 return Redirect::to("/").into_response();
             }
-            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(Caller { origin, ..caller });
         }
         None if page && req.uri().path() != "/sign-in" => {
             let next = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -61,15 +65,25 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
     next.run(req).await
 }
 
-/// Served to anyone without looking at credentials: operations endpoints and static assets.
-fn is_public(path: &str) -> bool {
+/// The request id (set by the request-id layer) and the peer address of a request.
+fn origin(req: &Request) -> Origin {
+    Origin {
+        request_id: req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string),
+        client_addr: req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+    }
+}
+
+/// Served to anyone without looking at credentials: operations endpoints, static assets, and
+/// what an outside auditor needs to check an audit export (the public keys and checkpoints).
+fn is_public(method: &Method, path: &str) -> bool {
     const PUBLIC: [&str; 5] = ["/pkg/", "/healthz", "/readyz", "/metrics", "/favicon.ico"];
-    PUBLIC.iter().any(|p| path.starts_with(p))
+    const AUDITOR: [&str; 2] = ["/api/v1/audit/public-key", "/api/v1/audit/checkpoints"];
+    PUBLIC.iter().any(|p| path.starts_with(p)) || (method == Method::GET && AUDITOR.contains(&path))
 }
 
 /// A console page (as opposed to the API, static assets and operations endpoints).
 fn is_page(method: &Method, path: &str) -> bool {
-    method == Method::GET && !path.starts_with("/api/") && !is_public(path)
+    method == Method::GET && !path.starts_with("/api/") && !is_public(method, path)
 }
 
 /// The authenticated caller of a REST request, or 401.

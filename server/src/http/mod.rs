@@ -1,6 +1,7 @@
 //! The HTTP surface: REST API, OpenAPI document and reference page, operations endpoints,
 //! and the Leptos console with its server functions, behind one middleware stack.
 
+mod audit;
 mod auth;
 mod environments;
 mod extract;
@@ -58,6 +59,7 @@ impl FromRef<AppState> for LeptosOptions {
         (name = "environments", description = "Where versions run"),
         (name = "deployments", description = "Live versions and their history"),
         (name = "identity", description = "The caller, users and API tokens"),
+        (name = "audit", description = "The tamper-evident audit log, its checkpoints and public keys"),
     )
 )]
 struct ApiDoc;
@@ -68,6 +70,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(models::router())
         .merge(environments::router())
         .merge(identity::router())
+        .merge(audit::router())
         .split_for_parts()
 }
 

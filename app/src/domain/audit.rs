@@ -1,0 +1,220 @@
+//! The audit log as the console and the API see it: entries, their filters, checkpoints, integrity.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Every kind of state change the audit log records; the string form is what entries store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditAction {
+    #[serde(rename = "model.create")]
+    ModelCreate,
+    #[serde(rename = "version.register")]
+    VersionRegister,
+    #[serde(rename = "version.update")]
+    VersionUpdate,
+    #[serde(rename = "version.quarantine")]
+    VersionQuarantine,
+    #[serde(rename = "version.release")]
+    VersionRelease,
+    #[serde(rename = "environment.create")]
+    EnvironmentCreate,
+    #[serde(rename = "deployment.deploy")]
+    Deploy,
+    #[serde(rename = "user.create")]
+    UserCreate,
+    #[serde(rename = "user.update")]
+    UserUpdate,
+    #[serde(rename = "token.create")]
+    TokenCreate,
+    #[serde(rename = "token.revoke")]
+    TokenRevoke,
+    #[serde(rename = "session.sign_in")]
+    SignIn,
+    #[serde(rename = "session.sign_in_failed")]
+    SignInFailed,
+    #[serde(rename = "session.sign_out")]
+    SignOut,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 14] = [
+        AuditAction::ModelCreate,
+        AuditAction::VersionRegister,
+        AuditAction::VersionUpdate,
+        AuditAction::VersionQuarantine,
+        AuditAction::VersionRelease,
+        AuditAction::EnvironmentCreate,
+        AuditAction::Deploy,
+        AuditAction::UserCreate,
+        AuditAction::UserUpdate,
+        AuditAction::TokenCreate,
+        AuditAction::TokenRevoke,
+        AuditAction::SignIn,
+        AuditAction::SignInFailed,
+        AuditAction::SignOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::ModelCreate => "model.create",
+            AuditAction::VersionRegister => "version.register",
+            AuditAction::VersionUpdate => "version.update",
+            AuditAction::VersionQuarantine => "version.quarantine",
+            AuditAction::VersionRelease => "version.release",
+            AuditAction::EnvironmentCreate => "environment.create",
+            AuditAction::Deploy => "deployment.deploy",
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserUpdate => "user.update",
+            AuditAction::TokenCreate => "token.create",
+            AuditAction::TokenRevoke => "token.revoke",
+            AuditAction::SignIn => "session.sign_in",
+            AuditAction::SignInFailed => "session.sign_in_failed",
+            AuditAction::SignOut => "session.sign_out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One link of the chain. `hash` is SHA-256 (hex) over the RFC 8785 canonical JSON of every other
+/// field; `prev_hash` is the hash of the entry before (64 zeros for the first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub seq: i64,
+    /// UTC, RFC 3339 with milliseconds.
+    pub at: String,
+    /// The user, and the token when one was used: `alice` or `alice (token ci)`; `system` or `anonymous`.
+    pub actor: String,
+    pub actor_user: Option<String>,
+    pub actor_token: Option<String>,
+    /// What happened, e.g. `version.quarantine` (see [`AuditAction`]).
+    pub action: String,
+    /// The REST path of what changed, e.g. `models/fraud/versions/3`.
+    pub target: String,
+    pub model: Option<String>,
+    pub version: Option<i64>,
+    pub environment: Option<String>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub before: Option<Value>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub after: Option<Value>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Filters for searching the audit log; newest first, paged by the `before` cursor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams, utoipa::ToSchema))]
+#[serde(default)]
+pub struct AuditQuery {
+    /// Entries at or after this time (RFC 3339, `YYYY-MM-DDTHH:MM` or `YYYY-MM-DD`, UTC).
+    pub from: Option<String>,
+    /// Entries before this time (same forms as `from`).
+    pub to: Option<String>,
+    /// The acting user (entries made through any of their sessions or tokens).
+    pub actor: Option<String>,
+    /// An action such as `deployment.deploy`.
+    pub action: Option<String>,
+    pub model: Option<String>,
+    pub version: Option<i64>,
+    pub environment: Option<String>,
+    /// Free text matched against target, actor, reason and the before/after states.
+    pub q: Option<String>,
+    /// Cursor: only entries with a sequence number below this one.
+    pub before: Option<i64>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+impl AuditQuery {
+    /// Whether the query selects a contiguous range of the chain (no filter but time and cursor).
+    pub fn is_contiguous(&self) -> bool {
+        self.actor.is_none()
+            && self.action.is_none()
+            && self.model.is_none()
+            && self.version.is_none()
+            && self.environment.is_none()
+            && self.q.as_deref().is_none_or(|q| q.trim().is_empty())
+    }
+}
+
+/// A page of audit entries, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// A signed statement that entry `seq` of the chain has hash `hash`. The Ed25519 signature
+/// (base64) covers the RFC 8785 canonical JSON of the other four fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub signed_at: String,
+    /// First 16 hex digits of SHA-256 over the raw public key.
+    pub key_id: String,
+    pub signature: String,
+}
+
+/// A key that signs (or signed) checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PublicKey {
+    pub algorithm: String,
+    pub key_id: String,
+    /// The raw 32-byte Ed25519 public key, base64.
+    pub public_key: String,
+    /// The same key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), for OpenSSL and friends.
+    pub pem: String,
+}
+
+/// The key that signs checkpoints now, and the keys that signed earlier ones (after a rotation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PublicKeys {
+    pub current: PublicKey,
+    pub previous: Vec<PublicKey>,
+}
+
+/// The first thing wrong with a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ChainProblem {
+    pub seq: i64,
+    pub what: String,
+}
+
+/// The outcome of checking every entry and checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Verification {
+    pub at: String,
+    pub entries: i64,
+    /// The last sequence number up to which the chain is intact.
+    pub verified_to: i64,
+    pub checkpoints: i64,
+    pub problem: Option<ChainProblem>,
+    pub duration_ms: i64,
+}
+
+/// The integrity panel: the head of the chain, the last verification and the last checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct IntegrityStatus {
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub last_verification: Option<Verification>,
+    pub last_checkpoint: Option<Checkpoint>,
+    /// Whether the last checkpoint's signature verifies against a published key.
+    pub checkpoint_signature_valid: bool,
+}

@@ -1,0 +1,300 @@
+//! The tamper-evident audit log: every write commits through [`AuditedTx`], which appends exactly one
+//! hash-chained entry in the same transaction, so no state change exists without its entry.
+//!
+//! `chain` hashes and verifies, `signing` signs checkpoints, `search` reads the log back
+//! (search, export, online verification) and `offline` verifies an exported file.
+
+pub mod chain;
+pub mod offline;
+pub mod search;
+pub mod signing;
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, Verification};
+use app::error::ApiError;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use crate::clock::Clock;
+use crate::db::{WriteTx, db_error};
+use chain::{entry_hash, entry_time};
+use signing::Signer;
+
+/// What the audit log needs besides the database: the signing key, the checkpoint cadence, the
+/// clock, and the outcome of the last full verification.
+#[derive(Debug)]
+pub struct AuditLog {
+    pub signer: Signer,
+    /// A checkpoint is signed inside the append of every entry whose number is a multiple of this.
+    pub checkpoint_every: i64,
+    clock: Clock,
+    last_verification: Mutex<Option<Verification>>,
+}
+
+impl AuditLog {
+    pub fn new(signer: Signer, checkpoint_every: i64, clock: Clock) -> Self {
+        Self { signer, checkpoint_every: checkpoint_every.max(1), clock, last_verification: Mutex::default() }
+    }
+
+    pub(crate) fn last_verification(&self) -> Option<Verification> {
+        self.last_verification.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn remember(&self, verification: Verification) {
+        if let Ok(mut slot) = self.last_verification.lock() {
+            *slot = Some(verification);
+        }
+    }
+}
+
+/// Who made a change: a user (through a session or a token), the system, or an anonymous client.
+#[derive(Debug, Clone)]
+pub struct AuditActor {
+    pub display: String,
+    pub user: Option<String>,
+    pub token: Option<String>,
+    pub origin: Origin,
+}
+
+impl From<&Caller> for AuditActor {
+    fn from(caller: &Caller) -> Self {
+        Self {
+            display: caller.actor().name,
+            user: Some(caller.username.clone()),
+            token: caller.token.clone(),
+            origin: caller.origin.clone(),
+        }
+    }
+}
+
+impl AuditActor {
+    /// The server itself or its command line (`what` says which, e.g. `cli`).
+    pub fn system(what: &str) -> Self {
+        Self { display: format!("system ({what})"), user: None, token: None, origin: Origin::default() }
+    }
+
+    /// A client that is not signed in (e.g. a failed sign-in).
+    pub fn anonymous(origin: &Origin) -> Self {
+        Self { display: "anonymous".into(), user: None, token: None, origin: origin.clone() }
+    }
+
+    /// A user acting through a session that has no `Caller` yet (signing in or out).
+    pub fn user(username: &str, origin: &Origin) -> Self {
+        Self { display: username.into(), user: Some(username.into()), token: None, origin: origin.clone() }
+    }
+}
+
+/// What a change touched, as a REST path plus the model, version and environment to filter on.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    path: String,
+    model: Option<String>,
+    version: Option<i64>,
+    environment: Option<String>,
+}
+
+impl Target {
+    pub fn model(model: &str) -> Self {
+        Self { path: format!("models/{model}"), model: Some(model.into()), ..Default::default() }
+    }
+
+    pub fn version(model: &str, number: i64) -> Self {
+        Self {
+            path: format!("models/{model}/versions/{number}"),
+            model: Some(model.into()),
+            version: Some(number),
+            ..Default::default()
+        }
+    }
+
+    pub fn deployment(model: &str, environment: &str) -> Self {
+        Self {
+            path: format!("models/{model}/environments/{environment}"),
+            model: Some(model.into()),
+            environment: Some(environment.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn environment(environment: &str) -> Self {
+        Self {
+            path: format!("environments/{environment}"),
+            environment: Some(environment.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn user(username: &str) -> Self {
+        Self { path: format!("users/{username}"), ..Default::default() }
+    }
+
+    pub fn token(id: i64) -> Self {
+        Self { path: format!("tokens/{id}"), ..Default::default() }
+    }
+}
+
+/// One state change to record: the action, its target, the state before and after, and why.
+#[derive(Debug, Clone)]
+pub struct Change {
+    action: AuditAction,
+    target: Target,
+    before: Option<Value>,
+    after: Option<Value>,
+    reason: Option<String>,
+}
+
+impl Change {
+    pub fn new(action: AuditAction, target: Target) -> Self {
+        Self { action, target, before: None, after: None, reason: None }
+    }
+
+    pub fn before(mut self, state: &impl Serialize) -> Self {
+        self.before = serde_json::to_value(state).ok();
+        self
+    }
+
+    pub fn after(mut self, state: &impl Serialize) -> Self {
+        self.after = serde_json::to_value(state).ok();
+        self
+    }
+
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_string()).filter(|r| !r.is_empty());
+        self
+    }
+}
+
+/// A write transaction that can only commit together with its audit entry.
+pub struct AuditedTx<'a> {
+    tx: WriteTx,
+    log: &'a AuditLog,
+}
+
+impl<'a> AuditedTx<'a> {
+    pub(crate) fn new(tx: WriteTx, log: &'a AuditLog) -> Self {
+        Self { tx, log }
+    }
+
+    /// Appends the entry for `change` (and, on the cadence, a signed checkpoint), then commits
+    /// everything at once. Dropping the transaction instead rolls back the change and leaves no entry.
+    pub async fn commit(mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
+        let entry = append(&mut self.tx, self.log, by.into(), change).await?;
+        self.tx.commit().await?;
+        Ok(entry)
+    }
+}
+
+impl Deref for AuditedTx<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for AuditedTx<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Canonical JSON text of a state, as stored (so reading it back hashes the same).
+fn state_text(state: &Option<Value>) -> Option<String> {
+    state.as_ref().and_then(|v| serde_json_canonicalizer::to_string(v).ok())
+}
+
+/// Takes the next sequence number by updating the chain-head row — which locks it until this
+/// transaction ends, so appends from every process form one line — then links and stores the entry.
+async fn append(
+    conn: &mut AnyConnection,
+    log: &AuditLog,
+    by: AuditActor,
+    change: Change,
+) -> Result<AuditEntry, ApiError> {
+    let (seq, prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let now = log.clock.now_ms();
+    let Target { path, model, version, environment } = change.target;
+    let mut entry = AuditEntry {
+        seq,
+        at: entry_time(now),
+        actor: by.display,
+        actor_user: by.user,
+        actor_token: by.token,
+        action: change.action.as_str().to_string(),
+        target: path,
+        model,
+        version,
+        environment,
+        before: change.before,
+        after: change.after,
+        reason: change.reason,
+        request_id: by.origin.request_id,
+        client_addr: by.origin.client_addr,
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry_hash(&entry);
+    sqlx::query(
+        "INSERT INTO audit_entries (seq, at, actor, actor_user, actor_token, action, target, model, version, \
+         environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(seq)
+    .bind(now)
+    .bind(&entry.actor)
+    .bind(&entry.actor_user)
+    .bind(&entry.actor_token)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.model)
+    .bind(entry.version)
+    .bind(&entry.environment)
+    .bind(state_text(&entry.before))
+    .bind(state_text(&entry.after))
+    .bind(&entry.reason)
+    .bind(&entry.request_id)
+    .bind(&entry.client_addr)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&entry.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    if seq % log.checkpoint_every == 0 {
+        insert_checkpoint(conn, &log.signer.sign(seq, &entry.hash, &entry.at), &log.signer).await?;
+    }
+    Ok(entry)
+}
+
+/// Stores a signed checkpoint (once per sequence number).
+pub(crate) async fn insert_checkpoint(
+    conn: &mut AnyConnection,
+    checkpoint: &Checkpoint,
+    signer: &Signer,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, public_key, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING",
+    )
+    .bind(checkpoint.seq)
+    .bind(&checkpoint.hash)
+    .bind(&checkpoint.signed_at)
+    .bind(&checkpoint.key_id)
+    .bind(&signer.public().public_key)
+    .bind(&checkpoint.signature)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! Reading the audit log back: filtered search with a cursor, single entries, streamed export,
+//! the integrity status, and the online verification that walks the whole chain.
+
+use std::time::Instant;
+
+use app::backend::AuditTrail;
+use app::domain::validate;
+use app::domain::*;
+use app::error::ApiError;
+use async_trait::async_trait;
+use futures::{Stream, StreamExt, TryStreamExt};
+use sqlx::AnyConnection;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+use super::chain::{ChainVerifier, entry_hash, entry_time};
+use super::insert_checkpoint;
+use super::signing::{parse_public_key, verify_checkpoint};
+use crate::db::db_error;
+use crate::store::{Store, like_pattern};
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 200;
+/// Entries fetched per round trip while exporting or verifying.
+const CHUNK: i64 = 2_000;
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    seq: i64,
+    at: i64,
+    actor: String,
+    actor_user: Option<String>,
+    actor_token: Option<String>,
+    action: String,
+    target: String,
+    model: Option<String>,
+    version: Option<i64>,
+    environment: Option<String>,
+    before_state: Option<String>,
+    after_state: Option<String>,
+    reason: Option<String>,
+    request_id: Option<String>,
+    client_addr: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+const ENTRY_COLUMNS: &str = "seq, at, actor, actor_user, actor_token, action, target, model, version, environment, \
+     before_state, after_state, reason, request_id, client_addr, prev_hash, hash";
+
+impl EntryRow {
+    fn into_entry(self) -> AuditEntry {
+        let state = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        AuditEntry {
+            seq: self.seq,
+            at: entry_time(self.at),
+            actor: self.actor,
+            actor_user: self.actor_user,
+            actor_token: self.actor_token,
+            action: self.action,
+            target: self.target,
+            model: self.model,
+            version: self.version,
+            environment: self.environment,
+            before: state(self.before_state),
+            after: state(self.after_state),
+            reason: self.reason,
+            request_id: self.request_id,
+            client_addr: self.client_addr,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
+/// A time filter: RFC 3339, `YYYY-MM-DDTHH:MM[:SS]` (UTC) or `YYYY-MM-DD` (UTC midnight), in ms.
+fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
+    let text = text.trim();
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Ok(ms(t));
+    }
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    for format in [minutes, seconds] {
+        if let Ok(t) = PrimitiveDateTime::parse(text, format) {
+            return Ok(ms(t.assume_utc()));
+        }
+    }
+    if let Ok(d) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
+        return Ok(ms(d.midnight().assume_utc()));
+    }
+    Err(ApiError::invalid(field, format!("{text:?} is not a time; use RFC 3339 (2026-01-31T12:00:00Z) or 2026-01-31")))
+}
+
+/// The WHERE clause (beyond the cursor) and its text binds for a query's filters.
+#[derive(Clone)]
+struct Filter {
+    sql: String,
+    texts: Vec<String>,
+    numbers: Vec<i64>,
+}
+
+impl Filter {
+    fn from_query(query: &AuditQuery) -> Result<Self, ApiError> {
+        let mut f = Filter { sql: String::new(), texts: Vec::new(), numbers: Vec::new() };
+        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        if let Some(from) = nonempty(&query.from) {
+            f.number("at >=", parse_time("from", &from)?);
+        }
+        if let Some(to) = nonempty(&query.to) {
+            f.number("at <", parse_time("to", &to)?);
+        }
+        for (field, column, value) in [
+            ("actor", "actor_user", nonempty(&query.actor)),
+            ("action", "action", nonempty(&query.action)),
+            ("model", "model", nonempty(&query.model)),
+            ("environment", "environment", nonempty(&query.environment)),
+        ] {
+            if let Some(v) = value {
+                validate::text(field, &v, 200)?;
+                f.text(&format!("{column} ="), v);
+            }
+        }
+        if let Some(v) = query.version {
+            f.number("version =", v);
+        }
+        if let Some(q) = nonempty(&query.q) {
+            validate::text("q", &q, 200)?;
+            f.text(
+                "LOWER(target || ' ' || actor || ' ' || action || ' ' || COALESCE(reason, '') || ' ' || \
+                 COALESCE(before_state, '') || ' ' || COALESCE(after_state, '')) LIKE",
+                like_pattern(&q),
+            );
+            f.sql.push_str(" ESCAPE '\\'");
+        }
+        Ok(f)
+    }
+
+    fn placeholder(&self) -> usize {
+        self.texts.len() + self.numbers.len() + 1
+    }
+
+    fn text(&mut self, condition: &str, value: String) {
+        self.sql.push_str(&format!(" AND {condition} $T{}", self.texts.len()));
+        self.texts.push(value);
+    }
+
+    fn number(&mut self, condition: &str, value: i64) {
+        self.sql.push_str(&format!(" AND {condition} $N{}", self.numbers.len()));
+        self.numbers.push(value);
+    }
+
+    /// The final SQL with `$T`/`$N` markers numbered as real placeholders (texts first), and
+    /// `extra` more placeholders after them.
+    fn render(&self, template: &str) -> String {
+        let mut sql = template.replace("{filter}", &self.sql);
+        for i in (0..self.numbers.len()).rev() {
+            sql = sql.replace(&format!("$N{i}"), &format!("${}", self.texts.len() + i + 1));
+        }
+        for i in (0..self.texts.len()).rev() {
+            sql = sql.replace(&format!("$T{i}"), &format!("${}", i + 1));
+        }
+        sql
+    }
+
+    async fn fetch(&self, conn: &mut AnyConnection, template: &str, extra: &[i64]) -> Result<Vec<EntryRow>, ApiError> {
+        let sql = self.render(template);
+        let mut q = sqlx::query_as::<_, EntryRow>(&sql);
+        for t in &self.texts {
+            q = q.bind(t.clone());
+        }
+        for n in self.numbers.iter().chain(extra) {
+            q = q.bind(*n);
+        }
+        q.fetch_all(conn).await.map_err(db_error)
+    }
+}
+
+impl Store {
+    /// Entries matching `query` in ascending order, fetched in chunks (for export).
+    pub fn audit_export(
+        &self,
+        query: AuditQuery,
+    ) -> Result<impl Stream<Item = Result<AuditEntry, ApiError>> + use<>, ApiError> {
+        let filter = Filter::from_query(&query)?;
+        let n = filter.placeholder();
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq > ${n} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}"
+        );
+        let store = self.clone();
+        let chunks = futures::stream::try_unfold((0_i64, false), move |(after, done)| {
+            let (store, sql, filter) = (store.clone(), sql.clone(), filter.clone());
+            async move {
+                if done {
+                    return Ok(None);
+                }
+                let rows = filter.fetch(&mut *store.conn().await?, &sql, &[after]).await?;
+                let last = rows.last().map_or(after, |r| r.seq);
+                let finished = (rows.len() as i64) < CHUNK;
+                let entries: Vec<Result<AuditEntry, ApiError>> = rows.into_iter().map(|r| Ok(r.into_entry())).collect();
+                Ok(Some((futures::stream::iter(entries), (last, finished))))
+            }
+        });
+        Ok(chunks.try_flatten())
+    }
+
+    /// Signed checkpoints with sequence numbers in `from..=to`, ascending.
+    pub async fn checkpoints_between(&self, from: i64, to: i64) -> Result<Vec<Checkpoint>, ApiError> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, hash, signed_at, key_id, signature FROM audit_checkpoints \
+             WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, hash, signed_at, key_id, signature)| Checkpoint { seq, hash, signed_at, key_id, signature })
+            .collect())
+    }
+
+    /// The most recent checkpoints, newest first.
+    pub async fn recent_checkpoints(&self, limit: u32) -> Result<Vec<Checkpoint>, ApiError> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, hash, signed_at, key_id, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, hash, signed_at, key_id, signature)| Checkpoint { seq, hash, signed_at, key_id, signature })
+            .collect())
+    }
+
+    /// The signing key now, and every other key that signed a stored checkpoint.
+    pub async fn audit_public_keys(&self) -> Result<PublicKeys, ApiError> {
+        let current = self.audit.signer.public().clone();
+        let stored: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT public_key FROM audit_checkpoints")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)?;
+        let previous = stored
+            .into_iter()
+            .filter(|(k,)| *k != current.public_key)
+            .filter_map(|(k,)| parse_public_key(&k).ok())
+            .map(|k| super::signing::public_key_info(&k))
+            .collect();
+        Ok(PublicKeys { current, previous })
+    }
+
+    async fn head(&self) -> Result<(i64, String), ApiError> {
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Signs a checkpoint at the head of the chain (unless the log is empty).
+    pub async fn checkpoint_head(&self) -> Result<Option<Checkpoint>, ApiError> {
+        let (seq, hash) = self.head().await?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        self.checkpoint_at(seq, &hash).await.map(Some)
+    }
+
+    /// Signs a checkpoint at the head when entries were appended since the last checkpoint.
+    pub async fn checkpoint_if_behind(&self) -> Result<(), ApiError> {
+        let (seq, _) = self.head().await?;
+        let last = self.recent_checkpoints(1).await?.pop().map_or(0, |c| c.seq);
+        if seq > last {
+            self.checkpoint_head().await?;
+        }
+        Ok(())
+    }
+
+    /// The checkpoint at `seq`, signing one for the entry with `hash` if there is none yet.
+    pub async fn checkpoint_at(&self, seq: i64, hash: &str) -> Result<Checkpoint, ApiError> {
+        let checkpoint = self.audit.signer.sign(seq, hash, &entry_time(self.clock.now_ms()));
+        let mut tx = self.db.begin_write().await?;
+        insert_checkpoint(&mut tx, &checkpoint, &self.audit.signer).await?;
+        tx.commit().await?;
+        self.checkpoints_between(seq, seq).await?.pop().ok_or_else(ApiError::internal)
+    }
+
+    /// Every key that may have signed a stored checkpoint, ready to verify with.
+    async fn trusted_keys(&self) -> Result<Vec<ed25519_dalek::VerifyingKey>, ApiError> {
+        let keys = self.audit_public_keys().await?;
+        Ok(std::iter::once(keys.current)
+            .chain(keys.previous)
+            .filter_map(|k| parse_public_key(&k.public_key).ok())
+            .collect())
+    }
+
+    /// Walks every entry and checkpoint; remembers and returns the outcome.
+    pub async fn verify_chain(&self) -> Result<Verification, ApiError> {
+        let started = Instant::now();
+        let (head, _) = self.head().await?;
+        let keys = self.trusted_keys().await?;
+        let checkpoints = self.checkpoints_between(1, head).await?;
+        let mut verifier = ChainVerifier::new(true, &[]);
+        let mut signed = Vec::new();
+        for c in &checkpoints {
+            match verify_checkpoint(c, &keys) {
+                Ok(()) => signed.push(c.clone()),
+                Err(what) => {
+                    verifier.problem = Some(ChainProblem { seq: c.seq, what });
+                    break;
+                }
+            }
+        }
+        if verifier.problem.is_none() {
+            verifier = ChainVerifier::new(true, &signed);
+            let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default())?);
+            while let Some(entry) = entries.next().await {
+                let entry = entry?;
+                if entry.seq > head {
+                    break;
+                }
+                if !verifier.push(entry.seq, &entry.prev_hash, &entry.hash, &entry_hash(&entry)) {
+                    break;
+                }
+            }
+            verifier.finish(Some(head));
+        }
+        let verification = Verification {
+            at: entry_time(self.clock.now_ms()),
+            entries: verifier.entries,
+            verified_to: verifier.verified_to(),
+            checkpoints: verifier.checkpoints_matched,
+            problem: verifier.problem.clone(),
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        self.audit.remember(verification.clone());
+        Ok(verification)
+    }
+
+    async fn integrity(&self) -> Result<IntegrityStatus, ApiError> {
+        let (head_seq, head_hash) = self.head().await?;
+        let last_checkpoint = self.recent_checkpoints(1).await?.pop();
+        let keys = self.trusted_keys().await?;
+        let checkpoint_signature_valid = last_checkpoint.as_ref().is_some_and(|c| verify_checkpoint(c, &keys).is_ok());
+        Ok(IntegrityStatus {
+            head_seq,
+            head_hash,
+            last_verification: self.audit.last_verification(),
+            last_checkpoint,
+            checkpoint_signature_valid,
+        })
+    }
+}
+
+#[async_trait]
+impl AuditTrail for Store {
+    async fn search_audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, ApiError> {
+        caller.require(Permission::Audit)?;
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}")));
+        }
+        let filter = Filter::from_query(&query)?;
+        let n = filter.placeholder();
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq < ${n} {{filter}} ORDER BY seq DESC LIMIT ${}",
+            n + 1
+        );
+        let before = query.before.unwrap_or(i64::MAX);
+        let mut rows = filter.fetch(&mut *self.conn().await?, &sql, &[before, i64::from(limit) + 1]).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_before = more.then(|| rows.last().map(|r| r.seq)).flatten();
+        Ok(AuditPage { entries: rows.into_iter().map(EntryRow::into_entry).collect(), next_before })
+    }
+
+    async fn audit_entry(&self, caller: &Caller, seq: i64) -> Result<AuditEntry, ApiError> {
+        caller.require(Permission::Audit)?;
+        let row: Option<EntryRow> =
+            sqlx::query_as(&format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq = $1"))
+                .bind(seq)
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(db_error)?;
+        row.map(EntryRow::into_entry).ok_or_else(|| ApiError::not_found(format!("audit entry {seq} not found")))
+    }
+
+    async fn audit_status(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError> {
+        caller.require(Permission::Audit)?;
+        self.integrity().await
+    }
+
+    async fn verify_audit(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError> {
+        caller.require(Permission::Audit)?;
+        let verification = self.verify_chain().await?;
+        if verification.problem.is_none() {
+            self.checkpoint_head().await?;
+        }
+        self.integrity().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_filters_accept_rfc3339_minutes_and_dates_and_name_the_field() {
+        assert_eq!(parse_time("from", "2026-01-01").unwrap(), 1_767_225_600_000);
+        assert_eq!(parse_time("from", "2026-01-01T00:01").unwrap(), 1_767_225_660_000);
+        assert_eq!(parse_time("from", "2026-01-01T00:00:01Z").unwrap(), 1_767_225_601_000);
+        let e = parse_time("to", "yesterday").unwrap_err();
+        assert_eq!(e.details.unwrap()["field"], "to");
+    }
+
+    #[test]
+    fn filters_number_their_placeholders_texts_first() {
+        let q = AuditQuery { actor: Some("alice".into()), version: Some(3), ..Default::default() };
+        let f = Filter::from_query(&q).unwrap();
+        let sql = f.render("WHERE seq < $3 {filter}");
+        assert_eq!(sql, "WHERE seq < $3  AND actor_user = $1 AND version = $2");
+    }
+}

@@ -1,0 +1,295 @@
+//! REST endpoints for the audit log: search, one entry, streamed export, integrity, checkpoints
+//! and the public keys an outside auditor verifies exports with.
+
+use std::sync::{Arc, Mutex};
+
+use app::backend::AuditTrail;
+use app::domain::*;
+use app::error::{ApiError, ErrorBody};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::extract::ApiQuery;
+use crate::audit::chain::entry_time;
+use crate::audit::offline::EXPORT_FORMAT;
+use crate::store::Store;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(entry))
+        .routes(routes!(export))
+        .routes(routes!(status))
+        .routes(routes!(verify))
+        .routes(routes!(public_key))
+        .routes(routes!(list_checkpoints, sign_checkpoint))
+}
+
+/// Search the audit log, newest first; page with `before` = the previous page's `next_before`.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn search(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    Ok(Json(s.store.search_audit(&caller, query).await?))
+}
+
+/// One audit entry by sequence number.
+#[utoipa::path(get, path = "/api/v1/audit/{seq}", tag = "audit",
+    params(("seq" = i64, Path, description = "Sequence number")),
+    responses((status = 200, body = AuditEntry), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn entry(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(seq): Path<String>,
+) -> Result<Json<AuditEntry>, ApiError> {
+    let seq = seq.parse::<i64>().map_err(|_| ApiError::invalid("seq", format!("{seq:?} is not a sequence number")))?;
+    Ok(Json(s.store.audit_entry(&caller, seq).await?))
+}
+
+/// How an export is written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ExportFormat {
+    /// One JSON object per line: a header, the entries, then the checkpoints covering them.
+    /// `modelgate audit verify` checks this format.
+    #[default]
+    Jsonl,
+    /// One row per entry, then one per checkpoint (column `record` tells them apart).
+    Csv,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ExportParams {
+    /// `jsonl` (default) or `csv`.
+    format: Option<ExportFormat>,
+}
+
+/// Export every entry matching the filters (oldest first), streamed, followed by the signed
+/// checkpoints that cover the range; a checkpoint is signed at its last entry if none is there yet.
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportParams, AuditQuery),
+    responses((status = 200, description = "JSONL or CSV", content_type = "application/x-ndjson"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn export(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(params): ApiQuery<ExportParams>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Audit)?;
+    let format = params.format.unwrap_or_default();
+    let header_line = json!({
+        EXPORT_FORMAT: 1,
+        "exported_at": entry_time(s.store.clock.now_ms()),
+        "exported_by": caller.actor().name,
+        "contiguous": query.is_contiguous(),
+        "filters": query,
+    });
+    let entries = s.store.audit_export(query)?;
+    let range: Arc<Mutex<Option<(i64, i64, String)>>> = Arc::default();
+    let seen = range.clone();
+    let mut csv_header = matches!(format, ExportFormat::Csv);
+    let head = futures::stream::iter([match format {
+        ExportFormat::Jsonl => Ok(Bytes::from(format!("{header_line}\n"))),
+        ExportFormat::Csv => Ok(Bytes::new()),
+    }]);
+    let body = entries.map_ok(move |e| {
+        if let Ok(mut r) = seen.lock() {
+            let first = r.as_ref().map_or(e.seq, |(first, _, _)| *first);
+            *r = Some((first, e.seq, e.hash.clone()));
+        }
+        let mut out = Vec::new();
+        if std::mem::take(&mut csv_header) {
+            out.extend(csv_row(&CSV_COLUMNS.map(str::to_string)));
+        }
+        out.extend(encode_entry(format, &e));
+        Bytes::from(out)
+    });
+    let store = s.store.clone();
+    let tail = futures::stream::once(async move {
+        let range = range.lock().map(|r| r.clone()).unwrap_or_default();
+        covering_checkpoints(&store, range, format).await
+    });
+    let stream = head.chain(body).chain(tail).map_err(|e: ApiError| std::io::Error::other(e.message));
+    let (content_type, extension) = match format {
+        ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let name = format!("modelgate-audit-{}.{extension}", s.store.clock.now_ms());
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The checkpoints of `first..=last`, after making sure one is signed at `last`.
+async fn covering_checkpoints(
+    store: &Store,
+    range: Option<(i64, i64, String)>,
+    format: ExportFormat,
+) -> Result<Bytes, ApiError> {
+    let Some((first, last, hash)) = range else {
+        return Ok(Bytes::new());
+    };
+    store.checkpoint_at(last, &hash).await?;
+    let mut out = Vec::new();
+    for c in store.checkpoints_between(first, last).await? {
+        match format {
+            ExportFormat::Jsonl => {
+                out.extend(serde_json::to_vec(&json!({ "checkpoint": c })).unwrap_or_default());
+                out.push(b'\n');
+            }
+            ExportFormat::Csv => {
+                let mut row = vec![String::new(); CSV_COLUMNS.len()];
+                row[0] = "checkpoint".into();
+                row[1] = c.seq.to_string();
+                row[2] = c.signed_at;
+                row[17] = c.hash;
+                row[18] = c.key_id;
+                row[19] = c.signature;
+                out.extend(csv_row(&row));
+            }
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+const CSV_COLUMNS: [&str; 20] = [
+    "record",
+    "seq",
+    "at",
+    "actor",
+    "actor_user",
+    "actor_token",
+    "action",
+    "target",
+    "model",
+    "version",
+    "environment",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+    "client_addr",
+    "prev_hash",
+    "hash",
+    "key_id",
+    "signature",
+];
+
+fn csv_row(fields: &[String]) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(fields);
+    writer.into_inner().unwrap_or_default()
+}
+
+fn encode_entry(format: ExportFormat, e: &AuditEntry) -> Vec<u8> {
+    match format {
+        ExportFormat::Jsonl => {
+            let mut line = serde_json::to_vec(e).unwrap_or_default();
+            line.push(b'\n');
+            line
+        }
+        ExportFormat::Csv => {
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let state = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            csv_row(&[
+                "entry".into(),
+                e.seq.to_string(),
+                e.at.clone(),
+                e.actor.clone(),
+                text(&e.actor_user),
+                text(&e.actor_token),
+                e.action.clone(),
+                e.target.clone(),
+                text(&e.model),
+                e.version.map(|v| v.to_string()).unwrap_or_default(),
+                text(&e.environment),
+                state(&e.before),
+                state(&e.after),
+                text(&e.reason),
+                text(&e.request_id),
+                text(&e.client_addr),
+                e.prev_hash.clone(),
+                e.hash.clone(),
+                String::new(),
+                String::new(),
+            ])
+        }
+    }
+}
+
+/// The integrity panel: head of the chain, last verification, last checkpoint.
+#[utoipa::path(get, path = "/api/v1/audit/status", tag = "audit",
+    responses((status = 200, body = IntegrityStatus), (status = 403, body = ErrorBody)))]
+async fn status(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<IntegrityStatus>, ApiError> {
+    Ok(Json(s.store.audit_status(&caller).await?))
+}
+
+/// Verify the whole chain now (and sign a checkpoint at its head when intact).
+#[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = IntegrityStatus), (status = 403, body = ErrorBody)))]
+async fn verify(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<IntegrityStatus>, ApiError> {
+    Ok(Json(s.store.verify_audit(&caller).await?))
+}
+
+/// The Ed25519 key that signs checkpoints, and earlier keys (public: auditors need no account).
+#[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit", responses((status = 200, body = PublicKeys)))]
+async fn public_key(State(s): State<AppState>) -> Result<Json<PublicKeys>, ApiError> {
+    Ok(Json(s.store.audit_public_keys().await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(default)]
+struct CheckpointRange {
+    /// Lowest sequence number (default 1).
+    from: Option<i64>,
+    /// Highest sequence number (default: the head).
+    to: Option<i64>,
+}
+
+/// Signed checkpoints, oldest first, at most 1000 (public). The signature (Ed25519, base64)
+/// covers the RFC 8785 canonical JSON of `{seq, hash, signed_at, key_id}`.
+#[utoipa::path(get, path = "/api/v1/audit/checkpoints", tag = "audit", params(CheckpointRange),
+    responses((status = 200, body = Vec<Checkpoint>), (status = 422, body = ErrorBody)))]
+async fn list_checkpoints(
+    State(s): State<AppState>,
+    ApiQuery(range): ApiQuery<CheckpointRange>,
+) -> Result<Json<Vec<Checkpoint>>, ApiError> {
+    let mut checkpoints = s.store.checkpoints_between(range.from.unwrap_or(1), range.to.unwrap_or(i64::MAX)).await?;
+    checkpoints.truncate(1000);
+    Ok(Json(checkpoints))
+}
+
+/// Sign a checkpoint at the head of the chain now.
+#[utoipa::path(post, path = "/api/v1/audit/checkpoints", tag = "audit",
+    responses((status = 201, body = Checkpoint), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn sign_checkpoint(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<(StatusCode, Json<Checkpoint>), ApiError> {
+    caller.require(Permission::Audit)?;
+    let checkpoint = s.store.checkpoint_head().await?.ok_or_else(|| ApiError::conflict("the audit log is empty"))?;
+    Ok((StatusCode::CREATED, Json(checkpoint)))
+}
