@@ -14,6 +14,8 @@ pub struct ModelPageData {
     pub versions: Page<Version>,
     pub history: Page<DeploymentEvent>,
     pub may_deploy: bool,
+    /// The model's latest audit entries, for callers who may read the audit log.
+    pub audit_trail: Option<Vec<AuditEntry>>,
 }
 
 /// The version page's data with what the caller may do there.
@@ -22,6 +24,15 @@ pub struct VersionPageData {
     pub version: Version,
     pub may_edit: bool,
     pub may_quarantine: bool,
+    /// The version's latest audit entries, for callers who may read the audit log.
+    pub audit_trail: Option<Vec<AuditEntry>>,
+}
+
+/// The audit screen: one page of entries and the integrity panel.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditScreenData {
+    pub page: AuditPage,
+    pub status: IntegrityStatus,
 }
 
 /// The API tokens page's data: the tokens, and the roles a new token may hold.
@@ -52,6 +63,21 @@ mod ssr {
 
     pub fn cookie_policy() -> CookiePolicy {
         use_context::<CookiePolicy>().unwrap_or(CookiePolicy { secure: false })
+    }
+
+    /// The latest audit entries about a model (or one version), if the caller may read the log.
+    pub async fn audit_trail(
+        backend: &BackendHandle,
+        caller: &Caller,
+        model: &str,
+        version: Option<i64>,
+    ) -> Result<Option<Vec<crate::domain::AuditEntry>>, ApiError> {
+        if !caller.can(crate::domain::Permission::Audit) {
+            return Ok(None);
+        }
+        let query =
+            crate::domain::AuditQuery { model: Some(model.to_string()), version, limit: Some(8), ..Default::default() };
+        Ok(Some(backend.search_audit(caller, query).await?.entries))
     }
 
     /// The authenticated caller of this request, or 401.
@@ -124,18 +150,39 @@ pub async fn model_overview(name: String) -> Result<ModelPageData, ApiError> {
     let query = VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() };
     let versions = backend.list_versions(&caller, &name, query).await?;
     let history = backend.history(&caller, &name, None, HistoryQuery::default()).await?;
-    Ok(ModelPageData { model, versions, history, may_deploy: caller.can(Permission::Deploy) })
+    let audit_trail = audit_trail(&backend, &caller, &name, None).await?;
+    Ok(ModelPageData { model, versions, history, may_deploy: caller.can(Permission::Deploy), audit_trail })
 }
 
 #[server]
 pub async fn version_page(model: String, number: i64) -> Result<VersionPageData, ApiError> {
-    let caller = caller()?;
-    let version = backend()?.get_version(&caller, &model, number).await?;
+    let (backend, caller) = (backend()?, caller()?);
+    let version = backend.get_version(&caller, &model, number).await?;
     Ok(VersionPageData {
+        audit_trail: audit_trail(&backend, &caller, &model, Some(number)).await?,
         version,
         may_edit: caller.can(Permission::EditVersions),
         may_quarantine: caller.can(Permission::Quarantine),
     })
+}
+
+/// The audit screen's entries (filtered, paged by cursor) and its integrity panel.
+#[server]
+pub async fn audit_screen(query: AuditQuery) -> Result<AuditScreenData, ApiError> {
+    let (backend, caller) = (backend()?, caller()?);
+    let page = backend.search_audit(&caller, query).await?;
+    Ok(AuditScreenData { page, status: backend.audit_status(&caller).await? })
+}
+
+#[server]
+pub async fn audit_entry_page(seq: i64) -> Result<AuditEntry, ApiError> {
+    backend()?.audit_entry(&caller()?, seq).await
+}
+
+/// Rechecks the whole chain now; signs a checkpoint at its head when intact.
+#[server]
+pub async fn verify_audit_now() -> Result<IntegrityStatus, ApiError> {
+    backend()?.verify_audit(&caller()?).await
 }
 
 #[server]

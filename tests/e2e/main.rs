@@ -252,3 +252,97 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert!(errors.is_empty(), "the console logged errors: {errors:#?}");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.demo = true;
+        c.demo_password = Some(DEMO_PASSWORD.into());
+    })
+    .await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    c.goto(&app.url("/sign-in")).await.unwrap();
+    browser.wait_hydrated().await;
+    sign_in(&browser, "compliance", DEMO_PASSWORD).await;
+    browser.wait_for("#models").await;
+
+    // The model page carries its own audit trail, linked to the full log.
+    c.goto(&app.url("/models/fraud-detector")).await.unwrap();
+    let trail = browser.wait_for("#audit-trail").await.text().await.unwrap();
+    assert!(trail.contains("deployment.deploy"), "{trail}");
+
+    // The audit log, filtered to deploys of one model.
+    browser.wait_for(".topnav").await.find(Locator::LinkText("Audit")).await.unwrap().click().await.unwrap();
+    browser.wait_for("#audit-entries").await;
+    browser.wait_hydrated().await;
+    let form = browser.wait_for("#audit-filters").await;
+    form.find(Locator::Css(r#"input[name="model"]"#)).await.unwrap().send_keys("fraud-detector").await.unwrap();
+    form.find(Locator::Css(r#"select[name="action"]"#))
+        .await
+        .unwrap()
+        .select_by_value("deployment.deploy")
+        .await
+        .unwrap();
+    form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    let rows = browser
+        .eventually("only fraud-detector deploys are listed", || async {
+            let url = c.current_url().await.ok()?;
+            let rows = c.find_all(Locator::Css("#audit-entries tbody tr")).await.ok()?;
+            let mut texts = Vec::new();
+            for r in &rows {
+                texts.push(r.text().await.ok()?);
+            }
+            let all_match = texts.iter().all(|t| t.contains("deployment.deploy") && t.contains("fraud-detector"));
+            (url.as_str().contains("action=deployment.deploy") && !texts.is_empty() && all_match).then_some(texts)
+        })
+        .await;
+    browser.screenshot("audit-log").await;
+
+    // One entry: its facts and the before/after diff.
+    c.find(Locator::Css("#audit-entries tbody tr a.seq")).await.unwrap().click().await.unwrap();
+    let diff = browser.wait_for("#diff").await.text().await.unwrap();
+    assert!(diff.contains("version"), "{diff}");
+    assert!(
+        !c.find_all(Locator::Css("#diff tr.diff-changed")).await.unwrap().is_empty(),
+        "the changed field stands out"
+    );
+    let facts = c.find(Locator::Css("#entry-facts")).await.unwrap().text().await.unwrap();
+    assert!(facts.contains("deployment.deploy"), "{facts}");
+    browser.screenshot("audit-entry").await;
+    c.back().await.unwrap();
+
+    // Export what the filters select, through the browser session, and verify it offline.
+    let href = browser.wait_for("#export-jsonl").await.attr("href").await.unwrap().unwrap();
+    assert!(href.contains("model=fraud-detector") && href.contains("action=deployment.deploy"), "{href}");
+    let text = c
+        .execute_async(
+            "const [href, done] = arguments; fetch(href).then(r => r.text()).then(done, e => done(String(e)));",
+            vec![serde_json::json!(href)],
+        )
+        .await
+        .unwrap();
+    let text = text.as_str().unwrap().to_string();
+    let file = std::env::temp_dir().join(format!("modelgate-e2e-export-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &text).unwrap();
+    let keys = json(app.anonymous.get(app.url("/api/v1/audit/public-key")).send().await.unwrap(), 200).await;
+    let key = server::audit::signing::parse_public_key(keys["current"]["public_key"].as_str().unwrap()).unwrap();
+    let report = server::audit::offline::verify_file(&file, &[key]).unwrap();
+    assert!(report.intact(), "{report}");
+    assert_eq!(report.entries as usize, rows.len(), "the export holds what the screen lists: {report}");
+    let _ = std::fs::remove_file(file);
+
+    // Verify now: the integrity panel reports the chain intact and a fresh signed checkpoint.
+    browser.wait_for("#verify-now button").await.click().await.unwrap();
+    browser
+        .eventually("the panel shows the verification", || async {
+            let text = c.find(Locator::Css("#integrity")).await.ok()?.text().await.ok()?;
+            (text.contains("intact") && text.contains("signature valid")).then_some(())
+        })
+        .await;
+    browser.screenshot("audit-integrity").await;
+
+    let errors = browser.page_errors().await;
+    assert!(errors.is_empty(), "the console logged errors: {errors:#?}");
+    browser.close().await;
+}

@@ -1,6 +1,7 @@
 //! The console: the HTML shell, the router and the pages.
 
 mod components;
+mod diff;
 mod format;
 mod pages;
 
@@ -9,9 +10,11 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use pages::{ModelPage, ModelsPage, NotFound, SignInPage, TokensPage, UsersPage, VersionPage};
+use pages::{
+    AuditEntryPage, AuditPage, ModelPage, ModelsPage, NotFound, SignInPage, TokensPage, UsersPage, VersionPage,
+};
 
-use crate::domain::Me;
+use crate::domain::{Me, Permission, Roles, allows};
 use crate::error::ApiError;
 use crate::server_fns::{SignIn, SignOut, current_user};
 
@@ -87,8 +90,11 @@ pub fn App() -> impl IntoView {
                     <A href="/tokens">"API tokens"</A>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
-                            let admin = user.await.ok().flatten().is_some_and(|me| me.roles.contains(&crate::domain::Role::Admin));
-                            admin.then(|| view! { <A href="/admin/users">"Users"</A> })
+                            let roles: Roles = user.await.ok().flatten().map(|me| me.roles.into_iter().collect()).unwrap_or_default();
+                            view! {
+                                {allows(&roles, Permission::Audit).then(|| view! { <A href="/audit">"Audit"</A> })}
+                                {allows(&roles, Permission::ManageUsers).then(|| view! { <A href="/admin/users">"Users"</A> })}
+                            }
                         })}
                     </Transition>
                     <a href="/api/v1/docs" rel="external">"API"</a>
@@ -117,6 +123,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/models/:name/versions/:number") view=VersionPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit/:seq") view=AuditEntryPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -21,27 +21,22 @@ pub fn entry_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// For an entry as exported (a JSON object): the hash it carries, and the hash its other fields give.
-pub fn hashes_of_object(mut object: serde_json::Map<String, Value>) -> (Option<String>, String) {
-    let stored = object.remove("hash").and_then(|h| h.as_str().map(str::to_string));
-    (stored, canonical_sha256(&Value::Object(object)))
-}
-
-/// SHA-256 (hex) over the RFC 8785 canonical form of `value`.
-pub fn canonical_sha256(value: &Value) -> String {
-    let mut hasher = Sha256::new();
-    // Writing into a hasher cannot fail, and every `Value` is serialisable.
-    let _ = serde_json_canonicalizer::to_writer(value, &mut hasher);
-    hex::encode(hasher.finalize())
-}
-
-/// The hash an entry must carry: over every field but `hash`.
-pub fn entry_hash(entry: &AuditEntry) -> String {
+/// The RFC 8785 canonical JSON of every field of an entry but `hash`: the bytes its hash covers.
+pub fn canonical_entry(entry: &AuditEntry) -> Vec<u8> {
     let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.remove("hash");
     }
-    canonical_sha256(&value)
+    serde_json_canonicalizer::to_vec(&value).unwrap_or_default()
+}
+
+/// The hash an entry must carry: SHA-256 (hex) over [`canonical_entry`].
+pub fn entry_hash(entry: &AuditEntry) -> String {
+    sha256_hex(&canonical_entry(entry))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The bytes a checkpoint's signature covers: the canonical JSON of all fields but `signature`.
@@ -151,11 +146,37 @@ impl ChainVerifier {
 mod tests {
     use super::*;
 
+    fn entry(before: &str) -> AuditEntry {
+        AuditEntry {
+            seq: 1,
+            at: entry_time(0),
+            actor: "alice".into(),
+            actor_user: Some("alice".into()),
+            actor_token: None,
+            action: "version.update".into(),
+            target: "models/m/versions/1".into(),
+            model: Some("m".into()),
+            version: Some(1),
+            environment: None,
+            before: Some(serde_json::from_str(before).unwrap()),
+            after: None,
+            reason: None,
+            request_id: None,
+            client_addr: None,
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        }
+    }
+
     #[test]
-    fn canonical_hash_ignores_key_order_and_whitespace() {
-        let a: Value = serde_json::from_str(r#"{"b": 1, "a": [1.0, "x"]}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":[1,"x"],"b":1}"#).unwrap();
-        assert_eq!(canonical_sha256(&a), canonical_sha256(&b));
+    fn entries_hash_their_canonical_form_whatever_the_key_order_or_spacing() {
+        let a = entry(r#"{"b": 1, "a": [1.0, "x"]}"#);
+        let b = entry(r#"{"a":[1,"x"],"b":1}"#);
+        assert_eq!(entry_hash(&a), entry_hash(&b));
+        let text = String::from_utf8(canonical_entry(&a)).unwrap();
+        assert!(text.starts_with(r#"{"action":"version.update","actor":"alice""#), "{text}");
+        assert!(text.contains(r#""before":{"a":[1,"x"],"b":1}"#) && !text.contains("\"hash\""), "{text}");
+        assert_ne!(entry_hash(&a), entry_hash(&entry(r#"{"a":[1,"x"],"b":2}"#)));
     }
 
     #[test]

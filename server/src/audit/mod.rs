@@ -208,7 +208,8 @@ fn state_text(state: &Option<Value>) -> Option<String> {
 
 /// Takes the next sequence number by updating the chain-head row — which locks it until this
 /// transaction ends, so appends from every process form one line — then links and stores the entry.
-async fn append(
+/// Service code appends through [`AuditedTx::commit`]; this is public for the benchmark.
+pub async fn append(
     conn: &mut AnyConnection,
     log: &AuditLog,
     by: AuditActor,

@@ -1,5 +1,10 @@
 //! `modelgate audit verify FILE --public-key KEY`: checks a JSONL export with no database —
 //! every entry's hash, the links between neighbours, and the checkpoint signatures.
+//!
+//! Each entry line is `{"entry":<canonical JSON>,"hash":"<hex>"}`: the server writes the entry in
+//! its RFC 8785 canonical form, so the verifier hashes those exact bytes. A match proves they are
+//! the canonical form of the entry the server hashed (a reformatted or altered entry cannot match),
+//! which is what lets a laptop check hundreds of thousands of entries a second.
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
@@ -8,9 +13,11 @@ use std::path::Path;
 use anyhow::Context;
 use app::domain::{ChainProblem, Checkpoint};
 use ed25519_dalek::VerifyingKey;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::chain::{ChainVerifier, hashes_of_object};
+use super::chain::{ChainVerifier, sha256_hex};
 use super::signing::verify_checkpoint;
 
 /// The first line of an export: what it holds.
@@ -58,9 +65,9 @@ impl fmt::Display for Report {
 enum Line {
     Header { contiguous: bool },
     Checkpoint(Checkpoint),
-    Entry(Map<String, Value>),
 }
 
+/// The header or a checkpoint (entry lines are read by [`hash_line`]).
 fn parse_line(number: usize, text: &str) -> anyhow::Result<Option<Line>> {
     if text.trim().is_empty() {
         return Ok(None);
@@ -73,12 +80,36 @@ fn parse_line(number: usize, text: &str) -> anyhow::Result<Option<Line>> {
         let contiguous = object.get("contiguous").and_then(Value::as_bool).unwrap_or(false);
         return Ok(Some(Line::Header { contiguous }));
     }
-    if let Some(checkpoint) = object.remove("checkpoint") {
-        let checkpoint =
-            serde_json::from_value(checkpoint).with_context(|| format!("line {number}: bad checkpoint"))?;
-        return Ok(Some(Line::Checkpoint(checkpoint)));
-    }
-    Ok(Some(Line::Entry(object)))
+    let checkpoint = object.remove("checkpoint").with_context(|| format!("line {number}: not an entry"))?;
+    let checkpoint = serde_json::from_value(checkpoint).with_context(|| format!("line {number}: bad checkpoint"))?;
+    Ok(Some(Line::Checkpoint(checkpoint)))
+}
+
+/// An entry line as exported.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryLine<'a> {
+    #[serde(borrow)]
+    entry: &'a RawValue,
+    hash: String,
+}
+
+/// What the chain check reads from inside an entry (the rest is covered by its hash).
+#[derive(Deserialize)]
+struct Links {
+    seq: i64,
+    prev_hash: String,
+}
+
+/// Writes one entry line: its canonical bytes and its stored hash.
+pub fn entry_line(canonical: &[u8], hash: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(canonical.len() + 90);
+    line.extend_from_slice(b"{\"entry\":");
+    line.extend_from_slice(canonical);
+    line.extend_from_slice(b",\"hash\":\"");
+    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(b"\"}\n");
+    line
 }
 
 fn lines(path: &Path) -> anyhow::Result<impl Iterator<Item = (usize, std::io::Result<String>)>> {
@@ -86,14 +117,63 @@ fn lines(path: &Path) -> anyhow::Result<impl Iterator<Item = (usize, std::io::Re
     Ok(BufReader::with_capacity(1 << 20, file).lines().enumerate().map(|(i, l)| (i + 1, l)))
 }
 
+/// Entry lines start with this; the others (header, checkpoints) are read in the first pass.
+const ENTRY_PREFIX: &str = "{\"entry\":";
+/// Lines hashed per batch, spread over every core.
+const BATCH: usize = 16_384;
+
+/// An entry line reduced to what the chain check needs.
+struct Hashed {
+    seq: i64,
+    prev_hash: String,
+    stored: String,
+    computed: String,
+}
+
+fn hash_line(number: usize, text: &str) -> anyhow::Result<Option<Hashed>> {
+    if !text.starts_with(ENTRY_PREFIX) {
+        return Ok(None);
+    }
+    let line: EntryLine = serde_json::from_str(text).with_context(|| format!("line {number}: not an entry line"))?;
+    let links: Links = serde_json::from_str(line.entry.get())
+        .with_context(|| format!("line {number}: entry without seq/prev_hash"))?;
+    let computed = sha256_hex(line.entry.get().as_bytes());
+    Ok(Some(Hashed { seq: links.seq, prev_hash: links.prev_hash, stored: line.hash, computed }))
+}
+
+/// Parses and hashes a batch of lines on all cores, keeping their order.
+fn hash_batch(batch: &[(usize, String)]) -> anyhow::Result<Vec<Hashed>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = batch.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter().filter_map(|(n, l)| hash_line(*n, l).transpose()).collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(batch.len());
+        for part in parts {
+            out.extend(part.join().map_err(|_| anyhow::anyhow!("a hashing thread failed"))??);
+        }
+        Ok(out)
+    })
+}
+
 /// Verifies the export at `path` against `keys`. Reads the file twice: first the header and the
-/// checkpoints (written last), then the entries in order.
+/// checkpoints (written last), then the entries in order, hashed in parallel batches.
 pub fn verify_file(path: &Path, keys: &[VerifyingKey]) -> anyhow::Result<Report> {
     let mut contiguous = false;
     let mut checkpoints = Vec::new();
     let mut problem = None;
     for (number, line) in lines(path)? {
-        match parse_line(number, &line?)? {
+        let line = line?;
+        if line.starts_with(ENTRY_PREFIX) {
+            continue;
+        }
+        match parse_line(number, &line)? {
             Some(Line::Header { contiguous: c }) => contiguous = c,
             Some(Line::Checkpoint(c)) => {
                 if let Err(what) = verify_checkpoint(&c, keys) {
@@ -106,16 +186,21 @@ pub fn verify_file(path: &Path, keys: &[VerifyingKey]) -> anyhow::Result<Report>
     }
     let mut verifier = ChainVerifier::new(contiguous, &checkpoints);
     let (mut first_seq, mut last_seq) = (None, None);
-    for (number, line) in lines(path)? {
-        let Some(Line::Entry(object)) = parse_line(number, &line?)? else {
-            continue;
-        };
-        let seq = object.get("seq").and_then(Value::as_i64).with_context(|| format!("line {number}: no seq"))?;
-        let prev = object.get("prev_hash").and_then(Value::as_str).unwrap_or_default().to_string();
-        let (stored, computed) = hashes_of_object(object);
-        first_seq.get_or_insert(seq);
-        last_seq = Some(seq);
-        if !verifier.push(seq, &prev, stored.as_deref().unwrap_or_default(), &computed) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut lines = lines(path)?.peekable();
+    while lines.peek().is_some() {
+        batch.clear();
+        for (number, line) in lines.by_ref().take(BATCH) {
+            batch.push((number, line?));
+        }
+        for h in hash_batch(&batch)? {
+            first_seq.get_or_insert(h.seq);
+            last_seq = Some(h.seq);
+            if !verifier.push(h.seq, &h.prev_hash, &h.stored, &h.computed) {
+                break;
+            }
+        }
+        if verifier.problem.is_some() {
             break;
         }
     }

@@ -20,8 +20,8 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Authenticated;
 use super::extract::ApiQuery;
-use crate::audit::chain::entry_time;
-use crate::audit::offline::EXPORT_FORMAT;
+use crate::audit::chain::{canonical_entry, entry_time};
+use crate::audit::offline::{EXPORT_FORMAT, entry_line};
 use crate::store::Store;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,8 +63,8 @@ async fn entry(
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum ExportFormat {
-    /// One JSON object per line: a header, the entries, then the checkpoints covering them.
-    /// `modelgate audit verify` checks this format.
+    /// One JSON object per line: a header, the entries (`{"entry": <RFC 8785 canonical JSON>,
+    /// "hash": …}`), then the checkpoints covering them. `modelgate audit verify` checks this format.
     #[default]
     Jsonl,
     /// One row per entry, then one per checkpoint (column `record` tells them apart).
@@ -200,11 +200,7 @@ fn csv_row(fields: &[String]) -> Vec<u8> {
 
 fn encode_entry(format: ExportFormat, e: &AuditEntry) -> Vec<u8> {
     match format {
-        ExportFormat::Jsonl => {
-            let mut line = serde_json::to_vec(e).unwrap_or_default();
-            line.push(b'\n');
-            line
-        }
+        ExportFormat::Jsonl => entry_line(&canonical_entry(e), &e.hash),
         ExportFormat::Csv => {
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
             let state = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_default();

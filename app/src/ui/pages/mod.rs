@@ -1,6 +1,7 @@
 //! One module per screen.
 
 mod admin;
+mod audit;
 mod model;
 mod models;
 mod not_found;
@@ -8,6 +9,7 @@ mod sign_in;
 mod version;
 
 pub use admin::{TokensPage, UsersPage};
+pub use audit::{AuditEntryPage, AuditPage, AuditTrail};
 pub use model::ModelPage;
 pub use models::ModelsPage;
 pub use not_found::NotFound;

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
+use super::AuditTrail;
 use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Version};
 use crate::server_fns::{DeployVersion, ModelPageData, model_overview};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
@@ -30,7 +31,8 @@ pub fn ModelPage() -> impl IntoView {
 
 #[component]
 fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> impl IntoView {
-    let ModelPageData { model, versions, history, may_deploy } = overview;
+    let ModelPageData { model, versions, history, may_deploy, audit_trail } = overview;
+    let trail_href = format!("/audit?model={}", format::urlencode(&model.name));
     let versions = StoredValue::new(versions.items);
     view! {
         <Title text=model.name.clone()/>
@@ -59,6 +61,7 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
         <ActionResult value=move || deploy.value().get() success="Deployed."/>
         <VersionsTable model=model.name.clone() versions=versions.get_value()/>
         <History events=history.items/>
+        {audit_trail.map(|entries| view! { <AuditTrail entries all_href=trail_href/> })}
     }
 }
 

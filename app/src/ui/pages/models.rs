@@ -45,7 +45,7 @@ pub fn ModelsPage() -> impl IntoView {
             let mut href = format!("/?sort={key}&order={}", if next_desc { "desc" } else { "asc" });
             if !q.is_empty() {
                 href.push_str("&q=");
-                href.push_str(&urlencode(&q));
+                href.push_str(&format::urlencode(&q));
             }
             href
         };
@@ -123,14 +123,4 @@ fn ModelRow(model: Model) -> impl IntoView {
             <td class="muted">{format::time(&model.updated_at)}</td>
         </tr>
     }
-}
-
-/// Percent-encodes a query value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
+use super::AuditTrail;
 use super::model::Tags;
 use crate::domain::Version;
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, version_page};
@@ -25,9 +26,13 @@ pub fn VersionPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match version.await {
-                    Ok(page) => view! {
-                        <VersionDetail version=page.version edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
-                    }.into_any(),
+                    Ok(page) => {
+                        let all_href = format!("/audit?model={}&version={}", format::urlencode(&page.version.model), page.version.number);
+                        view! {
+                            <VersionDetail version=page.version edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
+                            {page.audit_trail.map(|entries| view! { <AuditTrail entries all_href/> })}
+                        }.into_any()
+                    }
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
