@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Benchmarks the release server on SQLite over loopback (100 models x 100 versions by default);
-# extra arguments go to the load generator (--models N --versions N --seconds S --clients C).
+# Benchmarks the release server on SQLite over loopback (100 models x 100 versions by default),
+# then the audit log (append cost, offline verification, search over a million entries).
+# Extra arguments go to the load generator (--models N --versions N --seconds S --clients C);
+# AUDIT_BENCH_ARGS to the audit benchmark (--writes N --verify-entries N --entries N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/env.sh
 cargo leptos build --release
-cargo build --release -p modelgate-tests --bin loadgen
+cargo build --release -p modelgate-tests --bin loadgen --bin auditbench
 
 dir=$(mktemp -d)
 port=${BENCH_PORT:-3999}
@@ -24,3 +26,6 @@ for _ in $(seq 1 100); do
 done
 target/release/loadgen "http://127.0.0.1:$port" target/site/pkg/modelgate.wasm \
   --token "$token" --user bench --password "$password" "$@"
+echo
+# shellcheck disable=SC2086
+target/release/auditbench ${AUDIT_BENCH_ARGS:-}

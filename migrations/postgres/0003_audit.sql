@@ -24,15 +24,26 @@ CREATE TABLE audit_entries (
 CREATE INDEX audit_entries_at_idx ON audit_entries (at, seq);
 CREATE INDEX audit_entries_actor_idx ON audit_entries (actor_user, seq);
 CREATE INDEX audit_entries_action_idx ON audit_entries (action, seq);
-CREATE INDEX audit_entries_model_idx ON audit_entries (model, version, seq);
+CREATE INDEX audit_entries_model_idx ON audit_entries (model, seq);
+CREATE INDEX audit_entries_version_idx ON audit_entries (model, version, seq);
 CREATE INDEX audit_entries_environment_idx ON audit_entries (environment, seq);
 
+-- The last entry's number, hash and time: entry times never go backwards, so a time range is a
+-- range of sequence numbers.
 CREATE TABLE audit_head (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     seq   BIGINT  NOT NULL,
-    hash  TEXT    NOT NULL
+    hash  TEXT    NOT NULL,
+    at    BIGINT  NOT NULL
 );
-INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+INSERT INTO audit_head (id, seq, hash, at) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);
+
+-- The words of each entry, for free-text search (an index, not evidence: the chain covers entries).
+CREATE TABLE audit_terms (
+    term  TEXT    NOT NULL,
+    seq   BIGINT  NOT NULL,
+    PRIMARY KEY (term, seq)
+);
 
 CREATE TABLE audit_checkpoints (
     seq         BIGINT  PRIMARY KEY,

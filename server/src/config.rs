@@ -84,13 +84,18 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            audit: AuditConfig,
-        }
-        Only::parse_from(["modelgate"]).audit
+        from_env_and_defaults()
     }
+}
+
+/// A group of flags filled from environment variables and defaults alone (no command line).
+pub fn from_env_and_defaults<T: Args>() -> T {
+    #[derive(Parser)]
+    struct Only<T: Args> {
+        #[command(flatten)]
+        inner: T,
+    }
+    Only::<T>::parse_from(["modelgate"]).inner
 }
 
 impl AuditConfig {

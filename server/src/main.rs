@@ -13,7 +13,7 @@ use server::audit::AuditActor;
 use server::audit::offline::verify_file;
 use server::audit::signing::parse_public_key;
 use server::clock::Clock;
-use server::config::{AuditConfig, Config};
+use server::config::{AuditConfig, Config, from_env_and_defaults};
 use server::db::Db;
 use server::identity::AuthSettings;
 use server::store::Store;
@@ -139,7 +139,7 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> anyhow::Resu
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or_else(|| Command::Serve(serve_config_from_env()));
+    let command = cli.command.unwrap_or_else(|| Command::Serve(from_env_and_defaults()));
     match command {
         Command::Serve(config) => {
             telemetry::init(&config.log, config.log_format);
@@ -185,14 +185,4 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Verify { file, public_keys }) => return verify_export(&file, &public_keys),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The serve configuration from environment variables and defaults alone.
-fn serve_config_from_env() -> Config {
-    #[derive(Parser)]
-    struct Only {
-        #[command(flatten)]
-        config: Config,
-    }
-    Only::parse_from(["modelgate"]).config
 }

@@ -432,6 +432,9 @@ async fn search_filters_and_pages_with_a_cursor(backend: Backend) {
     assert_eq!(count(&page("action=model.create").await), 2);
     assert_eq!(count(&page("environment=staging").await), 1);
     assert_eq!(count(&page("q=NEEDLE").await), 1);
+    assert_eq!(count(&page("q=haystack%20needle").await), 1, "every word must match");
+    assert_eq!(count(&page("q=needle%20absent").await), 0);
+    assert_eq!(count(&page("q=alpha&action=version.register").await), 3, "words of the target");
     assert_eq!(count(&page("actor=tester&model=beta").await), 4);
     assert_eq!(count(&page("actor=nobody").await), 0);
     assert_eq!(count(&page("from=2026-01-02&model=beta").await), 4);
@@ -452,6 +455,15 @@ async fn search_filters_and_pages_with_a_cursor(backend: Backend) {
     let one = json(app.get(&format!("/api/v1/audit/{}", seen[0])).await, 200).await;
     assert_eq!(one["seq"], seen[0]);
     expect_error(app.get("/api/v1/audit?from=yesterday").await, 422, Some("from")).await;
+    expect_error(app.get("/api/v1/audit?q=-").await, 422, Some("q")).await;
+
+    // Entry times never go backwards, even when a writer's clock does.
+    let newest = json(app.get("/api/v1/audit?limit=1").await, 200).await["entries"][0]["at"].clone();
+    app.clock.advance(-3_600_000);
+    seed_model(&app, "gamma", 0).await;
+    let after = json(app.get("/api/v1/audit?limit=1").await, 200).await["entries"][0]["at"].clone();
+    assert!(after.as_str() >= newest.as_str(), "{after} after {newest}");
+    assert_eq!(count(&page("from=2026-01-02&model=gamma").await), 1);
     expect_error(app.get("/api/v1/audit?limit=1000").await, 422, Some("limit")).await;
     expect_error(app.get("/api/v1/audit/abc").await, 422, Some("seq")).await;
     expect_error(app.get("/api/v1/audit/999999").await, 404, None).await;

@@ -21,14 +21,20 @@ async fn sign_in(browser: &Browser, username: &str, password: &str) {
     form.find(Locator::Css("button[type=\"submit\"]")).await.unwrap().click().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
+/// The console with the demo data set (every demo user's password is [`DEMO_PASSWORD`]) and a
+/// fresh browser.
+async fn demo_console() -> (TestApp, Browser) {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.demo = true;
         c.demo_password = Some(DEMO_PASSWORD.into());
     })
     .await;
-    let browser = Browser::start().await;
+    (app, Browser::start().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
+    let (app, browser) = demo_console().await;
     let c = &browser.client;
 
     // Anonymous visitors land on the sign-in page; a wrong password is refused there.
@@ -255,12 +261,7 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.demo = true;
-        c.demo_password = Some(DEMO_PASSWORD.into());
-    })
-    .await;
-    let browser = Browser::start().await;
+    let (app, browser) = demo_console().await;
     let c = &browser.client;
     c.goto(&app.url("/sign-in")).await.unwrap();
     browser.wait_hydrated().await;
@@ -271,6 +272,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     c.goto(&app.url("/models/fraud-detector")).await.unwrap();
     let trail = browser.wait_for("#audit-trail").await.text().await.unwrap();
     assert!(trail.contains("deployment.deploy"), "{trail}");
+    browser.screenshot("model-audit-trail").await;
 
     // The audit log, filtered to deploys of one model.
     browser.wait_for(".topnav").await.find(Locator::LinkText("Audit")).await.unwrap().click().await.unwrap();

@@ -215,12 +215,13 @@ pub async fn append(
     by: AuditActor,
     change: Change,
 ) -> Result<AuditEntry, ApiError> {
-    let (seq, prev_hash): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    let (seq, prev_hash, last_at): (i64, String, i64) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash, at")
             .fetch_one(&mut *conn)
             .await
             .map_err(db_error)?;
-    let now = log.clock.now_ms();
+    // Never before the previous entry, even if this process's clock is behind another's.
+    let now = log.clock.now_ms().max(last_at);
     let Target { path, model, version, environment } = change.target;
     let mut entry = AuditEntry {
         seq,
@@ -242,13 +243,30 @@ pub async fn append(
         hash: String::new(),
     };
     entry.hash = entry_hash(&entry);
+    insert_entry(conn, &entry, now).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1, at = $2 WHERE id = 1")
+        .bind(&entry.hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    if seq % log.checkpoint_every == 0 {
+        insert_checkpoint(conn, &log.signer.sign(seq, &entry.hash, &entry.at), &log.signer).await?;
+    }
+    Ok(entry)
+}
+
+/// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
+/// time (`entry.at`) in milliseconds.
+/// Only [`append`] (and the benchmark's bulk loader) call this.
+pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i64) -> Result<(), ApiError> {
     sqlx::query(
         "INSERT INTO audit_entries (seq, at, actor, actor_user, actor_token, action, target, model, version, \
          environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
-    .bind(seq)
-    .bind(now)
+    .bind(entry.seq)
+    .bind(at_ms)
     .bind(&entry.actor)
     .bind(&entry.actor_user)
     .bind(&entry.actor_token)
@@ -267,15 +285,17 @@ pub async fn append(
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&entry.hash)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    if seq % log.checkpoint_every == 0 {
-        insert_checkpoint(conn, &log.signer.sign(seq, &entry.hash, &entry.at), &log.signer).await?;
+    let terms: Vec<String> = search::entry_terms(entry).into_iter().collect();
+    if !terms.is_empty() {
+        let rows: Vec<String> = (0..terms.len()).map(|i| format!("(${}, $1)", i + 2)).collect();
+        let sql = format!("INSERT INTO audit_terms (term, seq) VALUES {}", rows.join(", "));
+        let mut insert = sqlx::query(&sql).bind(entry.seq);
+        for t in &terms {
+            insert = insert.bind(t);
+        }
+        insert.execute(conn).await.map_err(db_error)?;
     }
-    Ok(entry)
+    Ok(())
 }
 
 /// Stores a signed checkpoint (once per sequence number).

@@ -1,6 +1,7 @@
 //! Reading the audit log back: filtered search with a cursor, single entries, streamed export,
 //! the integrity status, and the online verification that walks the whole chain.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use app::backend::AuditTrail;
@@ -9,6 +10,7 @@ use app::domain::*;
 use app::error::ApiError;
 use async_trait::async_trait;
 use futures::{Stream, StreamExt, TryStreamExt};
+use serde_json::Value;
 use sqlx::AnyConnection;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
@@ -17,7 +19,7 @@ use super::chain::{ChainVerifier, entry_hash, entry_time};
 use super::insert_checkpoint;
 use super::signing::{parse_public_key, verify_checkpoint};
 use crate::db::db_error;
-use crate::store::{Store, like_pattern};
+use crate::store::Store;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
@@ -93,23 +95,76 @@ fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
     Err(ApiError::invalid(field, format!("{text:?} is not a time; use RFC 3339 (2026-01-31T12:00:00Z) or 2026-01-31")))
 }
 
-/// The WHERE clause (beyond the cursor) and its text binds for a query's filters.
+/// At most this many distinct words of an entry are indexed for free-text search.
+const MAX_TERMS: usize = 200;
+
+/// The words of a text as search terms: lowercase runs of letters and digits, 2 to 64 bytes long.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2 && w.len() <= 64)
+        .map(str::to_lowercase)
+}
+
+fn strings_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
+        _ => {}
+    }
+}
+
+/// The words free-text search finds an entry by: in its target, actor, action, reason and the
+/// text values of its before and after states.
+pub(crate) fn entry_terms(e: &AuditEntry) -> BTreeSet<String> {
+    let mut texts = vec![e.target.as_str(), e.actor.as_str(), e.action.as_str()];
+    texts.extend(e.reason.as_deref());
+    for state in [&e.before, &e.after].into_iter().flatten() {
+        strings_in(state, &mut texts);
+    }
+    let mut terms = BTreeSet::new();
+    for word in texts.into_iter().flat_map(words) {
+        if terms.len() == MAX_TERMS {
+            break;
+        }
+        terms.insert(word);
+    }
+    terms
+}
+
+/// The first entry at or after `ms` (entry times never go backwards, so this bounds a time range).
+async fn first_seq_at(conn: &mut AnyConnection, ms: i64) -> Result<Option<i64>, ApiError> {
+    sqlx::query_scalar("SELECT seq FROM audit_entries WHERE at >= $1 ORDER BY at, seq LIMIT 1")
+        .bind(ms)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// The WHERE clause (beyond the cursor) and its binds for a query's filters, and the table the
+/// rows come from: free text is driven by the search-term index.
 #[derive(Clone)]
 struct Filter {
+    from: String,
     sql: String,
     texts: Vec<String>,
     numbers: Vec<i64>,
 }
 
 impl Filter {
-    fn from_query(query: &AuditQuery) -> Result<Self, ApiError> {
-        let mut f = Filter { sql: String::new(), texts: Vec::new(), numbers: Vec::new() };
+    async fn from_query(query: &AuditQuery, conn: &mut AnyConnection) -> Result<Self, ApiError> {
+        let mut f = Filter { from: "audit_entries".into(), sql: String::new(), texts: Vec::new(), numbers: Vec::new() };
         let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        // A time range is the range of sequence numbers between its first entries: a walk of the
+        // primary key, whatever else is filtered.
         if let Some(from) = nonempty(&query.from) {
-            f.number("at >=", parse_time("from", &from)?);
+            let first = first_seq_at(conn, parse_time("from", &from)?).await?;
+            f.number("seq >=", first.unwrap_or(i64::MAX));
         }
         if let Some(to) = nonempty(&query.to) {
-            f.number("at <", parse_time("to", &to)?);
+            if let Some(end) = first_seq_at(conn, parse_time("to", &to)?).await? {
+                f.number("seq <", end);
+            }
         }
         for (field, column, value) in [
             ("actor", "actor_user", nonempty(&query.actor)),
@@ -127,12 +182,21 @@ impl Filter {
         }
         if let Some(q) = nonempty(&query.q) {
             validate::text("q", &q, 200)?;
-            f.text(
-                "LOWER(target || ' ' || actor || ' ' || action || ' ' || COALESCE(reason, '') || ' ' || \
-                 COALESCE(before_state, '') || ' ' || COALESCE(after_state, '')) LIKE",
-                like_pattern(&q),
-            );
-            f.sql.push_str(" ESCAPE '\\'");
+            let mut terms: Vec<String> = words(&q).collect::<BTreeSet<_>>().into_iter().collect();
+            // The longest word is likely the rarest: it drives, the others are checked per row.
+            terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
+            let Some((driver, others)) = terms.split_first() else {
+                return Err(ApiError::invalid("q", "search for at least one word of two or more letters or digits"));
+            };
+            f.from = "audit_terms JOIN audit_entries USING (seq)".into();
+            f.text("term =", driver.clone());
+            for term in others {
+                f.text(
+                    "EXISTS (SELECT 1 FROM audit_terms other WHERE other.seq = audit_entries.seq AND other.term =",
+                    term.clone(),
+                );
+                f.sql.push(')');
+            }
         }
         Ok(f)
     }
@@ -154,7 +218,7 @@ impl Filter {
     /// The final SQL with `$T`/`$N` markers numbered as real placeholders (texts first), and
     /// `extra` more placeholders after them.
     fn render(&self, template: &str) -> String {
-        let mut sql = template.replace("{filter}", &self.sql);
+        let mut sql = template.replace("{from}", &self.from).replace("{filter}", &self.sql);
         for i in (0..self.numbers.len()).rev() {
             sql = sql.replace(&format!("$N{i}"), &format!("${}", self.texts.len() + i + 1));
         }
@@ -179,15 +243,14 @@ impl Filter {
 
 impl Store {
     /// Entries matching `query` in ascending order, fetched in chunks (for export).
-    pub fn audit_export(
+    pub async fn audit_export(
         &self,
         query: AuditQuery,
     ) -> Result<impl Stream<Item = Result<AuditEntry, ApiError>> + use<>, ApiError> {
-        let filter = Filter::from_query(&query)?;
+        let filter = Filter::from_query(&query, &mut *self.conn().await?).await?;
         let n = filter.placeholder();
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq > ${n} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}"
-        );
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq > ${n} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}");
         let store = self.clone();
         let chunks = futures::stream::try_unfold((0_i64, false), move |(after, done)| {
             let (store, sql, filter) = (store.clone(), sql.clone(), filter.clone());
@@ -207,30 +270,21 @@ impl Store {
 
     /// Signed checkpoints with sequence numbers in `from..=to`, ascending.
     pub async fn checkpoints_between(&self, from: i64, to: i64) -> Result<Vec<Checkpoint>, ApiError> {
-        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
-            "SELECT seq, hash, signed_at, key_id, signature FROM audit_checkpoints \
-             WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, hash, signed_at, key_id, signature)| Checkpoint { seq, hash, signed_at, key_id, signature })
-            .collect())
+        self.checkpoints("WHERE seq >= $1 AND seq <= $2 ORDER BY seq", &[from, to]).await
     }
 
     /// The most recent checkpoints, newest first.
     pub async fn recent_checkpoints(&self, limit: u32) -> Result<Vec<Checkpoint>, ApiError> {
-        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
-            "SELECT seq, hash, signed_at, key_id, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        self.checkpoints("ORDER BY seq DESC LIMIT $1", &[i64::from(limit)]).await
+    }
+
+    async fn checkpoints(&self, clauses: &str, binds: &[i64]) -> Result<Vec<Checkpoint>, ApiError> {
+        let sql = format!("SELECT seq, hash, signed_at, key_id, signature FROM audit_checkpoints {clauses}");
+        let mut query = sqlx::query_as::<_, (i64, String, String, String, String)>(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(self.db.pool()).await.map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|(seq, hash, signed_at, key_id, signature)| Checkpoint { seq, hash, signed_at, key_id, signature })
@@ -316,7 +370,7 @@ impl Store {
         }
         if verifier.problem.is_none() {
             verifier = ChainVerifier::new(true, &signed);
-            let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default())?);
+            let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default()).await?);
             while let Some(entry) = entries.next().await {
                 let entry = entry?;
                 if entry.seq > head {
@@ -363,14 +417,15 @@ impl AuditTrail for Store {
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}")));
         }
-        let filter = Filter::from_query(&query)?;
+        let mut conn = self.conn().await?;
+        let filter = Filter::from_query(&query, &mut conn).await?;
         let n = filter.placeholder();
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq < ${n} {{filter}} ORDER BY seq DESC LIMIT ${}",
+            "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq < ${n} {{filter}} ORDER BY seq DESC LIMIT ${}",
             n + 1
         );
         let before = query.before.unwrap_or(i64::MAX);
-        let mut rows = filter.fetch(&mut *self.conn().await?, &sql, &[before, i64::from(limit) + 1]).await?;
+        let mut rows = filter.fetch(&mut conn, &sql, &[before, i64::from(limit) + 1]).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_before = more.then(|| rows.last().map(|r| r.seq)).flatten();
@@ -418,9 +473,39 @@ mod tests {
 
     #[test]
     fn filters_number_their_placeholders_texts_first() {
-        let q = AuditQuery { actor: Some("alice".into()), version: Some(3), ..Default::default() };
-        let f = Filter::from_query(&q).unwrap();
-        let sql = f.render("WHERE seq < $3 {filter}");
-        assert_eq!(sql, "WHERE seq < $3  AND actor_user = $1 AND version = $2");
+        let mut f = Filter { from: "audit_entries".into(), sql: String::new(), texts: Vec::new(), numbers: Vec::new() };
+        f.text("actor_user =", "alice".into());
+        f.number("version =", 3);
+        let sql = f.render("FROM {from} WHERE seq < $3 {filter}");
+        assert_eq!(sql, "FROM audit_entries WHERE seq < $3  AND actor_user = $1 AND version = $2");
+    }
+
+    #[test]
+    fn entries_are_found_by_the_words_of_their_target_reason_and_states() {
+        let entry = AuditEntry {
+            seq: 1,
+            at: String::new(),
+            actor: "alice (token ci)".into(),
+            actor_user: Some("alice".into()),
+            actor_token: Some("ci".into()),
+            action: "version.quarantine".into(),
+            target: "models/fraud-detector/versions/3".into(),
+            model: Some("fraud-detector".into()),
+            version: Some(3),
+            environment: None,
+            before: Some(serde_json::json!({ "tags": ["Gradient-Boosted"], "n": 5 })),
+            after: None,
+            reason: Some("Label leakage, see OPS-1234".into()),
+            request_id: None,
+            client_addr: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let terms = entry_terms(&entry);
+        for word in ["fraud", "detector", "quarantine", "leakage", "ops", "1234", "gradient", "boosted", "alice", "ci"]
+        {
+            assert!(terms.contains(word), "{word}: {terms:?}");
+        }
+        assert!(!terms.contains("3") && !terms.contains("5"), "one-character words are not indexed");
     }
 }

@@ -96,7 +96,7 @@ async fn export(
         "contiguous": query.is_contiguous(),
         "filters": query,
     });
-    let entries = s.store.audit_export(query)?;
+    let entries = s.store.audit_export(query).await?;
     let range: Arc<Mutex<Option<(i64, i64, String)>>> = Arc::default();
     let seen = range.clone();
     let mut csv_header = matches!(format, ExportFormat::Csv);

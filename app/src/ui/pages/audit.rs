@@ -161,7 +161,7 @@ fn EntriesTable(entries: Vec<AuditEntry>) -> impl IntoView {
                             <td class="nowrap">{format::time(&e.at)}</td>
                             <td class="nowrap">{e.actor.clone()}</td>
                             <td><span class=action_class(&e.action)>{e.action.clone()}</span></td>
-                            <td>{target}</td>
+                            <td class="nowrap">{target}</td>
                             <td class="muted">{e.reason.clone().unwrap_or_default()}</td>
                         </tr>
                     }
