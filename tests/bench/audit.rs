@@ -282,7 +282,7 @@ fn tempdir() -> std::path::PathBuf {
 
 #[tokio::main]
 async fn main() {
-    append_overhead(flag("--writes", 2000)).await;
+    append_overhead(flag("--writes", 5000)).await;
     println!();
     offline_verify(flag("--verify-entries", 300_000));
     println!();

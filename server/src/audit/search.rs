@@ -149,22 +149,34 @@ struct Filter {
     sql: String,
     texts: Vec<String>,
     numbers: Vec<i64>,
+    /// The sequence numbers a time range covers, `first..end` (one range the scan walks, rather
+    /// than bounds the database might not combine with the cursor).
+    first: i64,
+    end: i64,
 }
 
 impl Filter {
+    fn new() -> Self {
+        Filter {
+            from: "audit_entries".into(),
+            sql: String::new(),
+            texts: Vec::new(),
+            numbers: Vec::new(),
+            first: 0,
+            end: i64::MAX,
+        }
+    }
+
     async fn from_query(query: &AuditQuery, conn: &mut AnyConnection) -> Result<Self, ApiError> {
-        let mut f = Filter { from: "audit_entries".into(), sql: String::new(), texts: Vec::new(), numbers: Vec::new() };
+        let mut f = Filter::new();
         let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         // A time range is the range of sequence numbers between its first entries: a walk of the
         // primary key, whatever else is filtered.
         if let Some(from) = nonempty(&query.from) {
-            let first = first_seq_at(conn, parse_time("from", &from)?).await?;
-            f.number("seq >=", first.unwrap_or(i64::MAX));
+            f.first = first_seq_at(conn, parse_time("from", &from)?).await?.unwrap_or(i64::MAX);
         }
         if let Some(to) = nonempty(&query.to) {
-            if let Some(end) = first_seq_at(conn, parse_time("to", &to)?).await? {
-                f.number("seq <", end);
-            }
+            f.end = first_seq_at(conn, parse_time("to", &to)?).await?.unwrap_or(i64::MAX);
         }
         for (field, column, value) in [
             ("actor", "actor_user", nonempty(&query.actor)),
@@ -249,16 +261,18 @@ impl Store {
     ) -> Result<impl Stream<Item = Result<AuditEntry, ApiError>> + use<>, ApiError> {
         let filter = Filter::from_query(&query, &mut *self.conn().await?).await?;
         let n = filter.placeholder();
-        let sql =
-            format!("SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq > ${n} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}");
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq > ${n} AND seq < ${} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}",
+            n + 1
+        );
         let store = self.clone();
-        let chunks = futures::stream::try_unfold((0_i64, false), move |(after, done)| {
+        let chunks = futures::stream::try_unfold((filter.first - 1, false), move |(after, done)| {
             let (store, sql, filter) = (store.clone(), sql.clone(), filter.clone());
             async move {
                 if done {
                     return Ok(None);
                 }
-                let rows = filter.fetch(&mut *store.conn().await?, &sql, &[after]).await?;
+                let rows = filter.fetch(&mut *store.conn().await?, &sql, &[after, filter.end]).await?;
                 let last = rows.last().map_or(after, |r| r.seq);
                 let finished = (rows.len() as i64) < CHUNK;
                 let entries: Vec<Result<AuditEntry, ApiError>> = rows.into_iter().map(|r| Ok(r.into_entry())).collect();
@@ -421,11 +435,12 @@ impl AuditTrail for Store {
         let filter = Filter::from_query(&query, &mut conn).await?;
         let n = filter.placeholder();
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq < ${n} {{filter}} ORDER BY seq DESC LIMIT ${}",
-            n + 1
+            "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq < ${n} AND seq >= ${} {{filter}} ORDER BY seq DESC LIMIT ${}",
+            n + 1,
+            n + 2
         );
-        let before = query.before.unwrap_or(i64::MAX);
-        let mut rows = filter.fetch(&mut conn, &sql, &[before, i64::from(limit) + 1]).await?;
+        let before = query.before.unwrap_or(i64::MAX).min(filter.end);
+        let mut rows = filter.fetch(&mut conn, &sql, &[before, filter.first, i64::from(limit) + 1]).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_before = more.then(|| rows.last().map(|r| r.seq)).flatten();
@@ -473,7 +488,7 @@ mod tests {
 
     #[test]
     fn filters_number_their_placeholders_texts_first() {
-        let mut f = Filter { from: "audit_entries".into(), sql: String::new(), texts: Vec::new(), numbers: Vec::new() };
+        let mut f = Filter::new();
         f.text("actor_user =", "alice".into());
         f.number("version =", 3);
         let sql = f.render("FROM {from} WHERE seq < $3 {filter}");
