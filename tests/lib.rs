@@ -136,7 +136,7 @@ impl TestApp {
         config.site_root = site_root().display().to_string();
         config.audit.key = Some(TEST_AUDIT_KEY.into());
         configure(&mut config);
-        server::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()), config.log_format);
+        server::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()), config.log_format);
         let clock = Clock::manual(TEST_EPOCH_MS);
         let app = Application::build(&config, clock.clone()).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());

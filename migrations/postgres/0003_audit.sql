@@ -25,7 +25,6 @@ CREATE INDEX audit_entries_at_idx ON audit_entries (at, seq);
 CREATE INDEX audit_entries_actor_idx ON audit_entries (actor_user, seq);
 CREATE INDEX audit_entries_action_idx ON audit_entries (action, seq);
 CREATE INDEX audit_entries_model_idx ON audit_entries (model, seq);
-CREATE INDEX audit_entries_version_idx ON audit_entries (model, version, seq);
 CREATE INDEX audit_entries_environment_idx ON audit_entries (environment, seq);
 
 -- The last entry's number, hash and time: entry times never go backwards, so a time range is a

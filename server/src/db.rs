@@ -93,8 +93,7 @@ impl Db {
                     if dialect == Dialect::Sqlite {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                             PRAGMA wal_autocheckpoint = 0;",
+                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
                         )
                         .await?;
                     }
@@ -104,9 +103,6 @@ impl Db {
             .connect(&url)
             .await?;
         let writer = (dialect == Dialect::Sqlite).then(|| Arc::new(Mutex::new(())));
-        if dialect == Dialect::Sqlite {
-            spawn_wal_checkpoints(pool.clone());
-        }
         Ok(Self { pool, dialect, writer })
     }
 
@@ -143,24 +139,6 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Copies the SQLite write-ahead log back into the database file in the background, once a
-/// second, instead of inside whichever commit crosses the size threshold (which would stall that
-/// write). Ends when the pool is closed.
-fn spawn_wal_checkpoints(pool: AnyPool) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            ticks.tick().await;
-            if pool.is_closed() {
-                return;
-            }
-            if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
-            }
-        }
-    });
 }
 
 /// Makes sure the folder of a SQLite file exists and that the file is created on first use.
