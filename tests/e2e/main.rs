@@ -334,6 +334,16 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     assert_eq!(report.entries as usize, rows.len(), "the export holds what the screen lists: {report}");
     let _ = std::fs::remove_file(file);
 
+    // Clicked, the export downloads through the page and reports its progress.
+    browser.wait_for("#export-jsonl").await.click().await.unwrap();
+    let lines = text.lines().count();
+    browser
+        .eventually("the export reports what arrived", || async {
+            let shown = c.find(Locator::Css("#export-progress")).await.ok()?.text().await.ok()?;
+            shown.starts_with(&format!("Exported {lines} lines")).then_some(())
+        })
+        .await;
+
     // Verify now: the integrity panel reports the chain intact and a fresh signed checkpoint.
     browser.wait_for("#verify-now button").await.click().await.unwrap();
     browser

@@ -29,6 +29,11 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// `1234` → `1.2 KB`, `5_600_000` → `5.6 MB`.
+pub fn bytes(n: usize) -> String {
+    if n < 1_000_000 { format!("{:.1} KB", n as f64 / 1e3) } else { format!("{:.1} MB", n as f64 / 1e6) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +44,7 @@ mod tests {
         assert_eq!(short_digest(&format!("sha256:{}", "a1".repeat(32))), "a1a1a1a1a1a1");
         assert_eq!(version(Some(3)), "v3");
         assert_eq!(version(None), "—");
+        assert_eq!(bytes(1234), "1.2 KB");
+        assert_eq!(bytes(5_600_000), "5.6 MB");
     }
 }

@@ -34,6 +34,7 @@ pub fn AuditPage() -> impl IntoView {
             .collect::<String>()
     };
     let value = move |key: &'static str| move || param(key).unwrap_or_default();
+    let export_progress = RwSignal::new(None::<String>);
     view! {
         <Title text="Audit log"/>
         <div class="page-head">
@@ -42,8 +43,9 @@ pub fn AuditPage() -> impl IntoView {
                 <p class="muted">"Every change, hash-chained and signed. Entries cannot be edited or deleted."</p>
             </div>
             <div class="export-links">
-                <a class="button" download="" href=move || format!("/api/v1/audit/export?format=jsonl{}", filter_string()) id="export-jsonl">"Export JSONL"</a>
-                <a class="button secondary" download="" href=move || format!("/api/v1/audit/export?format=csv{}", filter_string()) id="export-csv">"Export CSV"</a>
+                <ExportProgress progress=export_progress/>
+                <a class="button" download="" href=move || format!("/api/v1/audit/export?format=jsonl{}", filter_string()) id="export-jsonl" on:click=export_with_progress(export_progress)>"Export JSONL"</a>
+                <a class="button secondary" download="" href=move || format!("/api/v1/audit/export?format=csv{}", filter_string()) id="export-csv" on:click=export_with_progress(export_progress)>"Export CSV"</a>
             </div>
         </div>
         <form class="panel filters" method="get" action="/audit" id="audit-filters">
@@ -90,6 +92,94 @@ pub fn AuditPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// How far a running export has got, next to the export buttons.
+#[component]
+fn ExportProgress(progress: RwSignal<Option<String>>) -> impl IntoView {
+    move || {
+        progress
+            .get()
+            .map(|text| view! { <span class="export-progress muted" role="status" id="export-progress">{text}</span> })
+    }
+}
+
+/// Once hydrated, an export link downloads through the page so it can count what has arrived;
+/// before that (or without WASM) the link downloads natively.
+fn export_with_progress(progress: RwSignal<Option<String>>) -> impl Fn(leptos::ev::MouseEvent) + Clone {
+    move |ev| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let href =
+                ev.current_target().and_then(|t| t.dyn_into::<web_sys::HtmlAnchorElement>().ok()).map(|a| a.href());
+            if let Some(href) = href {
+                ev.prevent_default();
+                leptos::task::spawn_local(streamed_download(href, progress));
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (ev, progress);
+    }
+}
+
+/// Fetches `href`, reporting lines and bytes received as they stream in, then saves the file.
+#[cfg(feature = "hydrate")]
+async fn streamed_download(href: String, progress: RwSignal<Option<String>>) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let report = |lines: usize, bytes: usize, done: bool| {
+        let verb = if done { "Exported" } else { "Exporting…" };
+        progress.set(Some(format!("{verb} {lines} lines ({})", format::bytes(bytes))));
+    };
+    let outcome: Result<(), String> = async {
+        let fail = |what: &str| format!("Export failed: {what}");
+        let window = web_sys::window().ok_or_else(|| fail("no window"))?;
+        let response: web_sys::Response =
+            JsFuture::from(window.fetch_with_str(&href)).await.map_err(|_| fail("network error"))?.unchecked_into();
+        if !response.ok() {
+            return Err(fail(&format!("HTTP {}", response.status())));
+        }
+        let name = response
+            .headers()
+            .get("content-disposition")
+            .ok()
+            .flatten()
+            .and_then(|d| d.split("filename=\"").nth(1).map(|n| n.trim_end_matches('"').to_string()))
+            .unwrap_or_else(|| "modelgate-audit".into());
+        let body = response.body().ok_or_else(|| fail("empty response"))?;
+        let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let parts = js_sys::Array::new();
+        let (mut lines, mut bytes) = (0, 0);
+        report(0, 0, false);
+        loop {
+            let chunk = JsFuture::from(reader.read()).await.map_err(|_| fail("interrupted"))?;
+            let done = js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
+            if done {
+                break;
+            }
+            let value: js_sys::Uint8Array =
+                js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| fail("bad chunk"))?.unchecked_into();
+            bytes += value.length() as usize;
+            lines += value.to_vec().iter().filter(|b| **b == b'\n').count();
+            parts.push(&value);
+            report(lines, bytes, false);
+        }
+        let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(|_| fail("cannot assemble"))?;
+        let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| fail("cannot save"))?;
+        let link: web_sys::HtmlAnchorElement =
+            document().create_element("a").map_err(|_| fail("cannot save"))?.unchecked_into();
+        link.set_href(&url);
+        link.set_download(&name);
+        link.click();
+        let _ = web_sys::Url::revoke_object_url(&url);
+        report(lines, bytes, true);
+        Ok(())
+    }
+    .await;
+    if let Err(message) = outcome {
+        progress.set(Some(message));
     }
 }
 
