@@ -29,7 +29,8 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// `1234` → `1.2 KB`, `5_600_000` → `5.6 MB`.
+/// `1234` → `1.2 KB`, `5_600_000` → `5.6 MB` (the browser's export progress).
+#[cfg(any(feature = "hydrate", test))]
 pub fn bytes(n: usize) -> String {
     if n < 1_000_000 { format!("{:.1} KB", n as f64 / 1e3) } else { format!("{:.1} MB", n as f64 / 1e6) }
 }

@@ -254,12 +254,15 @@ impl Filter {
 }
 
 impl Store {
-    /// Entries matching `query` in ascending order, fetched in chunks (for export).
+    /// Entries matching `query` up to sequence number `last`, in ascending order, fetched in chunks
+    /// (for export and verification).
     pub async fn audit_export(
         &self,
         query: AuditQuery,
+        last: i64,
     ) -> Result<impl Stream<Item = Result<AuditEntry, ApiError>> + use<>, ApiError> {
-        let filter = Filter::from_query(&query, &mut *self.conn().await?).await?;
+        let mut filter = Filter::from_query(&query, &mut *self.conn().await?).await?;
+        filter.end = filter.end.min(last.saturating_add(1));
         let n = filter.placeholder();
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq > ${n} AND seq < ${} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}",
@@ -384,7 +387,7 @@ impl Store {
         }
         if verifier.problem.is_none() {
             verifier = ChainVerifier::new(true, &signed);
-            let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default()).await?);
+            let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default(), head).await?);
             while let Some(entry) = entries.next().await {
                 let entry = entry?;
                 if entry.seq > head {

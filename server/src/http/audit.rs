@@ -96,8 +96,18 @@ async fn export(
         "contiguous": query.is_contiguous(),
         "filters": query,
     });
-    let entries = s.store.audit_export(query).await?;
-    let range: Arc<Mutex<Option<(i64, i64, String)>>> = Arc::default();
+    // Sign the checkpoint that ends the export before streaming, so the response body only reads
+    // (a client that hangs up mid-download then leaves no write half done).
+    let newest = s.store.search_audit(&caller, AuditQuery { limit: Some(1), before: None, ..query.clone() }).await?;
+    let last = match newest.entries.first() {
+        Some(e) => {
+            s.store.checkpoint_at(e.seq, &e.hash).await?;
+            e.seq
+        }
+        None => 0,
+    };
+    let entries = s.store.audit_export(query, last).await?;
+    let range: Arc<Mutex<Option<(i64, i64)>>> = Arc::default();
     let seen = range.clone();
     let mut csv_header = matches!(format, ExportFormat::Csv);
     let head = futures::stream::iter([match format {
@@ -106,8 +116,8 @@ async fn export(
     }]);
     let body = entries.map_ok(move |e| {
         if let Ok(mut r) = seen.lock() {
-            let first = r.as_ref().map_or(e.seq, |(first, _, _)| *first);
-            *r = Some((first, e.seq, e.hash.clone()));
+            let first = r.as_ref().map_or(e.seq, |(first, _)| *first);
+            *r = Some((first, e.seq));
         }
         let mut out = Vec::new();
         if std::mem::take(&mut csv_header) {
@@ -137,16 +147,15 @@ async fn export(
         .into_response())
 }
 
-/// The checkpoints of `first..=last`, after making sure one is signed at `last`.
+/// The checkpoints of `first..=last` (one is signed at `last` before the export starts).
 async fn covering_checkpoints(
     store: &Store,
-    range: Option<(i64, i64, String)>,
+    range: Option<(i64, i64)>,
     format: ExportFormat,
 ) -> Result<Bytes, ApiError> {
-    let Some((first, last, hash)) = range else {
+    let Some((first, last)) = range else {
         return Ok(Bytes::new());
     };
-    store.checkpoint_at(last, &hash).await?;
     let mut out = Vec::new();
     for c in store.checkpoints_between(first, last).await? {
         match format {
