@@ -4,35 +4,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Every kind of state change the audit log records; the string form is what entries store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
-    #[serde(rename = "model.create")]
     ModelCreate,
-    #[serde(rename = "version.register")]
     VersionRegister,
-    #[serde(rename = "version.update")]
     VersionUpdate,
-    #[serde(rename = "version.quarantine")]
     VersionQuarantine,
-    #[serde(rename = "version.release")]
     VersionRelease,
-    #[serde(rename = "environment.create")]
     EnvironmentCreate,
-    #[serde(rename = "deployment.deploy")]
     Deploy,
-    #[serde(rename = "user.create")]
     UserCreate,
-    #[serde(rename = "user.update")]
     UserUpdate,
-    #[serde(rename = "token.create")]
     TokenCreate,
-    #[serde(rename = "token.revoke")]
     TokenRevoke,
-    #[serde(rename = "session.sign_in")]
     SignIn,
-    #[serde(rename = "session.sign_in_failed")]
     SignInFailed,
-    #[serde(rename = "session.sign_out")]
     SignOut,
 }
 
@@ -71,10 +57,6 @@ impl AuditAction {
             AuditAction::SignInFailed => "session.sign_in_failed",
             AuditAction::SignOut => "session.sign_out",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 
