@@ -196,6 +196,11 @@ impl TestApp {
             .expect("http client")
     }
 
+    /// The sequence number at the head of the audit chain.
+    pub async fn audit_head(&self) -> i64 {
+        json(self.get("/api/v1/audit/status").await, 200).await["head_seq"].as_i64().unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

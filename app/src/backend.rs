@@ -60,6 +60,47 @@ pub trait Deployments: Send + Sync {
     ) -> Result<Page<DeploymentEvent>, ApiError>;
 }
 
+/// Metric points, their series, guardrails and the health they yield.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// Stores a batch (all or nothing) and re-evaluates the version's health where it may have changed.
+    async fn ingest_metrics(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        batch: MetricBatch,
+    ) -> Result<IngestReport, ApiError>;
+    /// Every series of a version, by key.
+    async fn list_metrics(&self, caller: &Caller, model: &str, number: i64) -> Result<Vec<SeriesSummary>, ApiError>;
+    /// One key's series, downsampled to at most `max_points` each.
+    async fn metric_series(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        key: &str,
+        query: SeriesQuery,
+    ) -> Result<MetricSeries, ApiError>;
+    async fn list_guardrails(&self, caller: &Caller, model: &str) -> Result<Vec<Guardrail>, ApiError>;
+    async fn create_guardrail(
+        &self,
+        caller: &Caller,
+        model: &str,
+        input: GuardrailInput,
+    ) -> Result<Guardrail, ApiError>;
+    async fn update_guardrail(
+        &self,
+        caller: &Caller,
+        model: &str,
+        id: i64,
+        input: GuardrailInput,
+    ) -> Result<Guardrail, ApiError>;
+    async fn delete_guardrail(&self, caller: &Caller, model: &str, id: i64) -> Result<Guardrail, ApiError>;
+    /// A version's health in every environment that has guardrails, with each rule's evaluation.
+    async fn version_health(&self, caller: &Caller, model: &str, number: i64) -> Result<Vec<HealthReport>, ApiError>;
+}
+
 /// A session opened by signing in: the secret for the cookie, and who it belongs to.
 #[derive(Debug, Clone)]
 pub struct SessionGrant {
@@ -100,9 +141,9 @@ pub trait AuditTrail: Send + Sync {
 }
 
 /// Everything the console needs from the server.
-pub trait Backend: Registry + Deployments + Identity + AuditTrail {}
+pub trait Backend: Registry + Deployments + Metrics + Identity + AuditTrail {}
 
-impl<T: Registry + Deployments + Identity + AuditTrail> Backend for T {}
+impl<T: Registry + Deployments + Metrics + Identity + AuditTrail> Backend for T {}
 
 /// How server functions reach the backend: provided as Leptos context by the server.
 pub type BackendHandle = Arc<dyn Backend>;

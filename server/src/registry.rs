@@ -13,6 +13,7 @@ use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, db_error};
 use crate::deployments::live_versions;
+use crate::metrics::guardrails::{live_health, stored_health};
 use crate::store::{Store, from_json, like_pattern, model_id, to_json};
 
 #[derive(sqlx::FromRow)]
@@ -29,7 +30,7 @@ struct ModelRow {
 }
 
 impl ModelRow {
-    fn into_model(self, live: Vec<LiveVersion>) -> Model {
+    fn into_model(self, live: Vec<LiveVersion>, health: Vec<EnvironmentHealth>) -> Model {
         let count = self.next_version - 1;
         Model {
             name: self.name,
@@ -42,6 +43,7 @@ impl ModelRow {
             created_by: self.created_by,
             updated_at: rfc3339(self.updated_at),
             live,
+            health,
         }
     }
 }
@@ -50,6 +52,7 @@ const MODEL_COLUMNS: &str = "id, name, description, owner_team, tags, next_versi
 
 #[derive(sqlx::FromRow)]
 struct VersionRow {
+    id: i64,
     model: String,
     number: i64,
     artifact_uri: String,
@@ -71,12 +74,12 @@ struct VersionRow {
     quarantined_by: Option<String>,
 }
 
-const VERSION_COLUMNS: &str = "m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
+const VERSION_COLUMNS: &str = "v.id, m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
      v.parameters, v.run_id, v.run_link, v.git_commit, v.dataset_ref, v.dataset_hash, v.parent_version, \
      v.description, v.tags, v.created_at, v.created_by, v.quarantine_reason, v.quarantined_at, v.quarantined_by";
 
 impl VersionRow {
-    fn into_version(self, live_in: Vec<String>) -> Version {
+    fn into_version(self, live_in: Vec<String>, health: Vec<EnvironmentHealth>) -> Version {
         let quarantine = match (self.quarantine_reason, self.quarantined_at, self.quarantined_by) {
             (Some(reason), Some(at), Some(by)) => Some(Quarantine { reason, at: rfc3339(at), by }),
             _ => None,
@@ -102,6 +105,7 @@ impl VersionRow {
             created_by: self.created_by,
             quarantine,
             live_in,
+            health,
         }
     }
 }
@@ -137,7 +141,8 @@ pub(crate) async fn load_version(conn: &mut AnyConnection, model: &str, number: 
     .map_err(db_error)?;
     let row = row.ok_or_else(|| ApiError::not_found(format!("model '{model}' has no version {number}")))?;
     let mut live = live_environments(conn, id).await?;
-    Ok(row.into_version(live.remove(&number).unwrap_or_default()))
+    let health = stored_health(conn, &[(row.id, number)]).await?;
+    Ok(row.into_version(live.remove(&number).unwrap_or_default(), health))
 }
 
 async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiError> {
@@ -149,7 +154,8 @@ async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiEr
         .ok_or_else(|| ApiError::not_found(format!("model '{name}' not found")))?;
     let mut live = live_versions(conn, &[(row.id, row.name.clone())]).await?;
     let live = live.remove(&row.id).unwrap_or_default();
-    Ok(row.into_model(live))
+    let health = live_health(conn, &[row.id]).await?.remove(&row.id).unwrap_or_default();
+    Ok(row.into_model(live, health))
 }
 
 #[async_trait]
@@ -229,11 +235,14 @@ impl Registry for Store {
             rows_query.bind(i64::from(limit)).bind(offset as i64).fetch_all(&mut *conn).await.map_err(db_error)?;
         let keys: Vec<(i64, String)> = rows.iter().map(|r| (r.id, r.name.clone())).collect();
         let mut live = live_versions(&mut conn, &keys).await?;
+        let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
+        let mut health = live_health(&mut conn, &ids).await?;
         let items = rows
             .into_iter()
             .map(|r| {
                 let l = live.remove(&r.id).unwrap_or_default();
-                r.into_model(l)
+                let h = health.remove(&r.id).unwrap_or_default();
+                r.into_model(l, h)
             })
             .collect();
         Ok(Page { items, total, limit, offset })
@@ -313,6 +322,7 @@ impl Registry for Store {
             created_by: caller.actor().name,
             quarantine: None,
             live_in: Vec::new(),
+            health: Vec::new(),
         };
         let change = Change::new(AuditAction::VersionRegister, Target::version(model, number)).after(&version);
         tx.commit(caller, change).await?;
@@ -351,11 +361,14 @@ impl Registry for Store {
         .await
         .map_err(db_error)?;
         let mut live = live_environments(&mut conn, id).await?;
+        let ids: Vec<(i64, i64)> = rows.iter().map(|r| (r.id, r.number)).collect();
+        let mut health = stored_health(&mut conn, &ids).await?;
         let items = rows
             .into_iter()
             .map(|r| {
                 let envs = live.remove(&r.number).unwrap_or_default();
-                r.into_version(envs)
+                let mine = health.extract_if(.., |h| h.version == r.number).collect();
+                r.into_version(envs, mine)
             })
             .collect();
         Ok(Page { items, total, limit, offset })

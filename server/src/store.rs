@@ -10,22 +10,26 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditLog, AuditedTx};
 use crate::clock::Clock;
-use crate::db::{Db, db_error};
+use crate::db::{Db, WriteTx, db_error};
+use crate::events::EventBus;
 use crate::identity::{AuthSettings, TokenCache};
+use crate::metrics::guardrails::HealthChange;
 
-/// The database, the clock every write is stamped with, the sign-in rules and the audit log.
+/// The database, the clock every write is stamped with, the sign-in rules, the audit log and the
+/// bus that tells subscribers what changed.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub db: Db,
     pub clock: Clock,
     pub auth: AuthSettings,
     pub audit: Arc<AuditLog>,
+    pub events: Arc<EventBus>,
     pub(crate) tokens: Arc<TokenCache>,
 }
 
 impl Store {
     pub fn new(db: Db, clock: Clock, auth: AuthSettings, audit: AuditLog) -> Self {
-        Self { db, clock, auth, audit: Arc::new(audit), tokens: Arc::default() }
+        Self { db, clock, auth, audit: Arc::new(audit), events: Arc::default(), tokens: Arc::default() }
     }
 
     /// The same store with another clock (the demo data set is written as if over past months).
@@ -37,6 +41,19 @@ impl Store {
     /// Starts a write whose commit appends its audit entry in the same transaction.
     pub(crate) async fn begin_write(&self) -> Result<AuditedTx<'_>, ApiError> {
         Ok(AuditedTx::new(self.db.begin_write().await?, &self.audit))
+    }
+
+    /// Starts a write of measurements (metric points): data rather than a change of state, so not
+    /// audited. Everything else writes through [`Store::begin_write`].
+    pub(crate) async fn begin_data_write(&self) -> Result<WriteTx, ApiError> {
+        self.db.begin_write().await
+    }
+
+    /// Announces health changes of a model's versions.
+    pub(crate) fn publish_health(&self, model: &str, changes: Vec<HealthChange>) {
+        for change in changes {
+            self.events.publish(change.event(model));
+        }
     }
 
     /// A pooled connection for reads.

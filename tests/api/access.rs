@@ -32,8 +32,16 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/models/{model}/versions/{version}"
             | "/api/v1/environments"
             | "/api/v1/models/{model}/environments/{environment}"
-            | "/api/v1/models/{model}/environments/{environment}/history",
+            | "/api/v1/models/{model}/environments/{environment}/history"
+            | "/api/v1/models/{model}/versions/{version}/metrics"
+            | "/api/v1/models/{model}/versions/{version}/metrics/{key}"
+            | "/api/v1/models/{model}/versions/{version}/health"
+            | "/api/v1/models/{model}/guardrails"
+            | "/api/v1/events",
         ) => Needs(Read),
+        ("post", "/api/v1/models/{model}/versions/{version}/metrics") => Needs(PushMetrics),
+        ("post", "/api/v1/models/{model}/guardrails")
+        | ("put" | "delete", "/api/v1/models/{model}/guardrails/{id}") => Needs(ManageGuardrails),
         ("post", "/api/v1/models") => Needs(RegisterModels),
         ("post", "/api/v1/models/{model}/versions") => Needs(RegisterVersions),
         ("patch", "/api/v1/models/{model}/versions/{version}") => Needs(EditVersions),
@@ -68,6 +76,13 @@ fn body(method: &str, path: &str, n: usize) -> Option<Value> {
         }
         ("patch", "/api/v1/users/{username}") => json!({ "display_name": format!("renamed {n}") }),
         ("post", "/api/v1/tokens") => json!({ "name": "matrix", "roles": ["viewer"] }),
+        ("post", "/api/v1/models/{model}/versions/{version}/metrics") => {
+            json!({ "points": [{ "key": "loss", "value": n as f64 / 10.0 }] })
+        }
+        ("post", "/api/v1/models/{model}/guardrails") | ("put", "/api/v1/models/{model}/guardrails/{id}") => json!({
+            "environment": "production", "metric": "loss", "aggregation": "mean",
+            "window": { "points": 5 }, "comparator": "<=", "threshold": 1.0
+        }),
         _ => return None,
     })
 }
@@ -113,6 +128,7 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
                         .replace("{environment}", "staging")
                         .replace("{username}", "target-user")
                         .replace("{seq}", "1")
+                        .replace("{key}", "loss")
                         .replace("{id}", &token_id.to_string()),
                 )
             };

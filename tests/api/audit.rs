@@ -19,11 +19,6 @@ use server::audit::offline::{Report, verify_file};
 use server::audit::signing::{Signer, parse_public_key};
 use sqlx::Executor;
 
-/// The sequence number at the head of the chain.
-async fn head(app: &TestApp) -> i64 {
-    json(app.get("/api/v1/audit/status").await, 200).await["head_seq"].as_i64().unwrap()
-}
-
 /// The newest entry.
 async fn latest(app: &TestApp) -> Value {
     json(app.get("/api/v1/audit?limit=1").await, 200).await["entries"][0].clone()
@@ -31,9 +26,9 @@ async fn latest(app: &TestApp) -> Value {
 
 /// Runs `write`, then asserts it appended exactly one entry with `action` by `actor`.
 async fn expect_one_entry(app: &TestApp, action: &str, actor: &str, write: impl AsyncFnOnce()) -> Value {
-    let before = head(app).await;
+    let before = app.audit_head().await;
     write().await;
-    let after = head(app).await;
+    let after = app.audit_head().await;
     assert_eq!(after, before + 1, "{action} must append exactly one entry");
     let entry = latest(app).await;
     assert_eq!(entry["seq"], after);
@@ -218,10 +213,10 @@ async fn every_write_appends_exactly_one_entry_with_its_actor(backend: Backend) 
     .await;
 
     // Reads append nothing.
-    let before = head(&app).await;
+    let before = app.audit_head().await;
     json(app.get("/api/v1/models/fraud").await, 200).await;
     json(app.get("/api/v1/audit?limit=5").await, 200).await;
-    assert_eq!(head(&app).await, before);
+    assert_eq!(app.audit_head().await, before);
 }
 
 on_both_backends!(a_refused_or_failed_write_leaves_no_entry);
@@ -230,11 +225,11 @@ async fn a_refused_or_failed_write_leaves_no_entry(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 2).await;
     let viewer = app.client_as("viewer", &[app::domain::Role::Viewer]).await;
-    let before = head(&app).await;
+    let before = app.audit_head().await;
     // Decided inside the transaction, after writes began: the unique constraint, the CAS, the rules.
     expect_error(app.post("/api/v1/models", &json!({ "name": "m" })).await, 409, Some("name")).await;
     json(app.post("/api/v1/models/m/versions/2/quarantine", &json!({ "reason": "bad" })).await, 200).await;
-    let after_quarantine = head(&app).await;
+    let after_quarantine = app.audit_head().await;
     let deploy = json!({ "version": 2, "reason": "try" });
     expect_error(app.post("/api/v1/models/m/environments/staging/deploy", &deploy).await, 409, None).await;
     let lineage =
@@ -242,7 +237,7 @@ async fn a_refused_or_failed_write_leaves_no_entry(backend: Backend) {
     expect_error(app.post("/api/v1/models/m/versions", &lineage).await, 422, Some("lineage.parent_version")).await;
     let refused = viewer.post(app.url("/api/v1/models")).json(&json!({ "name": "x" })).send().await.unwrap();
     assert_eq!(refused.status(), 403);
-    assert_eq!(head(&app).await, after_quarantine, "only the quarantine was recorded");
+    assert_eq!(app.audit_head().await, after_quarantine, "only the quarantine was recorded");
     assert_eq!(after_quarantine, before + 1);
     // The version number taken by the rolled-back registration was rolled back too.
     let versions = json(app.get("/api/v1/models/m").await, 200).await;
@@ -332,7 +327,7 @@ async fn exports_verify_offline_and_fail_when_modified_or_signed_by_another_key(
     let report = offline(&file, &key);
     assert!(report.intact(), "{report}");
     assert!(report.contiguous);
-    assert_eq!(report.last_seq, Some(head(&app).await));
+    assert_eq!(report.last_seq, Some(app.audit_head().await));
     assert!(report.checkpoints >= 3, "checkpoints every 4 entries and one at the end: {report}");
 
     // The CLI says the same, with exit codes.
@@ -395,7 +390,7 @@ on_both_backends!(checkpoints_are_signed_on_cadence_and_on_demand_and_published)
 async fn checkpoints_are_signed_on_cadence_and_on_demand_and_published(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.audit.checkpoint_every = 5).await;
     seed_model(&app, "m", 9).await;
-    let head = head(&app).await;
+    let head = app.audit_head().await;
     let published = json(app.anonymous.get(app.url("/api/v1/audit/checkpoints")).send().await.unwrap(), 200).await;
     let seqs: Vec<i64> = published.as_array().unwrap().iter().map(|c| c["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (5..=head).step_by(5).collect::<Vec<_>>());

@@ -7,6 +7,7 @@ mod console;
 mod deployments;
 mod identity;
 mod input;
+mod metrics;
 mod models;
 mod ops;
 mod versions;

@@ -43,9 +43,20 @@ impl Role {
             Role::Viewer | Role::Reviewer => matches!(permission, Read),
             Role::Compliance => matches!(permission, Read | Audit),
             Role::Operator => {
-                matches!(permission, Read | RegisterModels | RegisterVersions | EditVersions | Quarantine | Deploy)
+                matches!(
+                    permission,
+                    Read | RegisterModels
+                        | RegisterVersions
+                        | EditVersions
+                        | Quarantine
+                        | Deploy
+                        | PushMetrics
+                        | ManageGuardrails
+                )
             }
-            Role::Admin => matches!(permission, Read | Audit | ManageEnvironments | ManageUsers | ManageTokens),
+            Role::Admin => {
+                matches!(permission, Read | Audit | ManageEnvironments | ManageUsers | ManageTokens | ManageGuardrails)
+            }
         }
     }
 }
@@ -64,6 +75,10 @@ pub enum Permission {
     Quarantine,
     /// Make a version live in an environment.
     Deploy,
+    /// Store metric points of a version.
+    PushMetrics,
+    /// Create, edit and delete guardrail rules.
+    ManageGuardrails,
     ManageEnvironments,
     ManageUsers,
     /// Create and revoke API tokens of any user.
@@ -82,6 +97,8 @@ impl Permission {
             Permission::EditVersions => "editing versions",
             Permission::Quarantine => "quarantining versions",
             Permission::Deploy => "deploying",
+            Permission::PushMetrics => "pushing metrics",
+            Permission::ManageGuardrails => "managing guardrails",
             Permission::ManageEnvironments => "managing environments",
             Permission::ManageUsers => "managing users",
             Permission::ManageTokens => "managing other users' API tokens",

@@ -13,6 +13,9 @@ pub enum AuditAction {
     VersionRelease,
     EnvironmentCreate,
     Deploy,
+    GuardrailCreate,
+    GuardrailUpdate,
+    GuardrailDelete,
     UserCreate,
     UserUpdate,
     TokenCreate,
@@ -23,7 +26,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::ModelCreate,
         AuditAction::VersionRegister,
         AuditAction::VersionUpdate,
@@ -31,6 +34,9 @@ impl AuditAction {
         AuditAction::VersionRelease,
         AuditAction::EnvironmentCreate,
         AuditAction::Deploy,
+        AuditAction::GuardrailCreate,
+        AuditAction::GuardrailUpdate,
+        AuditAction::GuardrailDelete,
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::TokenCreate,
@@ -49,6 +55,9 @@ impl AuditAction {
             AuditAction::VersionRelease => "version.release",
             AuditAction::EnvironmentCreate => "environment.create",
             AuditAction::Deploy => "deployment.deploy",
+            AuditAction::GuardrailCreate => "guardrail.create",
+            AuditAction::GuardrailUpdate => "guardrail.update",
+            AuditAction::GuardrailDelete => "guardrail.delete",
             AuditAction::UserCreate => "user.create",
             AuditAction::UserUpdate => "user.update",
             AuditAction::TokenCreate => "token.create",

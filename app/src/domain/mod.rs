@@ -4,6 +4,7 @@ pub mod access;
 pub mod audit;
 pub mod deployment;
 pub mod identity;
+pub mod metrics;
 pub mod page;
 pub mod registry;
 pub mod validate;
@@ -12,6 +13,7 @@ pub use access::*;
 pub use audit::*;
 pub use deployment::*;
 pub use identity::*;
+pub use metrics::*;
 pub use page::*;
 pub use registry::*;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::LiveVersion;
+use super::{EnvironmentHealth, LiveVersion};
 
 /// A registered model with its live version in each environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,9 @@ pub struct Model {
     pub updated_at: String,
     /// One entry per environment, in the environments' display order.
     pub live: Vec<LiveVersion>,
+    /// The guardrail health of each live version, where it has been evaluated.
+    #[serde(default)]
+    pub health: Vec<EnvironmentHealth>,
 }
 
 /// Where a version came from: the training run, code and data that produced it.
@@ -65,6 +68,9 @@ pub struct Version {
     pub quarantine: Option<Quarantine>,
     /// Environments where this version is live now.
     pub live_in: Vec<String>,
+    /// Its guardrail health in each environment where it has been evaluated.
+    #[serde(default)]
+    pub health: Vec<EnvironmentHealth>,
 }
 
 impl Version {

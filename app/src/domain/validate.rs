@@ -3,8 +3,9 @@
 use crate::error::ApiError;
 
 use super::{
-    DeployInput, MAX_PAGE_SIZE, NewEnvironment, NewModel, NewToken, NewUser, NewVersion, QuarantineInput, Role,
-    UserPatch, VersionPatch,
+    DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE, MAX_SERIES_POINTS, MetricBatch, MetricSource,
+    NewEnvironment, NewModel, NewToken, NewUser, NewVersion, QuarantineInput, Role, SeriesQuery, UserPatch,
+    VersionPatch, Window,
 };
 
 const MAX_NAME: usize = 64;
@@ -240,6 +241,117 @@ impl DeployInput {
     }
 }
 
+const MAX_METRIC_KEY: usize = 250;
+/// Latest accepted point time: the end of year 9999, in milliseconds.
+const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+const MAX_WINDOW_POINTS: i64 = 100_000;
+const MAX_WINDOW_MINUTES: i64 = 7 * 24 * 60;
+
+/// A metric key: letters, digits, `_ - . /` and inner spaces, as MLflow allows; a trailing `.csv`
+/// is refused because `…/metrics/{key}.csv` names the raw export of `key`.
+pub fn metric_key(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_METRIC_KEY {
+        return Err(ApiError::invalid(field, format!("must be at most {MAX_METRIC_KEY} characters")));
+    }
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ' ')))
+    {
+        return Err(ApiError::invalid(
+            field,
+            format!("may contain only letters, digits, '_', '-', '.', '/' and spaces (found {bad:?})"),
+        ));
+    }
+    if value.trim() != value {
+        return Err(ApiError::invalid(field, "must not start or end with a space"));
+    }
+    if value.ends_with(".csv") {
+        return Err(ApiError::invalid(field, "must not end with '.csv'"));
+    }
+    Ok(())
+}
+
+impl MetricBatch {
+    /// Checks every point; the error names the first bad one by index, e.g. `points[3].value`.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.points.is_empty() {
+            return Err(ApiError::invalid("points", "must hold at least one point"));
+        }
+        if self.points.len() > MAX_METRIC_BATCH {
+            return Err(ApiError::invalid(
+                "points",
+                format!("at most {MAX_METRIC_BATCH} points per batch (got {})", self.points.len()),
+            ));
+        }
+        for (i, p) in self.points.iter().enumerate() {
+            let field = |f: &str| format!("points[{i}].{f}");
+            metric_key(&field("key"), &p.key)?;
+            if !p.value.is_finite() {
+                return Err(ApiError::invalid(&field("value"), format!("must be a finite number (got {})", p.value)));
+            }
+            if let Some(t) = p.timestamp.filter(|t| !(0..=MAX_TIMESTAMP_MS).contains(t)) {
+                return Err(ApiError::invalid(
+                    &field("timestamp"),
+                    format!("must be milliseconds since 1970 before year 10000 (got {t})"),
+                ));
+            }
+            match (p.source, &p.environment) {
+                (MetricSource::Live, None) => {
+                    return Err(ApiError::invalid(&field("environment"), "is required for a live point"));
+                }
+                (MetricSource::Live, Some(env)) => name(&field("environment"), env)?,
+                (MetricSource::Eval, Some(_)) => {
+                    return Err(ApiError::invalid(
+                        &field("environment"),
+                        "only live points name an environment (set source to \"live\")",
+                    ));
+                }
+                (MetricSource::Eval, None) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SeriesQuery {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if let Some(n) = self.max_points.filter(|n| !(2..=MAX_SERIES_POINTS).contains(n)) {
+            return Err(ApiError::invalid(
+                "max_points",
+                format!("must be between 2 and {MAX_SERIES_POINTS} (got {n})"),
+            ));
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(ApiError::invalid("to", format!("must not be before from ({to} < {from})")));
+        }
+        if let Some(env) = &self.environment {
+            name("environment", env)?;
+        }
+        Ok(())
+    }
+}
+
+impl GuardrailInput {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        name("environment", &self.environment)?;
+        metric_key("metric", &self.metric)?;
+        match self.window {
+            Window::Points(n) if !(1..=MAX_WINDOW_POINTS).contains(&n) => {
+                Err(ApiError::invalid("window.points", format!("must be between 1 and {MAX_WINDOW_POINTS} (got {n})")))
+            }
+            Window::Minutes(m) if !(1..=MAX_WINDOW_MINUTES).contains(&m) => Err(ApiError::invalid(
+                "window.minutes",
+                format!("must be between 1 and {MAX_WINDOW_MINUTES} (a week; got {m})"),
+            )),
+            _ if !self.threshold.is_finite() => Err(ApiError::invalid("threshold", "must be a finite number")),
+            _ => Ok(()),
+        }
+    }
+}
+
 const MIN_PASSWORD: usize = 12;
 const MAX_PASSWORD: usize = 256;
 
@@ -357,6 +469,42 @@ mod tests {
         assert!(page_limit(Some(200)).is_ok());
         assert_eq!(page_limit(Some(0)).unwrap_err().field(), Some("limit"));
         assert!(page_limit(Some(201)).is_err());
+    }
+
+    #[test]
+    fn metric_batches_name_the_first_bad_point() {
+        use super::super::NewMetricPoint;
+        let point = |key: &str, value: f64| NewMetricPoint {
+            key: key.into(),
+            value,
+            step: None,
+            timestamp: None,
+            source: MetricSource::Eval,
+            environment: None,
+        };
+        let batch = |points| MetricBatch { points };
+        assert!(batch(vec![point("val/loss 1", 0.5)]).validate().is_ok());
+        assert_eq!(batch(vec![]).validate().unwrap_err().field(), Some("points"));
+        assert_eq!(batch(vec![point("a", 1.0); 10_001]).validate().unwrap_err().field(), Some("points"));
+        let bad =
+            |p: NewMetricPoint| batch(vec![point("ok", 1.0), p]).validate().unwrap_err().field().map(String::from);
+        assert_eq!(bad(point("a", f64::NAN)).as_deref(), Some("points[1].value"));
+        assert_eq!(bad(point("a", f64::NEG_INFINITY)).as_deref(), Some("points[1].value"));
+        for key in ["", "a\u{7f}", "ü", " a", "x.csv", &"k".repeat(251)] {
+            assert_eq!(bad(point(key, 1.0)).as_deref(), Some("points[1].key"), "{key:?}");
+        }
+        assert_eq!(
+            bad(NewMetricPoint { timestamp: Some(-1), ..point("a", 1.0) }).as_deref(),
+            Some("points[1].timestamp")
+        );
+        let live = NewMetricPoint { source: MetricSource::Live, ..point("a", 1.0) };
+        assert_eq!(bad(live.clone()).as_deref(), Some("points[1].environment"));
+        assert_eq!(
+            bad(NewMetricPoint { environment: Some("Prod".into()), ..live }).as_deref(),
+            Some("points[1].environment")
+        );
+        let eval_in_env = NewMetricPoint { environment: Some("production".into()), ..point("a", 1.0) };
+        assert_eq!(bad(eval_in_env).as_deref(), Some("points[1].environment"));
     }
 
     #[test]

@@ -127,6 +127,15 @@ impl Target {
         }
     }
 
+    pub fn guardrail(model: &str, environment: &str, id: i64) -> Self {
+        Self {
+            path: format!("models/{model}/guardrails/{id}"),
+            model: Some(model.into()),
+            environment: Some(environment.into()),
+            ..Default::default()
+        }
+    }
+
     pub fn user(username: &str) -> Self {
         Self { path: format!("users/{username}"), ..Default::default() }
     }

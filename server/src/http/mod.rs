@@ -4,8 +4,10 @@
 mod audit;
 mod auth;
 mod environments;
+mod events;
 mod extract;
 mod identity;
+mod metrics;
 mod models;
 mod ops;
 mod security;
@@ -58,6 +60,7 @@ impl FromRef<AppState> for LeptosOptions {
         (name = "versions", description = "Immutable model versions"),
         (name = "environments", description = "Where versions run"),
         (name = "deployments", description = "Live versions and their history"),
+        (name = "metrics", description = "Metric points, downsampled series, guardrails, health and live events"),
         (name = "identity", description = "The caller, users and API tokens"),
         (name = "audit", description = "The tamper-evident audit log, its checkpoints and public keys"),
     )
@@ -69,6 +72,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(models::router())
         .merge(environments::router())
+        .merge(metrics::router())
+        .merge(events::router())
         .merge(identity::router())
         .merge(audit::router())
         .split_for_parts()
@@ -159,9 +164,9 @@ async fn record_metrics(State(_): State<AppState>, req: Request, next: Next) -> 
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    ::metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+    ::metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }

@@ -1,0 +1,545 @@
+//! Metric points per version (evaluation and live monitoring), their downsampled series, and the
+//! guardrails that turn them into each version's health per environment.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Largest batch `POST …/metrics` accepts.
+pub const MAX_METRIC_BATCH: usize = 10_000;
+/// Largest `max_points` a series request may ask for.
+pub const MAX_SERIES_POINTS: u32 = 10_000;
+/// Points per series when the client names no `max_points`.
+pub const DEFAULT_SERIES_POINTS: u32 = 1_000;
+
+/// Where a point was measured: offline evaluation, or live monitoring in an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MetricSource {
+    #[default]
+    Eval,
+    Live,
+}
+
+impl MetricSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricSource::Eval => "eval",
+            MetricSource::Live => "live",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [MetricSource::Eval, MetricSource::Live].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One point as a client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewMetricPoint {
+    /// 1 to 250 characters: letters, digits, `_ - . / ` and spaces (as MLflow allows).
+    pub key: String,
+    /// A finite number; `"NaN"`/`"Infinity"` strings are read so they can be refused by index.
+    #[serde(deserialize_with = "number_or_named")]
+    #[cfg_attr(feature = "ssr", schema(value_type = f64))]
+    pub value: f64,
+    /// Training step or other ordinal; defaults to the series' last step + 1.
+    #[serde(default)]
+    pub step: Option<i64>,
+    /// Milliseconds since the Unix epoch (as MLflow); defaults to the time the server receives it.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub source: MetricSource,
+    /// Required for live points: the environment the point was observed in.
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// Accepts a JSON number, or a string naming one (so `"NaN"` reaches validation and is refused by index).
+fn number_or_named<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct NumberOrName;
+    impl serde::de::Visitor<'_> for NumberOrName {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number")
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+            v.trim().parse().map_err(|_| E::custom(format!("{v:?} is not a number")))
+        }
+    }
+    d.deserialize_any(NumberOrName)
+}
+
+/// Body of `POST …/versions/{n}/metrics`: accepted or refused as a whole.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MetricBatch {
+    pub points: Vec<NewMetricPoint>,
+}
+
+/// What an accepted batch changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct IngestReport {
+    pub accepted: usize,
+    /// The series the batch appended to.
+    pub series: Vec<SeriesSummary>,
+    /// This version's health in each environment after the batch.
+    pub health: Vec<EnvironmentHealth>,
+}
+
+/// One stored point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MetricPoint {
+    pub step: i64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+/// A series: one key of one version from one source (and, for live points, one environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SeriesSummary {
+    pub key: String,
+    pub source: MetricSource,
+    pub environment: Option<String>,
+    pub count: i64,
+    pub first: MetricPoint,
+    pub last: MetricPoint,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The axis a range and a chart are measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MetricAxis {
+    #[default]
+    Step,
+    Time,
+}
+
+/// Query of `GET …/metrics/{key}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+pub struct SeriesQuery {
+    /// At most this many points per series, 2 to 10,000 (default 1,000).
+    pub max_points: Option<u32>,
+    /// Inclusive range start on `axis` (a step, or milliseconds since the epoch).
+    pub from: Option<i64>,
+    /// Inclusive range end on `axis`.
+    pub to: Option<i64>,
+    pub axis: Option<MetricAxis>,
+    /// Only this source.
+    pub source: Option<MetricSource>,
+    /// Only live points from this environment.
+    pub environment: Option<String>,
+}
+
+/// One series of a key, downsampled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Series {
+    pub source: MetricSource,
+    pub environment: Option<String>,
+    /// Points stored in the requested range.
+    pub total: i64,
+    /// Whether `points` is a reduction (the minimum and maximum of each bucket) of the stored points.
+    pub downsampled: bool,
+    pub points: Vec<MetricPoint>,
+}
+
+/// Response of `GET …/metrics/{key}`: every series of the key that matches the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MetricSeries {
+    pub model: String,
+    pub version: i64,
+    pub key: String,
+    pub axis: MetricAxis,
+    pub series: Vec<Series>,
+}
+
+/// A version's health in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    #[default]
+    Unknown,
+    Healthy,
+    Warning,
+    Failing,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Warning => "warning",
+            Health::Failing => "failing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Health::Unknown, Health::Healthy, Health::Warning, Health::Failing].into_iter().find(|h| h.as_str() == s)
+    }
+}
+
+/// Health of a version in an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EnvironmentHealth {
+    pub environment: String,
+    pub version: i64,
+    pub health: Health,
+    /// When the version took this health.
+    pub since: String,
+}
+
+/// How a guardrail reduces the points in its window to one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Last,
+    Mean,
+    Min,
+    Max,
+    P95,
+    P99,
+}
+
+impl Aggregation {
+    pub const ALL: [Aggregation; 6] =
+        [Aggregation::Last, Aggregation::Mean, Aggregation::Min, Aggregation::Max, Aggregation::P95, Aggregation::P99];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::Last => "last",
+            Aggregation::Mean => "mean",
+            Aggregation::Min => "min",
+            Aggregation::Max => "max",
+            Aggregation::P95 => "p95",
+            Aggregation::P99 => "p99",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The aggregate of `values` (in arrival order), or `None` when there are none.
+    pub fn apply(self, values: &[f64]) -> Option<f64> {
+        if values.is_empty() {
+            return None;
+        }
+        let percentile = |p: f64| {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let rank = (p * sorted.len() as f64).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        };
+        Some(match self {
+            Aggregation::Last => values[values.len() - 1],
+            Aggregation::Mean => values.iter().sum::<f64>() / values.len() as f64,
+            Aggregation::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+            Aggregation::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Aggregation::P95 => percentile(0.95),
+            Aggregation::P99 => percentile(0.99),
+        })
+    }
+}
+
+/// How a guardrail's aggregate is compared with its threshold; the rule holds when the comparison is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Comparator {
+    #[serde(rename = "<")]
+    Below,
+    #[serde(rename = "<=")]
+    AtMost,
+    #[serde(rename = ">")]
+    Above,
+    #[serde(rename = ">=")]
+    AtLeast,
+}
+
+impl Comparator {
+    pub const ALL: [Comparator; 4] = [Comparator::Below, Comparator::AtMost, Comparator::Above, Comparator::AtLeast];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparator::Below => "<",
+            Comparator::AtMost => "<=",
+            Comparator::Above => ">",
+            Comparator::AtLeast => ">=",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Comparator::Below => value < threshold,
+            Comparator::AtMost => value <= threshold,
+            Comparator::Above => value > threshold,
+            Comparator::AtLeast => value >= threshold,
+        }
+    }
+}
+
+/// What a broken rule makes of the version's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    #[default]
+    Failing,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Failing => "failing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Severity::Warning, Severity::Failing].into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The health a version has when a rule of this severity is broken.
+    pub fn health(self) -> Health {
+        match self {
+            Severity::Warning => Health::Warning,
+            Severity::Failing => Health::Failing,
+        }
+    }
+}
+
+/// The points a guardrail looks at: the last N points, or those of the last T minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    Points(i64),
+    Minutes(i64),
+}
+
+/// Body of `POST …/guardrails` and `PUT …/guardrails/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailInput {
+    pub environment: String,
+    pub metric: String,
+    /// `live` (points observed in the environment, the default) or `eval`.
+    #[serde(default = "live_source")]
+    pub source: MetricSource,
+    pub aggregation: Aggregation,
+    pub window: Window,
+    pub comparator: Comparator,
+    pub threshold: f64,
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+fn live_source() -> MetricSource {
+    MetricSource::Live
+}
+
+/// A rule on a model's metric in one environment, e.g. `p99(latency_ms, last 100) <= 250`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Guardrail {
+    pub id: i64,
+    pub model: String,
+    pub environment: String,
+    pub metric: String,
+    pub source: MetricSource,
+    pub aggregation: Aggregation,
+    pub window: Window,
+    pub comparator: Comparator,
+    pub threshold: f64,
+    pub severity: Severity,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+impl Guardrail {
+    /// The rule as people write it: `p99(latency_ms, last 100) <= 250`.
+    pub fn describe(&self) -> String {
+        let window = match self.window {
+            Window::Points(n) => format!("last {n}"),
+            Window::Minutes(m) => format!("last {m} min"),
+        };
+        let source = if self.source == MetricSource::Eval { " (eval)" } else { "" };
+        format!(
+            "{}({}{source}, {window}) {} {}",
+            self.aggregation.as_str(),
+            self.metric,
+            self.comparator.as_str(),
+            self.threshold
+        )
+    }
+}
+
+/// One guardrail evaluated against one version's points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GuardrailCheck {
+    pub guardrail: Guardrail,
+    /// Points in the window.
+    pub points: i64,
+    /// The aggregate; `None` when the window holds no point.
+    pub observed: Option<f64>,
+    /// Whether the rule holds; `None` when it could not be evaluated.
+    pub holds: Option<bool>,
+}
+
+/// A version's health in one environment, with the evaluation of every rule behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct HealthReport {
+    pub environment: String,
+    pub health: Health,
+    pub checks: Vec<GuardrailCheck>,
+}
+
+impl HealthReport {
+    /// The health a set of checks yields: any broken failing rule fails, then any broken warning
+    /// rule warns, then any rule without data leaves it unknown; no rules at all is unknown too.
+    pub fn verdict(checks: &[GuardrailCheck]) -> Health {
+        let broken = |s: Severity| checks.iter().any(|c| c.holds == Some(false) && c.guardrail.severity == s);
+        if broken(Severity::Failing) {
+            Health::Failing
+        } else if broken(Severity::Warning) {
+            Health::Warning
+        } else if checks.is_empty() || checks.iter().any(|c| c.holds.is_none()) {
+            Health::Unknown
+        } else {
+            Health::Healthy
+        }
+    }
+}
+
+/// Something that happened, pushed to subscribers of `GET /api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// New points were stored for these keys of a version.
+    Metrics { model: String, version: i64, keys: Vec<String>, points: usize },
+    /// A version's health in an environment changed.
+    Health { model: String, version: i64, environment: String, health: Health, previous: Health },
+}
+
+impl ServerEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerEvent::Metrics { .. } => "metrics",
+            ServerEvent::Health { .. } => "health",
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        match self {
+            ServerEvent::Metrics { model, .. } | ServerEvent::Health { model, .. } => model,
+        }
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        match self {
+            ServerEvent::Metrics { version, .. } | ServerEvent::Health { version, .. } => Some(*version),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregations_reduce_a_window() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(Aggregation::Last.apply(&v), Some(100.0));
+        assert_eq!(Aggregation::Mean.apply(&v), Some(50.5));
+        assert_eq!(Aggregation::Min.apply(&v), Some(1.0));
+        assert_eq!(Aggregation::Max.apply(&v), Some(100.0));
+        assert_eq!(Aggregation::P95.apply(&v), Some(95.0));
+        assert_eq!(Aggregation::P99.apply(&v), Some(99.0));
+        assert_eq!(Aggregation::P99.apply(&[3.0]), Some(3.0));
+        assert_eq!(Aggregation::Mean.apply(&[]), None);
+    }
+
+    #[test]
+    fn comparators_and_verdicts() {
+        assert!(Comparator::AtMost.holds(250.0, 250.0));
+        assert!(!Comparator::Below.holds(250.0, 250.0));
+        assert!(Comparator::AtLeast.holds(0.93, 0.92));
+        assert!(!Comparator::Above.holds(0.91, 0.92));
+        let rule = |severity| Guardrail {
+            id: 1,
+            model: "m".into(),
+            environment: "production".into(),
+            metric: "accuracy".into(),
+            source: MetricSource::Live,
+            aggregation: Aggregation::Mean,
+            window: Window::Points(5),
+            comparator: Comparator::AtLeast,
+            threshold: 0.92,
+            severity,
+            updated_at: String::new(),
+            updated_by: String::new(),
+        };
+        let check = |severity, holds| GuardrailCheck { guardrail: rule(severity), points: 5, observed: None, holds };
+        assert_eq!(HealthReport::verdict(&[]), Health::Unknown);
+        assert_eq!(HealthReport::verdict(&[check(Severity::Failing, Some(true))]), Health::Healthy);
+        assert_eq!(HealthReport::verdict(&[check(Severity::Failing, None)]), Health::Unknown);
+        assert_eq!(
+            HealthReport::verdict(&[check(Severity::Warning, Some(false)), check(Severity::Failing, None)]),
+            Health::Warning
+        );
+        assert_eq!(
+            HealthReport::verdict(&[check(Severity::Warning, Some(false)), check(Severity::Failing, Some(false))]),
+            Health::Failing
+        );
+        assert_eq!(rule(Severity::Failing).describe(), "mean(accuracy, last 5) >= 0.92");
+    }
+
+    #[test]
+    fn values_may_name_a_number_so_bad_ones_are_refused_by_index() {
+        let p: NewMetricPoint = serde_json::from_str(r#"{"key":"a","value":"NaN"}"#).unwrap();
+        assert!(p.value.is_nan());
+        let p: NewMetricPoint = serde_json::from_str(r#"{"key":"a","value":0.5,"source":"live"}"#).unwrap();
+        assert_eq!((p.value, p.source), (0.5, MetricSource::Live));
+        assert!(serde_json::from_str::<NewMetricPoint>(r#"{"key":"a","value":"x"}"#).is_err());
+    }
+}

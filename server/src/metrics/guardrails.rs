@@ -1,0 +1,468 @@
+//! Guardrails: rules on a model's metrics per environment, and the health they give each version
+//! there — re-evaluated inside every ingest and every rule change, stored, and announced when it changes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use app::domain::*;
+use app::error::ApiError;
+use sqlx::AnyConnection;
+
+use super::chunks::CHUNK_POINTS;
+use super::{SeriesKey, chunk_points};
+use crate::audit::{Change, Target};
+use crate::clock::rfc3339;
+use crate::db::db_error;
+use crate::store::{Store, model_id};
+
+#[derive(sqlx::FromRow)]
+struct GuardrailRow {
+    id: i64,
+    model: String,
+    environment_id: i64,
+    environment: String,
+    metric: String,
+    source: String,
+    aggregation: String,
+    window_points: Option<i64>,
+    window_minutes: Option<i64>,
+    comparator: String,
+    threshold: f64,
+    severity: String,
+    updated_at: i64,
+    updated_by: String,
+}
+
+impl GuardrailRow {
+    fn into_guardrail(self) -> (i64, Guardrail) {
+        let window = match (self.window_points, self.window_minutes) {
+            (_, Some(m)) => Window::Minutes(m),
+            (n, None) => Window::Points(n.unwrap_or(1)),
+        };
+        let guardrail = Guardrail {
+            id: self.id,
+            model: self.model,
+            environment: self.environment,
+            metric: self.metric,
+            source: MetricSource::parse(&self.source).unwrap_or(MetricSource::Live),
+            aggregation: Aggregation::parse(&self.aggregation).unwrap_or(Aggregation::Last),
+            window,
+            comparator: Comparator::parse(&self.comparator).unwrap_or(Comparator::AtMost),
+            threshold: self.threshold,
+            severity: Severity::parse(&self.severity).unwrap_or_default(),
+            updated_at: rfc3339(self.updated_at),
+            updated_by: self.updated_by,
+        };
+        (self.environment_id, guardrail)
+    }
+}
+
+/// A model's guardrails with their environment ids, in environment order; one environment's when named.
+async fn rules(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    environment_id: Option<i64>,
+) -> Result<Vec<(i64, Guardrail)>, ApiError> {
+    let rows: Vec<GuardrailRow> = sqlx::query_as(
+        "SELECT g.id, m.name AS model, g.environment_id, e.name AS environment, g.metric, g.source, g.aggregation, \
+         g.window_points, g.window_minutes, g.comparator, g.threshold, g.severity, g.updated_at, g.updated_by \
+         FROM guardrails g JOIN models m ON m.id = g.model_id JOIN environments e ON e.id = g.environment_id \
+         WHERE g.model_id = $1 AND ($2 = 0 OR g.environment_id = $2) ORDER BY e.position, e.id, g.id",
+    )
+    .bind(model_id)
+    .bind(environment_id.unwrap_or(0))
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(GuardrailRow::into_guardrail).collect())
+}
+
+/// A model's guardrails, in environment order.
+pub(crate) async fn load(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    environment_id: Option<i64>,
+) -> Result<Vec<Guardrail>, ApiError> {
+    Ok(rules(conn, model_id, environment_id).await?.into_iter().map(|(_, g)| g).collect())
+}
+
+/// The values a rule looks at for one version: its window of the matching series, oldest first.
+async fn window_values(
+    conn: &mut AnyConnection,
+    version_id: i64,
+    environment_id: i64,
+    rule: &Guardrail,
+    now: i64,
+) -> Result<Vec<f64>, ApiError> {
+    let series_env = if rule.source == MetricSource::Live { environment_id } else { 0 };
+    let series: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT id, chunk_count FROM metric_series \
+         WHERE version_id = $1 AND key = $2 AND source = $3 AND environment_id = $4",
+    )
+    .bind(version_id)
+    .bind(&rule.metric)
+    .bind(rule.source.as_str())
+    .bind(series_env)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let Some((series_id, chunk_count)) = series else { return Ok(Vec::new()) };
+    let nos: Vec<i64> = match rule.window {
+        Window::Points(n) => {
+            let chunks = (n as usize).div_ceil(CHUNK_POINTS) as i64 + 1;
+            ((chunk_count - chunks).max(0)..chunk_count).collect()
+        }
+        Window::Minutes(m) => sqlx::query_scalar(
+            "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND at_max >= $2 ORDER BY chunk_no",
+        )
+        .bind(series_id)
+        .bind(now - m * 60_000)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?,
+    };
+    let mut chunks = chunk_points(conn, series_id, &nos).await?;
+    let points = nos.iter().flat_map(|no| chunks.remove(no).unwrap_or_default());
+    Ok(match rule.window {
+        Window::Points(n) => {
+            let all: Vec<f64> = points.map(|p| p.value).collect();
+            all[all.len().saturating_sub(n as usize)..].to_vec()
+        }
+        Window::Minutes(m) => points.filter(|p| p.timestamp >= now - m * 60_000).map(|p| p.value).collect(),
+    })
+}
+
+/// Every rule of one environment evaluated against one version.
+async fn checks(
+    conn: &mut AnyConnection,
+    version_id: i64,
+    environment_id: i64,
+    rules: &[Guardrail],
+    now: i64,
+) -> Result<Vec<GuardrailCheck>, ApiError> {
+    let mut out = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let values = window_values(conn, version_id, environment_id, rule, now).await?;
+        let observed = rule.aggregation.apply(&values);
+        out.push(GuardrailCheck {
+            guardrail: rule.clone(),
+            points: values.len() as i64,
+            observed,
+            holds: observed.map(|v| rule.comparator.holds(v, rule.threshold)),
+        });
+    }
+    Ok(out)
+}
+
+/// A version's health moving from one value to another in an environment.
+#[derive(Debug, Clone)]
+pub(crate) struct HealthChange {
+    pub version: i64,
+    pub environment: String,
+    pub health: Health,
+    pub previous: Health,
+}
+
+impl HealthChange {
+    pub fn event(self, model: &str) -> ServerEvent {
+        ServerEvent::Health {
+            model: model.to_string(),
+            version: self.version,
+            environment: self.environment,
+            health: self.health,
+            previous: self.previous,
+        }
+    }
+}
+
+/// Stores a version's health in an environment; the change, if it is one.
+async fn set_health(
+    conn: &mut AnyConnection,
+    (version_id, number): (i64, i64),
+    (environment_id, environment): (i64, &str),
+    health: Health,
+    now: i64,
+) -> Result<Option<HealthChange>, ApiError> {
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT health FROM version_health WHERE version_id = $1 AND environment_id = $2")
+            .bind(version_id)
+            .bind(environment_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let previous = stored.as_deref().and_then(Health::parse);
+    if previous == Some(health) {
+        return Ok(None);
+    }
+    sqlx::query(
+        "INSERT INTO version_health (version_id, environment_id, health, evaluated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (version_id, environment_id) DO UPDATE SET health = excluded.health, evaluated_at = excluded.evaluated_at",
+    )
+    .bind(version_id)
+    .bind(environment_id)
+    .bind(health.as_str())
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(Some(HealthChange {
+        version: number,
+        environment: environment.to_string(),
+        health,
+        previous: previous.unwrap_or_default(),
+    }))
+}
+
+/// Rules grouped by environment (id and name), in environment order.
+fn by_environment(rules: Vec<(i64, Guardrail)>) -> Vec<((i64, String), Vec<Guardrail>)> {
+    let mut order: Vec<(i64, String)> = Vec::new();
+    let mut groups: BTreeMap<i64, Vec<Guardrail>> = BTreeMap::new();
+    for (env, rule) in rules {
+        if !groups.contains_key(&env) {
+            order.push((env, rule.environment.clone()));
+        }
+        groups.entry(env).or_default().push(rule);
+    }
+    order
+        .into_iter()
+        .map(|key| {
+            let rules = groups.remove(&key.0).unwrap_or_default();
+            (key, rules)
+        })
+        .collect()
+}
+
+/// After points were appended to `touched` series of a version: re-evaluates its health in each
+/// environment with a rule on one of them.
+pub(crate) async fn reevaluate(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    (version_id, number): (i64, i64),
+    touched: &[SeriesKey],
+    now: i64,
+) -> Result<Vec<HealthChange>, ApiError> {
+    let all = rules(conn, model_id, None).await?;
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut changes = Vec::new();
+    for ((env_id, env), rules) in by_environment(all) {
+        let affected = rules.iter().any(|r| {
+            touched.iter().any(|t| {
+                t.key == r.metric
+                    && t.source == r.source
+                    && (r.source == MetricSource::Eval || t.environment_id == env_id)
+            })
+        });
+        if !affected {
+            continue;
+        }
+        let health = HealthReport::verdict(&checks(conn, version_id, env_id, &rules, now).await?);
+        changes.extend(set_health(conn, (version_id, number), (env_id, &env), health, now).await?);
+    }
+    Ok(changes)
+}
+
+/// After an environment's rules changed: re-evaluates every version of the model that has points
+/// the rules may read, a stored health there, or is live there.
+async fn reevaluate_environment(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    (environment_id, environment): (i64, &str),
+    now: i64,
+) -> Result<Vec<HealthChange>, ApiError> {
+    let env_rules = load(conn, model_id, Some(environment_id)).await?;
+    let versions: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT v.id, v.number FROM versions v WHERE v.model_id = $1 AND ( \
+           EXISTS (SELECT 1 FROM metric_series s WHERE s.version_id = v.id AND s.environment_id IN (0, $2)) \
+           OR EXISTS (SELECT 1 FROM version_health h WHERE h.version_id = v.id AND h.environment_id = $2) \
+           OR EXISTS (SELECT 1 FROM deployments d WHERE d.model_id = v.model_id AND d.environment_id = $2 \
+                      AND d.version_number = v.number)) ORDER BY v.number",
+    )
+    .bind(model_id)
+    .bind(environment_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut changes = Vec::new();
+    for version in versions {
+        let health = HealthReport::verdict(&checks(conn, version.0, environment_id, &env_rules, now).await?);
+        changes.extend(set_health(conn, version, (environment_id, environment), health, now).await?);
+    }
+    Ok(changes)
+}
+
+/// The stored health of versions (id, number) in every environment where it was evaluated.
+pub(crate) async fn stored_health(
+    conn: &mut AnyConnection,
+    versions: &[(i64, i64)],
+) -> Result<Vec<EnvironmentHealth>, ApiError> {
+    if versions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=versions.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT h.version_id, e.name, h.health, h.evaluated_at FROM version_health h \
+         JOIN environments e ON e.id = h.environment_id WHERE h.version_id IN ({}) ORDER BY e.position, e.id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (i64, String, String, i64)>(&sql);
+    for (id, _) in versions {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(conn).await.map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, environment, health, at)| {
+            let version = versions.iter().find(|(v, _)| *v == id)?.1;
+            Some(EnvironmentHealth {
+                environment,
+                version,
+                health: Health::parse(&health).unwrap_or_default(),
+                since: rfc3339(at),
+            })
+        })
+        .collect())
+}
+
+/// For each model, the stored health of its live version in each environment.
+pub(crate) async fn live_health(
+    conn: &mut AnyConnection,
+    model_ids: &[i64],
+) -> Result<HashMap<i64, Vec<EnvironmentHealth>>, ApiError> {
+    if model_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let placeholders: Vec<String> = (1..=model_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT d.model_id, e.name, d.version_number, h.health, h.evaluated_at FROM deployments d \
+         JOIN versions v ON v.model_id = d.model_id AND v.number = d.version_number \
+         JOIN version_health h ON h.version_id = v.id AND h.environment_id = d.environment_id \
+         JOIN environments e ON e.id = d.environment_id WHERE d.model_id IN ({}) ORDER BY e.position, e.id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (i64, String, i64, String, i64)>(&sql);
+    for id in model_ids {
+        query = query.bind(*id);
+    }
+    let mut out: HashMap<i64, Vec<EnvironmentHealth>> = HashMap::new();
+    for (model_id, environment, version, health, at) in query.fetch_all(conn).await.map_err(db_error)? {
+        out.entry(model_id).or_default().push(EnvironmentHealth {
+            environment,
+            version,
+            health: Health::parse(&health).unwrap_or_default(),
+            since: rfc3339(at),
+        });
+    }
+    Ok(out)
+}
+
+/// A version's health in every environment that has rules, with each rule evaluated now.
+pub(crate) async fn reports(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    version_id: i64,
+    now: i64,
+) -> Result<Vec<HealthReport>, ApiError> {
+    let mut out = Vec::new();
+    for ((env_id, environment), rules) in by_environment(rules(conn, model_id, None).await?) {
+        let checks = checks(conn, version_id, env_id, &rules, now).await?;
+        out.push(HealthReport { environment, health: HealthReport::verdict(&checks), checks });
+    }
+    Ok(out)
+}
+
+/// The environment id a rule names, or 422 on `environment`.
+async fn rule_environment(conn: &mut AnyConnection, name: &str) -> Result<i64, ApiError> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::invalid("environment", format!("no environment named '{name}'")))
+}
+
+/// One guardrail of a model with its environment id, or 404.
+async fn find(conn: &mut AnyConnection, model_id: i64, model: &str, id: i64) -> Result<(i64, Guardrail), ApiError> {
+    rules(conn, model_id, None)
+        .await?
+        .into_iter()
+        .find(|(_, g)| g.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("model '{model}' has no guardrail {id}")))
+}
+
+/// Creates a guardrail (`id` = None) or replaces one; audited, and health re-evaluated in the same transaction.
+pub(crate) async fn save(
+    store: &Store,
+    caller: &Caller,
+    model: &str,
+    id: Option<i64>,
+    input: GuardrailInput,
+) -> Result<Guardrail, ApiError> {
+    input.validate()?;
+    let now = store.clock.now_ms();
+    let mut tx = store.begin_write().await?;
+    let model_id = model_id(&mut tx, model).await?;
+    let env_id = rule_environment(&mut tx, &input.environment).await?;
+    let (points, minutes) = match input.window {
+        Window::Points(n) => (Some(n), None),
+        Window::Minutes(m) => (None, Some(m)),
+    };
+    let before = match id {
+        Some(id) => Some(find(&mut tx, model_id, model, id).await?),
+        None => None,
+    };
+    let sql = if before.is_some() {
+        "UPDATE guardrails SET environment_id = $2, metric = $3, source = $4, aggregation = $5, window_points = $6, \
+         window_minutes = $7, comparator = $8, threshold = $9, severity = $10, updated_at = $11, updated_by = $12 \
+         WHERE id = $13 AND model_id = $1 RETURNING id"
+    } else {
+        "INSERT INTO guardrails (model_id, environment_id, metric, source, aggregation, window_points, window_minutes, \
+         comparator, threshold, severity, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id"
+    };
+    let mut query = sqlx::query_scalar::<_, i64>(sql)
+        .bind(model_id)
+        .bind(env_id)
+        .bind(&input.metric)
+        .bind(input.source.as_str())
+        .bind(input.aggregation.as_str())
+        .bind(points)
+        .bind(minutes)
+        .bind(input.comparator.as_str())
+        .bind(input.threshold)
+        .bind(input.severity.as_str())
+        .bind(now)
+        .bind(caller.actor().name);
+    if let Some(id) = id {
+        query = query.bind(id);
+    }
+    let new_id = query.fetch_one(&mut *tx).await.map_err(db_error)?;
+    let (_, after) = find(&mut tx, model_id, model, new_id).await?;
+    let mut changes = reevaluate_environment(&mut tx, model_id, (env_id, &input.environment), now).await?;
+    if let Some((old_env, old)) = before.as_ref().filter(|(env, _)| *env != env_id) {
+        changes.extend(reevaluate_environment(&mut tx, model_id, (*old_env, &old.environment), now).await?);
+    }
+    let target = Target::guardrail(model, &after.environment, new_id);
+    let change = match &before {
+        Some((_, old)) => Change::new(AuditAction::GuardrailUpdate, target).before(old).after(&after),
+        None => Change::new(AuditAction::GuardrailCreate, target).after(&after),
+    };
+    tx.commit(caller, change).await?;
+    store.publish_health(model, changes);
+    Ok(after)
+}
+
+/// Deletes a guardrail; audited, and health re-evaluated without it.
+pub(crate) async fn delete(store: &Store, caller: &Caller, model: &str, id: i64) -> Result<Guardrail, ApiError> {
+    let now = store.clock.now_ms();
+    let mut tx = store.begin_write().await?;
+    let model_id = model_id(&mut tx, model).await?;
+    let (env_id, before) = find(&mut tx, model_id, model, id).await?;
+    sqlx::query("DELETE FROM guardrails WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+    let changes = reevaluate_environment(&mut tx, model_id, (env_id, &before.environment), now).await?;
+    let change =
+        Change::new(AuditAction::GuardrailDelete, Target::guardrail(model, &before.environment, id)).before(&before);
+    tx.commit(caller, change).await?;
+    store.publish_health(model, changes);
+    Ok(before)
+}

@@ -1,0 +1,542 @@
+//! Metric points of versions: ingest into chunked series, the list of series, downsampled reads,
+//! and the raw points streamed for CSV export. Guardrails and health live in [`guardrails`].
+
+pub mod chunks;
+pub mod guardrails;
+
+use std::collections::HashMap;
+
+use app::backend::Metrics;
+use app::domain::validate;
+use app::domain::*;
+use app::error::ApiError;
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use sqlx::AnyConnection;
+
+use crate::db::db_error;
+use crate::store::{Store, model_id};
+use chunks::{CHUNK_POINTS, ChunkStats, Unit, bucket_points, bucket_size, buckets, pack, position, unpack};
+
+/// The ids of a model and of one of its versions, or 404.
+pub(crate) async fn version_ids(conn: &mut AnyConnection, model: &str, number: i64) -> Result<(i64, i64), ApiError> {
+    let model_id = model_id(conn, model).await?;
+    let id = sqlx::query_scalar::<_, i64>("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+        .bind(model_id)
+        .bind(number)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("model '{model}' has no version {number}")))?;
+    Ok((model_id, id))
+}
+
+/// A series row: identity, counts, ends and extremes.
+#[derive(sqlx::FromRow)]
+struct SeriesRow {
+    id: i64,
+    key: String,
+    source: String,
+    environment: Option<String>,
+    point_count: i64,
+    chunk_count: i64,
+    first_step: i64,
+    first_at: i64,
+    first_value: f64,
+    last_step: i64,
+    last_at: i64,
+    last_value: f64,
+    min_value: f64,
+    max_value: f64,
+}
+
+const SERIES_COLUMNS: &str = "s.id, s.key, s.source, e.name AS environment, s.point_count, s.chunk_count, \
+     s.first_step, s.first_at, s.first_value, s.last_step, s.last_at, s.last_value, s.min_value, s.max_value";
+const SERIES_FROM: &str = "metric_series s LEFT JOIN environments e ON e.id = s.environment_id";
+
+impl SeriesRow {
+    fn source(&self) -> MetricSource {
+        MetricSource::parse(&self.source).unwrap_or_default()
+    }
+
+    fn summary(&self) -> SeriesSummary {
+        SeriesSummary {
+            key: self.key.clone(),
+            source: self.source(),
+            environment: self.environment.clone(),
+            count: self.point_count,
+            first: MetricPoint { step: self.first_step, timestamp: self.first_at, value: self.first_value },
+            last: MetricPoint { step: self.last_step, timestamp: self.last_at, value: self.last_value },
+            min: self.min_value,
+            max: self.max_value,
+        }
+    }
+}
+
+/// Which series a point belongs to, within one version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SeriesKey {
+    pub key: String,
+    pub source: MetricSource,
+    /// 0 for evaluation points.
+    pub environment_id: i64,
+}
+
+/// The stats columns of a chunk, without its points.
+#[derive(sqlx::FromRow)]
+struct ChunkRow {
+    chunk_no: i64,
+    point_count: i64,
+    step_min: i64,
+    step_max: i64,
+    at_min: i64,
+    at_max: i64,
+    low_step: i64,
+    low_at: i64,
+    low_value: f64,
+    high_step: i64,
+    high_at: i64,
+    high_value: f64,
+}
+
+impl ChunkRow {
+    fn stats(&self) -> ChunkStats {
+        ChunkStats {
+            count: self.point_count,
+            step_min: self.step_min,
+            step_max: self.step_max,
+            at_min: self.at_min,
+            at_max: self.at_max,
+            low: MetricPoint { step: self.low_step, timestamp: self.low_at, value: self.low_value },
+            high: MetricPoint { step: self.high_step, timestamp: self.high_at, value: self.high_value },
+        }
+    }
+}
+
+/// Writes (or rewrites) one chunk of a series.
+async fn store_chunk(
+    conn: &mut AnyConnection,
+    series_id: i64,
+    chunk_no: i64,
+    points: &[MetricPoint],
+) -> Result<(), ApiError> {
+    let Some(s) = ChunkStats::of(points) else { return Ok(()) };
+    sqlx::query(
+        "INSERT INTO metric_chunks (series_id, chunk_no, point_count, step_min, step_max, at_min, at_max, \
+         low_step, low_at, low_value, high_step, high_at, high_value, points) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (series_id, chunk_no) DO UPDATE SET point_count = excluded.point_count, \
+         step_min = excluded.step_min, step_max = excluded.step_max, at_min = excluded.at_min, \
+         at_max = excluded.at_max, low_step = excluded.low_step, low_at = excluded.low_at, \
+         low_value = excluded.low_value, high_step = excluded.high_step, high_at = excluded.high_at, \
+         high_value = excluded.high_value, points = excluded.points",
+    )
+    .bind(series_id)
+    .bind(chunk_no)
+    .bind(s.count)
+    .bind(s.step_min)
+    .bind(s.step_max)
+    .bind(s.at_min)
+    .bind(s.at_max)
+    .bind(s.low.step)
+    .bind(s.low.timestamp)
+    .bind(s.low.value)
+    .bind(s.high.step)
+    .bind(s.high.timestamp)
+    .bind(s.high.value)
+    .bind(pack(points))
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The decoded points of the given chunks, read in runs of consecutive chunk numbers.
+pub(crate) async fn chunk_points(
+    conn: &mut AnyConnection,
+    series_id: i64,
+    chunk_nos: &[i64],
+) -> Result<HashMap<i64, Vec<MetricPoint>>, ApiError> {
+    let mut out = HashMap::with_capacity(chunk_nos.len());
+    let mut i = 0;
+    while i < chunk_nos.len() {
+        let mut j = i;
+        while j + 1 < chunk_nos.len() && chunk_nos[j + 1] == chunk_nos[j] + 1 {
+            j += 1;
+        }
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT chunk_no, points FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 AND chunk_no <= $3",
+        )
+        .bind(series_id)
+        .bind(chunk_nos[i])
+        .bind(chunk_nos[j])
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        out.extend(rows.into_iter().map(|(no, bytes)| (no, unpack(&bytes))));
+        i = j + 1;
+    }
+    Ok(out)
+}
+
+/// Appends points to a series (created on first use), filling its last chunk before starting new ones.
+async fn append(
+    conn: &mut AnyConnection,
+    version_id: i64,
+    series: &SeriesKey,
+    points: &[&NewMetricPoint],
+    now: i64,
+) -> Result<SeriesRow, ApiError> {
+    sqlx::query(
+        "INSERT INTO metric_series (version_id, key, source, environment_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (version_id, key, source, environment_id) DO NOTHING",
+    )
+    .bind(version_id)
+    .bind(&series.key)
+    .bind(series.source.as_str())
+    .bind(series.environment_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    // A no-op update that locks the series row until commit, so concurrent batches append in turn.
+    let (id, before, chunk_count, mut last_step): (i64, i64, i64, i64) = sqlx::query_as(
+        "UPDATE metric_series SET point_count = point_count \
+         WHERE version_id = $1 AND key = $2 AND source = $3 AND environment_id = $4 \
+         RETURNING id, point_count, chunk_count, last_step",
+    )
+    .bind(version_id)
+    .bind(&series.key)
+    .bind(series.source.as_str())
+    .bind(series.environment_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut started = before > 0;
+    let new: Vec<MetricPoint> = points
+        .iter()
+        .map(|p| {
+            let step = p.step.unwrap_or(if started { last_step + 1 } else { 0 });
+            (started, last_step) = (true, step);
+            MetricPoint { step, timestamp: p.timestamp.unwrap_or(now), value: p.value }
+        })
+        .collect();
+    let mut rest = &new[..];
+    let mut next_chunk = chunk_count;
+    let filled = (before % CHUNK_POINTS as i64) as usize;
+    if filled > 0 {
+        let last = chunk_count - 1;
+        let mut tail = chunk_points(conn, id, &[last]).await?.remove(&last).unwrap_or_default();
+        let take = (CHUNK_POINTS - filled).min(rest.len());
+        tail.extend_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        store_chunk(conn, id, last, &tail).await?;
+    }
+    for piece in rest.chunks(CHUNK_POINTS) {
+        store_chunk(conn, id, next_chunk, piece).await?;
+        next_chunk += 1;
+    }
+    let stats = ChunkStats::of(&new).ok_or_else(ApiError::internal)?;
+    let (first, last) = (new[0], new[new.len() - 1]);
+    sqlx::query(
+        "UPDATE metric_series SET point_count = point_count + $2, chunk_count = $3, \
+         first_step = CASE WHEN point_count = 0 THEN $4 ELSE first_step END, \
+         first_at = CASE WHEN point_count = 0 THEN $5 ELSE first_at END, \
+         first_value = CASE WHEN point_count = 0 THEN $6 ELSE first_value END, \
+         last_step = $7, last_at = $8, last_value = $9, \
+         min_value = CASE WHEN point_count = 0 OR $10 < min_value THEN $10 ELSE min_value END, \
+         max_value = CASE WHEN point_count = 0 OR $11 > max_value THEN $11 ELSE max_value END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(new.len() as i64)
+    .bind(next_chunk)
+    .bind(first.step)
+    .bind(first.timestamp)
+    .bind(first.value)
+    .bind(last.step)
+    .bind(last.timestamp)
+    .bind(last.value)
+    .bind(stats.low.value)
+    .bind(stats.high.value)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    sqlx::query_as::<_, SeriesRow>(&format!("SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.id = $1"))
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// One series read over `[from, to]` on `axis`: every point when they fit in `max_points`,
+/// otherwise each bucket's minimum and maximum, from chunk stats wherever a bucket spans whole chunks.
+async fn read_series(
+    conn: &mut AnyConnection,
+    series_id: i64,
+    axis: MetricAxis,
+    (from, to): (i64, i64),
+    max_points: usize,
+) -> Result<(i64, bool, Vec<MetricPoint>), ApiError> {
+    let (min_col, max_col) = match axis {
+        MetricAxis::Step => ("step_min", "step_max"),
+        MetricAxis::Time => ("at_min", "at_max"),
+    };
+    let chunks: Vec<ChunkRow> = sqlx::query_as(&format!(
+        "SELECT chunk_no, point_count, step_min, step_max, at_min, at_max, low_step, low_at, low_value, \
+         high_step, high_at, high_value FROM metric_chunks \
+         WHERE series_id = $1 AND {max_col} >= $2 AND {min_col} <= $3 ORDER BY chunk_no"
+    ))
+    .bind(series_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let in_range = |p: &MetricPoint| (from..=to).contains(&position(p, axis));
+    let whole = |c: &ChunkRow| {
+        let (lo, hi) = c.stats().range(axis);
+        from <= lo && hi <= to
+    };
+    let partial: Vec<i64> = chunks.iter().filter(|c| !whole(c)).map(|c| c.chunk_no).collect();
+    let mut decoded = chunk_points(conn, series_id, &partial).await?;
+    for points in decoded.values_mut() {
+        points.retain(in_range);
+    }
+    let total: i64 = chunks.iter().filter(|c| whole(c)).map(|c| c.point_count).sum::<i64>()
+        + decoded.values().map(|p| p.len() as i64).sum::<i64>();
+    let size = bucket_size(total, max_points);
+    let downsampled = total > max_points as i64;
+    let needed: Vec<i64> =
+        chunks.iter().filter(|c| whole(c) && (!downsampled || c.point_count > size)).map(|c| c.chunk_no).collect();
+    decoded.extend(chunk_points(conn, series_id, &needed).await?);
+    let units = chunks.iter().flat_map(|c| match decoded.remove(&c.chunk_no) {
+        Some(points) => points.into_iter().map(Unit::Point).collect::<Vec<_>>(),
+        None => vec![Unit::Chunk(c.stats())],
+    });
+    if !downsampled {
+        let points = units.filter_map(|u| if let Unit::Point(p) = u { Some(p) } else { None }).collect();
+        return Ok((total, false, points));
+    }
+    Ok((total, true, bucket_points(&buckets(units, size), axis)))
+}
+
+impl Store {
+    /// The series of one key of a version, ordered by source and environment.
+    async fn key_series(
+        &self,
+        conn: &mut AnyConnection,
+        model: &str,
+        number: i64,
+        key: &str,
+        query: &SeriesQuery,
+    ) -> Result<Vec<SeriesRow>, ApiError> {
+        validate::metric_key("key", key)?;
+        query.validate()?;
+        let (_, version_id) = version_ids(conn, model, number).await?;
+        let rows: Vec<SeriesRow> = sqlx::query_as(&format!(
+            "SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.version_id = $1 AND s.key = $2 \
+             ORDER BY s.source, e.position, e.id"
+        ))
+        .bind(version_id)
+        .bind(key)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        if rows.is_empty() {
+            return Err(ApiError::not_found(format!("version {number} of '{model}' has no metric '{key}'")));
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|r| query.source.is_none_or(|s| s == r.source()))
+            .filter(|r| query.environment.is_none() || query.environment == r.environment)
+            .collect())
+    }
+
+    /// Every stored point of one key of a version, series after series, as CSV lines
+    /// (`source,environment,step,timestamp,value`), read a few chunks at a time.
+    pub async fn metric_csv(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        key: &str,
+        query: SeriesQuery,
+    ) -> Result<impl Stream<Item = Result<Vec<u8>, ApiError>> + use<>, ApiError> {
+        caller.require(Permission::Read)?;
+        let series = self.key_series(&mut *self.conn().await?, model, number, key, &query).await?;
+        let jobs: Vec<(i64, String, i64)> = series
+            .iter()
+            .flat_map(|s| {
+                let label = format!("{},{}", s.source, s.environment.as_deref().unwrap_or(""));
+                (0..s.chunk_count).step_by(64).map(move |start| (s.id, label.clone(), start))
+            })
+            .collect();
+        let store = self.clone();
+        let head = futures::stream::iter([Ok(b"source,environment,step,timestamp,value\n".to_vec())]);
+        let body = futures::stream::iter(jobs).then(move |(id, label, start)| {
+            let store = store.clone();
+            async move {
+                let nos: Vec<i64> = (start..start + 64).collect();
+                let mut chunks = chunk_points(&mut *store.conn().await?, id, &nos).await?;
+                let mut out = Vec::new();
+                for no in nos {
+                    for p in chunks.remove(&no).unwrap_or_default() {
+                        out.extend(format!("{label},{},{},{}\n", p.step, p.timestamp, p.value).into_bytes());
+                    }
+                }
+                Ok(out)
+            }
+        });
+        Ok(head.chain(body))
+    }
+}
+
+#[async_trait]
+impl Metrics for Store {
+    async fn ingest_metrics(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        batch: MetricBatch,
+    ) -> Result<IngestReport, ApiError> {
+        caller.require(Permission::PushMetrics)?;
+        batch.validate()?;
+        let now = self.clock.now_ms();
+        let mut tx = self.begin_data_write().await?;
+        let (model_id, version_id) = version_ids(&mut tx, model, number).await?;
+        let mut environments: HashMap<String, i64> = HashMap::new();
+        let mut order: Vec<SeriesKey> = Vec::new();
+        let mut groups: HashMap<SeriesKey, Vec<&NewMetricPoint>> = HashMap::new();
+        for (i, p) in batch.points.iter().enumerate() {
+            let environment_id = match &p.environment {
+                None => 0,
+                Some(name) => match environments.get(name) {
+                    Some(id) => *id,
+                    None => {
+                        let id = sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
+                            .bind(name)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?
+                            .ok_or_else(|| {
+                                ApiError::invalid(
+                                    &format!("points[{i}].environment"),
+                                    format!("no environment named '{name}'"),
+                                )
+                            })?;
+                        environments.insert(name.clone(), id);
+                        id
+                    }
+                },
+            };
+            let key = SeriesKey { key: p.key.clone(), source: p.source, environment_id };
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                })
+                .push(p);
+        }
+        let mut series = Vec::with_capacity(order.len());
+        for key in &order {
+            series.push(append(&mut tx, version_id, key, &groups[key], now).await?.summary());
+        }
+        let changes = guardrails::reevaluate(&mut tx, model_id, (version_id, number), &order, now).await?;
+        tx.commit().await?;
+        let health = guardrails::stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
+        let mut keys: Vec<String> = order.into_iter().map(|k| k.key).collect();
+        keys.dedup();
+        self.events.publish(ServerEvent::Metrics {
+            model: model.to_string(),
+            version: number,
+            keys,
+            points: batch.points.len(),
+        });
+        self.publish_health(model, changes);
+        Ok(IngestReport { accepted: batch.points.len(), series, health })
+    }
+
+    async fn list_metrics(&self, caller: &Caller, model: &str, number: i64) -> Result<Vec<SeriesSummary>, ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let (_, version_id) = version_ids(&mut conn, model, number).await?;
+        let rows: Vec<SeriesRow> = sqlx::query_as(&format!(
+            "SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.version_id = $1 ORDER BY s.key, s.source, e.position, e.id"
+        ))
+        .bind(version_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        Ok(rows.iter().map(SeriesRow::summary).collect())
+    }
+
+    async fn metric_series(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        key: &str,
+        query: SeriesQuery,
+    ) -> Result<MetricSeries, ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let rows = self.key_series(&mut conn, model, number, key, &query).await?;
+        let axis = query.axis.unwrap_or_default();
+        let range = (query.from.unwrap_or(i64::MIN), query.to.unwrap_or(i64::MAX));
+        let max_points = query.max_points.unwrap_or(DEFAULT_SERIES_POINTS) as usize;
+        let mut series = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (total, downsampled, points) = read_series(&mut conn, row.id, axis, range, max_points).await?;
+            series.push(Series {
+                source: row.source(),
+                environment: row.environment.clone(),
+                total,
+                downsampled,
+                points,
+            });
+        }
+        Ok(MetricSeries { model: model.to_string(), version: number, key: key.to_string(), axis, series })
+    }
+
+    async fn list_guardrails(&self, caller: &Caller, model: &str) -> Result<Vec<Guardrail>, ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let id = model_id(&mut conn, model).await?;
+        guardrails::load(&mut conn, id, None).await
+    }
+
+    async fn create_guardrail(
+        &self,
+        caller: &Caller,
+        model: &str,
+        input: GuardrailInput,
+    ) -> Result<Guardrail, ApiError> {
+        caller.require(Permission::ManageGuardrails)?;
+        guardrails::save(self, caller, model, None, input).await
+    }
+
+    async fn update_guardrail(
+        &self,
+        caller: &Caller,
+        model: &str,
+        id: i64,
+        input: GuardrailInput,
+    ) -> Result<Guardrail, ApiError> {
+        caller.require(Permission::ManageGuardrails)?;
+        guardrails::save(self, caller, model, Some(id), input).await
+    }
+
+    async fn delete_guardrail(&self, caller: &Caller, model: &str, id: i64) -> Result<Guardrail, ApiError> {
+        caller.require(Permission::ManageGuardrails)?;
+        guardrails::delete(self, caller, model, id).await
+    }
+
+    async fn version_health(&self, caller: &Caller, model: &str, number: i64) -> Result<Vec<HealthReport>, ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let (model_id, version_id) = version_ids(&mut conn, model, number).await?;
+        guardrails::reports(&mut conn, model_id, version_id, self.clock.now_ms()).await
+    }
+}
