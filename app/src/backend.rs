@@ -82,6 +82,8 @@ pub trait Metrics: Send + Sync {
         key: &str,
         query: SeriesQuery,
     ) -> Result<MetricSeries, ApiError>;
+    /// One metric key across a model's versions: last value, range and trend of each.
+    async fn model_metrics(&self, caller: &Caller, model: &str, key: Option<String>) -> Result<ModelMetrics, ApiError>;
     async fn list_guardrails(&self, caller: &Caller, model: &str) -> Result<Vec<Guardrail>, ApiError>;
     async fn create_guardrail(
         &self,

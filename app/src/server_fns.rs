@@ -16,6 +16,10 @@ pub struct ModelPageData {
     pub may_deploy: bool,
     /// The model's latest audit entries, for callers who may read the audit log.
     pub audit_trail: Option<Vec<AuditEntry>>,
+    /// One metric key across the versions.
+    pub metrics: ModelMetrics,
+    pub guardrails: Vec<Guardrail>,
+    pub may_manage_guardrails: bool,
 }
 
 /// The version page's data with what the caller may do there.
@@ -26,6 +30,49 @@ pub struct VersionPageData {
     pub may_quarantine: bool,
     /// The version's latest audit entries, for callers who may read the audit log.
     pub audit_trail: Option<Vec<AuditEntry>>,
+}
+
+/// One line of a chart: a series of this version, or of the version it is compared with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartLine {
+    /// e.g. `v3 eval`, `v3 live · production`, `v2 eval`.
+    pub label: String,
+    /// Whether the line belongs to the compared version.
+    pub compared: bool,
+    pub total: i64,
+    pub downsampled: bool,
+    pub points: Vec<MetricPoint>,
+}
+
+/// A guardrail's threshold as drawn on a chart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Threshold {
+    /// e.g. `production: p99(latency_ms, last 100) <= 250`.
+    pub label: String,
+    pub value: f64,
+    pub severity: Severity,
+}
+
+/// One metric key's chart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartData {
+    pub key: String,
+    pub axis: MetricAxis,
+    pub lines: Vec<ChartLine>,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// The version page's metrics: a chart per key, the health behind each environment's verdict,
+/// and the deploy and rollback events of the version (marked on the time axis).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VersionMetricsData {
+    pub axis: MetricAxis,
+    pub charts: Vec<ChartData>,
+    pub reports: Vec<HealthReport>,
+    pub events: Vec<DeploymentEvent>,
+    /// The other versions of the model, newest first, for *compare with*.
+    pub others: Vec<i64>,
+    pub compare: Option<i64>,
 }
 
 /// The audit screen: one page of entries and the integrity panel.
@@ -48,8 +95,9 @@ mod ssr {
     use axum::http::request::Parts;
     use leptos::prelude::*;
 
+    use super::{ChartData, ChartLine, Threshold};
     use crate::backend::BackendHandle;
-    use crate::domain::Caller;
+    use crate::domain::*;
     use crate::error::ApiError;
     use crate::session_cookie::CookiePolicy;
 
@@ -83,6 +131,57 @@ mod ssr {
     /// The authenticated caller of this request, or 401.
     pub fn caller() -> Result<Caller, ApiError> {
         parts()?.extensions.get::<Caller>().cloned().ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Points per chart line: enough for a 720-pixel-wide chart.
+    const CHART_POINTS: u32 = 800;
+
+    /// One key's chart for a version, with the compared version's series overlaid and the
+    /// thresholds of the model's guardrails on that key.
+    pub async fn chart(
+        backend: &BackendHandle,
+        caller: &Caller,
+        (model, number, compare): (&str, i64, Option<i64>),
+        key: &str,
+        axis: MetricAxis,
+        range: (Option<i64>, Option<i64>),
+        guardrails: &[Guardrail],
+    ) -> Result<ChartData, ApiError> {
+        let query = SeriesQuery {
+            max_points: Some(CHART_POINTS),
+            from: range.0,
+            to: range.1,
+            axis: Some(axis),
+            ..Default::default()
+        };
+        let mut lines = Vec::new();
+        for (version, compared) in std::iter::once((number, false)).chain(compare.map(|c| (c, true))) {
+            let series = match backend.metric_series(caller, model, version, key, query.clone()).await {
+                Ok(s) => s.series,
+                Err(e) if compared && e.code == crate::error::ErrorCode::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            lines.extend(series.into_iter().map(|s| ChartLine {
+                label: match &s.environment {
+                    Some(env) => format!("v{version} {} · {env}", s.source.as_str()),
+                    None => format!("v{version} {}", s.source.as_str()),
+                },
+                compared,
+                total: s.total,
+                downsampled: s.downsampled,
+                points: s.points,
+            }));
+        }
+        let thresholds = guardrails
+            .iter()
+            .filter(|g| g.metric == key)
+            .map(|g| Threshold {
+                label: format!("{}: {}", g.environment, g.describe()),
+                value: g.threshold,
+                severity: g.severity,
+            })
+            .collect();
+        Ok(ChartData { key: key.to_string(), axis, lines, thresholds })
     }
 
     /// Adds a `Set-Cookie` header to the response.
@@ -143,15 +242,68 @@ pub async fn list_models(query: ModelQuery) -> Result<Page<Model>, ApiError> {
     backend()?.list_models(&caller()?, query).await
 }
 
+/// The model page; `metric` picks the key compared across versions.
 #[server]
-pub async fn model_overview(name: String) -> Result<ModelPageData, ApiError> {
+pub async fn model_overview(name: String, metric: Option<String>) -> Result<ModelPageData, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let model = backend.get_model(&caller, &name).await?;
     let query = VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() };
     let versions = backend.list_versions(&caller, &name, query).await?;
     let history = backend.history(&caller, &name, None, HistoryQuery::default()).await?;
     let audit_trail = audit_trail(&backend, &caller, &name, None).await?;
-    Ok(ModelPageData { model, versions, history, may_deploy: caller.can(Permission::Deploy), audit_trail })
+    Ok(ModelPageData {
+        model,
+        versions,
+        history,
+        may_deploy: caller.can(Permission::Deploy),
+        audit_trail,
+        metrics: backend.model_metrics(&caller, &name, metric.filter(|m| !m.is_empty())).await?,
+        guardrails: backend.list_guardrails(&caller, &name).await?,
+        may_manage_guardrails: caller.can(Permission::ManageGuardrails),
+    })
+}
+
+/// Creates a guardrail (no `id`) or replaces one, from the model page's form.
+#[server]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_guardrail(
+    model: String,
+    id: Option<i64>,
+    environment: String,
+    metric: String,
+    source: MetricSource,
+    aggregation: Aggregation,
+    window: String,
+    window_size: String,
+    comparator: Comparator,
+    threshold: String,
+    severity: Severity,
+) -> Result<Guardrail, ApiError> {
+    let number = |field: &str, raw: &str| -> Result<f64, ApiError> {
+        raw.trim().parse::<f64>().map_err(|_| ApiError::invalid(field, format!("{raw:?} is not a number")))
+    };
+    let size = number("window_size", &window_size)? as i64;
+    let window = if window == "minutes" { Window::Minutes(size) } else { Window::Points(size) };
+    let input = GuardrailInput {
+        environment,
+        metric: metric.trim().to_string(),
+        source,
+        aggregation,
+        window,
+        comparator,
+        threshold: number("threshold", &threshold)?,
+        severity,
+    };
+    let (backend, caller) = (backend()?, caller()?);
+    match id {
+        Some(id) => backend.update_guardrail(&caller, &model, id, input).await,
+        None => backend.create_guardrail(&caller, &model, input).await,
+    }
+}
+
+#[server]
+pub async fn remove_guardrail(model: String, id: i64) -> Result<Guardrail, ApiError> {
+    backend()?.delete_guardrail(&caller()?, &model, id).await
 }
 
 #[server]
@@ -164,6 +316,69 @@ pub async fn version_page(model: String, number: i64) -> Result<VersionPageData,
         may_edit: caller.can(Permission::EditVersions),
         may_quarantine: caller.can(Permission::Quarantine),
     })
+}
+
+/// The version page's charts (compared with another version when asked), health and events.
+/// Without an axis, charts run against time when the version has live points, else against step.
+#[server]
+pub async fn version_metrics(
+    model: String,
+    number: i64,
+    compare: Option<i64>,
+    axis: Option<MetricAxis>,
+) -> Result<VersionMetricsData, ApiError> {
+    let (backend, caller) = (backend()?, caller()?);
+    let summaries = backend.list_metrics(&caller, &model, number).await?;
+    let axis = axis.unwrap_or(if summaries.iter().any(|s| s.source == MetricSource::Live) {
+        MetricAxis::Time
+    } else {
+        MetricAxis::Step
+    });
+    let guardrails = backend.list_guardrails(&caller, &model).await?;
+    let compare = compare.filter(|c| *c != number);
+    let mut keys: Vec<&str> = summaries.iter().map(|s| s.key.as_str()).collect();
+    keys.dedup();
+    let mut charts = Vec::with_capacity(keys.len());
+    for key in keys {
+        // Evaluation points are stamped when they were pushed, often all at once: a key with only
+        // those stays on steps even when the page shows time.
+        let live = summaries.iter().any(|s| s.key == key && s.source == MetricSource::Live);
+        let key_axis = if live { axis } else { MetricAxis::Step };
+        charts
+            .push(chart(&backend, &caller, (&model, number, compare), key, key_axis, (None, None), &guardrails).await?);
+    }
+    let history =
+        backend.history(&caller, &model, None, HistoryQuery { limit: Some(MAX_PAGE_SIZE), offset: None }).await?;
+    let events =
+        history.items.into_iter().filter(|e| e.to_version == number || e.from_version == Some(number)).collect();
+    let versions = backend
+        .list_versions(&caller, &model, VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() })
+        .await?;
+    let others = versions.items.iter().map(|v| v.number).filter(|n| *n != number).collect();
+    Ok(VersionMetricsData {
+        axis,
+        charts,
+        reports: backend.version_health(&caller, &model, number).await?,
+        events,
+        others,
+        compare,
+    })
+}
+
+/// One chart again, over a zoomed range (or the whole series) at full resolution.
+#[server]
+pub async fn reload_chart(
+    model: String,
+    number: i64,
+    key: String,
+    compare: Option<i64>,
+    axis: MetricAxis,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<ChartData, ApiError> {
+    let (backend, caller) = (backend()?, caller()?);
+    let guardrails = backend.list_guardrails(&caller, &model).await?;
+    chart(&backend, &caller, (&model, number, compare), &key, axis, (from, to), &guardrails).await
 }
 
 /// The audit screen's entries (filtered, paged by cursor) and its integrity panel.

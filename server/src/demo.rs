@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use app::backend::{Deployments, Registry};
+use app::backend::{Deployments, Metrics, Registry};
 use app::domain::*;
 use sha2::{Digest, Sha256};
 
@@ -176,8 +176,105 @@ pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option
         if let Some((n, reason)) = m.quarantined {
             store.quarantine_version(&actor, m.name, n, QuarantineInput { reason: reason.into() }).await?;
         }
+        seed_metrics(store, &actor, m, live.clock.now_ms()).await?;
     }
     Ok(Some(credentials))
+}
+
+/// Deterministic noise in `-0.5..0.5`.
+fn noise(seed: i64, i: i64) -> f64 {
+    ((i as f64 * 12.9898 + seed as f64 * 78.233).sin() * 43_758.545).fract().abs() - 0.5
+}
+
+/// Guardrails per environment, evaluation curves for every version, and a day of live latency
+/// and error rate for every version that was live; the first model's current production version
+/// has a latency regression in its last hour, so the demo shows a failing version.
+async fn seed_metrics(store: &Store, actor: &Caller, m: &DemoModel, now: i64) -> anyhow::Result<()> {
+    let rule = |environment: &str, metric: &str, source, aggregation, window, comparator, threshold, severity| {
+        GuardrailInput {
+            environment: environment.into(),
+            metric: metric.into(),
+            source,
+            aggregation,
+            window,
+            comparator,
+            threshold,
+            severity,
+        }
+    };
+    use Aggregation::*;
+    use Comparator::*;
+    for input in [
+        rule(
+            "production",
+            "latency_ms",
+            MetricSource::Live,
+            P99,
+            Window::Points(100),
+            AtMost,
+            250.0,
+            Severity::Failing,
+        ),
+        rule("production", "error_rate", MetricSource::Live, Mean, Window::Points(50), AtMost, 0.02, Severity::Warning),
+        rule("production", "accuracy", MetricSource::Eval, Last, Window::Points(1), AtLeast, 0.9, Severity::Warning),
+        rule("staging", "latency_ms", MetricSource::Live, P95, Window::Points(100), AtMost, 300.0, Severity::Warning),
+    ] {
+        store.create_guardrail(actor, m.name, input).await?;
+    }
+    let seed = m.name.len() as i64;
+    for n in 1..=m.versions {
+        let plateau = 0.86 + 0.012 * n as f64 - if m.quarantined.is_some_and(|(q, _)| q == n) { 0.05 } else { 0.0 };
+        let points = (0..120)
+            .flat_map(|step| {
+                let progress = 1.0 - (-(step as f64) / 25.0).exp();
+                let wobble = noise(seed + n, step) * 0.01;
+                [
+                    NewMetricPoint {
+                        key: "accuracy".into(),
+                        value: 0.5 + (plateau - 0.5) * progress + wobble,
+                        step: Some(step),
+                        timestamp: None,
+                        source: MetricSource::Eval,
+                        environment: None,
+                    },
+                    NewMetricPoint {
+                        key: "loss".into(),
+                        value: 0.25 + 0.9 * (-(step as f64) / 30.0).exp() + wobble * 2.0,
+                        step: Some(step),
+                        timestamp: None,
+                        source: MetricSource::Eval,
+                        environment: None,
+                    },
+                ]
+            })
+            .collect();
+        store.ingest_metrics(actor, m.name, n, MetricBatch { points }).await?;
+    }
+    let current = m.production.last().copied();
+    for (environment, versions) in [("staging", m.staging), ("production", m.production)] {
+        for &n in versions.iter().rev().take(2) {
+            let regression = m.name == "fraud-detector" && environment == "production" && Some(n) == current;
+            let points = (0..288)
+                .flat_map(|i| {
+                    let at = now - DAY_MS + i * 5 * 60_000;
+                    let base = 120.0 + 8.0 * n as f64 + 40.0 * noise(seed * 7 + n, i);
+                    let latency = if regression && i >= 276 { base + 260.0 } else { base };
+                    [("latency_ms", latency), ("error_rate", 0.008 + 0.006 * noise(seed * 3 + n, i))].map(
+                        |(key, value)| NewMetricPoint {
+                            key: key.into(),
+                            value,
+                            step: Some(i),
+                            timestamp: Some(at),
+                            source: MetricSource::Live,
+                            environment: Some(environment.into()),
+                        },
+                    )
+                })
+                .collect();
+            store.ingest_metrics(actor, m.name, n, MetricBatch { points }).await?;
+        }
+    }
+    Ok(())
 }
 
 /// 16 random letters and digits.

@@ -37,6 +37,7 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/models/{model}/versions/{version}/metrics/{key}"
             | "/api/v1/models/{model}/versions/{version}/health"
             | "/api/v1/models/{model}/guardrails"
+            | "/api/v1/models/{model}/metrics"
             | "/api/v1/events",
         ) => Needs(Read),
         ("post", "/api/v1/models/{model}/versions/{version}/metrics") => Needs(PushMetrics),

@@ -10,6 +10,7 @@ on_both_backends!(
     guardrails_reduce_their_window_with_each_aggregation,
     health_follows_points_and_rule_changes,
     events_stream_new_points_and_health_changes,
+    one_metric_is_compared_across_versions,
 );
 
 const METRICS: &str = "/api/v1/models/m/versions/1/metrics";
@@ -382,4 +383,42 @@ async fn events_stream_new_points_and_health_changes(backend: Backend) {
         health,
         json!({ "type": "health", "model": "m", "version": 1, "environment": "production", "health": "failing", "previous": "unknown" })
     );
+}
+
+async fn one_metric_is_compared_across_versions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "m", 3).await;
+    let empty = json(app.get("/api/v1/models/m/metrics").await, 200).await;
+    assert_eq!(empty, json!({ "keys": [], "key": null, "versions": [] }));
+    for (version, last) in [(1, 0.81), (3, 0.93)] {
+        let points: Vec<Value> = (0..100)
+            .map(|i| json!({ "key": "accuracy", "value": if i == 99 { last } else { 0.5 + f64::from(i) / 1000.0 } }))
+            .chain([json!({ "key": "loss", "value": 0.3 })])
+            .collect();
+        json(
+            app.post(&format!("/api/v1/models/m/versions/{version}/metrics"), &json!({ "points": points })).await,
+            201,
+        )
+        .await;
+    }
+    json(
+        app.post("/api/v1/models/m/versions/2/metrics", &json!({ "points": [{ "key": "loss", "value": 0.2 }] })).await,
+        201,
+    )
+    .await;
+    // loss is in three versions, accuracy in two: loss is the default.
+    let across = json(app.get("/api/v1/models/m/metrics").await, 200).await;
+    assert_eq!(across["keys"], json!(["accuracy", "loss"]));
+    assert_eq!(across["key"], "loss");
+    assert_eq!(across["versions"].as_array().unwrap().len(), 3);
+    let accuracy = json(app.get("/api/v1/models/m/metrics?key=accuracy").await, 200).await;
+    let versions = accuracy["versions"].as_array().unwrap();
+    assert_eq!(versions.iter().map(|v| v["version"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(versions[1]["last"], 0.93);
+    assert_eq!(versions[1]["count"], 100);
+    assert_eq!((versions[0]["min"].as_f64(), versions[0]["max"].as_f64()), (Some(0.5), Some(0.81)));
+    let trend = versions[0]["trend"].as_array().unwrap();
+    assert!(trend.len() <= 24 && trend.len() >= 20, "a sparkline's worth: {}", trend.len());
+    expect_error(app.get("/api/v1/models/m/metrics?key=a%2Cb").await, 422, Some("key")).await;
+    expect_error(app.get("/api/v1/models/nope/metrics").await, 404, None).await;
 }

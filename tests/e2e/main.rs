@@ -6,6 +6,7 @@ mod browser;
 
 use browser::Browser;
 use fantoccini::Locator;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use modelgate_tests::{Backend, TestApp, json};
 
 const DEMO_PASSWORD: &str = "demo-password-for-e2e";
@@ -356,5 +357,123 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
 
     let errors = browser.page_errors().await;
     assert!(errors.is_empty(), "the console logged errors: {errors:#?}");
+    browser.close().await;
+}
+
+/// Scrolls an element to the top of the viewport (before a screenshot).
+async fn scroll_to(browser: &Browser, css: &str) {
+    let element = browser.wait_for(css).await;
+    let arg = serde_json::to_value(&element).unwrap();
+    browser.client.execute("arguments[0].scrollIntoView({block: 'start'}); return null;", vec![arg]).await.unwrap();
+}
+
+/// The number of series a chart draws.
+async fn series_of(browser: &Browser, key: &str) -> String {
+    let css = format!(r#"figure.chart[data-key="{key}"]"#);
+    browser.wait_for(&css).await.attr("data-series").await.unwrap().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
+    let (app, browser) = demo_console().await;
+    let c = &browser.client;
+    c.goto(&app.url("/sign-in?next=%2Fmodels%2Ffraud-detector")).await.unwrap();
+    sign_in(&browser, "operator", DEMO_PASSWORD).await;
+
+    // The model page: the failing live version raises a banner; every version has a sparkline.
+    let banner = browser.wait_for(r#".failing-banner[data-environment="production"]"#).await;
+    assert!(banner.text().await.unwrap().contains("v6 is failing"), "{}", banner.text().await.unwrap());
+    let sparklines = c.find_all(Locator::Css("#versions svg.sparkline")).await.unwrap();
+    assert_eq!(sparklines.len(), 8, "one sparkline per version");
+    browser.wait_for("#across-versions figure.chart path.series").await;
+    browser.screenshot("model-failing-banner").await;
+    scroll_to(&browser, "#across-versions").await;
+    browser.screenshot("model-metrics-across-versions").await;
+
+    // An operator adds a guardrail through the form; it is listed with the rule in words.
+    browser.wait_hydrated().await;
+    let form = browser.wait_for("#guardrails > form.guardrail-form").await;
+    for (name, value) in [("environment", "staging"), ("source", "eval"), ("aggregation", "last"), ("severity", "warning")] {
+        form.find(Locator::Css(&format!(r#"select[name="{name}"]"#))).await.unwrap().select_by_value(value).await.unwrap();
+    }
+    for (name, value) in [("metric", "loss"), ("window_size", "1"), ("threshold", "0.3")] {
+        let input = form.find(Locator::Css(&format!(r#"input[name="{name}"]"#))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    form.find(Locator::Css(r#"select[name="comparator"]"#)).await.unwrap().select_by_value("<=").await.unwrap();
+    form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("the new guardrail is listed", || async {
+            let table = c.find(Locator::Css("#guardrails table")).await.ok()?.text().await.ok()?;
+            table.contains("last(loss (eval), last 1) <= 0.3").then_some(())
+        })
+        .await;
+    let rules = json(app.get("/api/v1/models/fraud-detector/guardrails").await, 200).await;
+    let added = rules.as_array().unwrap().iter().find(|g| g["metric"] == "loss").expect("saved through the API's rules");
+    assert_eq!((added["environment"].as_str(), added["severity"].as_str()), (Some("staging"), Some("warning")));
+    scroll_to(&browser, "#guardrails").await;
+    browser.screenshot("model-guardrails").await;
+
+    // The version page: one chart per key, one line per series of the key.
+    c.goto(&app.url("/models/fraud-detector/versions/6?axis=time")).await.unwrap();
+    browser.wait_hydrated().await;
+    let charts = c.find_all(Locator::Css("#metrics figure.chart")).await.unwrap();
+    assert_eq!(charts.len(), 4, "accuracy, error_rate, latency_ms, loss");
+    assert_eq!(series_of(&browser, "latency_ms").await, "2", "live in staging and in production");
+    let paths = c.find_all(Locator::Css(r#"figure[data-key="latency_ms"] path.series"#)).await.unwrap();
+    assert_eq!(paths.len(), 2);
+    let thresholds = c.find_all(Locator::Css(r#"figure[data-key="latency_ms"] .threshold"#)).await.unwrap();
+    assert_eq!(thresholds.len(), 2, "the production and staging latency guardrails");
+    let report = browser.wait_for(r#".health-report[data-environment="production"]"#).await.text().await.unwrap();
+    assert!(report.contains("failing") && report.contains("p99(latency_ms, last 100) <= 250"), "{report}");
+    assert!(browser.page_errors().await.is_empty(), "page errors: {:#?}", browser.page_errors().await);
+    scroll_to(&browser, "#metrics").await;
+    browser.screenshot("version-health-and-charts").await;
+
+    // Compare with v4: the accuracy chart gains v4's series.
+    c.goto(&app.url("/models/fraud-detector/versions/6?compare=4&axis=step")).await.unwrap();
+    browser.wait_hydrated().await;
+    assert_eq!(series_of(&browser, "accuracy").await, "2", "v6 and v4");
+    let legend = browser.wait_for(r#"figure[data-key="accuracy"] .legend"#).await.text().await.unwrap();
+    assert!(legend.contains("v6 eval") && legend.contains("v4 eval"), "{legend}");
+
+    // The tooltip shows the exact value of the point under the keyboard cursor.
+    let svg = browser.wait_for(r#"figure[data-key="accuracy"] svg"#).await;
+    c.execute("arguments[0].focus(); return null;", vec![serde_json::to_value(&svg).unwrap()]).await.unwrap();
+    let right = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: '\u{E014}' })
+        .then(KeyAction::Up { value: '\u{E014}' });
+    c.perform_actions(right).await.unwrap();
+    let tip = browser.wait_for(r#"figure[data-key="accuracy"] .chart-tip .tip-value"#).await.text().await.unwrap();
+    let series = json(app.get("/api/v1/models/fraud-detector/versions/6/metrics/accuracy").await, 200).await;
+    let first = series["series"][0]["points"][0]["value"].as_f64().unwrap();
+    assert_eq!(tip.parse::<f64>().unwrap(), first, "the tooltip shows the stored value exactly");
+    scroll_to(&browser, r#"figure[data-key="accuracy"]"#).await;
+    browser.screenshot("version-compare-tooltip").await;
+
+    // New points reach the open chart without a reload (server-sent events).
+    c.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
+    let late = serde_json::json!({ "points": [{ "key": "accuracy", "value": 0.97, "step": 400 }] });
+    json(app.post("/api/v1/models/fraud-detector/versions/6/metrics", &late).await, 201).await;
+    browser
+        .eventually("the accuracy chart shows the new point", || async {
+            let legend =
+                c.find(Locator::Css(r#"figure[data-key="accuracy"] .legend"#)).await.ok()?.text().await.ok()?;
+            legend.contains("v6 eval — 121 points").then_some(())
+        })
+        .await;
+    let kept = c.execute("return window.__stillHere === true;", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::Value::Bool(true), "updated without a reload");
+
+    // A deploy of this version inside the charted day is marked on the time axis.
+    app.clock.advance(-2 * 3_600_000);
+    let deploy = serde_json::json!({ "version": 6, "reason": "e2e: marker" });
+    json(app.post("/api/v1/models/fraud-detector/environments/staging/deploy", &deploy).await, 201).await;
+    c.goto(&app.url("/models/fraud-detector/versions/6?axis=time")).await.unwrap();
+    let marker = browser.wait_for(r#"figure[data-key="latency_ms"] .marker text"#).await.text().await.unwrap();
+    assert_eq!(marker, "deployed · staging");
+    scroll_to(&browser, r#"figure[data-key="latency_ms"]"#).await;
+    browser.screenshot("version-deploy-marker").await;
     browser.close().await;
 }

@@ -129,6 +129,42 @@ pub struct SeriesSummary {
     pub max: f64,
 }
 
+/// One version's series of a metric key, as the model page compares versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionMetric {
+    pub version: i64,
+    /// The evaluation series when there is one, else the first live one.
+    pub source: MetricSource,
+    pub environment: Option<String>,
+    pub count: i64,
+    pub last: f64,
+    pub min: f64,
+    pub max: f64,
+    /// The series reduced to a few points, for a sparkline.
+    pub trend: Vec<f64>,
+}
+
+/// Response of `GET /api/v1/models/{model}/metrics`: one metric key across the model's versions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ModelMetrics {
+    /// Every key any version has points for.
+    pub keys: Vec<String>,
+    /// The key shown: the one asked for, else the one most versions have (a guarded one, then the
+    /// first by name, among equals).
+    pub key: Option<String>,
+    /// Versions with points for `key`, by number.
+    pub versions: Vec<VersionMetric>,
+}
+
+/// Query of `GET /api/v1/models/{model}/metrics`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+pub struct ModelMetricsQuery {
+    pub key: Option<String>,
+}
+
 /// The axis a range and a chart are measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

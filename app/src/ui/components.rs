@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use crate::domain::Health;
 use crate::error::{ApiError, ErrorCode};
 
 /// Shows an error to a person; on the server it also sets the HTTP status (404 for missing things).
@@ -44,4 +45,16 @@ pub fn ActionResult<T: Clone + Send + Sync + 'static>(
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="loading" aria-busy="true">"Loading…"</p> }
+}
+
+/// A version's guardrail health as a coloured badge.
+#[component]
+pub fn HealthBadge(health: Health) -> impl IntoView {
+    let class = match health {
+        Health::Healthy => "badge ok health",
+        Health::Warning => "badge warn health",
+        Health::Failing => "badge danger health",
+        Health::Unknown => "badge muted health",
+    };
+    view! { <span class=class data-health=health.as_str()>{health.as_str()}</span> }
 }

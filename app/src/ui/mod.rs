@@ -1,5 +1,6 @@
 //! The console: the HTML shell, the router and the pages.
 
+mod chart;
 mod components;
 mod diff;
 mod format;

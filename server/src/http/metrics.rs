@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest, list_series))
         .routes(routes!(series))
         .routes(routes!(health))
+        .routes(routes!(across_versions))
         .routes(routes!(list_guardrails, create_guardrail))
         .routes(routes!(update_guardrail, delete_guardrail))
 }
@@ -92,6 +93,20 @@ async fn health(
     Path((model, number)): Path<(String, String)>,
 ) -> Result<Json<Vec<HealthReport>>, ApiError> {
     Ok(Json(s.store.version_health(&caller, &model, version_number(&number)?).await?))
+}
+
+/// One metric key across a model's versions (last value, range, trend); the key defaults to the
+/// first guardrail's metric.
+#[utoipa::path(get, path = "/api/v1/models/{model}/metrics", tag = "metrics",
+    params(("model" = String, Path, description = "Model name"), ModelMetricsQuery),
+    responses((status = 200, body = ModelMetrics), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn across_versions(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(model): Path<String>,
+    ApiQuery(query): ApiQuery<ModelMetricsQuery>,
+) -> Result<Json<ModelMetrics>, ApiError> {
+    Ok(Json(s.store.model_metrics(&caller, &model, query.key).await?))
 }
 
 /// A model's guardrails, in environment order.

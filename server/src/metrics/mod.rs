@@ -48,6 +48,9 @@ struct SeriesRow {
     last_value: f64,
     min_value: f64,
     max_value: f64,
+    /// Only in queries across versions.
+    #[sqlx(default)]
+    version_number: Option<i64>,
 }
 
 const SERIES_COLUMNS: &str = "s.id, s.key, s.source, e.name AS environment, s.point_count, s.chunk_count, \
@@ -498,6 +501,62 @@ impl Metrics for Store {
             });
         }
         Ok(MetricSeries { model: model.to_string(), version: number, key: key.to_string(), axis, series })
+    }
+
+    async fn model_metrics(&self, caller: &Caller, model: &str, key: Option<String>) -> Result<ModelMetrics, ApiError> {
+        caller.require(Permission::Read)?;
+        if let Some(k) = &key {
+            validate::metric_key("key", k)?;
+        }
+        let mut conn = self.conn().await?;
+        let id = model_id(&mut conn, model).await?;
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT s.key, COUNT(DISTINCT s.version_id) FROM metric_series s JOIN versions v ON v.id = s.version_id \
+             WHERE v.model_id = $1 GROUP BY s.key ORDER BY s.key",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let guarded: Vec<String> = guardrails::load(&mut conn, id, None).await?.into_iter().map(|g| g.metric).collect();
+        let widest = counts
+            .iter()
+            .max_by_key(|(k, n)| (*n, guarded.contains(k), std::cmp::Reverse(k.clone())))
+            .map(|(k, _)| k.clone());
+        let keys: Vec<String> = counts.into_iter().map(|(k, _)| k).collect();
+        let Some(key) = key.or(widest) else {
+            return Ok(ModelMetrics::default());
+        };
+        let rows: Vec<(i64, SeriesRow)> = sqlx::query_as::<_, SeriesRow>(&format!(
+            "SELECT {SERIES_COLUMNS}, v.number AS version_number FROM {SERIES_FROM} JOIN versions v ON v.id = s.version_id \
+             WHERE v.model_id = $1 AND s.key = $2 ORDER BY v.number, s.source, e.position, e.id"
+        ))
+        .bind(id)
+        .bind(&key)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|r| (r.version_number.unwrap_or_default(), r))
+        .collect();
+        let mut versions: Vec<VersionMetric> = Vec::new();
+        for (number, row) in rows {
+            if versions.last().is_some_and(|v| v.version == number) {
+                continue;
+            }
+            let (_, _, trend) = read_series(&mut conn, row.id, MetricAxis::Step, (i64::MIN, i64::MAX), 24).await?;
+            versions.push(VersionMetric {
+                version: number,
+                source: row.source(),
+                environment: row.environment.clone(),
+                count: row.point_count,
+                last: row.last_value,
+                min: row.min_value,
+                max: row.max_value,
+                trend: trend.iter().map(|p| p.value).collect(),
+            });
+        }
+        Ok(ModelMetrics { keys, key: Some(key), versions })
     }
 
     async fn list_guardrails(&self, caller: &Caller, model: &str) -> Result<Vec<Guardrail>, ApiError> {

@@ -2,6 +2,8 @@
 
 mod admin;
 mod audit;
+mod guardrails;
+mod metrics;
 mod model;
 mod models;
 mod not_found;

@@ -5,23 +5,34 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
+use leptos_router::hooks::use_query_map;
+
 use super::AuditTrail;
-use crate::domain::{DeploymentEvent, DeploymentKind, LiveVersion, Version};
-use crate::server_fns::{DeployVersion, ModelPageData, model_overview};
-use crate::ui::components::{ActionResult, ErrorPanel, Loading};
+use super::guardrails::GuardrailsPanel;
+use super::metrics::AcrossVersions;
+use crate::domain::{DeploymentEvent, DeploymentKind, EnvironmentHealth, Health, LiveVersion, Version, VersionMetric};
+use crate::server_fns::{DeployVersion, ModelPageData, RemoveGuardrail, SaveGuardrail, model_overview};
+use crate::ui::chart::Sparkline;
+use crate::ui::components::{ActionResult, ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
 #[component]
 pub fn ModelPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let name = move || params.read().get("name").unwrap_or_default();
+    let metric = move || query.read().get("metric");
     let deploy = ServerAction::<DeployVersion>::new();
-    let overview = Resource::new(move || (name(), deploy.version().get()), |(name, _)| model_overview(name));
+    let save = ServerAction::<SaveGuardrail>::new();
+    let remove = ServerAction::<RemoveGuardrail>::new();
+    let changes = move || (deploy.version().get(), save.version().get(), remove.version().get());
+    let overview =
+        Resource::new(move || (name(), metric(), changes()), |(name, metric, _)| model_overview(name, metric));
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(o) => view! { <Overview overview=o deploy/> }.into_any(),
+                    Ok(o) => view! { <Overview overview=o deploy save remove/> }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -30,10 +41,22 @@ pub fn ModelPage() -> impl IntoView {
 }
 
 #[component]
-fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> impl IntoView {
-    let ModelPageData { model, versions, history, may_deploy, audit_trail } = overview;
+fn Overview(
+    overview: ModelPageData,
+    deploy: ServerAction<DeployVersion>,
+    save: ServerAction<SaveGuardrail>,
+    remove: ServerAction<RemoveGuardrail>,
+) -> impl IntoView {
+    let ModelPageData { model, versions, history, may_deploy, audit_trail, metrics, guardrails, may_manage_guardrails } =
+        overview;
     let trail_href = format!("/audit?model={}", format::urlencode(&model.name));
     let versions = StoredValue::new(versions.items);
+    let environments: Vec<String> = model.live.iter().map(|l| l.environment.clone()).collect();
+    let failing: Vec<EnvironmentHealth> =
+        model.health.iter().filter(|h| h.health == Health::Failing).cloned().collect();
+    let health = model.health.clone();
+    let trend = metrics.versions.clone();
+    let key = metrics.key.clone();
     view! {
         <Title text=model.name.clone()/>
         <nav class="crumbs"><A href="/">"Models"</A>" / "<span>{model.name.clone()}</span></nav>
@@ -48,6 +71,16 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
                 <dt>"Tags"</dt><dd><Tags tags=model.tags.clone()/></dd>
             </dl>
         </div>
+        {failing.into_iter().map(|h| {
+            let href = format!("/models/{}/versions/{}#metrics", model.name, h.version);
+            view! {
+                <section class="banner danger failing-banner" role="alert" data-environment=h.environment.clone()>
+                    <strong>{format!("{}: v{} is failing its guardrails", h.environment, h.version)}</strong>
+                    <span class="muted">{format!(" since {}. ", format::time(&h.since))}</span>
+                    <A href=href>"See the evidence"</A>
+                </section>
+            }
+        }).collect_view()}
         <section class="env-grid" aria-label="Environments">
             // Keyed by revision: a card whose live version changed is rebuilt, which resets its form.
             <For
@@ -55,11 +88,15 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
                 key=|live| (live.environment.clone(), live.revision)
                 let(live)
             >
-                <EnvironmentCard live versions=versions.get_value() deploy may_deploy/>
+                <EnvironmentCard
+                    health=health.iter().find(|h| h.environment == live.environment).map(|h| h.health)
+                    live versions=versions.get_value() deploy may_deploy/>
             </For>
         </section>
         <ActionResult value=move || deploy.value().get() success="Deployed."/>
-        <VersionsTable model=model.name.clone() versions=versions.get_value()/>
+        <VersionsTable model=model.name.clone() versions=versions.get_value() key trend/>
+        <AcrossVersions model=model.name.clone() metrics=metrics.clone() guardrails=guardrails.clone()/>
+        <GuardrailsPanel model=model.name.clone() guardrails environments keys=metrics.keys may_manage=may_manage_guardrails save remove/>
         <History events=history.items/>
         {audit_trail.map(|entries| view! { <AuditTrail entries all_href=trail_href/> })}
     }
@@ -68,6 +105,7 @@ fn Overview(overview: ModelPageData, deploy: ServerAction<DeployVersion>) -> imp
 #[component]
 fn EnvironmentCard(
     live: LiveVersion,
+    health: Option<Health>,
     versions: Vec<Version>,
     deploy: ServerAction<DeployVersion>,
     may_deploy: bool,
@@ -83,6 +121,7 @@ fn EnvironmentCard(
                 <h2>{env.clone()}</h2>
                 <span class="pill">"rev "{live.revision}</span>
             </header>
+            {current.map(|_| view! { <p class="env-health">"health "<HealthBadge health=health.unwrap_or_default()/></p> })}
             <p class="live-version">
                 {match version_href {
                     Some(href) => view! { <A href=href attr:class="big">{format::version(current)}</A> }.into_any(),
@@ -126,21 +165,39 @@ fn EnvironmentCard(
 }
 
 #[component]
-fn VersionsTable(model: String, versions: Vec<Version>) -> impl IntoView {
+fn VersionsTable(
+    model: String,
+    versions: Vec<Version>,
+    key: Option<String>,
+    trend: Vec<VersionMetric>,
+) -> impl IntoView {
+    let key_label = key.clone().unwrap_or_else(|| "Key metric".into());
     let (filter, set_filter) = signal(String::new());
     let rows = versions.into_iter().map(|v| {
         let haystack = format!("v{} {} {} {} {}", v.number, v.framework, v.description, v.tags.join(" "), v.created_by).to_lowercase();
         let visible = move || filter.with(|f| f.is_empty() || haystack.contains(&f.to_lowercase()));
         let href = format!("/models/{model}/versions/{}", v.number);
         let status = version_status(&v);
+        let metric = trend.iter().find(|m| m.version == v.number).cloned();
+        let key = key.clone().unwrap_or_default();
+        let health = v.health.iter().map(|h| view! {
+            <span class="health-chip" title=format!("{} since {}", h.environment, format::time(&h.since))>
+                <span class="env-name">{h.environment.clone()}</span><HealthBadge health=h.health/>
+            </span>
+        }).collect_view();
         view! {
             <tr data-version=v.number class:hidden=move || !visible()>
                 <td><A href=href attr:class="strong">{format!("v{}", v.number)}</A></td>
-                <td class="muted">{format::time(&v.created_at)}</td>
+                <td class="muted created" title=format::time(&v.created_at)>{v.created_at.get(..10).unwrap_or_default().to_string()}</td>
                 <td>{v.created_by.clone()}</td>
                 <td><code>{v.artifact_digest.as_deref().map(format::short_digest).unwrap_or_else(|| "—".into())}</code></td>
                 <td>{v.framework.clone()}</td>
                 <td>{status}</td>
+                <td>{health}</td>
+                <td class="metric-cell">{metric.map(|m| view! {
+                    <Sparkline values=m.trend label=format!("{key} of v{}: last {}", v.number, m.last)/>
+                    <span class="metric-last">{format::compact(m.last)}</span>
+                })}</td>
                 <td class="muted clip">{v.description.clone()}</td>
             </tr>
         }
@@ -157,7 +214,7 @@ fn VersionsTable(model: String, versions: Vec<Version>) -> impl IntoView {
                     <tr>
                         <th scope="col">"Version"</th><th scope="col">"Created"</th><th scope="col">"By"</th>
                         <th scope="col">"Digest"</th><th scope="col">"Framework"</th><th scope="col">"Status"</th>
-                        <th scope="col">"Description"</th>
+                        <th scope="col">"Health"</th><th scope="col">{key_label}</th><th scope="col">"Description"</th>
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::domain::{Model, ModelQuery, ModelSort, Order};
 use crate::server_fns::list_models;
-use crate::ui::components::{ErrorPanel, Loading};
+use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
 fn parse_sort(s: &str) -> Option<ModelSort> {
@@ -112,11 +112,15 @@ fn ModelRow(model: Model) -> impl IntoView {
             <td class="num">{model.version_count}</td>
             <td>
                 <div class="live-list">
-                    {model.live.iter().map(|l| view! {
-                        <span class="env-chip" data-env=l.environment.clone()>
-                            <span class="env-name">{l.environment.clone()}</span>
-                            <span class="env-version">{format::version(l.version)}</span>
-                        </span>
+                    {model.live.iter().map(|l| {
+                        let health = model.health.iter().find(|h| h.environment == l.environment).map(|h| h.health);
+                        view! {
+                            <span class="env-chip" data-env=l.environment.clone()>
+                                <span class="env-name">{l.environment.clone()}</span>
+                                <span class="env-version">{format::version(l.version)}</span>
+                                {health.map(|h| view! { <HealthBadge health=h/> })}
+                            </span>
+                        }
                     }).collect_view()}
                 </div>
             </td>

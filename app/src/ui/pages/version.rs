@@ -6,6 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::AuditTrail;
+use super::metrics::VersionMetrics;
 use super::model::Tags;
 use crate::domain::Version;
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, version_page};
@@ -28,8 +29,10 @@ pub fn VersionPage() -> impl IntoView {
                 match version.await {
                     Ok(page) => {
                         let all_href = format!("/audit?model={}&version={}", format::urlencode(&page.version.model), page.version.number);
+                        let (model, number) = (page.version.model.clone(), page.version.number);
                         view! {
                             <VersionDetail version=page.version edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
+                            <VersionMetrics model number/>
                             {page.audit_trail.map(|entries| view! { <AuditTrail entries all_href/> })}
                         }.into_any()
                     }

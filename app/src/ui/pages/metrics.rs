@@ -1,0 +1,265 @@
+//! The version page's metrics: health per environment with every guardrail's evaluation, a chart
+//! per metric key with *compare with* and a step/time axis, kept current by server-sent events.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::domain::{DeploymentKind, Guardrail, HealthReport, MetricAxis, MetricPoint, ModelMetrics};
+use crate::server_fns::{ChartData, ChartLine, Threshold, VersionMetricsData, version_metrics};
+use crate::ui::chart::{ChartSource, Marker, MetricChart};
+use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
+use crate::ui::format;
+
+#[component]
+pub fn VersionMetrics(model: String, number: i64) -> impl IntoView {
+    let query = use_query_map();
+    let compare = move || query.read().get("compare").and_then(|c| c.parse::<i64>().ok());
+    let axis = move || match query.read().get("axis").as_deref() {
+        Some("time") => Some(MetricAxis::Time),
+        Some("step") => Some(MetricAxis::Step),
+        _ => None,
+    };
+    let (updates, set_updates) = signal((0u64, Vec::<String>::new()));
+    let (reloads, set_reloads) = signal(0u64);
+    let model_for_data = model.clone();
+    let data = Resource::new(
+        move || (compare(), axis(), reloads.get()),
+        move |(compare, axis, _)| version_metrics(model_for_data.clone(), number, compare, axis),
+    );
+    live_updates(&model, number, data, set_updates, set_reloads);
+    view! {
+        <section class="panel metrics" id="metrics" aria-labelledby="metrics-title">
+            <h2 id="metrics-title">"Metrics"</h2>
+            <Transition fallback=Loading>
+                {move || {
+                    let model = model.clone();
+                    Suspend::new(async move {
+                        match data.await {
+                            Ok(d) => view! { <MetricsBody data=d model number updates/> }.into_any(),
+                            Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                        }
+                    })
+                }}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn MetricsBody(
+    data: VersionMetricsData,
+    model: String,
+    number: i64,
+    updates: ReadSignal<(u64, Vec<String>)>,
+) -> impl IntoView {
+    let markers: Vec<Marker> = data
+        .events
+        .iter()
+        .filter_map(|e| {
+            let arrived = e.to_version == number;
+            let verb = match (e.kind, arrived) {
+                (DeploymentKind::Rollback, true) => "rolled back to here",
+                (DeploymentKind::Rollback, false) => "rolled back from here",
+                (DeploymentKind::BreakGlass, _) => "break glass",
+                (DeploymentKind::Deploy, true) => "deployed",
+                (DeploymentKind::Deploy, false) => "replaced",
+            };
+            Some(Marker {
+                at_ms: format::epoch_ms(&e.created_at)?,
+                label: format!("{verb} · {}", e.environment),
+                rollback: e.kind != DeploymentKind::Deploy,
+            })
+        })
+        .collect();
+    let source = ChartSource { model: model.clone(), number, compare: data.compare };
+    let axis_choice = |value: &'static str, label: &'static str, current: MetricAxis| {
+        let checked = (value == "time") == (current == MetricAxis::Time);
+        view! { <label class="inline"><input type="radio" name="axis" value=value checked=checked/>{label}</label> }
+    };
+    let has_charts = !data.charts.is_empty();
+    view! {
+        <HealthReports reports=data.reports/>
+        <form class="chart-controls" method="get" id="chart-controls">
+            <label class="inline">"Compare with "
+                <select name="compare" id="compare">
+                    <option value="" selected=data.compare.is_none()>"—"</option>
+                    {data.others.iter().map(|n| view! {
+                        <option value=n.to_string() selected=data.compare == Some(*n)>{format!("v{n}")}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <fieldset class="inline">
+                <legend>"Axis"</legend>
+                {axis_choice("step", "Step", data.axis)}
+                {axis_choice("time", "Time", data.axis)}
+            </fieldset>
+            <button type="submit">"Show"</button>
+            <a class="muted" href=format!("/api/v1/models/{model}/versions/{number}/metrics")>"All series (JSON)"</a>
+        </form>
+        {if has_charts {
+            view! {
+                <div class="charts">
+                    {data.charts.into_iter().map(|chart| {
+                        let csv = format!(
+                            "/api/v1/models/{}/versions/{number}/metrics/{}.csv",
+                            format::urlencode(&model),
+                            format::urlencode(&chart.key)
+                        );
+                        view! {
+                            <div class="chart-cell">
+                                <MetricChart data=chart markers=markers.clone() source=source.clone() updates/>
+                                <a class="csv-link" href=csv download="">"Raw points (CSV)"</a>
+                            </div>
+                        }
+                    }).collect_view()}
+                </div>
+            }.into_any()
+        } else {
+            view! {
+                <p class="muted" id="no-metrics">
+                    "No metric points yet. Push them with "
+                    <code>{format!("POST /api/v1/models/{model}/versions/{number}/metrics")}</code>"."
+                </p>
+            }.into_any()
+        }}
+    }
+}
+
+/// One metric across the model's versions: a chart of each version's last value against its number.
+#[component]
+pub fn AcrossVersions(model: String, metrics: ModelMetrics, guardrails: Vec<Guardrail>) -> impl IntoView {
+    let Some(key) = metrics.key.clone() else {
+        return view! {
+            <section class="panel" id="across-versions">
+                <h2>"Metrics across versions"</h2>
+                <p class="muted">"No version has metric points yet."</p>
+            </section>
+        }
+        .into_any();
+    };
+    let points = metrics
+        .versions
+        .iter()
+        .map(|v| MetricPoint { step: v.version, timestamp: 0, value: v.last })
+        .collect::<Vec<_>>();
+    let data = ChartData {
+        key: key.clone(),
+        axis: MetricAxis::Step,
+        lines: vec![ChartLine {
+            label: format!("last {key} of each version"),
+            compared: false,
+            total: points.len() as i64,
+            downsampled: false,
+            points,
+        }],
+        thresholds: guardrails
+            .iter()
+            .filter(|g| g.metric == key)
+            .map(|g| Threshold {
+                label: format!("{}: {}", g.environment, g.describe()),
+                value: g.threshold,
+                severity: g.severity,
+            })
+            .collect(),
+    };
+    view! {
+        <section class="panel" id="across-versions">
+            <header class="panel-head">
+                <h2>"Metrics across versions"</h2>
+                <form method="get" action=format!("/models/{model}")>
+                    <label class="inline">"Metric "
+                        <select name="metric">
+                            {metrics.keys.iter().map(|k| view! { <option value=k.clone() selected=*k == key>{k.clone()}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <button type="submit">"Show"</button>
+                </form>
+            </header>
+            <MetricChart data per_version=true/>
+        </section>
+    }
+    .into_any()
+}
+
+/// Each environment's verdict and the rules behind it.
+#[component]
+fn HealthReports(reports: Vec<HealthReport>) -> impl IntoView {
+    if reports.is_empty() {
+        return view! { <p class="muted">"No guardrails on this model yet; its versions' health is unknown."</p> }
+            .into_any();
+    }
+    view! {
+        <div class="health-reports">
+            {reports.into_iter().map(|r| view! {
+                <div class="health-report" data-environment=r.environment.clone()>
+                    <h3>{r.environment.clone()}" "<HealthBadge health=r.health/></h3>
+                    <table class="table compact">
+                        <thead><tr><th>"Guardrail"</th><th>"Window"</th><th>"Observed"</th><th>"Result"</th></tr></thead>
+                        <tbody>
+                            {r.checks.into_iter().map(|c| {
+                                let (class, verdict) = match c.holds {
+                                    Some(true) => ("ok", "holds"),
+                                    Some(false) if c.guardrail.severity == crate::domain::Severity::Warning => ("warn", "warning"),
+                                    Some(false) => ("danger", "broken"),
+                                    None => ("muted", "no data"),
+                                };
+                                view! {
+                                    <tr>
+                                        <td><code>{c.guardrail.describe()}</code></td>
+                                        <td>{format!("{} point{}", c.points, if c.points == 1 { "" } else { "s" })}</td>
+                                        <td title=c.observed.map(|v| v.to_string())>{c.observed.map_or_else(|| "—".to_string(), format::significant)}</td>
+                                        <td><span class=format!("badge {class}")>{verdict}</span></td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }).collect_view()}
+        </div>
+    }
+    .into_any()
+}
+
+/// Subscribes to the version's server-sent events: new points re-query the charts of their keys
+/// (or the whole section when a key is new); a health change reloads the section.
+fn live_updates(
+    model: &str,
+    number: i64,
+    data: Resource<Result<VersionMetricsData, crate::error::ApiError>>,
+    set_updates: WriteSignal<(u64, Vec<String>)>,
+    set_reloads: WriteSignal<u64>,
+) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen::closure::Closure;
+        let url = format!("/api/v1/events?model={}&version={number}", format::urlencode(model));
+        let Ok(source) = web_sys::EventSource::new(&url) else { return };
+        let on_metrics = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            let Some(text) = ev.data().as_string() else { return };
+            let Ok(crate::domain::ServerEvent::Metrics { keys, .. }) = serde_json::from_str(&text) else { return };
+            let known = data
+                .get_untracked()
+                .and_then(|d| d.ok())
+                .is_some_and(|d| keys.iter().all(|k| d.charts.iter().any(|c| &c.key == k)));
+            if known {
+                set_updates.update(|(n, k)| {
+                    *n += 1;
+                    *k = keys;
+                });
+            } else {
+                set_reloads.update(|n| *n += 1);
+            }
+        });
+        let on_health = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| set_reloads.update(|n| *n += 1));
+        let _ = source.add_event_listener_with_callback("metrics", on_metrics.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("health", on_health.as_ref().unchecked_ref());
+        on_metrics.forget();
+        on_health.forget();
+        let source = StoredValue::new_local(source);
+        on_cleanup(move || source.with_value(|s| s.close()));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (model, number, data, set_updates, set_reloads);
+}
