@@ -1,31 +1,69 @@
 #!/usr/bin/env bash
 # Benchmarks the release server on SQLite over loopback (100 models x 100 versions by default),
-# then the audit log (append cost, offline verification, search over a million entries).
+# then metrics (ingest, downsampling, charted pages) on SQLite and on PostgreSQL, then the audit
+# log (append cost, offline verification, search over a million entries).
 # Extra arguments go to the load generator (--models N --versions N --seconds S --clients C);
+# METRICS_BENCH_ARGS to the metrics benchmark (--seconds S --clients C --series-points N);
 # AUDIT_BENCH_ARGS to the audit benchmark (--writes N --verify-entries N --entries N).
+# PostgreSQL is the server at BENCH_POSTGRES (default postgres://root@127.0.0.1:5432/postgres),
+# on which a scratch database is created and dropped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/env.sh
 cargo leptos build --release
-cargo build --release -p modelgate-tests --bin loadgen --bin auditbench
+cargo build --release -p modelgate-tests --bin loadgen --bin metricsbench --bin auditbench
 
 dir=$(mktemp -d)
 port=${BENCH_PORT:-3999}
+admin=${BENCH_POSTGRES:-postgres://root@127.0.0.1:5432/postgres}
+scratch="modelgate_bench_$$"
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  psql -q "$admin" -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# Starts the release server on DATABASE_URL with a bench user and token (in $token, $password).
+start_server() {
+  password="bench password $(date +%s)"
+  echo "$password" | target/release/modelgate user add bench --role operator >/dev/null
+  token=$(target/release/modelgate token create --user bench --name bench --role operator 2>/dev/null)
+  MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
+  server=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && return
+    sleep 0.1
+  done
+  echo "the server did not become ready" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$server" && wait "$server" 2>/dev/null || true
+  server=""
+}
+
 export DATABASE_URL="sqlite://$dir/bench.db"
-password="bench password $(date +%s)"
-echo "$password" | target/release/modelgate user add bench --role operator >/dev/null
-token=$(target/release/modelgate token create --user bench --name bench --role operator 2>/dev/null)
-MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn \
-  LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.1
-done
+start_server
 target/release/loadgen "http://127.0.0.1:$port" target/site/pkg/modelgate.wasm \
   --token "$token" --user bench --password "$password" "$@"
+echo
+echo "== metrics on SQLite"
+# shellcheck disable=SC2086
+target/release/metricsbench "http://127.0.0.1:$port" --token "$token" ${METRICS_BENCH_ARGS:-}
+stop_server
+
+echo
+echo "== metrics on PostgreSQL ($scratch)"
+psql -q "$admin" -c "CREATE DATABASE $scratch"
+export DATABASE_URL="${admin%/*}/$scratch"
+start_server
+# shellcheck disable=SC2086
+target/release/metricsbench "http://127.0.0.1:$port" --token "$token" ${METRICS_BENCH_ARGS:-}
+stop_server
 echo
 # shellcheck disable=SC2086
 target/release/auditbench ${AUDIT_BENCH_ARGS:-}

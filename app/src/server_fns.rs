@@ -133,8 +133,9 @@ mod ssr {
         parts()?.extensions.get::<Caller>().cloned().ok_or_else(ApiError::unauthorized)
     }
 
-    /// Points per chart line: enough for a 720-pixel-wide chart.
-    const CHART_POINTS: u32 = 800;
+    /// Points per chart line: the minimum and maximum of 250 buckets, about one bucket per two
+    /// pixels of a chart's width.
+    const CHART_POINTS: u32 = 500;
 
     /// One key's chart for a version, with the compared version's series overlaid and the
     /// thresholds of the model's guardrails on that key.
@@ -351,10 +352,9 @@ pub async fn version_metrics(
         backend.history(&caller, &model, None, HistoryQuery { limit: Some(MAX_PAGE_SIZE), offset: None }).await?;
     let events =
         history.items.into_iter().filter(|e| e.to_version == number || e.from_version == Some(number)).collect();
-    let versions = backend
-        .list_versions(&caller, &model, VersionQuery { limit: Some(MAX_PAGE_SIZE), ..Default::default() })
-        .await?;
-    let others = versions.items.iter().map(|v| v.number).filter(|n| *n != number).collect();
+    // Version numbers are never reused or removed: the model's are 1..=latest.
+    let latest = backend.get_model(&caller, &model).await?.latest_version.unwrap_or(0);
+    let others = (1..=latest).rev().filter(|n| *n != number).collect();
     Ok(VersionMetricsData {
         axis,
         charts,

@@ -21,8 +21,8 @@ CREATE TABLE metric_series (
 );
 
 -- Points in arrival order, packed 24 bytes each (step i64, time ms i64, value f64, little-endian);
--- every chunk but a series' last is full. The ranges and extremes let a series be downsampled
--- from the chunk rows alone when a bucket spans whole chunks.
+-- every chunk but a series' last is full. The ranges, extremes and sum let a series be downsampled,
+-- and a guardrail's min, max or mean over a time window be taken, from the chunk rows alone.
 CREATE TABLE metric_chunks (
     series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
     chunk_no     BIGINT  NOT NULL,
@@ -37,6 +37,7 @@ CREATE TABLE metric_chunks (
     high_step    BIGINT  NOT NULL,
     high_at      BIGINT  NOT NULL,
     high_value   REAL    NOT NULL,
+    value_sum    REAL    NOT NULL,
     points       BLOB    NOT NULL,
     PRIMARY KEY (series_id, chunk_no)
 ) WITHOUT ROWID;

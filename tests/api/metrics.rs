@@ -220,6 +220,29 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
     assert_eq!(staging["checks"][0]["observed"], 20.0);
     assert_eq!(staging["health"], "healthy");
 
+    // A time window over many chunks: whole chunks count from their stats, the edges point by point.
+    let many: Vec<Value> = (0..3_000)
+        .map(|i| json!({ "key": "requests", "value": i, "timestamp": now - 3_000_000 + i * 1_000, "source": "live", "environment": "staging" }))
+        .collect();
+    json(app.post(METRICS, &json!({ "points": many })).await, 201).await;
+    let expected = [("mean", 1_799.5), ("min", 600.0), ("max", 2_999.0), ("last", 2_999.0), ("p95", 2_879.0)];
+    for (aggregation, _) in expected {
+        guardrail(
+            &app,
+            json!({ "environment": "staging", "metric": "requests", "aggregation": aggregation,
+            "window": { "minutes": 40 }, "comparator": ">=", "threshold": 0 }),
+        )
+        .await;
+    }
+    let reports = json(app.get("/api/v1/models/m/versions/1/health").await, 200).await;
+    let staging = reports.as_array().unwrap().iter().find(|r| r["environment"] == "staging").unwrap();
+    let checks: Vec<&Value> =
+        staging["checks"].as_array().unwrap().iter().filter(|c| c["guardrail"]["metric"] == "requests").collect();
+    for (check, (aggregation, value)) in checks.iter().zip(expected) {
+        assert_eq!(check["points"], 2_400, "{aggregation}: the last 40 minutes");
+        assert_eq!(check["observed"].as_f64(), Some(value), "{aggregation}");
+    }
+
     for (bad, field) in [
         (json!({ "window": { "points": 0 } }), "window.points"),
         (json!({ "window": { "minutes": 100_000 } }), "window.minutes"),

@@ -4,10 +4,11 @@
 //! Usage: `loadgen BASE_URL WASM_FILE --token API_TOKEN --user NAME --password PW
 //!         [--models N] [--versions N] [--seconds S] [--clients C]`
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod harness;
 
+use std::sync::Arc;
+
+use harness::{print_table, run};
 use reqwest::Client;
 use serde_json::json;
 
@@ -38,82 +39,6 @@ fn options() -> Options {
         seconds: flag("--seconds", 5) as u64,
         clients: flag("--clients", 8),
     }
-}
-
-/// Latencies of one scenario, in microseconds.
-struct Sample {
-    name: String,
-    clients: usize,
-    elapsed: Duration,
-    micros: Vec<u64>,
-    errors: usize,
-}
-
-impl Sample {
-    fn percentile(&self, p: f64) -> f64 {
-        if self.micros.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.micros.len() as f64 - 1.0) * p).round() as usize;
-        self.micros[i] as f64 / 1000.0
-    }
-
-    fn print(&mut self) {
-        self.micros.sort_unstable();
-        println!(
-            "{:<34} {:>3} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
-            self.name,
-            self.clients,
-            self.micros.len() as f64 / self.elapsed.as_secs_f64(),
-            self.percentile(0.50),
-            self.percentile(0.99),
-            self.percentile(1.0),
-            self.errors
-        );
-    }
-}
-
-/// Runs `clients` loops of `request(i)` for `seconds` (or `count` requests in all) and records latencies.
-async fn run<F, Fut>(name: &str, clients: usize, seconds: u64, count: Option<usize>, request: F) -> Sample
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let request = Arc::new(request);
-    let next = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (request, next) = (request.clone(), next.clone());
-            tokio::spawn(async move {
-                let (mut micros, mut errors) = (Vec::new(), 0);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let done = match count {
-                        Some(n) => i >= n,
-                        None => Instant::now() >= deadline,
-                    };
-                    if done {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let ok = request(i).await;
-                    micros.push(t.elapsed().as_micros() as u64);
-                    errors += usize::from(!ok);
-                }
-                (micros, errors)
-            })
-        })
-        .collect();
-    let mut sample = Sample { name: name.into(), clients, elapsed: Duration::ZERO, micros: Vec::new(), errors: 0 };
-    for t in tasks {
-        let (m, e) = t.await.expect("client task");
-        sample.micros.extend(m);
-        sample.errors += e;
-    }
-    sample.elapsed = started.elapsed();
-    sample
 }
 
 fn model_name(i: usize) -> String {
@@ -224,13 +149,7 @@ async fn main() {
     samples.push(ssr(1).await);
 
     println!();
-    println!(
-        "{:<34} {:>3} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "scenario", "c", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
-    );
-    for s in &mut samples {
-        s.print();
-    }
+    print_table(&mut samples);
     let wasm = std::fs::read(&o.wasm).unwrap_or_else(|e| panic!("reading {}: {e}", o.wasm));
     let mut compressed = Vec::new();
     {

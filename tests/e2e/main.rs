@@ -393,8 +393,15 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     // An operator adds a guardrail through the form; it is listed with the rule in words.
     browser.wait_hydrated().await;
     let form = browser.wait_for("#guardrails > form.guardrail-form").await;
-    for (name, value) in [("environment", "staging"), ("source", "eval"), ("aggregation", "last"), ("severity", "warning")] {
-        form.find(Locator::Css(&format!(r#"select[name="{name}"]"#))).await.unwrap().select_by_value(value).await.unwrap();
+    for (name, value) in
+        [("environment", "staging"), ("source", "eval"), ("aggregation", "last"), ("severity", "warning")]
+    {
+        form.find(Locator::Css(&format!(r#"select[name="{name}"]"#)))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap();
     }
     for (name, value) in [("metric", "loss"), ("window_size", "1"), ("threshold", "0.3")] {
         let input = form.find(Locator::Css(&format!(r#"input[name="{name}"]"#))).await.unwrap();
@@ -410,7 +417,8 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
         })
         .await;
     let rules = json(app.get("/api/v1/models/fraud-detector/guardrails").await, 200).await;
-    let added = rules.as_array().unwrap().iter().find(|g| g["metric"] == "loss").expect("saved through the API's rules");
+    let added =
+        rules.as_array().unwrap().iter().find(|g| g["metric"] == "loss").expect("saved through the API's rules");
     assert_eq!((added["environment"].as_str(), added["severity"].as_str()), (Some("staging"), Some("warning")));
     scroll_to(&browser, "#guardrails").await;
     browser.screenshot("model-guardrails").await;

@@ -53,6 +53,8 @@ pub struct ChunkStats {
     pub low: MetricPoint,
     /// The point with the largest value (the first of equals).
     pub high: MetricPoint,
+    /// The sum of the values.
+    pub sum: f64,
 }
 
 impl ChunkStats {
@@ -67,9 +69,11 @@ impl ChunkStats {
             at_max: first.timestamp,
             low: first,
             high: first,
+            sum: 0.0,
         };
         for p in points {
             s.count += 1;
+            s.sum += p.value;
             s.step_min = s.step_min.min(p.step);
             s.step_max = s.step_max.max(p.step);
             s.at_min = s.at_min.min(p.timestamp);
@@ -239,6 +243,7 @@ mod tests {
         let s = ChunkStats::of(&points).unwrap();
         assert_eq!((s.count, s.step_min, s.step_max, s.at_min, s.at_max), (3, 3, 9, 50, 70));
         assert_eq!((s.low.step, s.high.step), (3, 9));
+        assert_eq!(s.sum, 3.0);
         assert_eq!(s.range(MetricAxis::Time), (50, 70));
         assert!(ChunkStats::of(&[]).is_none());
     }

@@ -85,14 +85,60 @@ pub(crate) async fn load(
     Ok(rules(conn, model_id, environment_id).await?.into_iter().map(|(_, g)| g).collect())
 }
 
-/// The values a rule looks at for one version: its window of the matching series, oldest first.
-async fn window_values(
+/// What a rule's window holds: how many points, and their aggregate.
+struct WindowTally {
+    count: i64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    last: Option<f64>,
+    /// Every value, kept only for percentiles.
+    values: Vec<f64>,
+}
+
+impl WindowTally {
+    fn new() -> Self {
+        Self { count: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, last: None, values: Vec::new() }
+    }
+
+    fn add_point(&mut self, value: f64, keep: bool) {
+        (self.count, self.sum, self.min, self.max, self.last) =
+            (self.count + 1, self.sum + value, self.min.min(value), self.max.max(value), Some(value));
+        if keep {
+            self.values.push(value);
+        }
+    }
+
+    /// Whole chunks from their stats (never the newest chunk: its last point is not stored apart).
+    fn add_chunks(&mut self, count: i64, sum: f64, low: f64, high: f64) {
+        (self.count, self.sum, self.min, self.max) =
+            (self.count + count, self.sum + sum, self.min.min(low), self.max.max(high));
+    }
+
+    fn aggregate(&self, aggregation: Aggregation) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        match aggregation {
+            Aggregation::Last => self.last,
+            Aggregation::Mean => Some(self.sum / self.count as f64),
+            Aggregation::Min => Some(self.min),
+            Aggregation::Max => Some(self.max),
+            Aggregation::P95 | Aggregation::P99 => aggregation.apply(&self.values),
+        }
+    }
+}
+
+/// The points a rule looks at for one version: the window of the matching series. A time window
+/// sums whole chunks' stats (count, sum, extremes) in the database and decodes only the chunk
+/// where the window starts and the newest one — unless a percentile needs every value.
+async fn window(
     conn: &mut AnyConnection,
     version_id: i64,
     environment_id: i64,
     rule: &Guardrail,
     now: i64,
-) -> Result<Vec<f64>, ApiError> {
+) -> Result<WindowTally, ApiError> {
     let series_env = if rule.source == MetricSource::Live { environment_id } else { 0 };
     let series: Option<(i64, i64)> = sqlx::query_as(
         "SELECT id, chunk_count FROM metric_series \
@@ -105,30 +151,61 @@ async fn window_values(
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?;
-    let Some((series_id, chunk_count)) = series else { return Ok(Vec::new()) };
-    let nos: Vec<i64> = match rule.window {
+    let mut tally = WindowTally::new();
+    let Some((series_id, chunk_count)) = series else { return Ok(tally) };
+    let percentile = matches!(rule.aggregation, Aggregation::P95 | Aggregation::P99);
+    match rule.window {
         Window::Points(n) => {
             let chunks = (n as usize).div_ceil(CHUNK_POINTS) as i64 + 1;
-            ((chunk_count - chunks).max(0)..chunk_count).collect()
+            let nos: Vec<i64> = ((chunk_count - chunks).max(0)..chunk_count).collect();
+            let mut decoded = chunk_points(conn, series_id, &nos).await?;
+            let values: Vec<f64> =
+                nos.iter().flat_map(|no| decoded.remove(no).unwrap_or_default()).map(|p| p.value).collect();
+            for v in &values[values.len().saturating_sub(n as usize)..] {
+                tally.add_point(*v, percentile);
+            }
         }
-        Window::Minutes(m) => sqlx::query_scalar(
-            "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND at_max >= $2 ORDER BY chunk_no",
-        )
-        .bind(series_id)
-        .bind(now - m * 60_000)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?,
-    };
-    let mut chunks = chunk_points(conn, series_id, &nos).await?;
-    let points = nos.iter().flat_map(|no| chunks.remove(no).unwrap_or_default());
-    Ok(match rule.window {
-        Window::Points(n) => {
-            let all: Vec<f64> = points.map(|p| p.value).collect();
-            all[all.len().saturating_sub(n as usize)..].to_vec()
+        Window::Minutes(m) => {
+            let since = now - m * 60_000;
+            let newest = chunk_count - 1;
+            if !percentile {
+                // Whole chunks inside the window, summed by the database from their stats.
+                let (count, sum, low, high): (i64, f64, Option<f64>, Option<f64>) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(point_count), 0) AS BIGINT), COALESCE(SUM(value_sum), 0.0), \
+                     MIN(low_value), MAX(high_value) \
+                     FROM metric_chunks WHERE series_id = $1 AND at_min >= $2 AND chunk_no < $3",
+                )
+                .bind(series_id)
+                .bind(since)
+                .bind(newest)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                if let (Some(low), Some(high)) = (low, high) {
+                    tally.add_chunks(count, sum, low, high);
+                }
+            }
+            // Point by point: where the window starts, the newest chunk, or everything for a percentile.
+            let decode: Vec<i64> = sqlx::query_scalar(
+                "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND at_max >= $2 \
+                 AND (at_min < $2 OR chunk_no = $3 OR $4 = 1) ORDER BY chunk_no",
+            )
+            .bind(series_id)
+            .bind(since)
+            .bind(newest)
+            .bind(i64::from(percentile))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            let mut decoded = chunk_points(conn, series_id, &decode).await?;
+            for no in &decode {
+                for p in decoded.remove(no).unwrap_or_default().iter().filter(|p| p.timestamp >= since) {
+                    tally.add_point(p.value, percentile);
+                }
+            }
         }
-        Window::Minutes(m) => points.filter(|p| p.timestamp >= now - m * 60_000).map(|p| p.value).collect(),
-    })
+    }
+    Ok(tally)
 }
 
 /// Every rule of one environment evaluated against one version.
@@ -141,11 +218,11 @@ async fn checks(
 ) -> Result<Vec<GuardrailCheck>, ApiError> {
     let mut out = Vec::with_capacity(rules.len());
     for rule in rules {
-        let values = window_values(conn, version_id, environment_id, rule, now).await?;
-        let observed = rule.aggregation.apply(&values);
+        let tally = window(conn, version_id, environment_id, rule, now).await?;
+        let observed = tally.aggregate(rule.aggregation);
         out.push(GuardrailCheck {
             guardrail: rule.clone(),
-            points: values.len() as i64,
+            points: tally.count,
             observed,
             holds: observed.map(|v| rule.comparator.holds(v, rule.threshold)),
         });

@@ -100,7 +100,11 @@ struct ChunkRow {
     high_step: i64,
     high_at: i64,
     high_value: f64,
+    value_sum: f64,
 }
+
+const CHUNK_COLUMNS: &str = "chunk_no, point_count, step_min, step_max, at_min, at_max, low_step, low_at, low_value, \
+     high_step, high_at, high_value, value_sum";
 
 impl ChunkRow {
     fn stats(&self) -> ChunkStats {
@@ -112,6 +116,7 @@ impl ChunkRow {
             at_max: self.at_max,
             low: MetricPoint { step: self.low_step, timestamp: self.low_at, value: self.low_value },
             high: MetricPoint { step: self.high_step, timestamp: self.high_at, value: self.high_value },
+            sum: self.value_sum,
         }
     }
 }
@@ -126,13 +131,13 @@ async fn store_chunk(
     let Some(s) = ChunkStats::of(points) else { return Ok(()) };
     sqlx::query(
         "INSERT INTO metric_chunks (series_id, chunk_no, point_count, step_min, step_max, at_min, at_max, \
-         low_step, low_at, low_value, high_step, high_at, high_value, points) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         low_step, low_at, low_value, high_step, high_at, high_value, value_sum, points) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (series_id, chunk_no) DO UPDATE SET point_count = excluded.point_count, \
          step_min = excluded.step_min, step_max = excluded.step_max, at_min = excluded.at_min, \
          at_max = excluded.at_max, low_step = excluded.low_step, low_at = excluded.low_at, \
          low_value = excluded.low_value, high_step = excluded.high_step, high_at = excluded.high_at, \
-         high_value = excluded.high_value, points = excluded.points",
+         high_value = excluded.high_value, value_sum = excluded.value_sum, points = excluded.points",
     )
     .bind(series_id)
     .bind(chunk_no)
@@ -147,6 +152,7 @@ async fn store_chunk(
     .bind(s.high.step)
     .bind(s.high.timestamp)
     .bind(s.high.value)
+    .bind(s.sum)
     .bind(pack(points))
     .execute(conn)
     .await
@@ -285,8 +291,7 @@ async fn read_series(
         MetricAxis::Time => ("at_min", "at_max"),
     };
     let chunks: Vec<ChunkRow> = sqlx::query_as(&format!(
-        "SELECT chunk_no, point_count, step_min, step_max, at_min, at_max, low_step, low_at, low_value, \
-         high_step, high_at, high_value FROM metric_chunks \
+        "SELECT {CHUNK_COLUMNS} FROM metric_chunks \
          WHERE series_id = $1 AND {max_col} >= $2 AND {min_col} <= $3 ORDER BY chunk_no"
     ))
     .bind(series_id)
