@@ -32,6 +32,21 @@ pub struct VersionPageData {
     pub audit_trail: Option<Vec<AuditEntry>>,
 }
 
+/// A point as a chart draws it: its position on the chart's axis (step, time in ms, or version
+/// number) and its value; serialized as a pair to keep pages small.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartPoint(pub i64, pub f64);
+
+impl ChartPoint {
+    pub fn x(self) -> i64 {
+        self.0
+    }
+
+    pub fn value(self) -> f64 {
+        self.1
+    }
+}
+
 /// One line of a chart: a series of this version, or of the version it is compared with.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChartLine {
@@ -41,7 +56,7 @@ pub struct ChartLine {
     pub compared: bool,
     pub total: i64,
     pub downsampled: bool,
-    pub points: Vec<MetricPoint>,
+    pub points: Vec<ChartPoint>,
 }
 
 /// A guardrail's threshold as drawn on a chart.
@@ -95,7 +110,7 @@ mod ssr {
     use axum::http::request::Parts;
     use leptos::prelude::*;
 
-    use super::{ChartData, ChartLine, Threshold};
+    use super::{ChartData, ChartLine, ChartPoint, Threshold};
     use crate::backend::BackendHandle;
     use crate::domain::*;
     use crate::error::ApiError;
@@ -162,15 +177,21 @@ mod ssr {
                 Err(e) if compared && e.code == crate::error::ErrorCode::NotFound => Vec::new(),
                 Err(e) => return Err(e),
             };
-            lines.extend(series.into_iter().map(|s| ChartLine {
-                label: match &s.environment {
-                    Some(env) => format!("v{version} {} · {env}", s.source.as_str()),
-                    None => format!("v{version} {}", s.source.as_str()),
-                },
-                compared,
-                total: s.total,
-                downsampled: s.downsampled,
-                points: s.points,
+            lines.extend(series.into_iter().map(|s| {
+                ChartLine {
+                    label: match &s.environment {
+                        Some(env) => format!("v{version} {} · {env}", s.source.as_str()),
+                        None => format!("v{version} {}", s.source.as_str()),
+                    },
+                    compared,
+                    total: s.total,
+                    downsampled: s.downsampled,
+                    points: s
+                        .points
+                        .iter()
+                        .map(|p| ChartPoint(if axis == MetricAxis::Time { p.timestamp } else { p.step }, p.value))
+                        .collect(),
+                }
             }));
         }
         let thresholds = guardrails

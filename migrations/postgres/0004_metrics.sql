@@ -20,9 +20,11 @@ CREATE TABLE metric_series (
     CONSTRAINT metric_series_key UNIQUE (version_id, key, source, environment_id)
 );
 
--- Points in arrival order, packed 24 bytes each (step i64, time ms i64, value f64, little-endian);
--- every chunk but a series' last is full. The ranges, extremes and sum let a series be downsampled,
--- and a guardrail's min, max or mean over a time window be taken, from the chunk rows alone.
+-- Points in arrival order, in chunks of up to 512; every chunk but a series' last is full. A
+-- chunk's row here holds its step and time ranges, its lowest and highest point and its sum, so a
+-- series can be downsampled, and a guardrail's min, max or mean over a time window taken, from these
+-- narrow rows alone; the points themselves, packed 24 bytes each (step i64, time ms i64, value f64,
+-- little-endian), are in metric_chunk_points, read only where needed.
 CREATE TABLE metric_chunks (
     series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
     chunk_no     BIGINT  NOT NULL,
@@ -38,6 +40,12 @@ CREATE TABLE metric_chunks (
     high_at      BIGINT  NOT NULL,
     high_value   DOUBLE PRECISION NOT NULL,
     value_sum    DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (series_id, chunk_no)
+);
+
+CREATE TABLE metric_chunk_points (
+    series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
+    chunk_no     BIGINT  NOT NULL,
     points       BYTEA   NOT NULL,
     PRIMARY KEY (series_id, chunk_no)
 );

@@ -4,8 +4,8 @@
 
 use leptos::prelude::*;
 
-use crate::domain::{MetricAxis, MetricPoint, Severity};
-use crate::server_fns::{ChartData, reload_chart};
+use crate::domain::{MetricAxis, Severity};
+use crate::server_fns::{ChartData, ChartPoint, reload_chart};
 use crate::ui::format;
 
 const W: f64 = 720.0;
@@ -35,22 +35,14 @@ pub struct Frame {
     pub y1: f64,
 }
 
-/// Where a point sits on the chart's axis.
-fn x_of(p: &MetricPoint, axis: MetricAxis) -> f64 {
-    match axis {
-        MetricAxis::Step => p.step as f64,
-        MetricAxis::Time => p.timestamp as f64,
-    }
-}
-
 impl Frame {
     /// Bounds of every point and threshold, padded so nothing touches the edges.
     pub fn of(data: &ChartData) -> Option<Frame> {
         let points = data.lines.iter().flat_map(|l| l.points.iter());
         let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
         for p in points {
-            let x = x_of(p, data.axis);
-            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(p.value), y1.max(p.value));
+            let x = p.x() as f64;
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(p.value()), y1.max(p.value()));
         }
         if !x0.is_finite() {
             return None;
@@ -105,18 +97,18 @@ pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 }
 
 /// An SVG path through the points.
-fn path(points: &[MetricPoint], frame: &Frame, axis: MetricAxis) -> String {
+fn path(points: &[ChartPoint], frame: &Frame) -> String {
     let mut d = String::with_capacity(points.len() * 14);
     for (i, p) in points.iter().enumerate() {
         let cmd = if i == 0 { 'M' } else { 'L' };
-        d.push_str(&format!("{cmd}{:.1},{:.1}", frame.sx(x_of(p, axis)), frame.sy(p.value)));
+        d.push_str(&format!("{cmd}{:.1},{:.1}", frame.sx(p.x() as f64), frame.sy(p.value())));
     }
     d
 }
 
 /// The point of a line nearest to `x` on the axis.
-fn nearest(points: &[MetricPoint], x: f64, axis: MetricAxis) -> Option<MetricPoint> {
-    points.iter().copied().min_by(|a, b| (x_of(a, axis) - x).abs().total_cmp(&(x_of(b, axis) - x).abs()))
+fn nearest(points: &[ChartPoint], x: f64) -> Option<ChartPoint> {
+    points.iter().copied().min_by(|a, b| (a.x() as f64 - x).abs().total_cmp(&(b.x() as f64 - x).abs()))
 }
 
 fn axis_label(x: f64, axis: MetricAxis, per_version: bool) -> String {
@@ -127,11 +119,11 @@ fn axis_label(x: f64, axis: MetricAxis, per_version: bool) -> String {
     }
 }
 
-fn exact_x(p: &MetricPoint, axis: MetricAxis, per_version: bool) -> String {
+fn exact_x(p: ChartPoint, axis: MetricAxis, per_version: bool) -> String {
     match axis {
-        MetricAxis::Step if per_version => format!("v{}", p.step),
-        MetricAxis::Step => format!("step {}", p.step),
-        MetricAxis::Time => format::exact_time(p.timestamp),
+        MetricAxis::Step if per_version => format!("v{}", p.x()),
+        MetricAxis::Step => format!("step {}", p.x()),
+        MetricAxis::Time => format::exact_time(p.x()),
     }
 }
 
@@ -215,7 +207,7 @@ pub fn MetricChart(
                     let (lo, hi) = l
                         .points
                         .iter()
-                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.value), hi.max(p.value)));
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.value()), hi.max(p.value())));
                     format!("{}: {} points, from {} to {}", l.label, l.total, format::compact(lo), format::compact(hi))
                 })
                 .collect();
@@ -256,7 +248,7 @@ pub fn MetricChart(
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         let Some(fr) = frame.get_untracked() else { return };
         let xs: Vec<f64> = data
-            .with_untracked(|d| d.lines.first().map(|l| l.points.iter().map(|p| x_of(p, axis)).collect()))
+            .with_untracked(|d| d.lines.first().map(|l| l.points.iter().map(|p| p.x() as f64).collect()))
             .unwrap_or_default();
         if xs.is_empty() {
             return;
@@ -352,7 +344,7 @@ pub fn MetricChart(
                 .map(|(i, l)| {
                     let dash = if l.compared { "6 4" } else { "none" };
                     view! {
-                        <path class="series" d=path(&l.points, &fr, axis) stroke=PALETTE[i % PALETTE.len()]
+                        <path class="series" d=path(&l.points, &fr) stroke=PALETTE[i % PALETTE.len()]
                             stroke-dasharray=dash fill="none"/>
                     }
                 })
@@ -377,9 +369,9 @@ pub fn MetricChart(
                 .iter()
                 .enumerate()
                 .filter_map(|(i, l)| {
-                    let p = nearest(&l.points, x, axis)?;
+                    let p = nearest(&l.points, x)?;
                     Some(view! {
-                        <circle class="dot" cx=fr.sx(x_of(&p, axis)) cy=fr.sy(p.value) r="3.5" fill=PALETTE[i % PALETTE.len()]/>
+                        <circle class="dot" cx=fr.sx(p.x() as f64) cy=fr.sy(p.value()) r="3.5" fill=PALETTE[i % PALETTE.len()]/>
                     })
                 })
                 .collect_view()
@@ -401,12 +393,12 @@ pub fn MetricChart(
                 .iter()
                 .enumerate()
                 .filter_map(|(i, l)| {
-                    let p = nearest(&l.points, x, axis)?;
+                    let p = nearest(&l.points, x)?;
                     Some(view! {
                         <div class="tip-row">
                             <span class=format!("swatch c{}", i % PALETTE.len())></span>
-                            {l.label.clone()}": "<strong class="tip-value">{p.value.to_string()}</strong>
-                            <span class="muted">{format!(" ({})", exact_x(&p, axis, per_version))}</span>
+                            {l.label.clone()}": "<strong class="tip-value">{p.value().to_string()}</strong>
+                            <span class="muted">{format!(" ({})", exact_x(p, axis, per_version))}</span>
                         </div>
                     })
                 })
@@ -498,7 +490,7 @@ mod tests {
 
     #[test]
     fn frames_fit_points_and_thresholds() {
-        let point = |step, value| MetricPoint { step, timestamp: 0, value };
+        let point = ChartPoint;
         let data = ChartData {
             key: "k".into(),
             axis: MetricAxis::Step,
@@ -520,7 +512,7 @@ mod tests {
         assert!(f.y0 < 1.0 && f.y1 > 5.0, "{f:?}");
         assert!((f.sx(0.0) - LEFT).abs() < 1e-9 && (f.sx(10.0) - (W - RIGHT)).abs() < 1e-9);
         assert!(f.sy(f.y0) > f.sy(f.y1), "larger values are drawn higher");
-        assert_eq!(nearest(&data.lines[0].points, 7.0, MetricAxis::Step).unwrap().step, 10);
-        assert_eq!(path(&data.lines[0].points[..1], &f, MetricAxis::Step), format!("M{LEFT:.1},{:.1}", f.sy(1.0)));
+        assert_eq!(nearest(&data.lines[0].points, 7.0).unwrap().x(), 10);
+        assert_eq!(path(&data.lines[0].points[..1], &f), format!("M{LEFT:.1},{:.1}", f.sy(1.0)));
     }
 }

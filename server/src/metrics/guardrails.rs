@@ -8,7 +8,7 @@ use app::error::ApiError;
 use sqlx::AnyConnection;
 
 use super::chunks::CHUNK_POINTS;
-use super::{SeriesKey, chunk_points};
+use super::{Appended, SeriesKey, chunk_points};
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::db_error;
@@ -129,32 +129,45 @@ impl WindowTally {
     }
 }
 
-/// The points a rule looks at for one version: the window of the matching series. A time window
-/// sums whole chunks' stats (count, sum, extremes) in the database and decodes only the chunk
-/// where the window starts and the newest one — unless a percentile needs every value.
+/// The points a rule looks at for one version: the window of the matching series. A window of
+/// the last N points that the ingest in progress just appended is taken from those points; a time
+/// window sums whole chunks' stats (count, sum, extremes) in the database and decodes only the
+/// chunks where the window starts — unless a percentile needs every value.
 async fn window(
     conn: &mut AnyConnection,
-    version_id: i64,
-    environment_id: i64,
+    (version_id, environment_id): (i64, i64),
     rule: &Guardrail,
     now: i64,
+    appended: &Appended,
 ) -> Result<WindowTally, ApiError> {
-    let series_env = if rule.source == MetricSource::Live { environment_id } else { 0 };
-    let series: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT id, chunk_count FROM metric_series \
+    let key = SeriesKey {
+        key: rule.metric.clone(),
+        source: rule.source,
+        environment_id: if rule.source == MetricSource::Live { environment_id } else { 0 },
+    };
+    let percentile = matches!(rule.aggregation, Aggregation::P95 | Aggregation::P99);
+    let mut tally = WindowTally::new();
+    if let (Window::Points(n), Some((_, fresh))) = (rule.window, appended.get(&key))
+        && fresh.len() as i64 >= n
+    {
+        for p in &fresh[fresh.len() - n as usize..] {
+            tally.add_point(p.value, percentile);
+        }
+        return Ok(tally);
+    }
+    let series: Option<(i64, i64, i64, f64)> = sqlx::query_as(
+        "SELECT id, chunk_count, last_at, last_value FROM metric_series \
          WHERE version_id = $1 AND key = $2 AND source = $3 AND environment_id = $4",
     )
     .bind(version_id)
-    .bind(&rule.metric)
-    .bind(rule.source.as_str())
-    .bind(series_env)
+    .bind(&key.key)
+    .bind(key.source.as_str())
+    .bind(key.environment_id)
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?;
-    let mut tally = WindowTally::new();
-    let Some((series_id, chunk_count)) = series else { return Ok(tally) };
-    let percentile = matches!(rule.aggregation, Aggregation::P95 | Aggregation::P99);
-    match rule.window {
+    let Some((series_id, chunk_count, last_at, last_value)) = series else { return Ok(tally) };
+    let since = match rule.window {
         Window::Points(n) => {
             let chunks = (n as usize).div_ceil(CHUNK_POINTS) as i64 + 1;
             let nos: Vec<i64> = ((chunk_count - chunks).max(0)..chunk_count).collect();
@@ -164,46 +177,62 @@ async fn window(
             for v in &values[values.len().saturating_sub(n as usize)..] {
                 tally.add_point(*v, percentile);
             }
+            return Ok(tally);
         }
-        Window::Minutes(m) => {
-            let since = now - m * 60_000;
-            let newest = chunk_count - 1;
-            if !percentile {
-                // Whole chunks inside the window, summed by the database from their stats.
-                let (count, sum, low, high): (i64, f64, Option<f64>, Option<f64>) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(point_count), 0) AS BIGINT), COALESCE(SUM(value_sum), 0.0), \
-                     MIN(low_value), MAX(high_value) \
-                     FROM metric_chunks WHERE series_id = $1 AND at_min >= $2 AND chunk_no < $3",
-                )
-                .bind(series_id)
-                .bind(since)
-                .bind(newest)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_error)?;
-                if let (Some(low), Some(high)) = (low, high) {
-                    tally.add_chunks(count, sum, low, high);
-                }
-            }
-            // Point by point: where the window starts, the newest chunk, or everything for a percentile.
-            let decode: Vec<i64> = sqlx::query_scalar(
-                "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND at_max >= $2 \
-                 AND (at_min < $2 OR chunk_no = $3 OR $4 = 1) ORDER BY chunk_no",
+        Window::Minutes(m) => now - m * 60_000,
+    };
+    // The newest arrival is the window's last point when it is inside the window (almost always);
+    // otherwise, as for percentiles, every point of the window is read.
+    let every_point = percentile || (rule.aggregation == Aggregation::Last && last_at < since);
+    let decode: Vec<i64> = if every_point {
+        sqlx::query_scalar("SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND at_max >= $2 ORDER BY chunk_no")
+            .bind(series_id)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?
+    } else {
+        // One pass over the window's chunk stats: whole chunks are summed by the database, and the
+        // chunks where the window starts (usually one) are read point by point.
+        let (count, sum, low, high, first, last): (i64, f64, Option<f64>, Option<f64>, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN at_min >= $2 THEN point_count END), 0) AS BIGINT), \
+                 COALESCE(SUM(CASE WHEN at_min >= $2 THEN value_sum END), 0.0), \
+                 MIN(CASE WHEN at_min >= $2 THEN low_value END), MAX(CASE WHEN at_min >= $2 THEN high_value END), \
+                 MIN(CASE WHEN at_min < $2 THEN chunk_no END), MAX(CASE WHEN at_min < $2 THEN chunk_no END) \
+                 FROM metric_chunks WHERE series_id = $1 AND at_max >= $2",
             )
             .bind(series_id)
             .bind(since)
-            .bind(newest)
-            .bind(i64::from(percentile))
-            .fetch_all(&mut *conn)
+            .fetch_one(&mut *conn)
             .await
             .map_err(db_error)?;
-            let mut decoded = chunk_points(conn, series_id, &decode).await?;
-            for no in &decode {
-                for p in decoded.remove(no).unwrap_or_default().iter().filter(|p| p.timestamp >= since) {
-                    tally.add_point(p.value, percentile);
-                }
-            }
+        if let (Some(low), Some(high)) = (low, high) {
+            tally.add_chunks(count, sum, low, high);
         }
+        match (first, last) {
+            (Some(first), Some(last)) => sqlx::query_scalar(
+                "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 AND chunk_no <= $3 \
+                 AND at_min < $4 AND at_max >= $4 ORDER BY chunk_no",
+            )
+            .bind(series_id)
+            .bind(first)
+            .bind(last)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?,
+            _ => Vec::new(),
+        }
+    };
+    let mut decoded = chunk_points(conn, series_id, &decode).await?;
+    for no in &decode {
+        for p in decoded.remove(no).unwrap_or_default().iter().filter(|p| p.timestamp >= since) {
+            tally.add_point(p.value, percentile);
+        }
+    }
+    if !every_point && last_at >= since {
+        tally.last = Some(last_value);
     }
     Ok(tally)
 }
@@ -211,14 +240,14 @@ async fn window(
 /// Every rule of one environment evaluated against one version.
 async fn checks(
     conn: &mut AnyConnection,
-    version_id: i64,
-    environment_id: i64,
+    (version_id, environment_id): (i64, i64),
     rules: &[Guardrail],
     now: i64,
+    appended: &Appended,
 ) -> Result<Vec<GuardrailCheck>, ApiError> {
     let mut out = Vec::with_capacity(rules.len());
     for rule in rules {
-        let tally = window(conn, version_id, environment_id, rule, now).await?;
+        let tally = window(conn, (version_id, environment_id), rule, now, appended).await?;
         let observed = tally.aggregate(rule.aggregation);
         out.push(GuardrailCheck {
             guardrail: rule.clone(),
@@ -308,13 +337,13 @@ fn by_environment(rules: Vec<(i64, Guardrail)>) -> Vec<((i64, String), Vec<Guard
         .collect()
 }
 
-/// After points were appended to `touched` series of a version: re-evaluates its health in each
+/// After points were appended to series of a version: re-evaluates its health in each
 /// environment with a rule on one of them.
 pub(crate) async fn reevaluate(
     conn: &mut AnyConnection,
     model_id: i64,
     (version_id, number): (i64, i64),
-    touched: &[SeriesKey],
+    appended: &Appended,
     now: i64,
 ) -> Result<Vec<HealthChange>, ApiError> {
     let all = rules(conn, model_id, None).await?;
@@ -324,7 +353,7 @@ pub(crate) async fn reevaluate(
     let mut changes = Vec::new();
     for ((env_id, env), rules) in by_environment(all) {
         let affected = rules.iter().any(|r| {
-            touched.iter().any(|t| {
+            appended.keys().any(|t| {
                 t.key == r.metric
                     && t.source == r.source
                     && (r.source == MetricSource::Eval || t.environment_id == env_id)
@@ -333,7 +362,7 @@ pub(crate) async fn reevaluate(
         if !affected {
             continue;
         }
-        let health = HealthReport::verdict(&checks(conn, version_id, env_id, &rules, now).await?);
+        let health = HealthReport::verdict(&checks(conn, (version_id, env_id), &rules, now, appended).await?);
         changes.extend(set_health(conn, (version_id, number), (env_id, &env), health, now).await?);
     }
     Ok(changes)
@@ -362,7 +391,8 @@ async fn reevaluate_environment(
     .map_err(db_error)?;
     let mut changes = Vec::new();
     for version in versions {
-        let health = HealthReport::verdict(&checks(conn, version.0, environment_id, &env_rules, now).await?);
+        let health =
+            HealthReport::verdict(&checks(conn, (version.0, environment_id), &env_rules, now, &Appended::new()).await?);
         changes.extend(set_health(conn, version, (environment_id, environment), health, now).await?);
     }
     Ok(changes)
@@ -442,7 +472,7 @@ pub(crate) async fn reports(
 ) -> Result<Vec<HealthReport>, ApiError> {
     let mut out = Vec::new();
     for ((env_id, environment), rules) in by_environment(rules(conn, model_id, None).await?) {
-        let checks = checks(conn, version_id, env_id, &rules, now).await?;
+        let checks = checks(conn, (version_id, env_id), &rules, now, &Appended::new()).await?;
         out.push(HealthReport { environment, health: HealthReport::verdict(&checks), checks });
     }
     Ok(out)

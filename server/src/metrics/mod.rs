@@ -85,6 +85,10 @@ pub(crate) struct SeriesKey {
     pub environment_id: i64,
 }
 
+/// What one ingest appended: per series, its id and the new points (guardrails read their
+/// window from these when it fits, instead of from the database).
+pub(crate) type Appended = HashMap<SeriesKey, (i64, Vec<MetricPoint>)>;
+
 /// The stats columns of a chunk, without its points.
 #[derive(sqlx::FromRow)]
 struct ChunkRow {
@@ -121,7 +125,7 @@ impl ChunkRow {
     }
 }
 
-/// Writes (or rewrites) one chunk of a series.
+/// Writes (or rewrites) one chunk of a series: its stats row and its points.
 async fn store_chunk(
     conn: &mut AnyConnection,
     series_id: i64,
@@ -131,13 +135,13 @@ async fn store_chunk(
     let Some(s) = ChunkStats::of(points) else { return Ok(()) };
     sqlx::query(
         "INSERT INTO metric_chunks (series_id, chunk_no, point_count, step_min, step_max, at_min, at_max, \
-         low_step, low_at, low_value, high_step, high_at, high_value, value_sum, points) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         low_step, low_at, low_value, high_step, high_at, high_value, value_sum) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (series_id, chunk_no) DO UPDATE SET point_count = excluded.point_count, \
          step_min = excluded.step_min, step_max = excluded.step_max, at_min = excluded.at_min, \
          at_max = excluded.at_max, low_step = excluded.low_step, low_at = excluded.low_at, \
          low_value = excluded.low_value, high_step = excluded.high_step, high_at = excluded.high_at, \
-         high_value = excluded.high_value, value_sum = excluded.value_sum, points = excluded.points",
+         high_value = excluded.high_value, value_sum = excluded.value_sum",
     )
     .bind(series_id)
     .bind(chunk_no)
@@ -153,6 +157,15 @@ async fn store_chunk(
     .bind(s.high.timestamp)
     .bind(s.high.value)
     .bind(s.sum)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
+        "INSERT INTO metric_chunk_points (series_id, chunk_no, points) VALUES ($1, $2, $3) \
+         ON CONFLICT (series_id, chunk_no) DO UPDATE SET points = excluded.points",
+    )
+    .bind(series_id)
+    .bind(chunk_no)
     .bind(pack(points))
     .execute(conn)
     .await
@@ -174,7 +187,7 @@ pub(crate) async fn chunk_points(
             j += 1;
         }
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT chunk_no, points FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 AND chunk_no <= $3",
+            "SELECT chunk_no, points FROM metric_chunk_points WHERE series_id = $1 AND chunk_no >= $2 AND chunk_no <= $3",
         )
         .bind(series_id)
         .bind(chunk_nos[i])
@@ -195,7 +208,7 @@ async fn append(
     series: &SeriesKey,
     points: &[&NewMetricPoint],
     now: i64,
-) -> Result<SeriesRow, ApiError> {
+) -> Result<(SeriesRow, Vec<MetricPoint>), ApiError> {
     sqlx::query(
         "INSERT INTO metric_series (version_id, key, source, environment_id) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (version_id, key, source, environment_id) DO NOTHING",
@@ -270,11 +283,12 @@ async fn append(
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
-    sqlx::query_as::<_, SeriesRow>(&format!("SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.id = $1"))
+    let row = sqlx::query_as::<_, SeriesRow>(&format!("SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.id = $1"))
         .bind(id)
         .fetch_one(conn)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+    Ok((row, new))
 }
 
 /// One series read over `[from, to]` on `axis`: every point when they fit in `max_points`,
@@ -340,17 +354,21 @@ impl Store {
     ) -> Result<Vec<SeriesRow>, ApiError> {
         validate::metric_key("key", key)?;
         query.validate()?;
-        let (_, version_id) = version_ids(conn, model, number).await?;
+        // One query on the common path; the model and version are looked up apart only to say
+        // precisely what is missing.
         let rows: Vec<SeriesRow> = sqlx::query_as(&format!(
-            "SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.version_id = $1 AND s.key = $2 \
+            "SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} JOIN versions v ON v.id = s.version_id \
+             JOIN models m ON m.id = v.model_id WHERE m.name = $1 AND v.number = $2 AND s.key = $3 \
              ORDER BY s.source, e.position, e.id"
         ))
-        .bind(version_id)
+        .bind(model)
+        .bind(number)
         .bind(key)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
         if rows.is_empty() {
+            version_ids(conn, model, number).await?;
             return Err(ApiError::not_found(format!("version {number} of '{model}' has no metric '{key}'")));
         }
         Ok(rows
@@ -448,10 +466,13 @@ impl Metrics for Store {
                 .push(p);
         }
         let mut series = Vec::with_capacity(order.len());
+        let mut appended = Appended::with_capacity(order.len());
         for key in &order {
-            series.push(append(&mut tx, version_id, key, &groups[key], now).await?.summary());
+            let (row, points) = append(&mut tx, version_id, key, &groups[key], now).await?;
+            series.push(row.summary());
+            appended.insert(key.clone(), (row.id, points));
         }
-        let changes = guardrails::reevaluate(&mut tx, model_id, (version_id, number), &order, now).await?;
+        let changes = guardrails::reevaluate(&mut tx, model_id, (version_id, number), &appended, now).await?;
         tx.commit().await?;
         let health = guardrails::stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
         let mut keys: Vec<String> = order.into_iter().map(|k| k.key).collect();

@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::domain::{DeploymentKind, Guardrail, HealthReport, MetricAxis, MetricPoint, ModelMetrics};
-use crate::server_fns::{ChartData, ChartLine, Threshold, VersionMetricsData, version_metrics};
+use crate::domain::{DeploymentKind, Guardrail, HealthReport, MetricAxis, ModelMetrics};
+use crate::server_fns::{ChartData, ChartLine, ChartPoint, Threshold, VersionMetricsData, version_metrics};
 use crate::ui::chart::{ChartSource, Marker, MetricChart};
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
@@ -137,11 +137,7 @@ pub fn AcrossVersions(model: String, metrics: ModelMetrics, guardrails: Vec<Guar
         }
         .into_any();
     };
-    let points = metrics
-        .versions
-        .iter()
-        .map(|v| MetricPoint { step: v.version, timestamp: 0, value: v.last })
-        .collect::<Vec<_>>();
+    let points = metrics.versions.iter().map(|v| ChartPoint(v.version, v.last)).collect::<Vec<_>>();
     let data = ChartData {
         key: key.clone(),
         axis: MetricAxis::Step,
