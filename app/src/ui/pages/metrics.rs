@@ -10,8 +10,14 @@ use crate::ui::chart::{ChartSource, Marker, MetricChart};
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
-#[component]
-pub fn VersionMetrics(model: String, number: i64) -> impl IntoView {
+/// The version page's metrics, loaded from the page's URL (`?compare=`, `?axis=`) alongside the
+/// version itself (created at page level, so re-rendering the version never loads them twice);
+/// `reloads` refetches them.
+pub fn version_metrics_resource(
+    model: impl Fn() -> String + Send + Sync + 'static,
+    number: impl Fn() -> i64 + Send + Sync + 'static,
+    reloads: ReadSignal<u64>,
+) -> Resource<Result<VersionMetricsData, crate::error::ApiError>> {
     let query = use_query_map();
     let compare = move || query.read().get("compare").and_then(|c| c.parse::<i64>().ok());
     let axis = move || match query.read().get("axis").as_deref() {
@@ -19,13 +25,20 @@ pub fn VersionMetrics(model: String, number: i64) -> impl IntoView {
         Some("step") => Some(MetricAxis::Step),
         _ => None,
     };
+    Resource::new(
+        move || (model(), number(), compare(), axis(), reloads.get()),
+        |(model, number, compare, axis, _)| version_metrics(model, number, compare, axis),
+    )
+}
+
+#[component]
+pub fn VersionMetrics(
+    model: String,
+    number: i64,
+    data: Resource<Result<VersionMetricsData, crate::error::ApiError>>,
+    set_reloads: WriteSignal<u64>,
+) -> impl IntoView {
     let (updates, set_updates) = signal((0u64, Vec::<String>::new()));
-    let (reloads, set_reloads) = signal(0u64);
-    let model_for_data = model.clone();
-    let data = Resource::new(
-        move || (compare(), axis(), reloads.get()),
-        move |(compare, axis, _)| version_metrics(model_for_data.clone(), number, compare, axis),
-    );
     live_updates(&model, number, data, set_updates, set_reloads);
     view! {
         <section class="panel metrics" id="metrics" aria-labelledby="metrics-title">

@@ -6,7 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::AuditTrail;
-use super::metrics::VersionMetrics;
+use super::metrics::{VersionMetrics, version_metrics_resource};
 use super::model::Tags;
 use crate::domain::Version;
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, version_page};
@@ -23,6 +23,8 @@ pub fn VersionPage() -> impl IntoView {
     let release = ServerAction::<ReleaseVersion>::new();
     let changes = move || (edit.version().get(), quarantine.version().get(), release.version().get());
     let version = Resource::new(move || (model(), number(), changes()), |(m, n, _)| version_page(m, n));
+    let (reloads, set_reloads) = signal(0u64);
+    let metrics = version_metrics_resource(model, number, reloads);
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -32,7 +34,7 @@ pub fn VersionPage() -> impl IntoView {
                         let (model, number) = (page.version.model.clone(), page.version.number);
                         view! {
                             <VersionDetail version=page.version edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
-                            <VersionMetrics model number/>
+                            <VersionMetrics model number data=metrics set_reloads/>
                             {page.audit_trail.map(|entries| view! { <AuditTrail entries all_href/> })}
                         }.into_any()
                     }
