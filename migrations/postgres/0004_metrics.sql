@@ -43,6 +43,21 @@ CREATE TABLE metric_chunks (
     PRIMARY KEY (series_id, chunk_no)
 );
 
+-- Blocks of 64 consecutive chunks (32,768 points): count, sum, extremes and time range, kept up to
+-- date by every append, so a guardrail over a long time window sums a few block rows instead of
+-- thousands of chunk rows.
+CREATE TABLE metric_blocks (
+    series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
+    block_no     BIGINT  NOT NULL,
+    point_count  BIGINT  NOT NULL,
+    value_sum    DOUBLE PRECISION NOT NULL,
+    low_value    DOUBLE PRECISION NOT NULL,
+    high_value   DOUBLE PRECISION NOT NULL,
+    at_min       BIGINT  NOT NULL,
+    at_max       BIGINT  NOT NULL,
+    PRIMARY KEY (series_id, block_no)
+);
+
 CREATE TABLE metric_chunk_points (
     series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
     chunk_no     BIGINT  NOT NULL,

@@ -43,6 +43,21 @@ CREATE TABLE metric_chunks (
     PRIMARY KEY (series_id, chunk_no)
 ) WITHOUT ROWID;
 
+-- Blocks of 64 consecutive chunks (32,768 points): count, sum, extremes and time range, kept up to
+-- date by every append, so a guardrail over a long time window sums a few block rows instead of
+-- thousands of chunk rows.
+CREATE TABLE metric_blocks (
+    series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
+    block_no     BIGINT  NOT NULL,
+    point_count  BIGINT  NOT NULL,
+    value_sum    REAL    NOT NULL,
+    low_value    REAL    NOT NULL,
+    high_value   REAL    NOT NULL,
+    at_min       BIGINT  NOT NULL,
+    at_max       BIGINT  NOT NULL,
+    PRIMARY KEY (series_id, block_no)
+) WITHOUT ROWID;
+
 CREATE TABLE metric_chunk_points (
     series_id    BIGINT  NOT NULL REFERENCES metric_series (id),
     chunk_no     BIGINT  NOT NULL,

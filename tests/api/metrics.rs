@@ -243,6 +243,30 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
         assert_eq!(check["observed"].as_f64(), Some(value), "{aggregation}");
     }
 
+    // A window of an hour over 70,000 points: whole blocks of 64 chunks count from their stats too.
+    for batch in 0..7 {
+        let points: Vec<Value> = (batch * 10_000..(batch + 1) * 10_000)
+            .map(|i| json!({ "key": "qps", "value": i, "timestamp": now - 4_200_000 + i * 60, "source": "live", "environment": "production" }))
+            .collect();
+        json(app.post(METRICS, &json!({ "points": points })).await, 201).await;
+    }
+    let expected = [("mean", 39_999.5), ("min", 10_000.0), ("max", 69_999.0), ("last", 69_999.0), ("p99", 69_399.0)];
+    for (aggregation, _) in expected {
+        guardrail(
+            &app,
+            json!({ "environment": "production", "metric": "qps", "aggregation": aggregation,
+            "window": { "minutes": 60 }, "comparator": ">=", "threshold": 0 }),
+        )
+        .await;
+    }
+    let report = production_report(&app, 1).await;
+    let checks: Vec<&Value> =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["guardrail"]["metric"] == "qps").collect();
+    for (check, (aggregation, value)) in checks.iter().zip(expected) {
+        assert_eq!(check["points"], 60_000, "{aggregation}: the last hour");
+        assert_eq!(check["observed"].as_f64(), Some(value), "{aggregation}");
+    }
+
     for (bad, field) in [
         (json!({ "window": { "points": 0 } }), "window.points"),
         (json!({ "window": { "minutes": 100_000 } }), "window.minutes"),

@@ -5,6 +5,8 @@ use app::domain::{MetricAxis, MetricPoint};
 
 /// Points per chunk; every chunk of a series but the last is full.
 pub const CHUNK_POINTS: usize = 512;
+/// Chunks per block (the second level of stats, for long time windows).
+pub const BLOCK_CHUNKS: i64 = 64;
 const POINT_BYTES: usize = 24;
 
 /// Packs points as little-endian (step i64, time ms i64, value f64).

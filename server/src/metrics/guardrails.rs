@@ -7,7 +7,7 @@ use app::domain::*;
 use app::error::ApiError;
 use sqlx::AnyConnection;
 
-use super::chunks::CHUNK_POINTS;
+use super::chunks::{BLOCK_CHUNKS, CHUNK_POINTS};
 use super::{Appended, SeriesKey, chunk_points};
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
@@ -85,6 +85,13 @@ pub(crate) async fn load(
     Ok(rules(conn, model_id, environment_id).await?.into_iter().map(|(_, g)| g).collect())
 }
 
+/// The two levels of stored stats: blocks of chunks, and chunks.
+#[derive(Clone, Copy)]
+enum Level {
+    Blocks,
+    Chunks,
+}
+
 /// What a rule's window holds: how many points, and their aggregate.
 struct WindowTally {
     count: i64,
@@ -109,10 +116,57 @@ impl WindowTally {
         }
     }
 
-    /// Whole chunks from their stats (never the newest chunk: its last point is not stored apart).
+    /// Whole chunks or blocks from their stats.
     fn add_chunks(&mut self, count: i64, sum: f64, low: f64, high: f64) {
         (self.count, self.sum, self.min, self.max) =
             (self.count + count, self.sum + sum, self.min.min(low), self.max.max(high));
+    }
+
+    /// Adds the stats of the rows of `level` wholly inside the window (from `since`), optionally
+    /// only chunks of the given block range whose block starts before the window; returns the
+    /// first and last number of the rows where the window starts, which hold points on both sides.
+    async fn add_stats(
+        &mut self,
+        conn: &mut AnyConnection,
+        level: Level,
+        series_id: i64,
+        since: i64,
+        within_blocks: Option<(i64, i64)>,
+    ) -> Result<(Option<i64>, Option<i64>), ApiError> {
+        let (table, no) = match level {
+            Level::Blocks => ("metric_blocks", "block_no"),
+            Level::Chunks => ("metric_chunks", "chunk_no"),
+        };
+        let (from, to) = within_blocks.unwrap_or((i64::MIN, i64::MAX));
+        // Chunks are taken only from blocks that straddle the window's start (whole blocks are
+        // already counted); the range bounds the scan, the subquery excludes whole blocks in it.
+        let straddling = if within_blocks.is_some() {
+            format!(
+                " AND chunk_no / {BLOCK_CHUNKS} IN (SELECT block_no FROM metric_blocks \
+                 WHERE series_id = $1 AND at_min < $2 AND at_max >= $2)"
+            )
+        } else {
+            String::new()
+        };
+        let (count, sum, low, high, first, last): (i64, f64, Option<f64>, Option<f64>, Option<i64>, Option<i64>) =
+            sqlx::query_as(&format!(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN at_min >= $2 THEN point_count END), 0) AS BIGINT), \
+                 COALESCE(SUM(CASE WHEN at_min >= $2 THEN value_sum END), 0.0), \
+                 MIN(CASE WHEN at_min >= $2 THEN low_value END), MAX(CASE WHEN at_min >= $2 THEN high_value END), \
+                 MIN(CASE WHEN at_min < $2 THEN {no} END), MAX(CASE WHEN at_min < $2 THEN {no} END) \
+                 FROM {table} WHERE series_id = $1 AND at_max >= $2 AND {no} >= $3 AND {no} < $4{straddling}"
+            ))
+            .bind(series_id)
+            .bind(since)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        if let (Some(low), Some(high)) = (low, high) {
+            self.add_chunks(count, sum, low, high);
+        }
+        Ok((first, last))
     }
 
     fn aggregate(&self, aggregation: Aggregation) -> Option<f64> {
@@ -131,8 +185,9 @@ impl WindowTally {
 
 /// The points a rule looks at for one version: the window of the matching series. A window of
 /// the last N points that the ingest in progress just appended is taken from those points; a time
-/// window sums whole chunks' stats (count, sum, extremes) in the database and decodes only the
-/// chunks where the window starts — unless a percentile needs every value.
+/// window sums the stats (count, sum, extremes) of whole blocks, then of whole chunks where the
+/// window starts, in the database, and decodes only the chunks where it starts — unless a
+/// percentile needs every value.
 async fn window(
     conn: &mut AnyConnection,
     (version_id, environment_id): (i64, i64),
@@ -192,36 +247,28 @@ async fn window(
             .await
             .map_err(db_error)?
     } else {
-        // One pass over the window's chunk stats: whole chunks are summed by the database, and the
-        // chunks where the window starts (usually one) are read point by point.
-        let (count, sum, low, high, first, last): (i64, f64, Option<f64>, Option<f64>, Option<i64>, Option<i64>) =
-            sqlx::query_as(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN at_min >= $2 THEN point_count END), 0) AS BIGINT), \
-                 COALESCE(SUM(CASE WHEN at_min >= $2 THEN value_sum END), 0.0), \
-                 MIN(CASE WHEN at_min >= $2 THEN low_value END), MAX(CASE WHEN at_min >= $2 THEN high_value END), \
-                 MIN(CASE WHEN at_min < $2 THEN chunk_no END), MAX(CASE WHEN at_min < $2 THEN chunk_no END) \
-                 FROM metric_chunks WHERE series_id = $1 AND at_max >= $2",
-            )
-            .bind(series_id)
-            .bind(since)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        if let (Some(low), Some(high)) = (low, high) {
-            tally.add_chunks(count, sum, low, high);
-        }
-        match (first, last) {
-            (Some(first), Some(last)) => sqlx::query_scalar(
-                "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 AND chunk_no <= $3 \
-                 AND at_min < $4 AND at_max >= $4 ORDER BY chunk_no",
-            )
-            .bind(series_id)
-            .bind(first)
-            .bind(last)
-            .bind(since)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?,
+        // Blocks inside the window count from their stats; the blocks where it starts (usually one)
+        // go down to their chunks, which count from their stats too; only the chunks where the
+        // window starts are read point by point.
+        let (first_block, last_block) = tally.add_stats(conn, Level::Blocks, series_id, since, None).await?;
+        match (first_block, last_block) {
+            (Some(first), Some(last)) => {
+                let blocks = (first * BLOCK_CHUNKS, (last + 1) * BLOCK_CHUNKS);
+                match tally.add_stats(conn, Level::Chunks, series_id, since, Some(blocks)).await? {
+                    (Some(first), Some(last)) => sqlx::query_scalar(
+                        "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 \
+                         AND chunk_no <= $3 AND at_min < $4 AND at_max >= $4 ORDER BY chunk_no",
+                    )
+                    .bind(series_id)
+                    .bind(first)
+                    .bind(last)
+                    .bind(since)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error)?,
+                    _ => Vec::new(),
+                }
+            }
             _ => Vec::new(),
         }
     };

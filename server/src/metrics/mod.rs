@@ -16,7 +16,9 @@ use sqlx::AnyConnection;
 
 use crate::db::db_error;
 use crate::store::{Store, model_id};
-use chunks::{CHUNK_POINTS, ChunkStats, Unit, bucket_points, bucket_size, buckets, pack, position, unpack};
+use chunks::{
+    BLOCK_CHUNKS, CHUNK_POINTS, ChunkStats, Unit, bucket_points, bucket_size, buckets, pack, position, unpack,
+};
 
 /// The ids of a model and of one of its versions, or 404.
 pub(crate) async fn version_ids(conn: &mut AnyConnection, model: &str, number: i64) -> Result<(i64, i64), ApiError> {
@@ -173,6 +175,26 @@ async fn store_chunk(
     Ok(())
 }
 
+/// Recomputes one block's stats from its chunks' rows.
+async fn store_block(conn: &mut AnyConnection, series_id: i64, block_no: i64) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO metric_blocks (series_id, block_no, point_count, value_sum, low_value, high_value, at_min, at_max) \
+         SELECT $1, $2, SUM(point_count), SUM(value_sum), MIN(low_value), MAX(high_value), MIN(at_min), MAX(at_max) \
+         FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $3 AND chunk_no < $4 \
+         ON CONFLICT (series_id, block_no) DO UPDATE SET point_count = excluded.point_count, \
+         value_sum = excluded.value_sum, low_value = excluded.low_value, high_value = excluded.high_value, \
+         at_min = excluded.at_min, at_max = excluded.at_max",
+    )
+    .bind(series_id)
+    .bind(block_no)
+    .bind(block_no * BLOCK_CHUNKS)
+    .bind((block_no + 1) * BLOCK_CHUNKS)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 /// The decoded points of the given chunks, read in runs of consecutive chunk numbers.
 pub(crate) async fn chunk_points(
     conn: &mut AnyConnection,
@@ -256,6 +278,10 @@ async fn append(
     for piece in rest.chunks(CHUNK_POINTS) {
         store_chunk(conn, id, next_chunk, piece).await?;
         next_chunk += 1;
+    }
+    let first_block = (chunk_count - i64::from(filled > 0)).max(0) / BLOCK_CHUNKS;
+    for block in first_block..=(next_chunk - 1) / BLOCK_CHUNKS {
+        store_block(conn, id, block).await?;
     }
     let stats = ChunkStats::of(&new).ok_or_else(ApiError::internal)?;
     let (first, last) = (new[0], new[new.len() - 1]);
