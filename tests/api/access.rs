@@ -200,6 +200,16 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
             ("owner", ""),
             ("expires_in_days", ""),
             ("seq", "1"),
+            ("key", "loss"),
+            ("axis", "step"),
+            ("metric", "loss"),
+            ("source", "live"),
+            ("aggregation", "mean"),
+            ("window", "points"),
+            ("window_size", "5"),
+            ("comparator", "<="),
+            ("threshold", "1"),
+            ("severity", "failing"),
         ];
         let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
         let status = response.status().as_u16();
@@ -212,5 +222,5 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
         assert_eq!(error["code"], "unauthorized", "{path}: {error}");
         checked += 1;
     }
-    assert!(checked >= 14, "checked {checked} server functions");
+    assert!(checked >= 18, "checked {checked} server functions");
 }
