@@ -111,6 +111,11 @@ fn nearest(points: &[ChartPoint], x: f64) -> Option<ChartPoint> {
     points.iter().copied().min_by(|a, b| (a.x() as f64 - x).abs().total_cmp(&(b.x() as f64 - x).abs()))
 }
 
+/// Under the cursor at `x`: each line's index, label and nearest point.
+fn under_cursor(data: &ChartData, x: f64) -> Vec<(usize, String, ChartPoint)> {
+    data.lines.iter().enumerate().filter_map(|(i, l)| Some((i, l.label.clone(), nearest(&l.points, x)?))).collect()
+}
+
 fn axis_label(x: f64, axis: MetricAxis, per_version: bool) -> String {
     match axis {
         MetricAxis::Step if per_version => format!("v{x}"),
@@ -364,18 +369,15 @@ pub fn MetricChart(
     };
     let cursor_view = move || {
         let (x, fr) = (cursor.get()?, frame.get()?);
-        let dots = data.with(|d| {
-            d.lines
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| {
-                    let p = nearest(&l.points, x)?;
-                    Some(view! {
-                        <circle class="dot" cx=fr.sx(p.x() as f64) cy=fr.sy(p.value()) r="3.5" fill=PALETTE[i % PALETTE.len()]/>
-                    })
-                })
-                .collect_view()
-        });
+        let dots = data
+            .with(|d| under_cursor(d, x))
+            .into_iter()
+            .map(|(i, _, p)| {
+                view! {
+                    <circle class="dot" cx=fr.sx(p.x() as f64) cy=fr.sy(p.value()) r="3.5" fill=PALETTE[i % PALETTE.len()]/>
+                }
+            })
+            .collect_view();
         Some(view! {
             <line class="guide" x1=fr.sx(x) x2=fr.sx(x) y1=TOP y2=H - BOTTOM/>
             {dots}
@@ -388,22 +390,19 @@ pub fn MetricChart(
     };
     let tooltip = move || {
         let (x, fr) = (cursor.get()?, frame.get()?);
-        let rows = data.with(|d| {
-            d.lines
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| {
-                    let p = nearest(&l.points, x)?;
-                    Some(view! {
-                        <div class="tip-row">
-                            <span class=format!("swatch c{}", i % PALETTE.len())></span>
-                            {l.label.clone()}": "<strong class="tip-value">{p.value().to_string()}</strong>
-                            <span class="muted">{format!(" ({})", exact_x(p, axis, per_version))}</span>
-                        </div>
-                    })
-                })
-                .collect_view()
-        });
+        let rows = data
+            .with(|d| under_cursor(d, x))
+            .into_iter()
+            .map(|(i, label, p)| {
+                view! {
+                    <div class="tip-row">
+                        <span class=format!("swatch c{}", i % PALETTE.len())></span>
+                        {label}": "<strong class="tip-value">{p.value().to_string()}</strong>
+                        <span class="muted">{format!(" ({})", exact_x(p, axis, per_version))}</span>
+                    </div>
+                }
+            })
+            .collect_view();
         // Positioned through the CSSOM (`style:`), which the page's CSP allows, unlike style attributes.
         let left = (fr.sx(x) / W * 100.0).clamp(0.0, 100.0);
         let (l, r) = if left > 55.0 {

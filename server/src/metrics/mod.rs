@@ -231,21 +231,11 @@ async fn append(
     points: &[&NewMetricPoint],
     now: i64,
 ) -> Result<(SeriesRow, Vec<MetricPoint>), ApiError> {
-    sqlx::query(
-        "INSERT INTO metric_series (version_id, key, source, environment_id) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (version_id, key, source, environment_id) DO NOTHING",
-    )
-    .bind(version_id)
-    .bind(&series.key)
-    .bind(series.source.as_str())
-    .bind(series.environment_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    // A no-op update that locks the series row until commit, so concurrent batches append in turn.
+    // Creates the series on first use; the (no-op) update on conflict locks its row until commit,
+    // so concurrent batches of one series append in turn.
     let (id, before, chunk_count, mut last_step): (i64, i64, i64, i64) = sqlx::query_as(
-        "UPDATE metric_series SET point_count = point_count \
-         WHERE version_id = $1 AND key = $2 AND source = $3 AND environment_id = $4 \
+        "INSERT INTO metric_series (version_id, key, source, environment_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (version_id, key, source, environment_id) DO UPDATE SET point_count = metric_series.point_count \
          RETURNING id, point_count, chunk_count, last_step",
     )
     .bind(version_id)
