@@ -420,6 +420,26 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     let added =
         rules.as_array().unwrap().iter().find(|g| g["metric"] == "loss").expect("saved through the API's rules");
     assert_eq!((added["environment"].as_str(), added["severity"].as_str()), (Some("staging"), Some("warning")));
+    // …and edits it in place: the threshold changes, through the same audited path.
+    let row = format!(r#"#guardrails tr[data-guardrail="{}"]"#, added["id"]);
+    browser.wait_for(&format!("{row} details summary")).await.click().await.unwrap();
+    let threshold = browser.wait_for(&format!(r#"{row} details input[name="threshold"]"#)).await;
+    threshold.clear().await.unwrap();
+    threshold.send_keys("0.25").await.unwrap();
+    scroll_to(&browser, "#guardrails").await;
+    browser.screenshot("model-guardrail-edit").await;
+    c.find(Locator::Css(&format!(r#"{row} details button[type="submit"]"#))).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("the edited guardrail is listed", || async {
+            let table = c.find(Locator::Css("#guardrails table")).await.ok()?.text().await.ok()?;
+            table.contains("last(loss (eval), last 1) <= 0.25").then_some(())
+        })
+        .await;
+    let rules = json(app.get("/api/v1/models/fraud-detector/guardrails").await, 200).await;
+    let edited = rules.as_array().unwrap().iter().find(|g| g["metric"] == "loss").unwrap();
+    assert_eq!((edited["id"].clone(), edited["threshold"].as_f64()), (added["id"].clone(), Some(0.25)));
+    let open = c.find_all(Locator::Css("#guardrails details[open]")).await.unwrap();
+    assert!(open.is_empty(), "the editor closes after saving");
     scroll_to(&browser, "#guardrails").await;
     browser.screenshot("model-guardrails").await;
 

@@ -23,7 +23,11 @@ pub fn GuardrailsPanel(
             let (model, environments, keys) = (model.clone(), environments.clone(), keys.clone());
             let edit = may_manage.then(|| {
                 view! {
-                    <details class="inline-edit">
+                    // Closes again once a save went through.
+                    <details class="inline-edit" prop:open=move || {
+                        save.version().track();
+                        false
+                    }>
                         <summary>"Edit"</summary>
                         <GuardrailForm model=model.clone() rule=Some(g.clone()) environments keys save/>
                     </details>
