@@ -32,7 +32,16 @@ impl Application {
         db.migrate().await.context("migrating the database")?;
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
         let store = Arc::new(Store::new(db, clock, config.auth_settings(), audit));
-        spawn_checkpoint_timer(Arc::downgrade(&store), config.audit.checkpoint_minutes);
+        // A checkpoint when entries were appended since the last one, every N minutes.
+        let minutes = std::time::Duration::from_secs(config.audit.checkpoint_minutes.max(1) * 60);
+        spawn_every(Arc::downgrade(&store), minutes, "signing the periodic audit checkpoint", |store| async move {
+            store.checkpoint_if_behind().await
+        });
+        // Time windows move on without new points: a silent series' rules are re-evaluated.
+        let minute = std::time::Duration::from_secs(60);
+        spawn_every(Arc::downgrade(&store), minute, "re-evaluating time-window guardrails", |store| async move {
+            store.reevaluate_time_windows().await.map(|_| ())
+        });
         if config.demo {
             if let Some(users) = demo::seed(&store, config.demo_password.as_deref()).await? {
                 tracing::info!("seeded the demo data set");
@@ -69,17 +78,20 @@ impl Application {
     }
 }
 
-/// Signs a checkpoint every `minutes` when entries were appended since the last one; stops when
-/// the store is gone.
-fn spawn_checkpoint_timer(store: std::sync::Weak<Store>, minutes: u64) {
-    let period = std::time::Duration::from_secs(minutes.max(1) * 60);
+/// Runs `job` every `period` (the first time one period from now) until the store is gone;
+/// a failure is logged as `what` and the next tick tries again.
+fn spawn_every<F, Fut>(store: std::sync::Weak<Store>, period: std::time::Duration, what: &'static str, job: F)
+where
+    F: Fn(Arc<Store>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), app::error::ApiError>> + Send,
+{
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             ticks.tick().await;
             let Some(store) = store.upgrade() else { return };
-            if let Err(e) = store.checkpoint_if_behind().await {
-                tracing::warn!(error = %e.message, "signing the periodic audit checkpoint failed");
+            if let Err(e) = job(store).await {
+                tracing::warn!(error = %e.message, "{what} failed");
             }
         }
     });

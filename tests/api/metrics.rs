@@ -11,6 +11,7 @@ on_both_backends!(
     health_follows_points_and_rule_changes,
     events_stream_new_points_and_health_changes,
     one_metric_is_compared_across_versions,
+    time_windows_move_on_without_new_points,
 );
 
 const METRICS: &str = "/api/v1/models/m/versions/1/metrics";
@@ -468,4 +469,27 @@ async fn one_metric_is_compared_across_versions(backend: Backend) {
     assert!(trend.len() <= 24 && trend.len() >= 20, "a sparkline's worth: {}", trend.len());
     expect_error(app.get("/api/v1/models/m/metrics?key=a%2Cb").await, 422, Some("key")).await;
     expect_error(app.get("/api/v1/models/nope/metrics").await, 404, None).await;
+}
+
+async fn time_windows_move_on_without_new_points(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "m", 1).await;
+    guardrail(
+        &app,
+        json!({ "environment": "production", "metric": "error_rate", "aggregation": "max",
+        "window": { "minutes": 5 }, "comparator": "<=", "threshold": 0.05 }),
+    )
+    .await;
+    let point =
+        json!({ "points": [{ "key": "error_rate", "value": 0.01, "source": "live", "environment": "production" }] });
+    json(app.post(METRICS, &point).await, 201).await;
+    assert_eq!(production_report(&app, 1).await["health"], "healthy");
+    assert_eq!(app.store.reevaluate_time_windows().await.unwrap(), 0, "nothing moved yet");
+    // Ten minutes of silence: the window is empty, the verdict stored for the version goes unknown.
+    app.clock.advance(10 * 60_000);
+    assert_eq!(app.store.reevaluate_time_windows().await.unwrap(), 1);
+    let version = json(app.get("/api/v1/models/m/versions/1").await, 200).await;
+    assert_eq!(version["health"][0]["health"], "unknown");
+    assert_eq!(version["health"][0]["since"], "2026-01-01T00:10:00Z");
+    assert_eq!(app.store.reevaluate_time_windows().await.unwrap(), 0, "re-evaluating again changes nothing");
 }

@@ -445,6 +445,32 @@ async fn reevaluate_environment(
     Ok(changes)
 }
 
+impl Store {
+    /// Re-evaluates every model and environment that has a time-window rule (windows move on as
+    /// time passes, points or not: a series that fell silent ends up unknown); returns how many
+    /// verdicts changed. The server runs this every minute.
+    pub async fn reevaluate_time_windows(&self) -> Result<usize, ApiError> {
+        let targets: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT DISTINCT g.model_id, m.name, g.environment_id, e.name FROM guardrails g \
+             JOIN models m ON m.id = g.model_id JOIN environments e ON e.id = g.environment_id \
+             WHERE g.window_minutes IS NOT NULL ORDER BY g.model_id, g.environment_id",
+        )
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        let mut changed = 0;
+        for (model_id, model, environment_id, environment) in targets {
+            let mut tx = self.begin_data_write().await?;
+            let changes =
+                reevaluate_environment(&mut tx, model_id, (environment_id, &environment), self.clock.now_ms()).await?;
+            tx.commit().await?;
+            changed += changes.len();
+            self.publish_health(&model, changes);
+        }
+        Ok(changed)
+    }
+}
+
 /// The stored health of versions (id, number) in every environment where it was evaluated.
 pub(crate) async fn stored_health(
     conn: &mut AnyConnection,
