@@ -68,6 +68,21 @@ pub struct Threshold {
     pub severity: Severity,
 }
 
+impl Threshold {
+    /// The thresholds of the guardrails on `metric`, each labelled with its environment and rule.
+    pub fn of_metric(guardrails: &[Guardrail], metric: &str) -> Vec<Threshold> {
+        guardrails
+            .iter()
+            .filter(|g| g.metric == metric)
+            .map(|g| Threshold {
+                label: format!("{}: {}", g.environment, g.describe()),
+                value: g.threshold,
+                severity: g.severity,
+            })
+            .collect()
+    }
+}
+
 /// One metric key's chart.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChartData {
@@ -194,15 +209,7 @@ mod ssr {
                 }
             }));
         }
-        let thresholds = guardrails
-            .iter()
-            .filter(|g| g.metric == key)
-            .map(|g| Threshold {
-                label: format!("{}: {}", g.environment, g.describe()),
-                value: g.threshold,
-                severity: g.severity,
-            })
-            .collect();
+        let thresholds = Threshold::of_metric(guardrails, key);
         Ok(ChartData { key: key.to_string(), axis, lines, thresholds })
     }
 

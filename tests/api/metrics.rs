@@ -167,6 +167,27 @@ async fn guardrail(app: &TestApp, rule: Value) -> i64 {
     json(app.post("/api/v1/models/m/guardrails", &rule).await, 201).await["id"].as_i64().unwrap()
 }
 
+/// Adds one rule per aggregation on `metric` in `environment` (window, comparator and threshold
+/// shared) and returns version 1's checks of that metric there, in the order of `aggregations`.
+async fn checks_per_aggregation(
+    app: &TestApp,
+    (environment, metric): (&str, &str),
+    (window, comparator, threshold): (Value, &str, f64),
+    aggregations: &[&str],
+) -> Vec<Value> {
+    for aggregation in aggregations {
+        guardrail(
+            app,
+            json!({ "environment": environment, "metric": metric, "aggregation": aggregation,
+                "window": window, "comparator": comparator, "threshold": threshold }),
+        )
+        .await;
+    }
+    let reports = json(app.get("/api/v1/models/m/versions/1/health").await, 200).await;
+    let report = reports.as_array().unwrap().iter().find(|r| r["environment"] == environment).unwrap();
+    report["checks"].as_array().unwrap().iter().filter(|c| c["guardrail"]["metric"] == metric).cloned().collect()
+}
+
 /// The version's health report in production.
 async fn production_report(app: &TestApp, version: i64) -> Value {
     let reports = json(app.get(&format!("/api/v1/models/m/versions/{version}/health")).await, 200).await;
@@ -183,16 +204,9 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
         .collect();
     json(app.post(METRICS, &json!({ "points": points })).await, 201).await;
     let expected = [("last", 100.0), ("mean", 22.0), ("min", 1.0), ("max", 100.0), ("p95", 100.0), ("p99", 100.0)];
-    for (aggregation, _) in expected {
-        guardrail(
-            &app,
-            json!({ "environment": "production", "metric": "latency_ms", "aggregation": aggregation,
-            "window": { "points": 5 }, "comparator": "<=", "threshold": 50 }),
-        )
-        .await;
-    }
-    let report = production_report(&app, 1).await;
-    let checks = report["checks"].as_array().unwrap();
+    let aggregations = expected.map(|(a, _)| a);
+    let window = (json!({ "points": 5 }), "<=", 50.0);
+    let checks = checks_per_aggregation(&app, ("production", "latency_ms"), window, &aggregations).await;
     assert_eq!(checks.len(), 6);
     for (check, (aggregation, value)) in checks.iter().zip(expected) {
         assert_eq!(check["guardrail"]["aggregation"], aggregation);
@@ -200,7 +214,7 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
         assert_eq!(check["observed"].as_f64(), Some(value), "{aggregation}");
         assert_eq!(check["holds"], value <= 50.0, "{aggregation}");
     }
-    assert_eq!(report["health"], "failing");
+    assert_eq!(production_report(&app, 1).await["health"], "failing");
 
     // A time window: only points of the last 5 minutes count.
     let now = TEST_EPOCH_MS;
@@ -227,18 +241,8 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
         .collect();
     json(app.post(METRICS, &json!({ "points": many })).await, 201).await;
     let expected = [("mean", 1_799.5), ("min", 600.0), ("max", 2_999.0), ("last", 2_999.0), ("p95", 2_879.0)];
-    for (aggregation, _) in expected {
-        guardrail(
-            &app,
-            json!({ "environment": "staging", "metric": "requests", "aggregation": aggregation,
-            "window": { "minutes": 40 }, "comparator": ">=", "threshold": 0 }),
-        )
-        .await;
-    }
-    let reports = json(app.get("/api/v1/models/m/versions/1/health").await, 200).await;
-    let staging = reports.as_array().unwrap().iter().find(|r| r["environment"] == "staging").unwrap();
-    let checks: Vec<&Value> =
-        staging["checks"].as_array().unwrap().iter().filter(|c| c["guardrail"]["metric"] == "requests").collect();
+    let window = (json!({ "minutes": 40 }), ">=", 0.0);
+    let checks = checks_per_aggregation(&app, ("staging", "requests"), window, &expected.map(|(a, _)| a)).await;
     for (check, (aggregation, value)) in checks.iter().zip(expected) {
         assert_eq!(check["points"], 2_400, "{aggregation}: the last 40 minutes");
         assert_eq!(check["observed"].as_f64(), Some(value), "{aggregation}");
@@ -252,17 +256,8 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
         json(app.post(METRICS, &json!({ "points": points })).await, 201).await;
     }
     let expected = [("mean", 39_999.5), ("min", 10_000.0), ("max", 69_999.0), ("last", 69_999.0), ("p99", 69_399.0)];
-    for (aggregation, _) in expected {
-        guardrail(
-            &app,
-            json!({ "environment": "production", "metric": "qps", "aggregation": aggregation,
-            "window": { "minutes": 60 }, "comparator": ">=", "threshold": 0 }),
-        )
-        .await;
-    }
-    let report = production_report(&app, 1).await;
-    let checks: Vec<&Value> =
-        report["checks"].as_array().unwrap().iter().filter(|c| c["guardrail"]["metric"] == "qps").collect();
+    let window = (json!({ "minutes": 60 }), ">=", 0.0);
+    let checks = checks_per_aggregation(&app, ("production", "qps"), window, &expected.map(|(a, _)| a)).await;
     for (check, (aggregation, value)) in checks.iter().zip(expected) {
         assert_eq!(check["points"], 60_000, "{aggregation}: the last hour");
         assert_eq!(check["observed"].as_f64(), Some(value), "{aggregation}");

@@ -161,15 +161,7 @@ pub fn AcrossVersions(model: String, metrics: ModelMetrics, guardrails: Vec<Guar
             downsampled: false,
             points,
         }],
-        thresholds: guardrails
-            .iter()
-            .filter(|g| g.metric == key)
-            .map(|g| Threshold {
-                label: format!("{}: {}", g.environment, g.describe()),
-                value: g.threshold,
-                severity: g.severity,
-            })
-            .collect(),
+        thresholds: Threshold::of_metric(&guardrails, &key),
     };
     view! {
         <section class="panel" id="across-versions">
