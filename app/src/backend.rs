@@ -103,6 +103,74 @@ pub trait Metrics: Send + Sync {
     async fn version_health(&self, caller: &Caller, model: &str, number: i64) -> Result<Vec<HealthReport>, ApiError>;
 }
 
+/// Rollback policies, requests, reviews and break glass.
+#[async_trait]
+pub trait Rollbacks: Send + Sync {
+    /// Every environment's policy, in environment order.
+    async fn list_policies(&self, caller: &Caller) -> Result<Vec<Policy>, ApiError>;
+    async fn policy(&self, caller: &Caller, environment: &str) -> Result<Policy, ApiError>;
+    async fn update_policy(&self, caller: &Caller, environment: &str, input: PolicyInput) -> Result<Policy, ApiError>;
+    /// What a rollback to `target` (the proposed version when `None`) would do, and whether it may.
+    async fn rollback_plan(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: &str,
+        target: Option<i64>,
+    ) -> Result<RollbackPlan, ApiError>;
+    /// Files a request after preflight; with no approvals required it executes at once.
+    async fn request_rollback(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: &str,
+        input: RollbackInput,
+    ) -> Result<RollbackRequest, ApiError>;
+    /// Approves or rejects another user's open request; the last approval needed executes it.
+    async fn review_rollback(
+        &self,
+        caller: &Caller,
+        id: i64,
+        decision: Decision,
+        input: ReviewInput,
+    ) -> Result<RollbackRequest, ApiError>;
+    /// Withdraws one's own open request.
+    async fn cancel_rollback(&self, caller: &Caller, id: i64, input: ReviewInput) -> Result<RollbackRequest, ApiError>;
+    /// Rolls back at once, for holders of the policy's break-glass roles; a reviewer acknowledges it later.
+    async fn break_glass(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: &str,
+        input: BreakGlassInput,
+    ) -> Result<RollbackRequest, ApiError>;
+    async fn acknowledge_break_glass(
+        &self,
+        caller: &Caller,
+        id: i64,
+        input: ReviewInput,
+    ) -> Result<RollbackRequest, ApiError>;
+    /// Newest first.
+    async fn list_rollbacks(&self, caller: &Caller, query: RollbackQuery) -> Result<Page<RollbackRequest>, ApiError>;
+    async fn get_rollback(&self, caller: &Caller, id: i64) -> Result<RollbackRequest, ApiError>;
+}
+
+/// Webhooks and their delivery logs.
+#[async_trait]
+pub trait Webhooks: Send + Sync {
+    async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>, ApiError>;
+    async fn create_webhook(&self, caller: &Caller, input: NewWebhook) -> Result<CreatedWebhook, ApiError>;
+    async fn update_webhook(&self, caller: &Caller, id: i64, patch: WebhookPatch) -> Result<Webhook, ApiError>;
+    async fn delete_webhook(&self, caller: &Caller, id: i64) -> Result<Webhook, ApiError>;
+    /// Newest first.
+    async fn webhook_deliveries(
+        &self,
+        caller: &Caller,
+        id: i64,
+        query: HistoryQuery,
+    ) -> Result<Page<WebhookDelivery>, ApiError>;
+}
+
 /// A session opened by signing in: the secret for the cookie, and who it belongs to.
 #[derive(Debug, Clone)]
 pub struct SessionGrant {
@@ -143,9 +211,9 @@ pub trait AuditTrail: Send + Sync {
 }
 
 /// Everything the console needs from the server.
-pub trait Backend: Registry + Deployments + Metrics + Identity + AuditTrail {}
+pub trait Backend: Registry + Deployments + Metrics + Rollbacks + Webhooks + Identity + AuditTrail {}
 
-impl<T: Registry + Deployments + Metrics + Identity + AuditTrail> Backend for T {}
+impl<T: Registry + Deployments + Metrics + Rollbacks + Webhooks + Identity + AuditTrail> Backend for T {}
 
 /// How server functions reach the backend: provided as Leptos context by the server.
 pub type BackendHandle = Arc<dyn Backend>;

@@ -1,4 +1,5 @@
-//! Building and running the server: connect, migrate, seed, bind, serve until shut down.
+//! Building and running the server: connect, migrate, start the event relay, webhook deliverer
+//! and periodic jobs, seed, bind, serve until shut down.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +15,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::Store;
-use crate::{demo, http};
+use crate::webhooks::delivery;
+use crate::{demo, events, http};
 
 /// A server bound to its port, ready to serve.
 pub struct Application {
@@ -32,6 +34,8 @@ impl Application {
         db.migrate().await.context("migrating the database")?;
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
         let store = Arc::new(Store::new(db, clock, config.auth_settings(), audit));
+        events::spawn_relay(Arc::downgrade(&store), config.database_url.clone());
+        delivery::spawn_deliverer(Arc::downgrade(&store), config.webhooks.retry_policy());
         // A checkpoint when entries were appended since the last one, every N minutes.
         let minutes = std::time::Duration::from_secs(config.audit.checkpoint_minutes.max(1) * 60);
         spawn_every(Arc::downgrade(&store), minutes, "signing the periodic audit checkpoint", |store| async move {
@@ -41,6 +45,14 @@ impl Application {
         let minute = std::time::Duration::from_secs(60);
         spawn_every(Arc::downgrade(&store), minute, "re-evaluating time-window guardrails", |store| async move {
             store.reevaluate_time_windows().await.map(|_| ())
+        });
+        // Requests past their time-to-live are closed as expired (they already read as expired).
+        spawn_every(Arc::downgrade(&store), minute, "expiring rollback requests", |store| async move {
+            store.expire_rollbacks().await.map(|_| ())
+        });
+        let hour = std::time::Duration::from_secs(3600);
+        spawn_every(Arc::downgrade(&store), hour, "forgetting old idempotency keys", |store| async move {
+            store.forget_idempotency_keys().await
         });
         if config.demo {
             if let Some(users) = demo::seed(&store, config.demo_password.as_deref()).await? {

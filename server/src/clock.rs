@@ -45,6 +45,13 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `2026-12-24T00:00:00Z` (any RFC 3339 offset) → milliseconds, or a 422 naming `field`.
+pub fn parse_rfc3339(field: &str, text: &str) -> Result<i64, app::error::ApiError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| app::error::ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-12-24T00:00:00Z"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

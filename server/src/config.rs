@@ -62,6 +62,38 @@ pub struct Config {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub audit: AuditConfig,
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// How webhook deliveries are retried.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookConfig {
+    /// Wait after a delivery's first failure, in milliseconds; it doubles with each further failure.
+    #[arg(long = "webhook-retry-base-ms", env = "MODELGATE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts, in milliseconds.
+    #[arg(long = "webhook-retry-max-ms", env = "MODELGATE_WEBHOOK_RETRY_MAX_MS", default_value_t = 600_000)]
+    pub retry_max_ms: u64,
+    /// Attempts before a delivery is given up as failed (shown in the delivery log).
+    #[arg(long = "webhook-max-attempts", env = "MODELGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 15)]
+    pub max_attempts: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        from_env_and_defaults()
+    }
+}
+
+impl WebhookConfig {
+    pub fn retry_policy(&self) -> crate::webhooks::delivery::RetryPolicy {
+        crate::webhooks::delivery::RetryPolicy {
+            base: std::time::Duration::from_millis(self.retry_base_ms.max(1)),
+            max: std::time::Duration::from_millis(self.retry_max_ms.max(self.retry_base_ms.max(1))),
+            attempts: self.max_attempts.max(1),
+        }
+    }
 }
 
 /// The audit log's signing key and checkpoint cadence.
@@ -138,6 +170,7 @@ impl Config {
             log: "info".into(),
             log_format: LogFormat::Text,
             audit: AuditConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }

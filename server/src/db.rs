@@ -36,6 +36,11 @@ impl Dialect {
             Err(format!("DATABASE_URL must start with sqlite: or postgres:// (got {url:?})"))
         }
     }
+
+    /// The engine behind a connection of the `Any` driver.
+    pub fn of_connection(conn: &AnyConnection) -> Self {
+        if conn.backend_name() == "PostgreSQL" { Dialect::Postgres } else { Dialect::Sqlite }
+    }
 }
 
 /// The connection pool and the dialect behind it.

@@ -17,6 +17,7 @@ use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, db_error};
 use crate::registry::load_version;
+use crate::rollback::{policy, supersede_open};
 use crate::store::{Store, environment_id, model_id};
 
 #[derive(sqlx::FromRow)]
@@ -140,6 +141,7 @@ struct HistoryRow {
     reason: String,
     actor: String,
     created_at: i64,
+    request_id: Option<i64>,
 }
 
 impl HistoryRow {
@@ -154,6 +156,7 @@ impl HistoryRow {
             reason: self.reason,
             actor: self.actor,
             created_at: rfc3339(self.created_at),
+            request: self.request_id,
         }
     }
 }
@@ -168,6 +171,8 @@ pub(crate) struct LiveChange<'a> {
     pub actor: &'a Actor,
     /// The revision the caller saw; the change happens only if it is still current.
     pub expected_revision: Option<i64>,
+    /// The rollback request this change executes, if any.
+    pub request: Option<i64>,
     pub now: i64,
 }
 
@@ -239,7 +244,7 @@ pub(crate) async fn change_live_version(
     }
     sqlx::query(
         "INSERT INTO deployment_history (model_id, environment_id, revision, from_version, to_version, kind, \
-         reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         reason, actor, created_at, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(model_id)
     .bind(env_id)
@@ -250,6 +255,7 @@ pub(crate) async fn change_live_version(
     .bind(change.reason)
     .bind(&change.actor.name)
     .bind(change.now)
+    .bind(change.request)
     .execute(&mut *conn)
     .await
     .on_unique_violation(stale)?;
@@ -269,6 +275,7 @@ pub(crate) async fn change_live_version(
         reason: change.reason.to_string(),
         actor: change.actor.name.clone(),
         created_at: rfc3339(change.now),
+        request: change.request,
     })
 }
 
@@ -348,7 +355,13 @@ impl Deployments for Store {
     ) -> Result<DeploymentEvent, ApiError> {
         caller.require(Permission::Deploy)?;
         input.validate()?;
+        let now = self.clock.now_ms();
         let mut tx = self.begin_write().await?;
+        let model_id = model_id(&mut tx, model).await?;
+        let (environment_id, policy) = policy::load(&mut tx, environment).await?;
+        if let Some(window) = policy::active_freeze(&policy, now) {
+            return Err(ApiError::conflict(format!("{}; only break glass can change it", window.refusal(environment))));
+        }
         let event = change_live_version(
             &mut tx,
             LiveChange {
@@ -359,10 +372,14 @@ impl Deployments for Store {
                 reason: &input.reason,
                 actor: &caller.actor(),
                 expected_revision: input.expected_revision,
-                now: self.clock.now_ms(),
+                request: None,
+                now,
             },
         )
         .await?;
+        let why = format!("stale: v{} went live by a deploy by {}", event.to_version, event.actor);
+        supersede_open(&mut tx, (model_id, environment_id), None, &why, caller, now).await?;
+        tx.announce(&ServerEvent::Deployment { deployment: event.clone() }, now).await?;
         tx.commit(caller, deployment_change(AuditAction::Deploy, &event)).await?;
         Ok(event)
     }
@@ -394,7 +411,7 @@ impl Deployments for Store {
         .map_err(db_error)?;
         let rows: Vec<HistoryRow> = sqlx::query_as(
             "SELECT m.name AS model, e.name AS environment, h.revision, h.from_version, h.to_version, h.kind, \
-             h.reason, h.actor, h.created_at FROM deployment_history h \
+             h.reason, h.actor, h.created_at, h.request_id FROM deployment_history h \
              JOIN models m ON m.id = h.model_id JOIN environments e ON e.id = h.environment_id \
              WHERE h.model_id = $1 AND ($2 IS NULL OR h.environment_id = $2) \
              ORDER BY h.id DESC LIMIT $3 OFFSET $4",

@@ -120,7 +120,7 @@ async fn decoy_hash() -> &'static str {
 }
 
 /// 256 random bits from the OS, hex-encoded.
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)

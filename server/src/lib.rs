@@ -12,5 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod registry;
+pub mod rollback;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

@@ -40,7 +40,7 @@ impl Store {
 
     /// Starts a write whose commit appends its audit entry in the same transaction.
     pub(crate) async fn begin_write(&self) -> Result<AuditedTx<'_>, ApiError> {
-        Ok(AuditedTx::new(self.db.begin_write().await?, &self.audit))
+        Ok(AuditedTx::new(self.db.begin_write().await?, &self.audit, &self.events))
     }
 
     /// Starts a write of measurements (metric points): data rather than a change of state, so not
@@ -49,10 +49,16 @@ impl Store {
         self.db.begin_write().await
     }
 
-    /// Announces health changes of a model's versions.
-    pub(crate) fn publish_health(&self, model: &str, changes: Vec<HealthChange>) {
-        for change in changes {
-            self.events.publish(change.event(model));
+    /// After a commit that changed versions' health (its events stored with it): relays the
+    /// events, and files a rollback request for a live version that turned failing where the
+    /// environment's policy asks for one.
+    pub(crate) async fn health_changed(&self, model: &str, changes: Vec<HealthChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.events.stored();
+        for change in changes.into_iter().filter(|c| c.health == app::domain::Health::Failing) {
+            self.file_automatic_rollback(model, &change.environment, change.version).await;
         }
     }
 

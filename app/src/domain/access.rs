@@ -40,7 +40,8 @@ impl Role {
     pub fn grants(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Viewer | Role::Reviewer => matches!(permission, Read),
+            Role::Viewer => matches!(permission, Read),
+            Role::Reviewer => matches!(permission, Read | ReviewRollbacks),
             Role::Compliance => matches!(permission, Read | Audit),
             Role::Operator => {
                 matches!(
@@ -50,12 +51,16 @@ impl Role {
                         | EditVersions
                         | Quarantine
                         | Deploy
+                        | RequestRollbacks
                         | PushMetrics
                         | ManageGuardrails
                 )
             }
             Role::Admin => {
-                matches!(permission, Read | Audit | ManageEnvironments | ManageUsers | ManageTokens | ManageGuardrails)
+                matches!(
+                    permission,
+                    Read | Audit | ManageEnvironments | ManageUsers | ManageTokens | ManageGuardrails | ManageWebhooks
+                )
             }
         }
     }
@@ -75,11 +80,18 @@ pub enum Permission {
     Quarantine,
     /// Make a version live in an environment.
     Deploy,
+    /// File a rollback request, and cancel one's own.
+    RequestRollbacks,
+    /// Approve or reject others' rollback requests; acknowledge break-glass rollbacks.
+    ReviewRollbacks,
     /// Store metric points of a version.
     PushMetrics,
     /// Create, edit and delete guardrail rules.
     ManageGuardrails,
+    /// Create environments and edit their rollback policies.
     ManageEnvironments,
+    /// Register webhooks and read their delivery logs.
+    ManageWebhooks,
     ManageUsers,
     /// Create and revoke API tokens of any user.
     ManageTokens,
@@ -97,9 +109,12 @@ impl Permission {
             Permission::EditVersions => "editing versions",
             Permission::Quarantine => "quarantining versions",
             Permission::Deploy => "deploying",
+            Permission::RequestRollbacks => "requesting rollbacks",
+            Permission::ReviewRollbacks => "reviewing rollbacks",
             Permission::PushMetrics => "pushing metrics",
             Permission::ManageGuardrails => "managing guardrails",
-            Permission::ManageEnvironments => "managing environments",
+            Permission::ManageEnvironments => "managing environments and their policies",
+            Permission::ManageWebhooks => "managing webhooks",
             Permission::ManageUsers => "managing users",
             Permission::ManageTokens => "managing other users' API tokens",
             Permission::Audit => "reading the audit log",

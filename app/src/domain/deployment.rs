@@ -77,6 +77,9 @@ pub struct DeploymentEvent {
     pub reason: String,
     pub actor: String,
     pub created_at: String,
+    /// The rollback request this change executed, if any.
+    #[serde(default)]
+    pub request: Option<i64>,
 }
 
 /// Body of `POST …/environments/{env}/deploy`.

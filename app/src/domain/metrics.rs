@@ -485,39 +485,6 @@ impl HealthReport {
     }
 }
 
-/// Something that happened, pushed to subscribers of `GET /api/v1/events`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerEvent {
-    /// New points were stored for these keys of a version.
-    Metrics { model: String, version: i64, keys: Vec<String>, points: usize },
-    /// A version's health in an environment changed.
-    Health { model: String, version: i64, environment: String, health: Health, previous: Health },
-}
-
-impl ServerEvent {
-    /// The SSE event name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ServerEvent::Metrics { .. } => "metrics",
-            ServerEvent::Health { .. } => "health",
-        }
-    }
-
-    pub fn model(&self) -> &str {
-        match self {
-            ServerEvent::Metrics { model, .. } | ServerEvent::Health { model, .. } => model,
-        }
-    }
-
-    pub fn version(&self) -> Option<i64> {
-        match self {
-            ServerEvent::Metrics { version, .. } | ServerEvent::Health { version, .. } => Some(*version),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

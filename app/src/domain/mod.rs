@@ -3,19 +3,25 @@
 pub mod access;
 pub mod audit;
 pub mod deployment;
+pub mod events;
 pub mod identity;
 pub mod metrics;
 pub mod page;
 pub mod registry;
+pub mod rollback;
 pub mod validate;
+pub mod webhooks;
 
 pub use access::*;
 pub use audit::*;
 pub use deployment::*;
+pub use events::*;
 pub use identity::*;
 pub use metrics::*;
 pub use page::*;
 pub use registry::*;
+pub use rollback::*;
+pub use webhooks::*;
 
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 
 use super::{
-    DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE, MAX_SERIES_POINTS, MetricBatch, MetricSource,
+    BreakGlassInput, NewWebhook, WebhookPatch, DeployInput, PolicyInput, ReviewInput, RollbackInput, RollbackQuery, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE, MAX_SERIES_POINTS, MetricBatch, MetricSource,
     NewEnvironment, NewModel, NewToken, NewUser, NewVersion, QuarantineInput, Role, SeriesQuery, UserPatch,
     VersionPatch, Window,
 };
@@ -238,6 +238,100 @@ impl DeployInput {
     pub fn validate(&self) -> Result<(), ApiError> {
         version_number("version", self.version)?;
         text("reason", &self.reason, MAX_REASON)
+    }
+}
+
+const MAX_APPROVALS: u32 = 10;
+const MAX_TTL_MINUTES: u32 = 7 * 24 * 60;
+const MAX_FREEZE_WINDOWS: usize = 100;
+/// A break-glass justification must say something.
+pub const MIN_JUSTIFICATION: usize = 20;
+
+impl PolicyInput {
+    /// Checks counts and texts; the server checks that each freeze window's times parse and are ordered.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.approvals_required > MAX_APPROVALS {
+            return Err(ApiError::invalid("approvals_required", format!("must be between 0 and {MAX_APPROVALS}")));
+        }
+        if !(1..=MAX_TTL_MINUTES).contains(&self.approval_ttl_minutes) {
+            return Err(ApiError::invalid(
+                "approval_ttl_minutes",
+                format!("must be between 1 and {MAX_TTL_MINUTES} (a week)"),
+            ));
+        }
+        if self.freeze_windows.len() > MAX_FREEZE_WINDOWS {
+            return Err(ApiError::invalid("freeze_windows", format!("at most {MAX_FREEZE_WINDOWS} windows")));
+        }
+        for (i, w) in self.freeze_windows.iter().enumerate() {
+            text(&format!("freeze_windows[{i}].reason"), &w.reason, MAX_SHORT_TEXT)?;
+        }
+        if self.break_glass_roles.contains(&Role::Viewer) {
+            return Err(ApiError::invalid("break_glass_roles", "viewers cannot break glass"));
+        }
+        Ok(())
+    }
+}
+
+impl RollbackInput {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if let Some(v) = self.to_version {
+            version_number("to_version", v)?;
+        }
+        reason("reason", &self.reason)
+    }
+}
+
+impl ReviewInput {
+    /// A rejection must say why; an approval's comment is optional.
+    pub fn validate(&self, required: bool) -> Result<(), ApiError> {
+        if required { reason("comment", &self.comment) } else { text("comment", &self.comment, MAX_REASON) }
+    }
+}
+
+impl BreakGlassInput {
+    pub fn validate(&self, model: &str) -> Result<(), ApiError> {
+        if let Some(v) = self.to_version {
+            version_number("to_version", v)?;
+        }
+        reason("justification", &self.justification)?;
+        if self.justification.trim().chars().count() < MIN_JUSTIFICATION {
+            return Err(ApiError::invalid(
+                "justification",
+                format!("must be at least {MIN_JUSTIFICATION} characters: say why this cannot wait for approval"),
+            ));
+        }
+        if self.confirm != model {
+            return Err(ApiError::invalid("confirm", format!("type the model name '{model}' to confirm")));
+        }
+        Ok(())
+    }
+}
+
+impl NewWebhook {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        http_link("url", &self.url)?;
+        if let Some(model) = &self.model {
+            name("model", model)?;
+        }
+        if let Some(environment) = &self.environment {
+            name("environment", environment)?;
+        }
+        text("description", &self.description, MAX_SHORT_TEXT)
+    }
+}
+
+impl WebhookPatch {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        match &self.description {
+            Some(d) => text("description", d, MAX_SHORT_TEXT),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RollbackQuery {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        page_limit(self.limit)
     }
 }
 

@@ -12,7 +12,7 @@ pub mod signing;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, Verification};
+use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, ServerEvent, Verification};
 use app::error::ApiError;
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +20,7 @@ use sqlx::AnyConnection;
 
 use crate::clock::Clock;
 use crate::db::{WriteTx, db_error};
+use crate::events::EventBus;
 use chain::{entry_hash, entry_time};
 use signing::Signer;
 
@@ -140,6 +141,27 @@ impl Target {
         Self { path: format!("users/{username}"), ..Default::default() }
     }
 
+    pub fn policy(environment: &str) -> Self {
+        Self {
+            path: format!("environments/{environment}/policy"),
+            environment: Some(environment.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn rollback(model: &str, environment: &str, id: i64) -> Self {
+        Self {
+            path: format!("rollbacks/{id}"),
+            model: Some(model.into()),
+            environment: Some(environment.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn webhook(id: i64) -> Self {
+        Self { path: format!("webhooks/{id}"), ..Default::default() }
+    }
+
     pub fn token(id: i64) -> Self {
         Self { path: format!("tokens/{id}"), ..Default::default() }
     }
@@ -176,15 +198,47 @@ impl Change {
     }
 }
 
-/// A write transaction that can only commit together with its audit entry.
+/// A write transaction that can only commit together with its audit entry; the events it
+/// announces are stored with it and relayed once it commits.
 pub struct AuditedTx<'a> {
     tx: WriteTx,
     log: &'a AuditLog,
+    events: &'a EventBus,
+    announced: bool,
+    recorded: usize,
 }
 
 impl<'a> AuditedTx<'a> {
-    pub(crate) fn new(tx: WriteTx, log: &'a AuditLog) -> Self {
-        Self { tx, log }
+    pub(crate) fn new(tx: WriteTx, log: &'a AuditLog, events: &'a EventBus) -> Self {
+        Self { tx, log, events, announced: false, recorded: 0 }
+    }
+
+    /// Appends the entry of a change before the last one, for a write that makes several (a
+    /// request approved and executed, an expired request closed on the way).
+    pub async fn record(&mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
+        let entry = append(&mut self.tx, self.log, by.into(), change).await?;
+        self.recorded += 1;
+        Ok(entry)
+    }
+
+    /// Commits a write whose entries were all appended with [`AuditedTx::record`]; one that
+    /// recorded none is refused (and rolled back), so no change commits unrecorded.
+    pub async fn finish(self) -> Result<(), ApiError> {
+        if self.recorded == 0 {
+            tracing::error!("a write tried to commit without an audit entry");
+            return Err(ApiError::internal());
+        }
+        self.tx.commit().await?;
+        if self.announced {
+            self.events.stored();
+        }
+        Ok(())
+    }
+
+    /// Stores an event for subscribers, told once (and only if) the transaction commits.
+    pub async fn announce(&mut self, event: &ServerEvent, now: i64) -> Result<i64, ApiError> {
+        self.announced = true;
+        crate::events::record(&mut self.tx, event, now).await
     }
 
     /// Appends the entry for `change` (and, on the cadence, a signed checkpoint), then commits
@@ -192,6 +246,9 @@ impl<'a> AuditedTx<'a> {
     pub async fn commit(mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
         let entry = append(&mut self.tx, self.log, by.into(), change).await?;
         self.tx.commit().await?;
+        if self.announced {
+            self.events.stored();
+        }
         Ok(entry)
     }
 }

@@ -7,10 +7,13 @@ mod environments;
 mod events;
 mod extract;
 mod identity;
+mod idempotency;
 mod metrics;
 mod models;
 mod ops;
+mod rollbacks;
 mod security;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +47,7 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     pub openapi: Arc<String>,
     pub cookie_policy: CookiePolicy,
+    pub max_body_bytes: usize,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -60,7 +64,10 @@ impl FromRef<AppState> for LeptosOptions {
         (name = "versions", description = "Immutable model versions"),
         (name = "environments", description = "Where versions run"),
         (name = "deployments", description = "Live versions and their history"),
-        (name = "metrics", description = "Metric points, downsampled series, guardrails, health and live events"),
+        (name = "metrics", description = "Metric points, downsampled series, guardrails and health"),
+        (name = "rollbacks", description = "Rollback policies, requests, four-eyes reviews and break glass"),
+        (name = "events", description = "Server-sent events: live-version changes, rollbacks, health, new points"),
+        (name = "webhooks", description = "Signed deliveries of live-version changes, with retries and a log"),
         (name = "identity", description = "The caller, users and API tokens"),
         (name = "audit", description = "The tamper-evident audit log, its checkpoints and public keys"),
     )
@@ -73,6 +80,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(models::router())
         .merge(environments::router())
         .merge(metrics::router())
+        .merge(rollbacks::router())
+        .merge(webhooks::router())
         .merge(events::router())
         .merge(identity::router())
         .merge(audit::router())
@@ -96,6 +105,7 @@ pub fn router(
         prometheus,
         openapi: Arc::new(openapi.to_json().unwrap_or_default()),
         cookie_policy,
+        max_body_bytes,
     };
     let backend: BackendHandle = store;
     let routes = console_routes();
@@ -117,6 +127,7 @@ pub fn router(
         .merge(console)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(middleware::from_fn(server_fn_error_status))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(security::reject_cross_site))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))

@@ -327,6 +327,19 @@ impl HealthChange {
     }
 }
 
+/// Stores the events of health changes in the transaction that made them.
+pub(crate) async fn announce_health(
+    conn: &mut AnyConnection,
+    model: &str,
+    changes: &[HealthChange],
+    now: i64,
+) -> Result<(), ApiError> {
+    for change in changes {
+        crate::events::record(conn, &change.clone().event(model), now).await?;
+    }
+    Ok(())
+}
+
 /// Stores a version's health in an environment; the change, if it is one.
 async fn set_health(
     conn: &mut AnyConnection,
@@ -461,11 +474,12 @@ impl Store {
         let mut changed = 0;
         for (model_id, model, environment_id, environment) in targets {
             let mut tx = self.begin_data_write().await?;
-            let changes =
-                reevaluate_environment(&mut tx, model_id, (environment_id, &environment), self.clock.now_ms()).await?;
+            let now = self.clock.now_ms();
+            let changes = reevaluate_environment(&mut tx, model_id, (environment_id, &environment), now).await?;
+            announce_health(&mut tx, &model, &changes, now).await?;
             tx.commit().await?;
             changed += changes.len();
-            self.publish_health(&model, changes);
+            self.health_changed(&model, changes).await;
         }
         Ok(changed)
     }
@@ -627,8 +641,9 @@ pub(crate) async fn save(
         Some((_, old)) => Change::new(AuditAction::GuardrailUpdate, target).before(old).after(&after),
         None => Change::new(AuditAction::GuardrailCreate, target).after(&after),
     };
+    announce_health(&mut tx, model, &changes, now).await?;
     tx.commit(caller, change).await?;
-    store.publish_health(model, changes);
+    store.health_changed(model, changes).await;
     Ok(after)
 }
 
@@ -642,7 +657,8 @@ pub(crate) async fn delete(store: &Store, caller: &Caller, model: &str, id: i64)
     let changes = reevaluate_environment(&mut tx, model_id, (env_id, &before.environment), now).await?;
     let change =
         Change::new(AuditAction::GuardrailDelete, Target::guardrail(model, &before.environment, id)).before(&before);
+    announce_health(&mut tx, model, &changes, now).await?;
     tx.commit(caller, change).await?;
-    store.publish_health(model, changes);
+    store.health_changed(model, changes).await;
     Ok(before)
 }

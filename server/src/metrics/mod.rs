@@ -489,17 +489,18 @@ impl Metrics for Store {
             appended.insert(key.clone(), (row.id, points));
         }
         let changes = guardrails::reevaluate(&mut tx, model_id, (version_id, number), &appended, now).await?;
+        guardrails::announce_health(&mut tx, model, &changes, now).await?;
         tx.commit().await?;
         let health = guardrails::stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
         let mut keys: Vec<String> = order.into_iter().map(|k| k.key).collect();
         keys.dedup();
-        self.events.publish(ServerEvent::Metrics {
+        self.events.publish_transient(ServerEvent::Metrics {
             model: model.to_string(),
             version: number,
             keys,
             points: batch.points.len(),
         });
-        self.publish_health(model, changes);
+        self.health_changed(model, changes).await;
         Ok(IngestReport { accepted: batch.points.len(), series, health })
     }
 
