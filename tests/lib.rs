@@ -383,3 +383,56 @@ pub async fn seed_model(app: &TestApp, name: &str, versions: u8) {
         json(app.post(&format!("/api/v1/models/{name}/versions"), &body).await, 201).await;
     }
 }
+
+/// A server-sent event as a test reads it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<i64>,
+    pub data: Value,
+}
+
+/// An open `text/event-stream` response, read event by event.
+pub struct EventStream {
+    response: Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// Sends the request and checks that it opened an event stream.
+    pub async fn open(request: reqwest::RequestBuilder) -> Self {
+        let response = request.send().await.expect("subscribe");
+        assert_eq!(response.status(), 200, "event stream refused");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next event named `name` (others are skipped), within 10 seconds.
+    pub async fn next(&mut self, name: &str) -> SseEvent {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |f: &str| block.lines().find_map(|l| l.strip_prefix(f)).map(str::trim).map(String::from);
+                if field("event:").as_deref() == Some(name) {
+                    return SseEvent {
+                        id: field("id:").map(|id| id.parse().expect("numeric event id")),
+                        data: serde_json::from_str(&field("data:").expect("data")).expect("JSON data"),
+                    };
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no '{name}' event in time"))
+                .expect("stream readable")
+                .expect("stream open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Asserts that no event named `name` arrives within `wait`.
+    pub async fn expect_none(&mut self, name: &str, wait: std::time::Duration) {
+        let found = tokio::time::timeout(wait, self.next(name)).await;
+        assert!(found.is_err(), "unexpected '{name}' event: {:?}", found.ok());
+    }
+}

@@ -90,7 +90,7 @@ impl Application {
     }
 }
 
-/// Runs `job` every `period` (the first time one period from now) until the store is gone;
+/// Runs `job` every `period` (the first time one period from now) until the store is gone or closed;
 /// a failure is logged as `what` and the next tick tries again.
 fn spawn_every<F, Fut>(store: std::sync::Weak<Store>, period: std::time::Duration, what: &'static str, job: F)
 where
@@ -101,7 +101,7 @@ where
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             ticks.tick().await;
-            let Some(store) = store.upgrade() else { return };
+            let Some(store) = store.upgrade().filter(|s| !s.db.pool().is_closed()) else { return };
             if let Err(e) = job(store).await {
                 tracing::warn!(error = %e.message, "{what} failed");
             }

@@ -115,7 +115,7 @@ pub fn spawn_relay(store: Weak<Store>, database_url: String) {
         let mut listener = None;
         let mut last = None;
         loop {
-            let Some(s) = store.upgrade() else { return };
+            let Some(s) = store.upgrade().filter(|s| !s.db.pool().is_closed()) else { return };
             if listener.is_none() && s.db.dialect() == Dialect::Postgres {
                 listener = listen(&database_url).await;
             }

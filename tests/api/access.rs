@@ -38,8 +38,28 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/models/{model}/versions/{version}/health"
             | "/api/v1/models/{model}/guardrails"
             | "/api/v1/models/{model}/metrics"
-            | "/api/v1/events",
+            | "/api/v1/events"
+            | "/api/v1/policies"
+            | "/api/v1/environments/{environment}/policy"
+            | "/api/v1/models/{model}/environments/{environment}/rollback-plan"
+            | "/api/v1/rollbacks"
+            | "/api/v1/rollbacks/{id}",
         ) => Needs(Read),
+        ("put", "/api/v1/environments/{environment}/policy") => Needs(ManageEnvironments),
+        // Break glass is for the policy's roles: operators by default.
+        (
+            "post",
+            "/api/v1/models/{model}/environments/{environment}/rollbacks"
+            | "/api/v1/models/{model}/environments/{environment}/break-glass"
+            | "/api/v1/rollbacks/{id}/cancel",
+        ) => Needs(RequestRollbacks),
+        (
+            "post",
+            "/api/v1/rollbacks/{id}/approve" | "/api/v1/rollbacks/{id}/reject" | "/api/v1/rollbacks/{id}/acknowledge",
+        ) => Needs(ReviewRollbacks),
+        ("get" | "post", "/api/v1/webhooks")
+        | ("patch" | "delete", "/api/v1/webhooks/{id}")
+        | ("get", "/api/v1/webhooks/{id}/deliveries") => Needs(ManageWebhooks),
         ("post", "/api/v1/models/{model}/versions/{version}/metrics") => Needs(PushMetrics),
         ("post", "/api/v1/models/{model}/guardrails")
         | ("put" | "delete", "/api/v1/models/{model}/guardrails/{id}") => Needs(ManageGuardrails),
@@ -84,6 +104,19 @@ fn body(method: &str, path: &str, n: usize) -> Option<Value> {
             "environment": "production", "metric": "loss", "aggregation": "mean",
             "window": { "points": 5 }, "comparator": "<=", "threshold": 1.0
         }),
+        ("put", "/api/v1/environments/{environment}/policy") => {
+            json!({ "approvals_required": 1, "approval_ttl_minutes": 60 })
+        }
+        ("post", "/api/v1/models/{model}/environments/{environment}/rollbacks") => json!({ "reason": "matrix" }),
+        ("post", "/api/v1/models/{model}/environments/{environment}/break-glass") => {
+            json!({ "justification": "checking who may break glass", "confirm": "m" })
+        }
+        ("post", "/api/v1/rollbacks/{id}/approve" | "/api/v1/rollbacks/{id}/reject")
+        | ("post", "/api/v1/rollbacks/{id}/cancel" | "/api/v1/rollbacks/{id}/acknowledge") => {
+            json!({ "comment": "matrix" })
+        }
+        ("post", "/api/v1/webhooks") => json!({ "url": "http://127.0.0.1:9/hook" }),
+        ("patch", "/api/v1/webhooks/{id}") => json!({ "active": false }),
         _ => return None,
     })
 }

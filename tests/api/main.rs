@@ -10,5 +10,6 @@ mod input;
 mod metrics;
 mod models;
 mod ops;
+mod rollbacks;
 mod versions;
 mod web;

@@ -1,7 +1,7 @@
 //! Metrics: ingest validation, downsampled series that keep every bucket's extremes, raw CSV,
 //! guardrails per aggregation and window, health transitions as points arrive, and live events.
 
-use modelgate_tests::{Backend, TEST_EPOCH_MS, TestApp, expect_error, json, on_both_backends, seed_model};
+use modelgate_tests::{Backend, EventStream, TEST_EPOCH_MS, TestApp, expect_error, json, on_both_backends, seed_model};
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -374,22 +374,6 @@ async fn health_follows_points_and_rule_changes(backend: Backend) {
 }
 
 /// Reads server-sent events until one named `name` arrives; returns its JSON data.
-async fn next_event(response: &mut reqwest::Response, buffer: &mut String, name: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let field = |f: &str| block.lines().find_map(|l| l.strip_prefix(f)).map(str::trim).map(String::from);
-            if field("event:").as_deref() == Some(name) {
-                assert!(field("id:").is_some(), "events carry an id: {block}");
-                return serde_json::from_str(&field("data:").unwrap()).unwrap();
-            }
-        }
-        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await.expect("event in time").unwrap().unwrap();
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
-
 async fn events_stream_new_points_and_health_changes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 2).await;
@@ -399,9 +383,7 @@ async fn events_stream_new_points_and_health_changes(backend: Backend) {
         "window": { "points": 3 }, "comparator": "<=", "threshold": 250 }),
     )
     .await;
-    let mut stream = app.client.get(app.url("/api/v1/events?model=m&version=1")).send().await.unwrap();
-    assert_eq!(stream.status(), 200);
-    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut stream = EventStream::open(app.client.get(app.url("/api/v1/events?model=m&version=1"))).await;
     let anonymous = app.anonymous.get(app.url("/api/v1/events")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     // Version 2's points are filtered out; version 1's arrive.
@@ -415,15 +397,16 @@ async fn events_stream_new_points_and_health_changes(backend: Backend) {
         { "key": "accuracy", "value": 0.9 },
     ] });
     json(app.post(METRICS, &slow).await, 201).await;
-    let mut buffer = String::new();
-    let metrics = next_event(&mut stream, &mut buffer, "metrics").await;
+    let metrics = stream.next("metrics").await;
+    assert_eq!(metrics.id, None, "new points are a transient hint, not a numbered event");
     assert_eq!(
-        metrics,
+        metrics.data,
         json!({ "type": "metrics", "model": "m", "version": 1, "keys": ["latency_ms", "accuracy"], "points": 2 })
     );
-    let health = next_event(&mut stream, &mut buffer, "health").await;
+    let health = stream.next("health").await;
+    assert!(health.id.is_some(), "health changes are numbered, so a subscriber can resume after them");
     assert_eq!(
-        health,
+        health.data,
         json!({ "type": "health", "model": "m", "version": 1, "environment": "production", "health": "failing", "previous": "unknown" })
     );
 }

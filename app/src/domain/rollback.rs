@@ -398,7 +398,8 @@ mod tests {
 
     #[test]
     fn preflight_names_each_refusal() {
-        let window = FreezeWindow { starts_at: "a".into(), ends_at: "2026-01-02T00:00:00Z".into(), reason: "audit".into() };
+        let window =
+            FreezeWindow { starts_at: "a".into(), ends_at: "2026-01-02T00:00:00Z".into(), reason: "audit".into() };
         let facts = PreflightFacts {
             model: "m",
             environment: "production",

@@ -3,9 +3,9 @@
 use crate::error::ApiError;
 
 use super::{
-    BreakGlassInput, NewWebhook, WebhookPatch, DeployInput, PolicyInput, ReviewInput, RollbackInput, RollbackQuery, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE, MAX_SERIES_POINTS, MetricBatch, MetricSource,
-    NewEnvironment, NewModel, NewToken, NewUser, NewVersion, QuarantineInput, Role, SeriesQuery, UserPatch,
-    VersionPatch, Window,
+    BreakGlassInput, DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE, MAX_SERIES_POINTS, MetricBatch,
+    MetricSource, NewEnvironment, NewModel, NewToken, NewUser, NewVersion, NewWebhook, PolicyInput, QuarantineInput,
+    ReviewInput, Role, RollbackInput, RollbackQuery, SeriesQuery, UserPatch, VersionPatch, WebhookPatch, Window,
 };
 
 const MAX_NAME: usize = 64;

@@ -51,7 +51,10 @@ struct EventFilter {
 impl EventFilter {
     fn validate(&self) -> Result<(), ApiError> {
         if let Some(bad) = self.types.iter().flat_map(|t| t.split(',')).find(|t| !TYPES.contains(&t.trim())) {
-            return Err(ApiError::invalid("types", format!("unknown event type '{bad}' (known: {})", TYPES.join(", "))));
+            return Err(ApiError::invalid(
+                "types",
+                format!("unknown event type '{bad}' (known: {})", TYPES.join(", ")),
+            ));
         }
         Ok(())
     }
@@ -105,7 +108,9 @@ impl Subscription {
                         return Some(sse_event(n.id, &n.event));
                     }
                 }
-                Err(RecvError::Lagged(missed)) => return Some(Event::default().event("lagged").data(missed.to_string())),
+                Err(RecvError::Lagged(missed)) => {
+                    return Some(Event::default().event("lagged").data(missed.to_string()));
+                }
                 Err(RecvError::Closed) => return None,
             }
         }

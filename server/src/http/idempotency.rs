@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use crate::db::{DbResultExt, db_error};
+use crate::db::db_error;
 use crate::store::Store;
 
 const HEADER: &str = "idempotency-key";
@@ -77,7 +77,8 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
     let now = store.clock.now_ms();
     let mut tx = store.begin_data_write().await?;
     let taken = sqlx::query(
-        "INSERT INTO idempotency_keys (username, key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'running', $4)",
+        "INSERT INTO idempotency_keys (username, key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'running', $4) \
+         ON CONFLICT (username, key) DO NOTHING",
     )
     .bind(user)
     .bind(key)
@@ -85,8 +86,8 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
     .bind(now)
     .execute(&mut *tx)
     .await
-    .on_unique_violation(|| ApiError::conflict("taken"));
-    if taken.is_ok() {
+    .map_err(db_error)?;
+    if taken.rows_affected() == 1 {
         tx.commit().await?;
         return Ok(None);
     }
@@ -104,7 +105,9 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
     }
     if stored.state == "running" {
         if stored.created_at + ABANDONED_MS > now {
-            return Err(ApiError::conflict("a request with this Idempotency-Key is still being processed; retry later"));
+            return Err(ApiError::conflict(
+                "a request with this Idempotency-Key is still being processed; retry later",
+            ));
         }
         sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE username = $2 AND key = $3")
             .bind(now)

@@ -31,7 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Every environment's rollback policy.
 #[utoipa::path(get, path = "/api/v1/policies", tag = "rollbacks", responses((status = 200, body = Vec<Policy>)))]
-async fn list_policies(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<Policy>>, ApiError> {
+async fn list_policies(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<Policy>>, ApiError> {
     Ok(Json(s.store.list_policies(&caller).await?))
 }
 

@@ -23,7 +23,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Registered webhooks with their delivery counts.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
     responses((status = 200, body = Vec<Webhook>), (status = 403, body = ErrorBody)))]
-async fn list_webhooks(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<Webhook>>, ApiError> {
+async fn list_webhooks(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<Webhook>>, ApiError> {
     Ok(Json(s.store.list_webhooks(&caller).await?))
 }
 

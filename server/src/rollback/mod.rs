@@ -304,13 +304,18 @@ struct Filing<'a> {
 }
 
 /// Runs preflight and files the request (executing it when the policy needs no approval, or for
-/// break glass). Refusals name what failed; an unknown target names the `to_version` field.
+/// break glass). Refusals (409) say which check failed; an unknown target is a 422 naming `to_version`.
 async fn file(tx: &mut AuditedTx<'_>, filing: Filing<'_>) -> Result<RollbackRequest, ApiError> {
     let Filing { model, environment, to_version, reason, kind, by, now } = filing;
     let model_id = model_id(tx, model).await?;
     let (environment_id, policy) = policy::load(tx, environment).await?;
     let break_glass = kind == RollbackKind::BreakGlass;
     expire_overdue(tx, Some((model_id, environment_id)), now).await?;
+    if let Some(v) = to_version.filter(|v| *v > 0) {
+        if !plan::is_registered(tx, model_id, v).await? {
+            return Err(ApiError::invalid("to_version", format!("version {v} was never registered for {model}")));
+        }
+    }
     let live = plan::live(tx, model_id, environment_id).await?;
     let live_version = live.map(|l| l.version);
     let target = match to_version {
@@ -332,10 +337,7 @@ async fn file(tx: &mut AuditedTx<'_>, filing: Filing<'_>) -> Result<RollbackRequ
         open_request,
     };
     if let Some(failed) = facts.checks(break_glass).into_iter().find(|c| !c.passed) {
-        return Err(match failed.name.as_str() {
-            "target" if to_version.is_some() => ApiError::invalid("to_version", failed.message),
-            _ => ApiError::conflict(failed.message),
-        });
+        return Err(ApiError::conflict(failed.message));
     }
     let (Some(from_version), Some(to_version)) = (live_version, target) else { return Err(ApiError::internal()) };
     let approvals = if break_glass { 0 } else { i64::from(policy.approvals_required) };
@@ -418,7 +420,9 @@ impl Store {
         }
         .await;
         match result {
-            Ok(Some(request)) => tracing::info!(id = request.id, model, environment, "filed an automatic rollback request"),
+            Ok(Some(request)) => {
+                tracing::info!(id = request.id, model, environment, "filed an automatic rollback request")
+            }
             Ok(None) => {}
             Err(e) => tracing::info!(model, environment, reason = %e.message, "no automatic rollback request"),
         }
@@ -440,7 +444,8 @@ impl Rollbacks for Store {
     async fn update_policy(&self, caller: &Caller, environment: &str, input: PolicyInput) -> Result<Policy, ApiError> {
         caller.require(Permission::ManageEnvironments)?;
         let mut tx = self.begin_write().await?;
-        let (policy, change) = policy::update(&mut tx, environment, input, &caller.actor(), self.clock.now_ms()).await?;
+        let (policy, change) =
+            policy::update(&mut tx, environment, input, &caller.actor(), self.clock.now_ms()).await?;
         tx.commit(caller, change).await?;
         Ok(policy)
     }
@@ -490,10 +495,8 @@ impl Rollbacks for Store {
             (Some(l), Some(t)) => plan::comparison(&mut conn, model_id, environment_id, l, t).await?,
             _ => Vec::new(),
         };
-        let live_health = candidates
-            .iter()
-            .find(|c| Some(c.version) == live.version)
-            .map_or(Health::Unknown, |c| c.health);
+        let live_health =
+            candidates.iter().find(|c| Some(c.version) == live.version).map_or(Health::Unknown, |c| c.health);
         let open_request = match open {
             Some(id) => Some(load(&mut conn, id, now).await?),
             None => None,
@@ -553,7 +556,9 @@ impl Rollbacks for Store {
         match row.status(now) {
             RollbackStatus::Open => {}
             RollbackStatus::Expired if row.status == "open" => {
-                let request = close(&mut tx, id, RollbackStatus::Expired, "not approved in time", &Acting::system("expiry"), now).await?;
+                let request =
+                    close(&mut tx, id, RollbackStatus::Expired, "not approved in time", &Acting::system("expiry"), now)
+                        .await?;
                 tx.finish().await?;
                 return Err(ApiError::conflict(format!(
                     "rollback request {id} expired at {} and can no longer execute",
@@ -583,13 +588,12 @@ impl Rollbacks for Store {
         .execute(&mut *tx)
         .await
         .on_unique_violation(|| ApiError::conflict(format!("you already reviewed rollback request {id}")))?;
-        let approvals: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM rollback_reviews WHERE request_id = $1 AND decision = 'approve'",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let approvals: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM rollback_reviews WHERE request_id = $1 AND decision = 'approve'")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
         let target = Target::rollback(&row.model, &row.environment, id);
         let request = match decision {
             Decision::Reject => {
@@ -690,7 +694,9 @@ impl Rollbacks for Store {
             return Err(ApiError::conflict(format!("break-glass rollback {id} was already acknowledged by {by}")));
         }
         if row.requester.as_deref() == Some(caller.username.as_str()) {
-            return Err(ApiError::forbidden(format!("you broke glass in rollback {id}; another reviewer must acknowledge it")));
+            return Err(ApiError::forbidden(format!(
+                "you broke glass in rollback {id}; another reviewer must acknowledge it"
+            )));
         }
         let by = caller.actor().name;
         sqlx::query("UPDATE rollback_requests SET acknowledged_by = $1, acknowledged_at = $2, acknowledgement = $3 WHERE id = $4")
@@ -734,17 +740,18 @@ impl Rollbacks for Store {
         .fetch_one(&mut *conn)
         .await
         .map_err(db_error)?;
-        let rows: Vec<RequestRow> = sqlx::query_as(&format!("{REQUEST_SELECT} {filter} ORDER BY r.id DESC LIMIT $6 OFFSET $7"))
-            .bind(&query.model)
-            .bind(&query.environment)
-            .bind(status)
-            .bind(now)
-            .bind(awaiting)
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+        let rows: Vec<RequestRow> =
+            sqlx::query_as(&format!("{REQUEST_SELECT} {filter} ORDER BY r.id DESC LIMIT $6 OFFSET $7"))
+                .bind(&query.model)
+                .bind(&query.environment)
+                .bind(status)
+                .bind(now)
+                .bind(awaiting)
+                .bind(i64::from(limit))
+                .bind(offset as i64)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut reviews = reviews(&mut conn, &ids).await?;
         let items = rows

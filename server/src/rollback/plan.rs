@@ -21,15 +21,18 @@ pub(crate) struct Live {
     pub revision: i64,
 }
 
-pub(crate) async fn live(conn: &mut AnyConnection, model_id: i64, environment_id: i64) -> Result<Option<Live>, ApiError> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT version_number, revision FROM deployments WHERE model_id = $1 AND environment_id = $2",
-    )
-    .bind(model_id)
-    .bind(environment_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_error)?;
+pub(crate) async fn live(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    environment_id: i64,
+) -> Result<Option<Live>, ApiError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT version_number, revision FROM deployments WHERE model_id = $1 AND environment_id = $2")
+            .bind(model_id)
+            .bind(environment_id)
+            .fetch_optional(conn)
+            .await
+            .map_err(db_error)?;
     Ok(row.map(|(version, revision)| Live { version, revision }))
 }
 
@@ -96,8 +99,23 @@ pub(crate) fn proposed(candidates: &[RollbackCandidate]) -> Option<i64> {
         .map(|c| c.version)
 }
 
+/// Whether the model has a version with this number.
+pub(crate) async fn is_registered(conn: &mut AnyConnection, model_id: i64, number: i64) -> Result<bool, ApiError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+        .bind(model_id)
+        .bind(number)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
 /// Why `target` cannot go live (not a version of the model, quarantined, no digest), if it cannot.
-pub(crate) async fn target_blocker(conn: &mut AnyConnection, model: &str, target: i64) -> Result<Option<String>, ApiError> {
+pub(crate) async fn target_blocker(
+    conn: &mut AnyConnection,
+    model: &str,
+    target: i64,
+) -> Result<Option<String>, ApiError> {
     match load_version(conn, model, target).await {
         Ok(version) => Ok(version.deploy_blocker()),
         Err(e) if e.code == app::error::ErrorCode::NotFound => {
@@ -157,11 +175,17 @@ pub(crate) async fn comparison(
 }
 
 /// The open request of a model in an environment, if any (expired ones are closed before this is asked).
-pub(crate) async fn open_request(conn: &mut AnyConnection, model_id: i64, environment_id: i64) -> Result<Option<i64>, ApiError> {
-    sqlx::query_scalar("SELECT id FROM rollback_requests WHERE model_id = $1 AND environment_id = $2 AND status = 'open'")
-        .bind(model_id)
-        .bind(environment_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)
+pub(crate) async fn open_request(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    environment_id: i64,
+) -> Result<Option<i64>, ApiError> {
+    sqlx::query_scalar(
+        "SELECT id FROM rollback_requests WHERE model_id = $1 AND environment_id = $2 AND status = 'open'",
+    )
+    .bind(model_id)
+    .bind(environment_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)
 }

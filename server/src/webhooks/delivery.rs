@@ -58,7 +58,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Delivers the outbox until the store is gone: woken by each live-version change, and at least
+/// Delivers the outbox until the store is gone or closed: woken by each live-version change, and at least
 /// every second (or when the next retry is due).
 pub fn spawn_deliverer(store: Weak<Store>, retry: RetryPolicy) {
     tokio::spawn(async move {
@@ -68,7 +68,7 @@ pub fn spawn_deliverer(store: Weak<Store>, retry: RetryPolicy) {
         };
         let Some(mut changes) = store.upgrade().map(|s| s.events.subscribe()) else { return };
         loop {
-            let Some(s) = store.upgrade() else { return };
+            let Some(s) = store.upgrade().filter(|s| !s.db.pool().is_closed()) else { return };
             let wait = match deliver_due(&s, &client, retry).await {
                 Ok(wait) => wait,
                 Err(e) => {

@@ -102,7 +102,12 @@ async fn load(conn: &mut AnyConnection, id: i64) -> Result<Webhook, ApiError> {
 }
 
 /// The id of a named model or environment a webhook filters on, or a 422 naming the field.
-async fn filter_id(conn: &mut AnyConnection, table: &str, field: &str, name: &Option<String>) -> Result<Option<i64>, ApiError> {
+async fn filter_id(
+    conn: &mut AnyConnection,
+    table: &str,
+    field: &str,
+    name: &Option<String>,
+) -> Result<Option<i64>, ApiError> {
     let Some(name) = name else { return Ok(None) };
     let id: Option<i64> = sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1"))
         .bind(name)
