@@ -53,10 +53,16 @@ pub struct PolicyInput {
     pub approval_ttl_minutes: u32,
     #[serde(default)]
     pub freeze_windows: Vec<FreezeWindow>,
-    #[serde(default)]
+    /// Operators when absent; `[]` lets nobody break glass.
+    #[serde(default = "default_break_glass_roles")]
     pub break_glass_roles: Vec<Role>,
     #[serde(default)]
     pub auto_request: bool,
+}
+
+/// Who may break glass unless a policy says otherwise: the operators on call.
+pub fn default_break_glass_roles() -> Vec<Role> {
+    vec![Role::Operator]
 }
 
 impl From<&Policy> for PolicyInput {

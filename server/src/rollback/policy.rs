@@ -37,7 +37,7 @@ impl PolicyRow {
             freeze_windows: self.freeze_windows.as_deref().map(from_json).unwrap_or_default(),
             break_glass_roles: match self.break_glass_roles.as_deref() {
                 Some(text) => from_json(text),
-                None => vec![Role::Operator],
+                None => default_break_glass_roles(),
             },
             auto_request: self.auto_request.unwrap_or(0) != 0,
             updated_at: rfc3339(self.updated_at.unwrap_or(self.environment_created_at)),
