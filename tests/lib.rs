@@ -327,7 +327,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server with `args` on `database_url` and waits until it is ready.
     pub async fn start(database_url: &str, args: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = modelgate()
             .arg("serve")
             .args(args)
@@ -435,4 +435,64 @@ impl EventStream {
         let found = tokio::time::timeout(wait, self.next(name)).await;
         assert!(found.is_err(), "unexpected '{name}' event: {:?}", found.ok());
     }
+}
+
+/// A webhook delivery as a receiver got it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+/// A small HTTP receiver on 127.0.0.1 that records every POST and answers with the status
+/// `status` holds (200 unless changed).
+pub struct WebhookReceiver {
+    pub url: String,
+    pub status: Arc<std::sync::atomic::AtomicU16>,
+    received: tokio::sync::mpsc::UnboundedReceiver<Delivery>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookReceiver {
+    /// Listens on `port` (0 for any free one).
+    pub async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the receiver");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let (tx, received) = tokio::sync::mpsc::unbounded_channel();
+        let answer = status.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: http::HeaderMap, body: String| {
+                let (tx, answer) = (tx.clone(), answer.clone());
+                async move {
+                    let _ = tx.send(Delivery { headers, body });
+                    http::StatusCode::from_u16(answer.load(std::sync::atomic::Ordering::SeqCst)).unwrap()
+                }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, status, received, server }
+    }
+
+    /// The next delivery, within 15 seconds.
+    pub async fn next(&mut self) -> Delivery {
+        tokio::time::timeout(std::time::Duration::from_secs(15), self.received.recv())
+            .await
+            .expect("a delivery in time")
+            .expect("receiver running")
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A free port on 127.0.0.1 that nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -13,3 +13,4 @@ mod ops;
 mod rollbacks;
 mod versions;
 mod web;
+mod webhooks;

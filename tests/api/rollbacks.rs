@@ -572,3 +572,39 @@ async fn events_resume_after_the_last_event_id(backend: Backend) {
     let bad = app.client.get(app.url("/api/v1/events")).header("Last-Event-ID", "yesterday").send().await.unwrap();
     expect_error(bad, 422, Some("Last-Event-ID")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_through_one_server_reaches_subscribers_of_another() {
+    let db = modelgate_tests::TestDb::create(Backend::Postgres).await;
+    modelgate_tests::run_modelgate(&["migrate"], &db.url, "");
+    modelgate_tests::run_modelgate(&["user", "add", "ops", "--role", "operator"], &db.url, modelgate_tests::PASSWORD);
+    let token = modelgate_tests::run_modelgate(
+        &["token", "create", "--user", "ops", "--name", "t", "--role", "operator"],
+        &db.url,
+        "",
+    );
+    let client = modelgate_tests::bearer_client(token.trim());
+    let servers = [
+        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
+        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
+    ];
+    let (one, other) = (&servers[0].base, &servers[1].base);
+    let mut subscriber = EventStream::open(client.get(format!("{other}/api/v1/events?model=m&types=deployment"))).await;
+    let post = |path: &str, body: Value| client.post(format!("{one}{path}")).json(&body).send();
+    assert_eq!(post("/api/v1/models", json!({ "name": "m" })).await.unwrap().status(), 201);
+    for n in 1..=2u8 {
+        let version = json!({ "artifact_uri": format!("s3://m/{n}"), "artifact_digest": modelgate_tests::digest(n) });
+        assert_eq!(post("/api/v1/models/m/versions", version).await.unwrap().status(), 201);
+        let deployed = post("/api/v1/models/m/environments/staging/deploy", json!({ "version": n })).await.unwrap();
+        assert_eq!(deployed.status(), 201);
+        assert_eq!(subscriber.next("deployment").await.data["deployment"]["to_version"], n);
+    }
+    // Staging needs no approval: the request executes at once, through the first server.
+    let rollback = post("/api/v1/models/m/environments/staging/rollbacks", json!({ "reason": "bad canary" })).await;
+    let rollback = json(rollback.unwrap(), 201).await;
+    assert_eq!(rollback["status"], "executed");
+    let seen = subscriber.next("deployment").await;
+    assert_eq!(seen.data["deployment"]["kind"], "rollback");
+    assert_eq!(seen.data["deployment"]["to_version"], 1);
+    assert_eq!(seen.data["deployment"]["request"], rollback["id"]);
+}
