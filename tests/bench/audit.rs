@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use app::backend::AuditTrail;
 use app::domain::{AuditAction, AuditEntry, AuditQuery, Caller, Origin, Role, Roles};
+use modelgate_tests::number_arg;
 use serde_json::json;
 use server::audit::chain::{GENESIS_HASH, canonical_entry, entry_hash, entry_time};
 use server::audit::offline::{EXPORT_FORMAT, entry_line, verify_file};
@@ -21,11 +22,6 @@ use sqlx::Executor;
 /// The allocator the `modelgate` binary uses, so the figures are the binary's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn flag(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples.sort();
@@ -282,9 +278,9 @@ fn tempdir() -> std::path::PathBuf {
 
 #[tokio::main]
 async fn main() {
-    append_overhead(flag("--writes", 5000)).await;
+    append_overhead(number_arg("--writes", 5000)).await;
     println!();
-    offline_verify(flag("--verify-entries", 300_000));
+    offline_verify(number_arg("--verify-entries", 300_000));
     println!();
-    filtered_queries(flag("--entries", 1_000_000)).await;
+    filtered_queries(number_arg("--entries", 1_000_000)).await;
 }

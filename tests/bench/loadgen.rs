@@ -9,6 +9,7 @@ mod harness;
 use std::sync::Arc;
 
 use harness::{print_table, run};
+use modelgate_tests::{arg, number_arg};
 use reqwest::Client;
 use serde_json::json;
 
@@ -26,18 +27,16 @@ struct Options {
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let text = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let flag = |name: &str, default: usize| text(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     Options {
         base: args.first().cloned().unwrap_or_else(|| "http://127.0.0.1:3000".into()),
         wasm: args.get(1).cloned().unwrap_or_else(|| "target/site/pkg/modelgate.wasm".into()),
-        token: text("--token").expect("--token API_TOKEN is required"),
-        user: text("--user").expect("--user NAME is required"),
-        password: text("--password").expect("--password PW is required"),
-        models: flag("--models", 100),
-        versions: flag("--versions", 100),
-        seconds: flag("--seconds", 5) as u64,
-        clients: flag("--clients", 8),
+        token: arg("--token").expect("--token API_TOKEN is required"),
+        user: arg("--user").expect("--user NAME is required"),
+        password: arg("--password").expect("--password PW is required"),
+        models: number_arg("--models", 100),
+        versions: number_arg("--versions", 100),
+        seconds: number_arg("--seconds", 5) as u64,
+        clients: number_arg("--clients", 8),
     }
 }
 

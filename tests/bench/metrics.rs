@@ -10,18 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use harness::{Sample, print_table, run};
+use modelgate_tests::{arg, number_arg};
 use reqwest::Client;
 use serde_json::{Value, json};
-
-fn flag(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn text(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
 
 /// A batch of `n` points of `keys` (taking turns), serialized once and sent many times.
 fn batch(n: usize, keys: &[&str], live: bool) -> axum::body::Bytes {
@@ -103,10 +94,10 @@ async fn get(name: &str, client: &Client, base: &Arc<String>, path: String, seco
 #[tokio::main]
 async fn main() {
     let base = Arc::new(std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:3000".into()));
-    let token = text("--token").expect("--token API_TOKEN is required");
-    let seconds = flag("--seconds", 5) as u64;
-    let clients = flag("--clients", 4);
-    let series_points = flag("--series-points", 1_000_000);
+    let token = arg("--token").expect("--token API_TOKEN is required");
+    let seconds = number_arg("--seconds", 5) as u64;
+    let clients = number_arg("--clients", 4);
+    let series_points = number_arg("--series-points", 1_000_000);
     let mut auth = reqwest::header::HeaderMap::new();
     auth.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("token header"));
     let client = Client::builder().pool_max_idle_per_host(64).default_headers(auth).build().expect("client");

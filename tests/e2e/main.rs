@@ -505,3 +505,145 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     browser.screenshot("version-deploy-marker").await;
     browser.close().await;
 }
+
+/// The text of the first element matching `css`, once it exists.
+async fn text_of(browser: &Browser, css: &str) -> String {
+    browser.wait_for(css).await.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_acknowledged() {
+    let (app, operator) = demo_console().await;
+    let reviewer = Browser::start().await;
+    let (o, r) = (&operator.client, &reviewer.client);
+    o.goto(&app.url("/sign-in?next=%2Fmodels%2Ffraud-detector")).await.unwrap();
+    sign_in(&operator, "operator", DEMO_PASSWORD).await;
+    r.goto(&app.url("/sign-in?next=%2Freviews")).await.unwrap();
+    sign_in(&reviewer, "reviewer", DEMO_PASSWORD).await;
+    reviewer.wait_for("#review-queue").await;
+    reviewer.wait_hydrated().await;
+    assert!(text_of(&reviewer, "#review-queue").await.contains("Nothing awaits review"));
+
+    // The operator rolls back from the failing banner: the dialog proposes v4, the version live
+    // in production before v6, and shows the checks and both versions' metrics.
+    let banner = r#".failing-banner[data-environment="production"]"#;
+    operator.wait_for(banner).await;
+    operator.wait_hydrated().await;
+    o.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
+    assert!(text_of(&operator, banner).await.contains("Proposed rollback target: v4"));
+    operator.wait_for(&format!("{banner} button.banner-action")).await.click().await.unwrap();
+    operator.wait_for(".modal .checks").await;
+    let target = operator.wait_for(r#".modal select[name="to_version"]"#).await;
+    assert_eq!(target.prop("value").await.unwrap().as_deref(), Some("4"));
+    let checks = texts_of(&operator, ".modal .checks li").await;
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert!(checks.iter().any(|c| c.contains("v4 can go live")), "{checks:?}");
+    let comparison = text_of(&operator, ".modal table.comparison").await;
+    assert!(
+        comparison.contains("v6 (live)") && comparison.contains("v4 (target)") && comparison.contains("guarded"),
+        "{comparison}"
+    );
+    assert!(text_of(&operator, ".modal .policy-note").await.contains("Needs 1 approval"));
+    operator.screenshot("rollback-dialog").await;
+    let reason = operator.wait_for(r#".modal textarea[name="reason"]"#).await;
+    reason.send_keys("e2e: v6 breaks the latency guardrail").await.unwrap();
+    operator.wait_for(".modal #rollback-request button.primary").await.click().await.unwrap();
+    let toast = operator.wait_for(".toast.ok").await.text().await.unwrap();
+    assert!(toast.contains("Rollback request #1 filed"), "{toast}");
+    let pending = text_of(&operator, r#"article[data-env="production"] .pending-rollback"#).await;
+    assert!(pending.contains("Rollback #1 to v4 awaits approval: 0 of 1"), "{pending}");
+    operator.screenshot("rollback-requested").await;
+
+    // The reviewer's queue shows it without a reload, with a count in the header; approving it
+    // rolls production back.
+    reviewer.wait_for(r#".review-card[data-rollback="1"]"#).await;
+    assert_eq!(text_of(&reviewer, ".count-badge").await, "1");
+    let card = text_of(&reviewer, r#".review-card[data-rollback="1"]"#).await;
+    assert!(card.contains("v6 → v4") && card.contains("e2e: v6 breaks the latency guardrail"), "{card}");
+    reviewer.screenshot("review-queue").await;
+    let comment = reviewer.wait_for(r#".review-card[data-rollback="1"] input[name="comment"]"#).await;
+    comment.send_keys("latency chart agrees").await.unwrap();
+    reviewer.wait_for(r#".review-card[data-rollback="1"] button[value="approve"]"#).await.click().await.unwrap();
+    let note = text_of(&reviewer, ".sr-status .form-note").await;
+    assert_eq!(note, "Approved: fraud-detector in production rolled back to v4.");
+    let live = json(app.get("/api/v1/models/fraud-detector/environments/production").await, 200).await;
+    assert_eq!(live["version"], 4);
+
+    // The operator's open page follows: new live version and history, no reload.
+    operator
+        .eventually("production shows v4 live without a reload", || async {
+            let text = o
+                .find(Locator::Css(r#"article[data-env="production"] .live-version"#))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (text.trim() == "v4").then_some(())
+        })
+        .await;
+    assert!(o.find(Locator::Css(r#"article[data-env="production"] .pending-rollback"#)).await.is_err());
+    let history = text_of(&operator, "#history li").await;
+    assert!(history.contains("rollback") && history.contains("v6 → v4") && history.contains("request #1"), "{history}");
+    let kept = o.execute("return window.__stillHere === true;", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::Value::Bool(true), "updated in place");
+    operator.screenshot("model-after-rollback").await;
+
+    // Break glass in staging: at once, marked, and in the reviewer's queue until acknowledged.
+    let staging = r#"article[data-env="staging"]"#;
+    let before = text_of(&operator, &format!("{staging} .live-version")).await;
+    operator.wait_for(&format!("{staging} button.roll-back")).await.click().await.unwrap();
+    operator.wait_for(".modal .checks").await;
+    let proposed = operator.wait_for(r#".modal select[name="to_version"]"#).await.prop("value").await.unwrap().unwrap();
+    operator.wait_for(".modal details.break-glass summary").await.click().await.unwrap();
+    operator
+        .wait_for(r#".modal textarea[name="justification"]"#)
+        .await
+        .send_keys("e2e: staging is serving garbage to the shadow traffic")
+        .await
+        .unwrap();
+    operator.wait_for(r#".modal input[name="confirm"]"#).await.send_keys("fraud-detector").await.unwrap();
+    operator.screenshot("break-glass").await;
+    operator.wait_for(".modal details.break-glass button.danger").await.click().await.unwrap();
+    operator
+        .eventually("staging changed by break glass", || async {
+            let text = o.find(Locator::Css(&format!("{staging} .live-version"))).await.ok()?.text().await.ok()?;
+            (text.trim() == format!("v{proposed}") && text != before).then_some(())
+        })
+        .await;
+    let marked = text_of(&operator, &format!("{staging} .pending-rollback.danger")).await;
+    assert!(marked.contains("awaiting a reviewer's acknowledgement"), "{marked}");
+    assert!(text_of(&operator, "#history li").await.contains("break_glass"));
+
+    let glass = reviewer.wait_for(".review-card.break-glass").await;
+    let id = glass.attr("data-rollback").await.unwrap().unwrap();
+    reviewer.screenshot("break-glass-review").await;
+    reviewer
+        .wait_for(&format!(r#".review-card[data-rollback="{id}"] input[name="comment"]"#))
+        .await
+        .send_keys("checked: staging only")
+        .await
+        .unwrap();
+    reviewer.wait_for(&format!(r#".review-card[data-rollback="{id}"] button.primary"#)).await.click().await.unwrap();
+    reviewer
+        .eventually("the acknowledged break glass leaves the queue", || async {
+            let queue = r.find(Locator::Css("#review-queue")).await.ok()?.text().await.ok()?;
+            queue.contains("Nothing awaits review").then_some(())
+        })
+        .await;
+    let acked = json(app.get(&format!("/api/v1/rollbacks/{id}")).await, 200).await;
+    assert_eq!(acked["acknowledgement"]["by"], "reviewer");
+    assert!(operator.page_errors().await.is_empty(), "{:#?}", operator.page_errors().await);
+    assert!(reviewer.page_errors().await.is_empty(), "{:#?}", reviewer.page_errors().await);
+    reviewer.close().await;
+    operator.close().await;
+}
+
+/// The texts of every element matching `css`.
+async fn texts_of(browser: &Browser, css: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for e in browser.client.find_all(Locator::Css(css)).await.unwrap() {
+        texts.push(e.text().await.unwrap());
+    }
+    texts
+}

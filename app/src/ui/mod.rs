@@ -4,6 +4,7 @@ mod chart;
 mod components;
 mod diff;
 mod format;
+mod live;
 mod pages;
 
 use leptos::prelude::*;
@@ -12,12 +13,14 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use pages::{
-    AuditEntryPage, AuditPage, ModelPage, ModelsPage, NotFound, SignInPage, TokensPage, UsersPage, VersionPage,
+    AuditEntryPage, AuditPage, EnvironmentsPage, ModelPage, ModelsPage, NotFound, ReviewsPage, SignInPage, TokensPage,
+    UsersPage, VersionPage,
 };
 
 use crate::domain::{Me, Permission, Roles, allows};
 use crate::error::ApiError;
-use crate::server_fns::{SignIn, SignOut, current_user};
+use crate::server_fns::{SignIn, SignOut, current_user, pending_reviews};
+use live::LiveChanges;
 
 /// Who is signed in, loaded once per sign-in or sign-out; pages read it to hide what the
 /// server would refuse.
@@ -72,6 +75,17 @@ pub fn App() -> impl IntoView {
     let user: CurrentUser =
         Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| current_user());
     provide_context(user);
+    LiveChanges::provide();
+    let rollback_changes = LiveChanges::counter(|c| c.kind == "rollback");
+    let pending = Resource::new(
+        move || (user.get().map(|u| u.ok().flatten().is_some()), rollback_changes.get()),
+        |(signed_in, _)| async move {
+            match signed_in {
+                Some(true) => pending_reviews().await.unwrap_or(0),
+                _ => 0,
+            }
+        },
+    );
     Effect::new(move |_| {
         if let Some(root) = document().document_element() {
             let _ = root.set_attribute("data-hydrated", "true");
@@ -88,6 +102,15 @@ pub fn App() -> impl IntoView {
                 </A>
                 <nav class="topnav">
                     <A href="/">"Models"</A>
+                    <A href="/reviews">
+                        "Reviews"
+                        <Transition fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                let n = pending.await;
+                                (n > 0).then(|| view! { <span class="count-badge" aria-label=format!("{n} awaiting review")>{n}</span> })
+                            })}
+                        </Transition>
+                    </A>
                     <A href="/tokens">"API tokens"</A>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
@@ -95,6 +118,7 @@ pub fn App() -> impl IntoView {
                             view! {
                                 {allows(&roles, Permission::Audit).then(|| view! { <A href="/audit">"Audit"</A> })}
                                 {allows(&roles, Permission::ManageUsers).then(|| view! { <A href="/admin/users">"Users"</A> })}
+                                {allows(&roles, Permission::ManageEnvironments).then(|| view! { <A href="/admin/environments">"Environments"</A> })}
                             }
                         })}
                     </Transition>
@@ -124,6 +148,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/models/:name/versions/:number") view=VersionPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/environments") view=EnvironmentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reviews") view=ReviewsPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit/:seq") view=AuditEntryPage ssr=SsrMode::Async/>
                 </Routes>

@@ -10,15 +10,21 @@ use crate::server_fns::{
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
 
-/// Checkboxes named `roles[<role>]`, one per role offered, ticked for the roles in `checked`.
+/// Checkboxes named `<field>[<role>]` (`roles[operator]`), one per role offered, ticked for the
+/// roles in `checked`.
 #[component]
-fn RoleBoxes(offered: Vec<Role>, #[prop(optional)] checked: Vec<Role>) -> impl IntoView {
+pub(super) fn RoleBoxes(
+    offered: Vec<Role>,
+    #[prop(optional)] checked: Vec<Role>,
+    #[prop(default = "roles")] field: &'static str,
+    #[prop(default = "Roles")] legend: &'static str,
+) -> impl IntoView {
     view! {
         <fieldset class="role-boxes">
-            <legend>"Roles"</legend>
+            <legend>{legend}</legend>
             {offered.into_iter().map(|r| view! {
                 <label class="check">
-                    <input type="checkbox" name=format!("roles[{}]", r.as_str()) checked=checked.contains(&r)/>
+                    <input type="checkbox" name=format!("{field}[{}]", r.as_str()) checked=checked.contains(&r)/>
                     {r.as_str()}
                 </label>
             }).collect_view()}

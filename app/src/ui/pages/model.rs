@@ -10,11 +10,15 @@ use leptos_router::hooks::use_query_map;
 use super::AuditTrail;
 use super::guardrails::GuardrailsPanel;
 use super::metrics::AcrossVersions;
-use crate::domain::{DeploymentEvent, DeploymentKind, EnvironmentHealth, Health, LiveVersion, Version, VersionMetric};
+use super::rollback::{DialogTarget, RollbackActions, RollbackDialog};
+use crate::domain::{
+    DeploymentEvent, DeploymentKind, EnvironmentHealth, Health, LiveVersion, RollbackRequest, Version, VersionMetric,
+};
 use crate::server_fns::{DeployVersion, ModelPageData, RemoveGuardrail, SaveGuardrail, model_overview};
 use crate::ui::chart::Sparkline;
 use crate::ui::components::{ActionResult, ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
+use crate::ui::live::LiveChanges;
 
 #[component]
 pub fn ModelPage() -> impl IntoView {
@@ -25,18 +29,29 @@ pub fn ModelPage() -> impl IntoView {
     let deploy = ServerAction::<DeployVersion>::new();
     let save = ServerAction::<SaveGuardrail>::new();
     let remove = ServerAction::<RemoveGuardrail>::new();
-    let changes = move || (deploy.version().get(), save.version().get(), remove.version().get());
+    let rollback = RollbackActions::new();
+    let dialog: DialogTarget = RwSignal::new(None);
+    // Changes of this model made anywhere (another console, the API, another replica).
+    let elsewhere = LiveChanges::counter(move |c| c.model == name());
+    let changes = move || {
+        (deploy.version().get(), save.version().get(), remove.version().get(), rollback.version(), elsewhere.get())
+    };
     let overview =
         Resource::new(move || (name(), metric(), changes()), |(name, metric, _)| model_overview(name, metric));
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(o) => view! { <Overview overview=o deploy save remove/> }.into_any(),
+                    Ok(o) => view! { <Overview overview=o deploy save remove dialog/> }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
         </Transition>
+        {move || rollback.outcome().map(|outcome| match outcome {
+            Ok(text) => view! { <p class="toast ok" role="status">{text}</p> }.into_any(),
+            Err(e) => view! { <p class="toast err" role="alert">{e.message}</p> }.into_any(),
+        })}
+        {move || view! { <RollbackDialog model=name() target=dialog actions=rollback/> }}
     }
 }
 
@@ -46,9 +61,21 @@ fn Overview(
     deploy: ServerAction<DeployVersion>,
     save: ServerAction<SaveGuardrail>,
     remove: ServerAction<RemoveGuardrail>,
+    dialog: DialogTarget,
 ) -> impl IntoView {
-    let ModelPageData { model, versions, history, may_deploy, audit_trail, metrics, guardrails, may_manage_guardrails } =
-        overview;
+    let ModelPageData {
+        model,
+        versions,
+        history,
+        may_deploy,
+        audit_trail,
+        metrics,
+        guardrails,
+        may_manage_guardrails,
+        may_roll_back,
+        rollbacks,
+        proposals,
+    } = overview;
     let trail_href = format!("/audit?model={}", format::urlencode(&model.name));
     let versions = StoredValue::new(versions.items);
     let environments: Vec<String> = model.live.iter().map(|l| l.environment.clone()).collect();
@@ -73,11 +100,24 @@ fn Overview(
         </div>
         {failing.into_iter().map(|h| {
             let href = format!("/models/{}/versions/{}#metrics", model.name, h.version);
+            let proposal = proposals.iter().find(|(env, _)| *env == h.environment).and_then(|(_, v)| *v);
+            let env = h.environment.clone();
             view! {
                 <section class="banner danger failing-banner" role="alert" data-environment=h.environment.clone()>
-                    <strong>{format!("{}: v{} is failing its guardrails", h.environment, h.version)}</strong>
-                    <span class="muted">{format!(" since {}. ", format::time(&h.since))}</span>
-                    <A href=href>"See the evidence"</A>
+                    <div>
+                        <strong>{format!("{}: v{} is failing its guardrails", h.environment, h.version)}</strong>
+                        <span class="muted">{format!(" since {}. ", format::time(&h.since))}</span>
+                        <A href=href>"See the evidence"</A>
+                        {match proposal {
+                            Some(v) => format!(" Proposed rollback target: v{v}, the version live here before."),
+                            None => " No earlier healthy version to propose.".to_string(),
+                        }}
+                    </div>
+                    {(may_roll_back && proposal.is_some()).then(|| view! {
+                        <button type="button" class="danger banner-action" on:click=move |_| dialog.set(Some((env.clone(), proposal)))>
+                            {format!("Roll back to v{}…", proposal.unwrap_or_default())}
+                        </button>
+                    })}
                 </section>
             }
         }).collect_view()}
@@ -90,7 +130,8 @@ fn Overview(
             >
                 <EnvironmentCard
                     health=health.iter().find(|h| h.environment == live.environment).map(|h| h.health)
-                    live versions=versions.get_value() deploy may_deploy/>
+                    rollbacks=rollbacks.iter().filter(|r| r.environment == live.environment).cloned().collect()
+                    live versions=versions.get_value() deploy may_deploy may_roll_back dialog/>
             </For>
         </section>
         <ActionResult value=move || deploy.value().get() success="Deployed."/>
@@ -107,12 +148,16 @@ fn EnvironmentCard(
     live: LiveVersion,
     health: Option<Health>,
     versions: Vec<Version>,
+    rollbacks: Vec<RollbackRequest>,
     deploy: ServerAction<DeployVersion>,
     may_deploy: bool,
+    may_roll_back: bool,
+    dialog: DialogTarget,
 ) -> impl IntoView {
     let version_href = live.version.map(|v| format!("/models/{}/versions/{v}", live.model));
     let current = live.version;
     let env = live.environment.clone();
+    let dialog_env = env.clone();
     let form_env = env.clone();
     let form_model = live.model.clone();
     view! {
@@ -132,6 +177,12 @@ fn EnvironmentCard(
                 {live.updated_at.as_deref().map(format::time)}
                 {live.updated_by.map(|by| format!(" by {by}"))}
             </p>
+            {rollbacks.into_iter().map(|r| view! { <PendingRollback request=r/> }).collect_view()}
+            {(may_roll_back && current.is_some()).then(|| view! {
+                <button type="button" class="roll-back" on:click=move |_| dialog.set(Some((dialog_env.clone(), None)))>
+                    "Roll back…"
+                </button>
+            })}
             {may_deploy.then(|| view! {
             <ActionForm action=deploy attr:class="deploy-form">
                 <input type="hidden" name="model" value=form_model/>
@@ -161,6 +212,32 @@ fn EnvironmentCard(
             </ActionForm>
             })}
         </article>
+    }
+}
+
+/// A rollback of this environment waiting for a reviewer, on its environment card.
+#[component]
+fn PendingRollback(request: RollbackRequest) -> impl IntoView {
+    let text = if request.needs_acknowledgement() {
+        format!(
+            "Break glass to v{} by {}: awaiting a reviewer's acknowledgement",
+            request.to_version, request.requested_by
+        )
+    } else {
+        format!(
+            "Rollback #{} to v{} awaits approval: {} of {}, until {}",
+            request.id,
+            request.to_version,
+            request.approvals,
+            request.approvals_required,
+            format::time(&request.expires_at)
+        )
+    };
+    let class = if request.needs_acknowledgement() { "pending-rollback danger" } else { "pending-rollback" };
+    view! {
+        <p class=class data-rollback=request.id>
+            {text}" · "<A href="/reviews">"Review queue"</A>
+        </p>
     }
 }
 
@@ -257,6 +334,7 @@ fn History(events: Vec<DeploymentEvent>) -> impl IntoView {
                                     <span class=kind_class>{e.kind.as_str()}</span>
                                     <span class="strong">{format!("{} → v{}", format::version(e.from_version), e.to_version)}</span>
                                     <span class="muted">{format!(" by {} · {}", e.actor, format::time(&e.created_at))}</span>
+                                    {e.request.map(|id| view! { <span class="muted">{format!(" · request #{id}")}</span> })}
                                     {(!e.reason.is_empty()).then(|| view! { <q class="reason">{e.reason.clone()}</q> })}
                                 </li>
                             }

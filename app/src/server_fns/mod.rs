@@ -2,10 +2,13 @@
 //! Each takes the caller from the request (set by the server's authentication middleware);
 //! the backend checks the caller's roles.
 
+mod rollbacks;
+
 use leptos::prelude::*;
 
 use crate::domain::*;
 use crate::error::ApiError;
+pub use rollbacks::*;
 
 /// Everything the model page shows, in one round trip, with what the caller may do there.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,6 +23,12 @@ pub struct ModelPageData {
     pub metrics: ModelMetrics,
     pub guardrails: Vec<Guardrail>,
     pub may_manage_guardrails: bool,
+    /// Whether the caller may open the rollback dialog (to request, or to break glass).
+    pub may_roll_back: bool,
+    /// Rollbacks of this model awaiting a reviewer: open requests, unacknowledged break glass.
+    pub rollbacks: Vec<RollbackRequest>,
+    /// For each environment whose live version is failing: the proposed rollback target.
+    pub proposals: Vec<(String, Option<i64>)>,
 }
 
 /// The version page's data with what the caller may do there.
@@ -280,6 +289,14 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
     let versions = backend.list_versions(&caller, &name, query).await?;
     let history = backend.history(&caller, &name, None, HistoryQuery::default()).await?;
     let audit_trail = audit_trail(&backend, &caller, &name, None).await?;
+    let mut proposals = Vec::new();
+    for failing in model.health.iter().filter(|h| h.health == Health::Failing) {
+        let plan = backend.rollback_plan(&caller, &name, &failing.environment, None).await?;
+        proposals.push((failing.environment.clone(), plan.proposed));
+    }
+    let awaiting = RollbackQuery { model: Some(name.clone()), awaiting_review: Some(true), ..Default::default() };
+    let policies = backend.list_policies(&caller).await?;
+    let may_break_glass = policies.iter().any(|p| caller.roles.iter().any(|r| p.break_glass_roles.contains(r)));
     Ok(ModelPageData {
         model,
         versions,
@@ -289,6 +306,9 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
         metrics: backend.model_metrics(&caller, &name, metric.filter(|m| !m.is_empty())).await?,
         guardrails: backend.list_guardrails(&caller, &name).await?,
         may_manage_guardrails: caller.can(Permission::ManageGuardrails),
+        may_roll_back: caller.can(Permission::RequestRollbacks) || may_break_glass,
+        rollbacks: backend.list_rollbacks(&caller, awaiting).await?.items,
+        proposals,
     })
 }
 

@@ -1,0 +1,59 @@
+//! One server-sent event subscription per browser tab, shared by every page: the latest
+//! live-version change, rollback request change or health change, so open pages refetch what it
+//! touched without a reload. (The version page keeps its own subscription for new metric points.)
+
+use leptos::prelude::*;
+
+/// A change announced by the server: its number, kind and model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub id: u64,
+    pub kind: &'static str,
+    pub model: String,
+}
+
+/// The latest change, as a signal.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveChanges(pub ReadSignal<Option<Change>>);
+
+impl LiveChanges {
+    /// Opens the subscription (in the browser) and provides it as context.
+    pub fn provide() {
+        let (latest, set_latest) = signal(None::<Change>);
+        subscribe(set_latest);
+        provide_context(LiveChanges(latest));
+    }
+
+    /// A counter that moves whenever a change `accepts` arrives: put it in a resource's source.
+    pub fn counter(accepts: impl Fn(&Change) -> bool + Send + Sync + 'static) -> Memo<u64> {
+        let latest = use_context::<LiveChanges>().map(|l| l.0);
+        Memo::new(move |previous: Option<&u64>| {
+            let previous = previous.copied().unwrap_or(0);
+            match latest.and_then(|l| l.get()) {
+                Some(change) if accepts(&change) => change.id,
+                _ => previous,
+            }
+        })
+    }
+}
+
+fn subscribe(set_latest: WriteSignal<Option<Change>>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen::closure::Closure;
+        let Ok(source) = web_sys::EventSource::new("/api/v1/events?types=deployment,rollback,health") else { return };
+        for kind in ["deployment", "rollback", "health"] {
+            let on_event = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+                let Some(text) = ev.data().as_string() else { return };
+                let Ok(event) = serde_json::from_str::<crate::domain::ServerEvent>(&text) else { return };
+                let id = ev.last_event_id().parse().unwrap_or_default();
+                set_latest.set(Some(Change { id, kind, model: event.model().to_string() }));
+            });
+            let _ = source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
+            on_event.forget();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_latest;
+}
