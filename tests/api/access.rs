@@ -212,7 +212,7 @@ on_both_backends!(server_functions_refuse_anonymous_callers);
 async fn server_functions_refuse_anonymous_callers(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_model(&app, "m", 1).await;
-    let public = ["/api/sign_in", "/api/sign_out", "/api/current_user"];
+    let public = ["/api/sign_in", "/api/sign_out", "/api/current_user", "/api/pending_reviews"];
     let mut checked = 0;
     for (path, _method) in leptos::server_fn::axum::server_fn_paths() {
         let form = [
@@ -243,6 +243,18 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
             ("comparator", "<="),
             ("threshold", "1"),
             ("severity", "failing"),
+            ("to_version", "1"),
+            ("justification", "a long enough justification"),
+            ("confirm", "m"),
+            ("decision", "approve"),
+            ("comment", "x"),
+            ("approvals_required", "1"),
+            ("approval_ttl_minutes", "60"),
+            ("starts_at", "2026-01-01T00:00"),
+            ("ends_at", "2026-01-02T00:00"),
+            ("index", "0"),
+            ("url", "http://127.0.0.1:9/hook"),
+            ("active", "true"),
         ];
         let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
         let status = response.status().as_u16();
@@ -255,5 +267,5 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
         assert_eq!(error["code"], "unauthorized", "{path}: {error}");
         checked += 1;
     }
-    assert!(checked >= 18, "checked {checked} server functions");
+    assert!(checked >= 30, "checked {checked} server functions");
 }

@@ -66,6 +66,7 @@ pub struct ReviewQueueData {
 }
 
 /// Requests decided lately, shown under the queue.
+#[cfg(feature = "ssr")]
 const RECENT: u32 = 20;
 
 #[server]
@@ -83,11 +84,12 @@ pub async fn review_queue() -> Result<ReviewQueueData, ApiError> {
     })
 }
 
-/// How many items await a reviewer (the header's badge).
+/// How many items await a reviewer (the header's badge); none for an anonymous visitor.
 #[server]
 pub async fn pending_reviews() -> Result<i64, ApiError> {
+    let Some(caller) = parts()?.extensions.get::<Caller>().cloned() else { return Ok(0) };
     let query = RollbackQuery { awaiting_review: Some(true), limit: Some(1), ..Default::default() };
-    Ok(backend()?.list_rollbacks(&caller()?, query).await?.total)
+    Ok(backend()?.list_rollbacks(&caller, query).await?.total)
 }
 
 /// Approves or rejects a request; the form's two buttons send `decision`.
@@ -130,6 +132,7 @@ pub async fn environments_page() -> Result<EnvironmentsPageData, ApiError> {
 }
 
 /// A whole number from a form field, or a 422 naming it.
+#[cfg(feature = "ssr")]
 fn whole(field: &str, raw: &str) -> Result<u32, ApiError> {
     raw.trim().parse().map_err(|_| ApiError::invalid(field, format!("{raw:?} is not a whole number")))
 }
@@ -156,6 +159,7 @@ pub async fn save_policy(
 }
 
 /// `2026-12-24T18:00` as a `datetime-local` field sends it, read as UTC.
+#[cfg(any(feature = "ssr", test))]
 fn utc(value: &str) -> String {
     let value = value.trim();
     let has_zone = value.ends_with('Z') || value.get(16..).is_some_and(|rest| rest.contains(['+', '-']));
