@@ -226,7 +226,7 @@ async fn approvals_by_distinct_reviewers_execute_the_rollback(backend: Backend) 
     assert_eq!(done["status"], "executed");
     assert_eq!(done["approvals"], 2);
     assert_eq!(done["revision"], 4);
-    assert_eq!(done["outcome"], "v4 → v2");
+    assert_eq!(done["outcome"], "executed by carol (token tests): revision 4");
     assert_eq!(live_version(&app).await, 2);
     let history = json(app.get(&format!("{PRODUCTION}/history")).await, 200).await;
     assert_eq!(history["items"][0]["kind"], "rollback");

@@ -538,7 +538,7 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
     let checks = texts_of(&operator, ".modal .checks li").await;
     assert_eq!(checks.len(), 4, "{checks:?}");
     assert!(checks.iter().any(|c| c.contains("v4 can go live")), "{checks:?}");
-    let comparison = text_of(&operator, ".modal table.comparison").await;
+    let comparison = text_of(&operator, ".modal table.comparison").await.to_lowercase();
     assert!(
         comparison.contains("v6 (live)") && comparison.contains("v4 (target)") && comparison.contains("guarded"),
         "{comparison}"
@@ -646,4 +646,89 @@ async fn texts_of(browser: &Browser, css: &str) -> Vec<String> {
         texts.push(e.text().await.unwrap());
     }
     texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_edits_a_policy_freezes_an_environment_and_registers_a_webhook() {
+    let (app, browser) = demo_console().await;
+    let c = &browser.client;
+    c.goto(&app.url("/sign-in?next=%2Fadmin%2Fenvironments")).await.unwrap();
+    sign_in(&browser, "admin", DEMO_PASSWORD).await;
+    let production = r#"section.policy[data-env="production"]"#;
+    browser.wait_for(production).await;
+    browser.wait_hydrated().await;
+
+    // Two approvals, reviewers may break glass too, automatic requests.
+    let approvals = browser.wait_for(&format!(r#"{production} input[name="approvals_required"]"#)).await;
+    approvals.clear().await.unwrap();
+    approvals.send_keys("2").await.unwrap();
+    browser
+        .wait_for(&format!(r#"{production} input[name="break_glass_roles[reviewer]"]"#))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for(&format!(r#"{production} input[name="auto_request"]"#)).await.click().await.unwrap();
+    browser.wait_for(&format!("{production} form.policy-form button.primary")).await.click().await.unwrap();
+    browser
+        .eventually("the summary shows the saved policy", || async {
+            let text = c.find(Locator::Css(&format!("{production} .policy-summary"))).await.ok()?.text().await.ok()?;
+            text.contains(
+                "2 approvals · 60 min to approve · break glass: operator, reviewer · files requests when failing",
+            )
+            .then_some(())
+        })
+        .await;
+    let policy = json(app.get("/api/v1/environments/production/policy").await, 200).await;
+    assert_eq!(policy["approvals_required"], 2);
+    assert_eq!(policy["auto_request"], true);
+
+    // A freeze window (times typed as UTC), then shown in the list.
+    let form = browser.wait_for(&format!("{production} form.freeze-form")).await;
+    for (name, value) in [("starts_at", "2031-12-24T00:00"), ("ends_at", "2031-12-27T00:00")] {
+        let input = form.find(Locator::Css(&format!(r#"input[name="{name}"]"#))).await.unwrap();
+        let arg = serde_json::to_value(&input).unwrap();
+        c.execute(&format!("arguments[0].value = '{value}'; return null;"), vec![arg]).await.unwrap();
+    }
+    form.find(Locator::Css(r#"input[name="reason"]"#)).await.unwrap().send_keys("holiday freeze").await.unwrap();
+    form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("the freeze window is listed", || async {
+            let text = c.find(Locator::Css(&format!("{production} .freeze-list"))).await.ok()?.text().await.ok()?;
+            text.contains("2031-12-24 00:00 UTC → 2031-12-27 00:00 UTC").then_some(())
+        })
+        .await;
+    let policy = json(app.get("/api/v1/environments/production/policy").await, 200).await;
+    assert_eq!(policy["freeze_windows"][0]["starts_at"], "2031-12-24T00:00:00Z");
+
+    // A webhook for fraud-detector: its secret is shown once; a deploy is delivered and logged.
+    let mut receiver = modelgate_tests::WebhookReceiver::start(0).await;
+    let form = browser.wait_for("form.webhook-form").await;
+    form.find(Locator::Css(r#"input[name="url"]"#)).await.unwrap().send_keys(&receiver.url).await.unwrap();
+    form.find(Locator::Css(r#"input[name="model"]"#)).await.unwrap().send_keys("fraud-detector").await.unwrap();
+    form.find(Locator::Css(r#"input[name="description"]"#)).await.unwrap().send_keys("deployer").await.unwrap();
+    form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    let secret = browser.wait_for("#webhooks code.secret").await.text().await.unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    json(
+        app.post("/api/v1/models/fraud-detector/environments/staging/deploy", &serde_json::json!({ "version": 6 }))
+            .await,
+        201,
+    )
+    .await;
+    let delivery = receiver.next().await;
+    assert!(delivery.body.contains("\"to_version\":6"), "{}", delivery.body);
+    browser.wait_for("#webhooks tr[data-webhook] button.link").await.click().await.unwrap();
+    browser
+        .eventually("the delivery log shows the delivered event", || async {
+            let text = c.find(Locator::Css("#deliveries")).await.ok()?.text().await.ok()?;
+            (text.contains("delivered") && text.contains("fraud-detector · staging: v8 → v6")).then_some(())
+        })
+        .await;
+    scroll_to(&browser, "#webhooks").await;
+    browser.screenshot("environments-webhooks").await;
+    c.execute("window.scrollTo(0, 0); return null;", vec![]).await.unwrap();
+    browser.screenshot("environments-policies").await;
+    assert!(browser.page_errors().await.is_empty(), "{:#?}", browser.page_errors().await);
+    browser.close().await;
 }

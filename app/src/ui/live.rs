@@ -17,11 +17,25 @@ pub struct Change {
 pub struct LiveChanges(pub ReadSignal<Option<Change>>);
 
 impl LiveChanges {
-    /// Opens the subscription (in the browser) and provides it as context.
-    pub fn provide() {
+    /// Provides the latest change as context; in the browser, subscribes while `signed_in` holds
+    /// (a subscription refused before sign-in would not retry by itself).
+    pub fn provide(signed_in: impl Fn() -> bool + Send + Sync + 'static) {
         let (latest, set_latest) = signal(None::<Change>);
-        subscribe(set_latest);
         provide_context(LiveChanges(latest));
+        #[cfg(feature = "hydrate")]
+        {
+            let source = StoredValue::new_local(None::<web_sys::EventSource>);
+            Effect::new(move |_| {
+                let wanted = signed_in();
+                source.update_value(|open| match (wanted, open.take()) {
+                    (true, None) => *open = subscribe(set_latest),
+                    (false, Some(es)) => es.close(),
+                    (_, kept) => *open = kept,
+                });
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (signed_in, set_latest);
     }
 
     /// A counter that moves whenever a change `accepts` arrives: put it in a resource's source.
@@ -37,23 +51,20 @@ impl LiveChanges {
     }
 }
 
-fn subscribe(set_latest: WriteSignal<Option<Change>>) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        use wasm_bindgen::closure::Closure;
-        let Ok(source) = web_sys::EventSource::new("/api/v1/events?types=deployment,rollback,health") else { return };
-        for kind in ["deployment", "rollback", "health"] {
-            let on_event = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-                let Some(text) = ev.data().as_string() else { return };
-                let Ok(event) = serde_json::from_str::<crate::domain::ServerEvent>(&text) else { return };
-                let id = ev.last_event_id().parse().unwrap_or_default();
-                set_latest.set(Some(Change { id, kind, model: event.model().to_string() }));
-            });
-            let _ = source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
-            on_event.forget();
-        }
+#[cfg(feature = "hydrate")]
+fn subscribe(set_latest: WriteSignal<Option<Change>>) -> Option<web_sys::EventSource> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let source = web_sys::EventSource::new("/api/v1/events?types=deployment,rollback,health").ok()?;
+    for kind in ["deployment", "rollback", "health"] {
+        let on_event = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            let Some(text) = ev.data().as_string() else { return };
+            let Ok(event) = serde_json::from_str::<crate::domain::ServerEvent>(&text) else { return };
+            let id = ev.last_event_id().parse().unwrap_or_default();
+            set_latest.set(Some(Change { id, kind, model: event.model().to_string() }));
+        });
+        let _ = source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
+        on_event.forget();
     }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = set_latest;
+    Some(source)
 }

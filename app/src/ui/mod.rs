@@ -75,7 +75,7 @@ pub fn App() -> impl IntoView {
     let user: CurrentUser =
         Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| current_user());
     provide_context(user);
-    LiveChanges::provide();
+    LiveChanges::provide(move || matches!(user.get(), Some(Ok(Some(_)))));
     let rollback_changes = LiveChanges::counter(|c| c.kind == "rollback");
     let pending = Resource::new(
         move || (user.get().map(|u| u.ok().flatten().is_some()), rollback_changes.get()),

@@ -276,7 +276,7 @@ async fn execute(
         "UPDATE rollback_requests SET status = 'executed', outcome = $1, closed_at = $2, closed_by = $3, revision = $4 \
          WHERE id = $5",
     )
-    .bind(format!("v{} → v{}", row.from_version, row.to_version))
+    .bind(format!("executed by {}: revision {}", by.name, event.revision))
     .bind(now)
     .bind(&by.name)
     .bind(event.revision)

@@ -40,6 +40,25 @@ impl Forms {
     }
 }
 
+/// A form that empties itself once `action` succeeded (the page refetches around it, keeping what
+/// was typed otherwise).
+fn reset_after<T>(action: ServerAction<T>) -> NodeRef<leptos::html::Form>
+where
+    T: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    T::Output: Clone + Send + Sync + 'static,
+    T::Error: Clone + Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(_))) {
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+        }
+    });
+    form
+}
+
 #[component]
 pub fn EnvironmentsPage() -> impl IntoView {
     let forms = Forms {
@@ -147,7 +166,11 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
         <section class="panel policy" data-env=env.clone()>
             <header class="panel-head plain">
                 <h2>{env.clone()}</h2>
-                <span class="muted small">{format!("changed {} by {}", format::time(&policy.updated_at), policy.updated_by)}</span>
+                <span class="muted small">{if policy.updated_by == "system" {
+                    "default policy".to_string()
+                } else {
+                    format!("changed {} by {}", format::time(&policy.updated_at), policy.updated_by)
+                }}</span>
             </header>
             <p class="policy-summary">{summary}{policy.auto_request.then_some(" · files requests when failing")}</p>
             {may_edit.then(|| view! {
@@ -171,7 +194,7 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
             <p class="muted small">"While frozen, deploys and rollback requests are refused; only break glass changes the live version. Times are UTC."</p>
             <ul class="freeze-list">{freeze_rows}</ul>
             {may_edit.then(|| view! {
-                <ActionForm action=forms.add_freeze attr:class="freeze-form">
+                <ActionForm action=forms.add_freeze node_ref=reset_after(forms.add_freeze) attr:class="freeze-form">
                     <input type="hidden" name="environment" value=freeze_env/>
                     <label>"From"<input type="datetime-local" name="starts_at" required/></label>
                     <label>"Until"<input type="datetime-local" name="ends_at" required/></label>
@@ -232,7 +255,7 @@ fn Webhooks(hooks: Vec<Webhook>, environments: Vec<String>, forms: Forms) -> imp
                 </tr></thead>
                 <tbody>{rows}</tbody>
             </table>
-            <ActionForm action=forms.add_webhook attr:class="webhook-form pad">
+            <ActionForm action=forms.add_webhook node_ref=reset_after(forms.add_webhook) attr:class="webhook-form pad">
                 <label>"URL"<input type="url" name="url" required placeholder="https://deployer.example/hooks/modelgate"/></label>
                 <label>"Model"<input type="text" name="model" placeholder="every model"/></label>
                 <label>"Environment"

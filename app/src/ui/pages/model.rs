@@ -38,6 +38,18 @@ pub fn ModelPage() -> impl IntoView {
     };
     let overview =
         Resource::new(move || (name(), metric(), changes()), |(name, metric, _)| model_overview(name, metric));
+    // The outcome note goes away by itself after a while.
+    Effect::new(move |_| {
+        if rollback.outcome().is_some() {
+            set_timeout(
+                move || {
+                    rollback.request.clear();
+                    rollback.break_glass.clear();
+                },
+                std::time::Duration::from_secs(8),
+            );
+        }
+    });
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::domain::{Health, MetricComparison, PreflightCheck, RollbackCandidate, RollbackPlan, RollbackRequest};
 use crate::server_fns::{BreakGlassRollback, RequestRollback, RollbackDialogData, rollback_dialog};
-use crate::ui::components::{ActionResult, ErrorPanel, HealthBadge, Loading};
+use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
 /// The open dialog: the environment, and the target picked in it (the proposal until one is picked).
@@ -62,7 +62,15 @@ pub fn RollbackDialog(model: String, target: DialogTarget, actions: RollbackActi
             }
         }
     });
-    // A request that went through closes the dialog.
+    // Opening the dialog forgets the last outcome; a request that went through closes it.
+    Effect::new(move |was_open: Option<bool>| {
+        let open = target.with(Option::is_some);
+        if open && was_open == Some(false) {
+            actions.request.clear();
+            actions.break_glass.clear();
+        }
+        open
+    });
     Effect::new(move |_| {
         if matches!(actions.request.value().get(), Some(Ok(_)))
             || matches!(actions.break_glass.value().get(), Some(Ok(_)))
@@ -173,7 +181,7 @@ fn DialogBody(
                 </div>
             </ActionForm>
         })}
-        <ActionResult value=move || actions.request.value().get() success="Filed."/>
+        <Refusal value=move || actions.request.value().get()/>
         {may_break_glass.then(|| view! {
             <details class="break-glass">
                 <summary>"Break glass…"</summary>
@@ -190,10 +198,18 @@ fn DialogBody(
                     <label>{format!("Type {glass_model} to confirm")}<input type="text" name="confirm" required autocomplete="off"/></label>
                     <button type="submit" class="danger">"Break glass and roll back now"</button>
                 </ActionForm>
-                <ActionResult value=move || actions.break_glass.value().get() success="Rolled back."/>
+                <Refusal value=move || actions.break_glass.value().get()/>
             </details>
         })}
     }
+}
+
+/// Why the server refused the dialog's last request, if it did (success closes the dialog).
+#[component]
+fn Refusal(
+    value: impl Fn() -> Option<Result<RollbackRequest, crate::error::ApiError>> + Send + Sync + 'static,
+) -> impl IntoView {
+    move || value().and_then(Result::err).map(|e| view! { <p class="form-note err" role="alert">{e.message}</p> })
 }
 
 fn candidate_option(c: &RollbackCandidate, proposed: Option<i64>, chosen: Option<i64>) -> impl IntoView + use<> {
