@@ -362,6 +362,9 @@ impl Deployments for Store {
         if let Some(window) = policy::active_freeze(&policy, now) {
             return Err(ApiError::conflict(format!("{}; only break glass can change it", window.refusal(environment))));
         }
+        // Open rollback requests first: the same lock order as an approval (request, then live version).
+        let why = format!("stale: v{} went live by a deploy by {}", input.version, caller.actor().name);
+        supersede_open(&mut tx, (model_id, environment_id), None, &why, caller, now).await?;
         let event = change_live_version(
             &mut tx,
             LiveChange {
@@ -377,9 +380,7 @@ impl Deployments for Store {
             },
         )
         .await?;
-        let why = format!("stale: v{} went live by a deploy by {}", event.to_version, event.actor);
-        supersede_open(&mut tx, (model_id, environment_id), None, &why, caller, now).await?;
-        tx.announce(&ServerEvent::Deployment { deployment: event.clone() }, now).await?;
+        tx.announce(ServerEvent::Deployment { deployment: event.clone() });
         tx.commit(caller, deployment_change(AuditAction::Deploy, &event)).await?;
         Ok(event)
     }

@@ -204,13 +204,13 @@ pub struct AuditedTx<'a> {
     tx: WriteTx,
     log: &'a AuditLog,
     events: &'a EventBus,
-    announced: bool,
+    announced: Vec<ServerEvent>,
     recorded: usize,
 }
 
 impl<'a> AuditedTx<'a> {
     pub(crate) fn new(tx: WriteTx, log: &'a AuditLog, events: &'a EventBus) -> Self {
-        Self { tx, log, events, announced: false, recorded: 0 }
+        Self { tx, log, events, announced: Vec::new(), recorded: 0 }
     }
 
     /// Appends the entry of a change before the last one, for a write that makes several (a
@@ -228,27 +228,34 @@ impl<'a> AuditedTx<'a> {
             tracing::error!("a write tried to commit without an audit entry");
             return Err(ApiError::internal());
         }
+        self.store_events_and_commit().await
+    }
+
+    /// Queues an event for subscribers: stored just before the commit — after the audit entries,
+    /// so every write takes the audit chain's lock before the event log's and two writers never
+    /// wait on each other — and relayed once (and only if) the transaction commits.
+    pub fn announce(&mut self, event: ServerEvent) {
+        self.announced.push(event);
+    }
+
+    /// Stores the queued events and commits.
+    async fn store_events_and_commit(mut self) -> Result<(), ApiError> {
+        let now = self.log.clock.now_ms();
+        for event in &self.announced {
+            crate::events::record(&mut self.tx, event, now).await?;
+        }
         self.tx.commit().await?;
-        if self.announced {
+        if !self.announced.is_empty() {
             self.events.stored();
         }
         Ok(())
-    }
-
-    /// Stores an event for subscribers, told once (and only if) the transaction commits.
-    pub async fn announce(&mut self, event: &ServerEvent, now: i64) -> Result<i64, ApiError> {
-        self.announced = true;
-        crate::events::record(&mut self.tx, event, now).await
     }
 
     /// Appends the entry for `change` (and, on the cadence, a signed checkpoint), then commits
     /// everything at once. Dropping the transaction instead rolls back the change and leaves no entry.
     pub async fn commit(mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
         let entry = append(&mut self.tx, self.log, by.into(), change).await?;
-        self.tx.commit().await?;
-        if self.announced {
-            self.events.stored();
-        }
+        self.store_events_and_commit().await?;
         Ok(entry)
     }
 }

@@ -641,7 +641,9 @@ pub(crate) async fn save(
         Some((_, old)) => Change::new(AuditAction::GuardrailUpdate, target).before(old).after(&after),
         None => Change::new(AuditAction::GuardrailCreate, target).after(&after),
     };
-    announce_health(&mut tx, model, &changes, now).await?;
+    for c in &changes {
+        tx.announce(c.clone().event(model));
+    }
     tx.commit(caller, change).await?;
     store.health_changed(model, changes).await;
     Ok(after)
@@ -657,7 +659,9 @@ pub(crate) async fn delete(store: &Store, caller: &Caller, model: &str, id: i64)
     let changes = reevaluate_environment(&mut tx, model_id, (env_id, &before.environment), now).await?;
     let change =
         Change::new(AuditAction::GuardrailDelete, Target::guardrail(model, &before.environment, id)).before(&before);
-    announce_health(&mut tx, model, &changes, now).await?;
+    for c in &changes {
+        tx.announce(c.clone().event(model));
+    }
     tx.commit(caller, change).await?;
     store.health_changed(model, changes).await;
     Ok(before)

@@ -162,24 +162,31 @@ impl Acting {
     }
 }
 
-/// Closes an open request with `status`, records why, and tells subscribers.
-async fn close(
+/// Closes a request with `status` if it is still open (a concurrent writer may have closed it
+/// first), records why, and tells subscribers; `None` when it was no longer open.
+async fn close_if_open(
     tx: &mut AuditedTx<'_>,
     id: i64,
     status: RollbackStatus,
     outcome: &str,
     by: &Acting,
     now: i64,
-) -> Result<RollbackRequest, ApiError> {
-    sqlx::query("UPDATE rollback_requests SET status = $1, outcome = $2, closed_at = $3, closed_by = $4 WHERE id = $5")
-        .bind(status.as_str())
-        .bind(outcome)
-        .bind(now)
-        .bind(&by.name)
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+) -> Result<Option<RollbackRequest>, ApiError> {
+    let closed = sqlx::query(
+        "UPDATE rollback_requests SET status = $1, outcome = $2, closed_at = $3, closed_by = $4 \
+         WHERE id = $5 AND status = 'open'",
+    )
+    .bind(status.as_str())
+    .bind(outcome)
+    .bind(now)
+    .bind(&by.name)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if closed.rows_affected() == 0 {
+        return Ok(None);
+    }
     let request = load(tx, id, now).await?;
     let action = match status {
         RollbackStatus::Expired => AuditAction::RollbackExpire,
@@ -191,8 +198,22 @@ async fn close(
         .before(&json!({ "status": "open" }))
         .after(&json!({ "status": status, "outcome": outcome }));
     tx.record(by.audit.clone(), change).await?;
-    tx.announce(&ServerEvent::Rollback { request: request.clone() }, now).await?;
-    Ok(request)
+    tx.announce(ServerEvent::Rollback { request: request.clone() });
+    Ok(Some(request))
+}
+
+/// Closes a request this transaction has locked (so it is open).
+async fn close(
+    tx: &mut AuditedTx<'_>,
+    id: i64,
+    status: RollbackStatus,
+    outcome: &str,
+    by: &Acting,
+    now: i64,
+) -> Result<RollbackRequest, ApiError> {
+    close_if_open(tx, id, status, outcome, by, now)
+        .await?
+        .ok_or_else(|| ApiError::conflict(format!("rollback request {id} is no longer open")))
 }
 
 /// Closes as expired the open requests past their time-to-live (of one model and environment, or all).
@@ -208,11 +229,13 @@ async fn expire_overdue(tx: &mut AuditedTx<'_>, scope: Option<(i64, i64)>, now: 
     .fetch_all(&mut **tx)
     .await
     .map_err(db_error)?;
+    let mut expired = 0;
     for (id, required) in &ids {
         let outcome = format!("not approved by {required} reviewer(s) in time");
-        close(tx, *id, RollbackStatus::Expired, &outcome, &Acting::system("expiry"), now).await?;
+        let by = Acting::system("expiry");
+        expired += usize::from(close_if_open(tx, *id, RollbackStatus::Expired, &outcome, &by, now).await?.is_some());
     }
-    Ok(ids.len())
+    Ok(expired)
 }
 
 /// Closes as stale the open requests of a model in an environment whose live version just changed
@@ -236,7 +259,7 @@ pub(crate) async fn supersede_open(
     .await
     .map_err(db_error)?;
     for id in ids {
-        close(tx, id, RollbackStatus::Stale, why, &Acting::from(by), now).await?;
+        close_if_open(tx, id, RollbackStatus::Stale, why, &Acting::from(by), now).await?;
     }
     Ok(())
 }
@@ -286,9 +309,9 @@ async fn execute(
     .map_err(db_error)?;
     let action = if kind == DeploymentKind::BreakGlass { AuditAction::BreakGlass } else { AuditAction::Rollback };
     tx.record(by.audit.clone(), deployment_change(action, &event)).await?;
-    tx.announce(&ServerEvent::Deployment { deployment: event }, now).await?;
+    tx.announce(ServerEvent::Deployment { deployment: event });
     let request = load(tx, row.id, now).await?;
-    tx.announce(&ServerEvent::Rollback { request: request.clone() }, now).await?;
+    tx.announce(ServerEvent::Rollback { request: request.clone() });
     Ok(request)
 }
 
@@ -373,7 +396,7 @@ async fn file(tx: &mut AuditedTx<'_>, filing: Filing<'_>) -> Result<RollbackRequ
         "approvals_required": approvals, "expires_at": request.expires_at,
     }));
     tx.record(by.audit.clone(), change.reason(reason)).await?;
-    tx.announce(&ServerEvent::Rollback { request: request.clone() }, now).await?;
+    tx.announce(ServerEvent::Rollback { request: request.clone() });
     if approvals == 0 {
         return execute(tx, &row, DeploymentKind::Rollback, by, now).await;
     }
@@ -609,7 +632,7 @@ impl Rollbacks for Store {
                     execute(&mut tx, &row, DeploymentKind::Rollback, &by, now).await?
                 } else {
                     let request = load(&mut tx, id, now).await?;
-                    tx.announce(&ServerEvent::Rollback { request: request.clone() }, now).await?;
+                    tx.announce(ServerEvent::Rollback { request: request.clone() });
                     request
                 }
             }
@@ -708,7 +731,7 @@ impl Rollbacks for Store {
             .await
             .map_err(db_error)?;
         let request = load(&mut tx, id, now).await?;
-        tx.announce(&ServerEvent::Rollback { request: request.clone() }, now).await?;
+        tx.announce(ServerEvent::Rollback { request: request.clone() });
         let change = Change::new(AuditAction::RollbackAcknowledge, Target::rollback(&row.model, &row.environment, id))
             .after(&json!({ "acknowledged_by": by }))
             .reason(&input.comment);
