@@ -256,7 +256,7 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
             ("url", "http://127.0.0.1:9/hook"),
             ("active", "true"),
         ];
-        let response = app.anonymous.post(app.url(path)).form(&form).send().await.unwrap();
+        let response = app.anonymous.post(app.url(path)).form(&form[..]).send().await.unwrap();
         let status = response.status().as_u16();
         if public.iter().any(|p| path.starts_with(p)) {
             assert!(status < 500, "{path}: {status}");
