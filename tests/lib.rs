@@ -466,8 +466,10 @@ impl WebhookReceiver {
             axum::routing::post(move |headers: http::HeaderMap, body: String| {
                 let (tx, answer) = (tx.clone(), answer.clone());
                 async move {
+                    // The answer is decided before the test hears of the request.
+                    let status = http::StatusCode::from_u16(answer.load(std::sync::atomic::Ordering::SeqCst)).unwrap();
                     let _ = tx.send(Delivery { headers, body });
-                    http::StatusCode::from_u16(answer.load(std::sync::atomic::Ordering::SeqCst)).unwrap()
+                    status
                 }
             }),
         );

@@ -66,5 +66,31 @@ fn subscribe(set_latest: WriteSignal<Option<Change>>) -> Option<web_sys::EventSo
         let _ = source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
         on_event.forget();
     }
+    close_when_left(&source);
     Some(source)
+}
+
+/// Closes an event stream when the page is left. A page kept in the back/forward cache would
+/// otherwise hold its connection open, and a browser opens only six per site: a few pages later,
+/// the console's own requests would wait behind them. A page restored from that cache reloads,
+/// to show current data with fresh subscriptions.
+#[cfg(feature = "hydrate")]
+pub fn close_when_left(source: &web_sys::EventSource) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let Some(window) = web_sys::window() else { return };
+    let source = source.clone();
+    let on_hide = Closure::<dyn Fn()>::new(move || source.close());
+    let on_show = Closure::<dyn Fn(web_sys::Event)>::new(|ev: web_sys::Event| {
+        let persisted = js_sys::Reflect::get(&ev, &"persisted".into()).ok().and_then(|v| v.as_bool());
+        if persisted == Some(true) {
+            if let Some(window) = web_sys::window() {
+                let _ = window.location().reload();
+            }
+        }
+    });
+    let _ = window.add_event_listener_with_callback("pagehide", on_hide.as_ref().unchecked_ref());
+    let _ = window.add_event_listener_with_callback("pageshow", on_show.as_ref().unchecked_ref());
+    on_hide.forget();
+    on_show.forget();
 }

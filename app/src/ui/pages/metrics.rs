@@ -258,6 +258,7 @@ fn live_updates(
         let _ = source.add_event_listener_with_callback("health", on_health.as_ref().unchecked_ref());
         on_metrics.forget();
         on_health.forget();
+        crate::ui::live::close_when_left(&source);
         let source = StoredValue::new_local(source);
         on_cleanup(move || source.with_value(|s| s.close()));
     }
