@@ -395,6 +395,8 @@ pub struct SseEvent {
 pub struct EventStream {
     response: Response,
     buffer: String,
+    /// Events read while looking for another name, in arrival order.
+    skipped: Vec<(String, SseEvent)>,
 }
 
 impl EventStream {
@@ -404,22 +406,29 @@ impl EventStream {
         assert_eq!(response.status(), 200, "event stream refused");
         let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
         assert!(content_type.starts_with("text/event-stream"), "{content_type}");
-        Self { response, buffer: String::new() }
+        Self { response, buffer: String::new(), skipped: Vec::new() }
     }
 
-    /// The next event named `name` (others are skipped), within 10 seconds.
+    /// The next event named `name`, within 10 seconds; events of other names stay for later calls
+    /// (events of different kinds may arrive in either order).
     pub async fn next(&mut self, name: &str) -> SseEvent {
+        if let Some(i) = self.skipped.iter().position(|(n, _)| n == name) {
+            return self.skipped.remove(i).1;
+        }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
                 let field = |f: &str| block.lines().find_map(|l| l.strip_prefix(f)).map(str::trim).map(String::from);
-                if field("event:").as_deref() == Some(name) {
-                    return SseEvent {
-                        id: field("id:").map(|id| id.parse().expect("numeric event id")),
-                        data: serde_json::from_str(&field("data:").expect("data")).expect("JSON data"),
-                    };
+                let (Some(event), Some(data)) = (field("event:"), field("data:")) else { continue };
+                let parsed = SseEvent {
+                    id: field("id:").map(|id| id.parse().expect("numeric event id")),
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                };
+                if event == name {
+                    return parsed;
                 }
+                self.skipped.push((event, parsed));
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await

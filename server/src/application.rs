@@ -34,7 +34,7 @@ impl Application {
         db.migrate().await.context("migrating the database")?;
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
         let store = Arc::new(Store::new(db, clock, config.auth_settings(), audit));
-        events::spawn_relay(Arc::downgrade(&store), config.database_url.clone());
+        events::start_relay(&store, &config.database_url).await.context("starting the event relay")?;
         delivery::spawn_deliverer(Arc::downgrade(&store), config.webhooks.retry_policy());
         // A checkpoint when entries were appended since the last one, every N minutes.
         let minutes = std::time::Duration::from_secs(config.audit.checkpoint_minutes.max(1) * 60);

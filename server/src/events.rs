@@ -3,7 +3,7 @@
 //! on one database tell the same story, and a subscriber that reconnects can ask for what it missed.
 //! Metric points (a "refresh" hint at ingest rates) skip the table and go to local subscribers only.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::domain::ServerEvent;
@@ -108,19 +108,30 @@ pub(crate) async fn stored_since(
     Ok(rows.into_iter().filter_map(|(id, text)| serde_json::from_str(&text).ok().map(|e| (id, e))).collect())
 }
 
-/// Relays stored events to this process's subscribers, in order, from the moment it starts:
-/// woken by local commits, PostgreSQL notifications from other replicas, and a poll. Ends with the store.
-pub fn spawn_relay(store: Weak<Store>, database_url: String) {
+/// The number of the last stored event.
+pub(crate) async fn head(conn: &mut AnyConnection) -> Result<i64, ApiError> {
+    sqlx::query_scalar("SELECT last_id FROM event_head WHERE id = 1").fetch_one(conn).await.map_err(db_error)
+}
+
+/// Starts relaying stored events to this process's subscribers, in order, from the current head
+/// on: woken by local commits, PostgreSQL notifications from other replicas (listening before the
+/// head is read, so nothing falls between), and a poll. Ends with the store.
+pub async fn start_relay(store: &Arc<Store>, database_url: &str) -> Result<(), ApiError> {
+    let mut listener = match store.db.dialect() {
+        Dialect::Postgres => listen(database_url).await,
+        Dialect::Sqlite => None,
+    };
+    let mut last = head(&mut *store.conn().await?).await?;
+    let (store, database_url) = (Arc::downgrade(store), database_url.to_string());
     tokio::spawn(async move {
-        let mut listener = None;
-        let mut last = None;
         loop {
             let Some(s) = store.upgrade().filter(|s| !s.db.pool().is_closed()) else { return };
             if listener.is_none() && s.db.dialect() == Dialect::Postgres {
                 listener = listen(&database_url).await;
             }
-            if let Err(e) = relay_once(&s, &mut last).await {
-                tracing::warn!(error = %e.message, "relaying events failed");
+            match relay_once(&s, last).await {
+                Ok(relayed_to) => last = relayed_to,
+                Err(e) => tracing::warn!(error = %e.message, "relaying events failed"),
             }
             let bus = s.events.clone();
             drop(s);
@@ -137,6 +148,7 @@ pub fn spawn_relay(store: Weak<Store>, database_url: String) {
             }
         }
     });
+    Ok(())
 }
 
 async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
@@ -145,20 +157,9 @@ async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
     Some(listener)
 }
 
-/// Sends every event stored after `last` (starting from the current head on the first call).
-async fn relay_once(store: &Store, last: &mut Option<i64>) -> Result<(), ApiError> {
+/// Sends every event stored after `after`; returns the number of the last one sent.
+async fn relay_once(store: &Store, mut after: i64) -> Result<i64, ApiError> {
     let mut conn = store.conn().await?;
-    let mut after = match *last {
-        Some(id) => id,
-        None => {
-            let head = sqlx::query_scalar("SELECT last_id FROM event_head WHERE id = 1")
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            *last = Some(head);
-            return Ok(());
-        }
-    };
     loop {
         let events = stored_since(&mut conn, after, None).await?;
         let done = (events.len() as i64) < BATCH;
@@ -166,9 +167,8 @@ async fn relay_once(store: &Store, last: &mut Option<i64>) -> Result<(), ApiErro
             after = id;
             let _ = store.events.sender.send(Numbered { id: Some(id), event: Arc::new(event) });
         }
-        *last = Some(after);
         if done {
-            return Ok(());
+            return Ok(after);
         }
     }
 }

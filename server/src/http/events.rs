@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Authenticated;
 use super::extract::ApiQuery;
-use crate::events::{Numbered, stored_since};
+use crate::events::{Numbered, head, stored_since};
 use crate::store::Store;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -166,13 +166,20 @@ async fn events(
         ),
         None => filter.last_event_id,
     };
+    let receiver = s.store.events.subscribe();
+    // Without a resume point, the stream starts with what is stored after now (events stored just
+    // before, still on their way through the relay, are not this subscriber's).
+    let sent_up_to = match resume {
+        Some(after) => after,
+        None => head(&mut *s.store.conn().await?).await?,
+    };
     let subscription = Subscription {
-        receiver: s.store.events.subscribe(),
+        receiver,
         store: s.store.clone(),
         filter,
         ready: VecDeque::new(),
         replay_after: resume,
-        sent_up_to: resume.unwrap_or(0),
+        sent_up_to,
     };
     let stream = futures::stream::unfold(subscription, |mut sub| async move {
         let event = sub.next().await?;
