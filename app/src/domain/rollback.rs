@@ -65,6 +65,13 @@ pub fn default_break_glass_roles() -> Vec<Role> {
     vec![Role::Operator]
 }
 
+impl Policy {
+    /// Whether any of `roles` may break glass under this policy.
+    pub fn lets_break_glass(&self, roles: &super::Roles) -> bool {
+        roles.iter().any(|r| self.break_glass_roles.contains(r))
+    }
+}
+
 impl From<&Policy> for PolicyInput {
     fn from(p: &Policy) -> Self {
         Self {

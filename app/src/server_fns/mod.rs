@@ -296,7 +296,7 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
     }
     let awaiting = RollbackQuery { model: Some(name.clone()), awaiting_review: Some(true), ..Default::default() };
     let policies = backend.list_policies(&caller).await?;
-    let may_break_glass = policies.iter().any(|p| caller.roles.iter().any(|r| p.break_glass_roles.contains(r)));
+    let may_break_glass = policies.iter().any(|p| p.lets_break_glass(&caller.roles));
     Ok(ModelPageData {
         model,
         versions,

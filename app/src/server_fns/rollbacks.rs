@@ -27,7 +27,7 @@ pub async fn rollback_dialog(
 ) -> Result<RollbackDialogData, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let plan = backend.rollback_plan(&caller, &model, &environment, to_version).await?;
-    let may_break_glass = caller.roles.iter().any(|r| plan.policy.break_glass_roles.contains(r));
+    let may_break_glass = plan.policy.lets_break_glass(&caller.roles);
     Ok(RollbackDialogData { plan, may_request: caller.can(Permission::RequestRollbacks), may_break_glass })
 }
 

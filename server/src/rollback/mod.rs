@@ -349,7 +349,7 @@ async fn file(tx: &mut AuditedTx<'_>, filing: Filing<'_>) -> Result<RollbackRequ
         Some(t) => plan::target_blocker(tx, model, t).await?,
         None => None,
     };
-    let open_request = plan::open_request(tx, model_id, environment_id).await?;
+    let open_request = plan::open_request(tx, model_id, environment_id, now).await?;
     let facts = PreflightFacts {
         model,
         environment,
@@ -493,16 +493,7 @@ impl Rollbacks for Store {
             Some(t) => plan::target_blocker(&mut conn, model, t).await?,
             None => None,
         };
-        let open = sqlx::query_scalar::<_, i64>(
-            "SELECT id FROM rollback_requests WHERE model_id = $1 AND environment_id = $2 AND status = 'open' \
-             AND expires_at > $3",
-        )
-        .bind(model_id)
-        .bind(environment_id)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        let open = plan::open_request(&mut conn, model_id, environment_id, now).await?;
         let frozen = policy::active_freeze(&policy, now).cloned();
         let facts = PreflightFacts {
             model,
@@ -675,7 +666,7 @@ impl Rollbacks for Store {
         let mut tx = self.begin_write().await?;
         let model_id = model_id(&mut tx, model).await?;
         let (environment_id, policy) = policy::load(&mut tx, environment).await?;
-        if !caller.roles.iter().any(|r| policy.break_glass_roles.contains(r)) {
+        if !policy.lets_break_glass(&caller.roles) {
             let allowed: Vec<&str> = policy.break_glass_roles.iter().map(|r| r.as_str()).collect();
             return Err(ApiError::forbidden(format!(
                 "breaking glass in {environment} is allowed for: {}",

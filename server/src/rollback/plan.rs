@@ -174,17 +174,20 @@ pub(crate) async fn comparison(
     Ok(rows)
 }
 
-/// The open request of a model in an environment, if any (expired ones are closed before this is asked).
+/// The open request of a model in an environment that has not yet expired at `now`, if any.
 pub(crate) async fn open_request(
     conn: &mut AnyConnection,
     model_id: i64,
     environment_id: i64,
+    now: i64,
 ) -> Result<Option<i64>, ApiError> {
     sqlx::query_scalar(
-        "SELECT id FROM rollback_requests WHERE model_id = $1 AND environment_id = $2 AND status = 'open'",
+        "SELECT id FROM rollback_requests WHERE model_id = $1 AND environment_id = $2 AND status = 'open' \
+         AND expires_at > $3",
     )
     .bind(model_id)
     .bind(environment_id)
+    .bind(now)
     .fetch_optional(conn)
     .await
     .map_err(db_error)
