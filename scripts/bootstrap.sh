@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
+MLFLOW_VERSION=3.17.2
 source scripts/env.sh
 
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
@@ -30,6 +31,13 @@ fi
 if [ ! -x .tools/node_modules/.bin/wasm-opt ]; then
   step "installing wasm-opt (binaryen from npm)"
   npm install --silent --prefix .tools "binaryen@$BINARYEN_VERSION"
+fi
+
+mlflow_python=.tools/mlflow/bin/python
+if [ "$("$mlflow_python" -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))' 2>/dev/null)" != "$MLFLOW_VERSION" ]; then
+  step "installing the MLflow client (mlflow-skinny $MLFLOW_VERSION) in .tools/mlflow for the compatibility tests"
+  python3 -m venv .tools/mlflow
+  "$mlflow_python" -m pip install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION"
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

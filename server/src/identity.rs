@@ -357,13 +357,13 @@ impl Store {
     }
 }
 
-#[async_trait]
-impl Identity for Store {
-    async fn sign_in(&self, username: &str, password: &str, origin: &Origin) -> Result<SessionGrant, ApiError> {
+impl Store {
+    /// The user whose password this is, within the sign-in throttle; a failure is recorded
+    /// (audited) and answered 401 without saying which part was wrong.
+    async fn check_password(&self, username: &str, password: &str, origin: &Origin) -> Result<UserRow, ApiError> {
         let now = self.clock.now_ms();
-        let client = client_addr(origin);
         let mut conn = self.conn().await?;
-        self.check_throttle(&mut conn, username, client, now).await?;
+        self.check_throttle(&mut conn, username, client_addr(origin), now).await?;
         let user = user_by_name(&mut conn, username).await?;
         drop(conn);
         let hash = match &user {
@@ -377,10 +377,38 @@ impl Identity for Store {
             Some(u) if u.disabled_at.is_some() => Some("account disabled"),
             Some(_) => None,
         };
-        let (Some(user), None) = (user, why) else {
-            self.record_failure(username, origin, why.unwrap_or_default(), now).await?;
-            return Err(ApiError::new(ErrorCode::Unauthorized, "wrong username or password"));
-        };
+        match (user, why) {
+            (Some(user), None) => Ok(user),
+            _ => {
+                self.record_failure(username, origin, why.unwrap_or_default(), now).await?;
+                Err(ApiError::new(ErrorCode::Unauthorized, "wrong username or password"))
+            }
+        }
+    }
+
+    /// The caller of a request with HTTP basic credentials (what MLflow clients send for
+    /// `MLFLOW_TRACKING_USERNAME`/`PASSWORD`); checked like a sign-in, then trusted as briefly as
+    /// a resolved API token, so a busy client does not pay for Argon2 on every request.
+    pub async fn password_caller(&self, username: &str, password: &str, origin: &Origin) -> Result<Caller, ApiError> {
+        let now = self.clock.now_ms();
+        let key = format!("basic:{}", token_hash(&format!("{username}\0{password}")));
+        if let Some(caller) = self.tokens.get(&key, now) {
+            return Ok(caller);
+        }
+        let user = self.check_password(username, password, origin).await?;
+        let caller = user.caller(user.roles(), None);
+        let entry = CachedToken { caller: caller.clone(), token_expires_at: None, trusted_until: now + TOKEN_CACHE_MS };
+        self.tokens.put(key, entry);
+        Ok(caller)
+    }
+}
+
+#[async_trait]
+impl Identity for Store {
+    async fn sign_in(&self, username: &str, password: &str, origin: &Origin) -> Result<SessionGrant, ApiError> {
+        let now = self.clock.now_ms();
+        let client = client_addr(origin);
+        let user = self.check_password(username, password, origin).await?;
         let token = random_secret();
         let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, client_addr) VALUES ($1, $2, $3, $3, $4)")

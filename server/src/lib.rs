@@ -11,6 +11,7 @@ pub mod events;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod mlflow;
 pub mod registry;
 pub mod rollback;
 pub mod store;

@@ -13,6 +13,7 @@ use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, db_error};
 use crate::deployments::live_versions;
+use crate::metrics::StoredPoints;
 use crate::metrics::guardrails::{live_health, stored_health};
 use crate::store::{Store, from_json, like_pattern, model_id, to_json};
 
@@ -158,6 +159,87 @@ async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiEr
     Ok(row.into_model(live, health))
 }
 
+/// Inserts a (validated) version inside the caller's write transaction; a version whose lineage
+/// names an MLflow run takes that run's metric points as its evaluation series.
+pub(crate) async fn insert_version(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    model: &str,
+    input: NewVersion,
+    now: i64,
+) -> Result<(Version, StoredPoints), ApiError> {
+    let (id, number): (i64, i64) = sqlx::query_as(
+        "UPDATE models SET next_version = next_version + 1, updated_at = $2 WHERE name = $1 \
+         RETURNING id, next_version - 1",
+    )
+    .bind(model)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| ApiError::not_found(format!("model '{model}' not found")))?;
+    if let Some(parent) = input.lineage.parent_version {
+        let exists = sqlx::query_scalar::<_, i64>("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
+            .bind(id)
+            .bind(parent)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        if exists.is_none() {
+            return Err(ApiError::invalid(
+                "lineage.parent_version",
+                format!("model '{model}' has no version {parent}"),
+            ));
+        }
+    }
+    let l = &input.lineage;
+    sqlx::query(
+        "INSERT INTO versions (model_id, number, artifact_uri, artifact_digest, framework, parameters, \
+         run_id, run_link, git_commit, dataset_ref, dataset_hash, parent_version, description, tags, \
+         created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(id)
+    .bind(number)
+    .bind(&input.artifact_uri)
+    .bind(&input.artifact_digest)
+    .bind(&input.framework)
+    .bind(to_json(&input.parameters))
+    .bind(&l.run_id)
+    .bind(&l.run_link)
+    .bind(&l.git_commit)
+    .bind(&l.dataset_ref)
+    .bind(&l.dataset_hash)
+    .bind(l.parent_version)
+    .bind(&input.description)
+    .bind(to_json(&input.tags))
+    .bind(now)
+    .bind(&caller.actor().name)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let version = Version {
+        model: model.to_string(),
+        number,
+        artifact_uri: input.artifact_uri,
+        artifact_digest: input.artifact_digest,
+        framework: input.framework,
+        parameters: input.parameters,
+        lineage: input.lineage,
+        description: input.description,
+        tags: input.tags,
+        created_at: rfc3339(now),
+        created_by: caller.actor().name,
+        quarantine: None,
+        live_in: Vec::new(),
+        health: Vec::new(),
+    };
+    let stored = match &version.lineage.run_id {
+        Some(run_id) => crate::mlflow::tracking::copy_run_metrics(conn, model, number, run_id, now).await?,
+        None => StoredPoints::default(),
+    };
+    Ok((version, stored))
+}
+
 #[async_trait]
 impl Registry for Store {
     async fn create_model(&self, caller: &Caller, input: NewModel) -> Result<Model, ApiError> {
@@ -258,74 +340,10 @@ impl Registry for Store {
         let input = input.validated()?;
         let now = self.clock.now_ms();
         let mut tx = self.begin_write().await?;
-        let (id, number): (i64, i64) = sqlx::query_as(
-            "UPDATE models SET next_version = next_version + 1, updated_at = $2 WHERE name = $1 \
-             RETURNING id, next_version - 1",
-        )
-        .bind(model)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::not_found(format!("model '{model}' not found")))?;
-        if let Some(parent) = input.lineage.parent_version {
-            let exists =
-                sqlx::query_scalar::<_, i64>("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
-                    .bind(id)
-                    .bind(parent)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            if exists.is_none() {
-                return Err(ApiError::invalid(
-                    "lineage.parent_version",
-                    format!("model '{model}' has no version {parent}"),
-                ));
-            }
-        }
-        let l = &input.lineage;
-        sqlx::query(
-            "INSERT INTO versions (model_id, number, artifact_uri, artifact_digest, framework, parameters, \
-             run_id, run_link, git_commit, dataset_ref, dataset_hash, parent_version, description, tags, \
-             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(id)
-        .bind(number)
-        .bind(&input.artifact_uri)
-        .bind(&input.artifact_digest)
-        .bind(&input.framework)
-        .bind(to_json(&input.parameters))
-        .bind(&l.run_id)
-        .bind(&l.run_link)
-        .bind(&l.git_commit)
-        .bind(&l.dataset_ref)
-        .bind(&l.dataset_hash)
-        .bind(l.parent_version)
-        .bind(&input.description)
-        .bind(to_json(&input.tags))
-        .bind(now)
-        .bind(&caller.actor().name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let version = Version {
-            model: model.to_string(),
-            number,
-            artifact_uri: input.artifact_uri,
-            artifact_digest: input.artifact_digest,
-            framework: input.framework,
-            parameters: input.parameters,
-            lineage: input.lineage,
-            description: input.description,
-            tags: input.tags,
-            created_at: rfc3339(now),
-            created_by: caller.actor().name,
-            quarantine: None,
-            live_in: Vec::new(),
-            health: Vec::new(),
-        };
-        let change = Change::new(AuditAction::VersionRegister, Target::version(model, number)).after(&version);
+        let (version, stored) = insert_version(&mut tx, caller, model, input, now).await?;
+        let change = Change::new(AuditAction::VersionRegister, Target::version(model, version.number)).after(&version);
         tx.commit(caller, change).await?;
+        self.metrics_stored(model, stored).await;
         Ok(version)
     }
 

@@ -8,6 +8,7 @@ mod deployments;
 mod identity;
 mod input;
 mod metrics;
+mod mlflow;
 mod models;
 mod ops;
 mod rollbacks;

@@ -36,10 +36,18 @@ pub enum AuditAction {
     SignIn,
     SignInFailed,
     SignOut,
+    ModelUpdate,
+    ModelDelete,
+    AliasSet,
+    AliasDelete,
+    ExperimentCreate,
+    RunCreate,
+    RunUpdate,
+    RunLog,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 38] = [
         AuditAction::ModelCreate,
         AuditAction::VersionRegister,
         AuditAction::VersionUpdate,
@@ -70,6 +78,14 @@ impl AuditAction {
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
+        AuditAction::ModelUpdate,
+        AuditAction::ModelDelete,
+        AuditAction::AliasSet,
+        AuditAction::AliasDelete,
+        AuditAction::ExperimentCreate,
+        AuditAction::RunCreate,
+        AuditAction::RunUpdate,
+        AuditAction::RunLog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +120,14 @@ impl AuditAction {
             AuditAction::SignIn => "session.sign_in",
             AuditAction::SignInFailed => "session.sign_in_failed",
             AuditAction::SignOut => "session.sign_out",
+            AuditAction::ModelUpdate => "model.update",
+            AuditAction::ModelDelete => "model.delete",
+            AuditAction::AliasSet => "alias.set",
+            AuditAction::AliasDelete => "alias.delete",
+            AuditAction::ExperimentCreate => "experiment.create",
+            AuditAction::RunCreate => "run.create",
+            AuditAction::RunUpdate => "run.update",
+            AuditAction::RunLog => "run.log",
         }
     }
 }

@@ -162,6 +162,14 @@ impl Target {
         Self { path: format!("webhooks/{id}"), ..Default::default() }
     }
 
+    pub fn experiment(id: i64) -> Self {
+        Self { path: format!("mlflow/experiments/{id}"), ..Default::default() }
+    }
+
+    pub fn run(id: &str) -> Self {
+        Self { path: format!("mlflow/runs/{id}"), ..Default::default() }
+    }
+
     pub fn token(id: i64) -> Self {
         Self { path: format!("tokens/{id}"), ..Default::default() }
     }

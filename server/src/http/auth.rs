@@ -29,6 +29,22 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_string());
+    let basic = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .map(basic_credentials);
+    if let Some(credentials) = basic {
+        let Some((username, password)) = credentials else {
+            return ApiError::new(app::error::ErrorCode::Unauthorized, "malformed basic credentials").into_response();
+        };
+        match s.store.password_caller(&username, &password, &origin).await {
+            Ok(caller) => req.extensions_mut().insert(Caller { origin, ..caller }),
+            Err(e) => return e.into_response(),
+        };
+        return next.run(req).await;
+    }
     let caller = match bearer {
         Some(token) => match s.store.token_caller(&token).await {
             Ok(Some(caller)) => Some(caller),
@@ -63,6 +79,15 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         None => {}
     }
     next.run(req).await
+}
+
+/// `user:password` from the base64 of a basic `Authorization` header.
+fn basic_credentials(encoded: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 /// The request id (set by the request-id layer) and the peer address of a request.

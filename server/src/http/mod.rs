@@ -123,6 +123,7 @@ pub fn router(
     );
     Router::new()
         .merge(api)
+        .merge(crate::mlflow::router())
         .merge(ops::router())
         .merge(console)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))

@@ -15,6 +15,7 @@ use futures::{Stream, StreamExt};
 use sqlx::AnyConnection;
 
 use crate::db::db_error;
+use crate::metrics::guardrails::HealthChange;
 use crate::store::{Store, model_id};
 use chunks::{
     BLOCK_CHUNKS, CHUNK_POINTS, ChunkStats, Unit, bucket_points, bucket_size, buckets, pack, position, unpack,
@@ -433,6 +434,89 @@ impl Store {
     }
 }
 
+/// What a write stored in a version's metric series: told to subscribers once it commits.
+#[derive(Debug, Default)]
+pub(crate) struct StoredPoints {
+    version: i64,
+    keys: Vec<String>,
+    points: usize,
+    series: Vec<SeriesSummary>,
+    changes: Vec<HealthChange>,
+}
+
+/// Appends points to a version's series inside the caller's transaction (each series created on
+/// first use) and re-evaluates the guardrails they touch, queuing health changes as events.
+pub(crate) async fn store_points(
+    conn: &mut AnyConnection,
+    model: &str,
+    (model_id, version_id, number): (i64, i64, i64),
+    points: &[NewMetricPoint],
+    now: i64,
+) -> Result<StoredPoints, ApiError> {
+    let mut environments: HashMap<String, i64> = HashMap::new();
+    let mut order: Vec<SeriesKey> = Vec::new();
+    let mut groups: HashMap<SeriesKey, Vec<&NewMetricPoint>> = HashMap::new();
+    for (i, p) in points.iter().enumerate() {
+        let environment_id = match &p.environment {
+            None => 0,
+            Some(name) => match environments.get(name) {
+                Some(id) => *id,
+                None => {
+                    let id = sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(db_error)?
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                &format!("points[{i}].environment"),
+                                format!("no environment named '{name}'"),
+                            )
+                        })?;
+                    environments.insert(name.clone(), id);
+                    id
+                }
+            },
+        };
+        let key = SeriesKey { key: p.key.clone(), source: p.source, environment_id };
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(p);
+    }
+    let mut series = Vec::with_capacity(order.len());
+    let mut appended = Appended::with_capacity(order.len());
+    for key in &order {
+        let (row, added) = append(conn, version_id, key, &groups[key], now).await?;
+        series.push(row.summary());
+        appended.insert(key.clone(), (row.id, added));
+    }
+    let changes = guardrails::reevaluate(conn, model_id, (version_id, number), &appended, now).await?;
+    guardrails::announce_health(conn, model, &changes, now).await?;
+    let mut keys: Vec<String> = order.into_iter().map(|k| k.key).collect();
+    keys.dedup();
+    Ok(StoredPoints { version: number, keys, points: points.len(), series, changes })
+}
+
+impl Store {
+    /// Tells subscribers what a committed write stored, and files rollbacks for failing health.
+    pub(crate) async fn metrics_stored(&self, model: &str, stored: StoredPoints) {
+        if stored.points == 0 {
+            return;
+        }
+        self.events.publish_transient(ServerEvent::Metrics {
+            model: model.to_string(),
+            version: stored.version,
+            keys: stored.keys,
+            points: stored.points,
+        });
+        self.health_changed(model, stored.changes).await;
+    }
+}
+
 #[async_trait]
 impl Metrics for Store {
     async fn ingest_metrics(
@@ -447,60 +531,11 @@ impl Metrics for Store {
         let now = self.clock.now_ms();
         let mut tx = self.begin_data_write().await?;
         let (model_id, version_id) = version_ids(&mut tx, model, number).await?;
-        let mut environments: HashMap<String, i64> = HashMap::new();
-        let mut order: Vec<SeriesKey> = Vec::new();
-        let mut groups: HashMap<SeriesKey, Vec<&NewMetricPoint>> = HashMap::new();
-        for (i, p) in batch.points.iter().enumerate() {
-            let environment_id = match &p.environment {
-                None => 0,
-                Some(name) => match environments.get(name) {
-                    Some(id) => *id,
-                    None => {
-                        let id = sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
-                            .bind(name)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?
-                            .ok_or_else(|| {
-                                ApiError::invalid(
-                                    &format!("points[{i}].environment"),
-                                    format!("no environment named '{name}'"),
-                                )
-                            })?;
-                        environments.insert(name.clone(), id);
-                        id
-                    }
-                },
-            };
-            let key = SeriesKey { key: p.key.clone(), source: p.source, environment_id };
-            groups
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    order.push(key);
-                    Vec::new()
-                })
-                .push(p);
-        }
-        let mut series = Vec::with_capacity(order.len());
-        let mut appended = Appended::with_capacity(order.len());
-        for key in &order {
-            let (row, points) = append(&mut tx, version_id, key, &groups[key], now).await?;
-            series.push(row.summary());
-            appended.insert(key.clone(), (row.id, points));
-        }
-        let changes = guardrails::reevaluate(&mut tx, model_id, (version_id, number), &appended, now).await?;
-        guardrails::announce_health(&mut tx, model, &changes, now).await?;
+        let stored = store_points(&mut tx, model, (model_id, version_id, number), &batch.points, now).await?;
         tx.commit().await?;
         let health = guardrails::stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
-        let mut keys: Vec<String> = order.into_iter().map(|k| k.key).collect();
-        keys.dedup();
-        self.events.publish_transient(ServerEvent::Metrics {
-            model: model.to_string(),
-            version: number,
-            keys,
-            points: batch.points.len(),
-        });
-        self.health_changed(model, changes).await;
+        let series = stored.series.clone();
+        self.metrics_stored(model, stored).await;
         Ok(IngestReport { accepted: batch.points.len(), series, health })
     }
 

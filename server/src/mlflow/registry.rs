@@ -1,0 +1,463 @@
+//! MLflow's model registry on Modelgate's: a registered model is a model, a model version a version
+//! (its lineage pointing at the run it came from), and an alias named after an environment is that
+//! environment's live version — read freely, moved only by Modelgate's deploy and rollback flows
+//! when the environment's policy guards it. Other aliases are plain, audited labels.
+
+use std::collections::BTreeMap;
+
+use app::backend::{Deployments, Registry};
+use app::domain::*;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+
+use super::filter::{Filter, next_page, page};
+use super::wire::{self, Alias, KeyValue, ModelVersion, RegisteredModel};
+use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
+use crate::audit::{Change, Target};
+use crate::clock::parse_rfc3339;
+use crate::db::db_error;
+use crate::http::AppState;
+use crate::registry::insert_version;
+use crate::store::{Store, model_id};
+
+/// The version tag that carries (or attaches) a version's artifact digest.
+pub const DIGEST_TAG: &str = "modelgate.artifact_digest";
+const MAX_ALIAS: usize = 255;
+
+fn millis(rfc3339: &str) -> i64 {
+    parse_rfc3339("at", rfc3339).unwrap_or_default()
+}
+
+/// A Modelgate label `key=value` as an MLflow tag (a label without `=` is a key with no value).
+fn tag_of(label: &str) -> KeyValue {
+    let (key, value) = label.split_once('=').unwrap_or((label, ""));
+    KeyValue { key: key.to_string(), value: value.to_string() }
+}
+
+fn label_of(tag: &KeyValue) -> String {
+    if tag.value.is_empty() { tag.key.clone() } else { format!("{}={}", tag.key, tag.value) }
+}
+
+fn version_number(text: &str) -> Result<i64, MlflowError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| MlflowError::invalid(format!("Parameter 'version' must be an integer, got '{text}'.")))
+}
+
+fn version_wire(v: Version, aliases: Vec<String>) -> ModelVersion {
+    let at = millis(&v.created_at);
+    let mut tags: Vec<KeyValue> = v.tags.iter().map(|l| tag_of(l)).collect();
+    if let Some(digest) = v.artifact_digest {
+        tags.push(KeyValue { key: DIGEST_TAG.into(), value: digest });
+    }
+    ModelVersion {
+        name: v.model,
+        version: v.number.to_string(),
+        creation_timestamp: at,
+        last_updated_timestamp: at,
+        user_id: v.created_by,
+        current_stage: "None",
+        description: v.description,
+        source: v.artifact_uri,
+        run_id: v.lineage.run_id.unwrap_or_default(),
+        status: "READY",
+        run_link: v.lineage.run_link.unwrap_or_default(),
+        tags,
+        aliases,
+    }
+}
+
+/// Every alias of a model (plain ones and one per environment with a live version), by version.
+async fn aliases(conn: &mut AnyConnection, model: &Model) -> Result<BTreeMap<String, i64>, MlflowError> {
+    let id = model_id(conn, &model.name).await?;
+    let plain: Vec<(String, i64)> =
+        sqlx::query_as("SELECT alias, version_number FROM model_aliases WHERE model_id = $1 ORDER BY alias")
+            .bind(id)
+            .fetch_all(conn)
+            .await
+            .map_err(db_error)?;
+    let live = model.live.iter().filter_map(|l| l.version.map(|v| (l.environment.clone(), v)));
+    Ok(plain.into_iter().chain(live).collect())
+}
+
+fn aliases_of(all: &BTreeMap<String, i64>, number: i64) -> Vec<String> {
+    all.iter().filter(|(_, v)| **v == number).map(|(a, _)| a.clone()).collect()
+}
+
+async fn model_wire(store: &Store, caller: &Caller, model: Model) -> Result<RegisteredModel, MlflowError> {
+    let all = aliases(&mut *store.conn().await?, &model).await?;
+    let latest = match model.latest_version {
+        Some(n) => vec![version_wire(store.get_version(caller, &model.name, n).await?, aliases_of(&all, n))],
+        None => Vec::new(),
+    };
+    Ok(RegisteredModel {
+        creation_timestamp: millis(&model.created_at),
+        last_updated_timestamp: millis(&model.updated_at),
+        tags: model.tags.iter().map(|l| tag_of(l)).collect(),
+        aliases: all.into_iter().map(|(alias, v)| Alias { alias, version: v.to_string() }).collect(),
+        latest_versions: latest,
+        description: model.description,
+        name: model.name,
+    })
+}
+
+async fn full_version(store: &Store, caller: &Caller, model: &str, number: i64) -> Result<ModelVersion, MlflowError> {
+    let found = store.get_model(caller, model).await?;
+    let all = aliases(&mut *store.conn().await?, &found).await?;
+    Ok(version_wire(store.get_version(caller, model, number).await?, aliases_of(&all, number)))
+}
+
+pub async fn create_model(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::CreateModel>,
+) -> MlflowResult<Value> {
+    let input = NewModel {
+        name: req.name.clone(),
+        description: req.description,
+        owner_team: String::new(),
+        tags: req.tags.iter().map(label_of).collect(),
+    };
+    let model = s.store.create_model(&caller, input).await.map_err(|e| match e.code {
+        app::error::ErrorCode::Conflict => {
+            MlflowError::already_exists(format!("Registered Model (name={}) already exists.", req.name))
+        }
+        _ => e.into(),
+    })?;
+    Ok(Json(json!({ "registered_model": model_wire(&s.store, &caller, model).await? })))
+}
+
+pub async fn get_model(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<wire::ModelName>,
+) -> MlflowResult<Value> {
+    let model = s.store.get_model(&caller, &req.name).await?;
+    Ok(Json(json!({ "registered_model": model_wire(&s.store, &caller, model).await? })))
+}
+
+/// Models by name (`name = …`, `LIKE`, `ILIKE`), alphabetically, 100 a page by default.
+pub async fn search_models(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<wire::Search>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let filter = Filter::parse(req.filter.as_deref(), &["name", "tags"])?;
+    let (limit, offset) = page(req.max_results, req.page_token.as_deref(), 1000)?;
+    let (clause, binds) = filter.sql(|attr| if attr == "tags" { "tags" } else { "name" });
+    let sql = format!("SELECT name FROM models WHERE {clause} ORDER BY name LIMIT {} OFFSET {offset}", limit + 1);
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let names = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
+    let (names, next) = next_page(names, limit, offset);
+    let mut models = Vec::with_capacity(names.len());
+    for name in names {
+        let model = s.store.get_model(&caller, &name).await?;
+        models.push(model_wire(&s.store, &caller, model).await?);
+    }
+    Ok(Json(super::filter::with_token(json!({ "registered_models": models }), next)))
+}
+
+pub async fn update_model(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::UpdateModel>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::RegisterModels)?;
+    let before = s.store.get_model(&caller, &req.name).await?;
+    if let Some(description) = &req.description {
+        validate::text("description", description, 5000)?;
+        let mut tx = s.store.begin_write().await?;
+        sqlx::query("UPDATE models SET description = $2, updated_at = $3 WHERE name = $1")
+            .bind(&req.name)
+            .bind(description)
+            .bind(s.store.clock.now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let after = Model { description: description.clone(), ..before.clone() };
+        let change = Change::new(AuditAction::ModelUpdate, Target::model(&req.name)).before(&before).after(&after);
+        tx.commit(&caller, change).await?;
+    }
+    let model = s.store.get_model(&caller, &req.name).await?;
+    Ok(Json(json!({ "registered_model": model_wire(&s.store, &caller, model).await? })))
+}
+
+/// Deletes a model that has no versions (a mistaken name); a model with versions keeps them, as
+/// the deployment history and the audit trail refer to them.
+pub async fn delete_model(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::ModelName>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::RegisterModels)?;
+    let model = s.store.get_model(&caller, &req.name).await?;
+    if model.version_count > 0 {
+        return Err(MlflowError::permission_denied(format!(
+            "Registered model '{}' has {} version(s): Modelgate keeps versions for the deployment \
+             history and the audit trail, so only a model without versions can be deleted",
+            model.name, model.version_count
+        )));
+    }
+    let mut tx = s.store.begin_write().await?;
+    let id = model_id(&mut tx, &req.name).await?;
+    for table in ["guardrails", "model_aliases", "models"] {
+        let column = if table == "models" { "id" } else { "model_id" };
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    tx.commit(&caller, Change::new(AuditAction::ModelDelete, Target::model(&req.name)).before(&model)).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn create_version(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::CreateVersion>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::RegisterVersions)?;
+    let run_id = req.run_id.filter(|r| !r.is_empty());
+    let lineage_of_run = match &run_id {
+        Some(id) => super::tracking::run_lineage(&mut *s.store.conn().await?, id).await?,
+        None => None,
+    };
+    let (parameters, git_commit) = lineage_of_run.unwrap_or_default();
+    let digest = req.tags.iter().find(|t| t.key == DIGEST_TAG).map(|t| t.value.clone());
+    let input = NewVersion {
+        artifact_uri: req.source,
+        artifact_digest: digest,
+        framework: String::new(),
+        parameters,
+        lineage: Lineage { run_id, run_link: req.run_link.filter(|l| !l.is_empty()), git_commit, ..Lineage::default() },
+        description: req.description,
+        tags: req.tags.iter().filter(|t| t.key != DIGEST_TAG).map(label_of).collect(),
+    }
+    .validated()
+    .map_err(|e| match e.field() {
+        Some("artifact_uri") => MlflowError::invalid(e.message.replacen("artifact_uri", "source", 1)),
+        Some("artifact_digest") => MlflowError::invalid(e.message.replacen("artifact_digest", DIGEST_TAG, 1)),
+        _ => e.into(),
+    })?;
+    let now = s.store.clock.now_ms();
+    let mut tx = s.store.begin_write().await?;
+    let (version, stored) = insert_version(&mut tx, &caller, &req.name, input, now).await?;
+    let change = Change::new(AuditAction::VersionRegister, Target::version(&req.name, version.number)).after(&version);
+    tx.commit(&caller, change).await?;
+    s.store.metrics_stored(&req.name, stored).await;
+    Ok(Json(json!({ "model_version": version_wire(version, Vec::new()) })))
+}
+
+pub async fn get_version(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<wire::VersionRef>,
+) -> MlflowResult<Value> {
+    let number = version_number(&req.version)?;
+    Ok(Json(json!({ "model_version": full_version(&s.store, &caller, &req.name, number).await? })))
+}
+
+pub async fn update_version(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::UpdateVersion>,
+) -> MlflowResult<Value> {
+    let number = version_number(&req.version)?;
+    let patch = VersionPatch { description: req.description, tags: None };
+    s.store.update_version(&caller, &req.name, number, patch).await?;
+    Ok(Json(json!({ "model_version": full_version(&s.store, &caller, &req.name, number).await? })))
+}
+
+/// Versions by model name and/or run (`name = …`, `run_id = …`), newest first.
+pub async fn search_versions(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<wire::Search>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let filter = Filter::parse(req.filter.as_deref(), &["name", "run_id", "tags"])?;
+    let (limit, offset) = page(req.max_results, req.page_token.as_deref(), 10_000)?;
+    let (clause, binds) = filter.sql(|attr| match attr {
+        "name" => "m.name",
+        "run_id" => "v.run_id",
+        _ => "v.tags",
+    });
+    let sql = format!(
+        "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id WHERE {clause} \
+         ORDER BY m.name, v.number DESC LIMIT {} OFFSET {offset}",
+        limit + 1
+    );
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let rows = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
+    let (rows, next) = next_page(rows, limit, offset);
+    let mut versions = Vec::with_capacity(rows.len());
+    let mut model_aliases: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (model, number) in rows {
+        if !model_aliases.contains_key(&model) {
+            let found = s.store.get_model(&caller, &model).await?;
+            model_aliases.insert(model.clone(), aliases(&mut *s.store.conn().await?, &found).await?);
+        }
+        let version = s.store.get_version(&caller, &model, number).await?;
+        versions.push(version_wire(version, aliases_of(&model_aliases[&model], number)));
+    }
+    Ok(Json(super::filter::with_token(json!({ "model_versions": versions }), next)))
+}
+
+/// What an alias name means: a plain label, or an environment (guarded or not by its policy).
+enum AliasKind {
+    Label,
+    Environment { guarded: bool },
+}
+
+async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError> {
+    let approvals: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT p.approvals_required FROM environments e \
+         LEFT JOIN rollback_policies p ON p.environment_id = e.id WHERE e.name = $1",
+    )
+    .bind(alias)
+    .fetch_optional(&mut *store.conn().await?)
+    .await
+    .map_err(db_error)?;
+    Ok(match approvals {
+        None => AliasKind::Label,
+        Some(required) => AliasKind::Environment { guarded: required.unwrap_or(1) > 0 },
+    })
+}
+
+fn guarded(model: &str, environment: &str, what: &str) -> MlflowError {
+    MlflowError::permission_denied(format!(
+        "alias '{environment}' is the live version of model '{model}' in environment '{environment}', \
+         whose rollback policy guards it, so it cannot be {what} through the MLflow API: deploy with \
+         POST /api/v1/models/{model}/environments/{environment}/deploy (or the console's Deploy), or \
+         request a reviewed rollback with POST /api/v1/models/{model}/environments/{environment}/rollbacks"
+    ))
+}
+
+fn check_alias(alias: &str) -> Result<(), MlflowError> {
+    let valid = !alias.is_empty()
+        && alias.len() <= MAX_ALIAS
+        && alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !alias.eq_ignore_ascii_case("latest")
+        && !(alias.starts_with(['v', 'V']) && alias.len() > 1 && alias[1..].chars().all(|c| c.is_ascii_digit()));
+    if valid {
+        Ok(())
+    } else {
+        Err(MlflowError::invalid(format!(
+            "alias: {alias:?} must be 1 to {MAX_ALIAS} letters, digits, '_' or '-', and neither 'latest' nor 'v<number>'"
+        )))
+    }
+}
+
+/// Sets a plain alias; an unguarded environment's alias deploys the version there (with every
+/// check of a deploy), a guarded one is refused.
+pub async fn set_alias(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::SetAlias>,
+) -> MlflowResult<Value> {
+    check_alias(&req.alias)?;
+    let number = version_number(&req.version)?;
+    match alias_kind(&s.store, &req.alias).await? {
+        AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
+        AliasKind::Environment { guarded: false } => {
+            let input = DeployInput {
+                version: number,
+                reason: format!("alias '{}' set through the MLflow API", req.alias),
+                expected_revision: None,
+            };
+            s.store.deploy(&caller, &req.name, &req.alias, input).await?;
+        }
+        AliasKind::Label => {
+            caller.require(Permission::EditVersions)?;
+            s.store.get_version(&caller, &req.name, number).await?;
+            let mut tx = s.store.begin_write().await?;
+            let id = model_id(&mut tx, &req.name).await?;
+            let before: Option<i64> =
+                sqlx::query_scalar("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
+                    .bind(id)
+                    .bind(&req.alias)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model_id, alias) DO UPDATE SET \
+                 version_number = excluded.version_number, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )
+            .bind(id)
+            .bind(&req.alias)
+            .bind(number)
+            .bind(s.store.clock.now_ms())
+            .bind(&caller.actor().name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
+                .after(&json!({ "alias": req.alias, "version": number }));
+            if let Some(previous) = before {
+                change = change.before(&json!({ "alias": req.alias, "version": previous }));
+            }
+            tx.commit(&caller, change).await?;
+        }
+    }
+    Ok(Json(json!({})))
+}
+
+pub async fn get_alias(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<wire::AliasRef>,
+) -> MlflowResult<Value> {
+    let model = s.store.get_model(&caller, &req.name).await?;
+    let all = aliases(&mut *s.store.conn().await?, &model).await?;
+    let number = *all
+        .get(&req.alias)
+        .ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", req.alias)))?;
+    let version = s.store.get_version(&caller, &req.name, number).await?;
+    Ok(Json(json!({ "model_version": version_wire(version, aliases_of(&all, number)) })))
+}
+
+pub async fn delete_alias(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::AliasRef>,
+) -> MlflowResult<Value> {
+    if let AliasKind::Environment { guarded: is_guarded } = alias_kind(&s.store, &req.alias).await? {
+        return Err(if is_guarded {
+            guarded(&req.name, &req.alias, "removed")
+        } else {
+            MlflowError::permission_denied(format!(
+                "alias '{}' is the live version of environment '{}': deploy another version to change it",
+                req.alias, req.alias
+            ))
+        });
+    }
+    caller.require(Permission::EditVersions)?;
+    let mut tx = s.store.begin_write().await?;
+    let id = model_id(&mut tx, &req.name).await?;
+    let removed: Option<i64> =
+        sqlx::query_scalar("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2 RETURNING version_number")
+            .bind(id)
+            .bind(&req.alias)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    if let Some(number) = removed {
+        let change = Change::new(AuditAction::AliasDelete, Target::version(&req.name, number))
+            .before(&json!({ "alias": req.alias, "version": number }));
+        tx.commit(&caller, change).await?;
+    }
+    Ok(Json(json!({})))
+}

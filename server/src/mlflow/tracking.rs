@@ -1,0 +1,723 @@
+//! MLflow tracking: experiments, runs, their params (write-once), tags (overwritten) and metric
+//! points (appended). A run's points are also the evaluation series of every version registered
+//! from it, stored in the same transaction.
+
+use std::collections::BTreeMap;
+
+use app::domain::{AuditAction, Caller, MetricSource, NewMetricPoint, Permission, validate};
+use app::error::ApiError;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+
+use super::wire::*;
+use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
+use crate::audit::{Change, Target};
+use crate::db::{DbResultExt, db_error};
+use crate::http::AppState;
+use crate::metrics::{StoredPoints, store_points, version_ids};
+use crate::store::{Store, from_json, to_json};
+
+/// MLflow's log-batch limits.
+const MAX_BATCH_METRICS: usize = 1000;
+const MAX_BATCH_PARAMS: usize = 100;
+const MAX_BATCH_TAGS: usize = 100;
+const MAX_KEY: usize = 250;
+const MAX_PARAM_VALUE: usize = 6000;
+const MAX_TAG_VALUE: usize = 8000;
+/// Rows per multi-row INSERT of metric points.
+const INSERT_ROWS: usize = 200;
+const RUN_STATUSES: [&str; 5] = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
+
+#[derive(sqlx::FromRow)]
+struct ExperimentRow {
+    id: i64,
+    name: String,
+    artifact_location: String,
+    tags: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ExperimentRow {
+    fn into_wire(self) -> Experiment {
+        let tags: BTreeMap<String, String> = from_json(&self.tags);
+        Experiment {
+            experiment_id: self.id.to_string(),
+            name: self.name,
+            artifact_location: if self.artifact_location.is_empty() {
+                format!("mlflow-artifacts:/{}", self.id)
+            } else {
+                self.artifact_location
+            },
+            lifecycle_stage: "active",
+            creation_time: self.created_at,
+            last_update_time: self.updated_at,
+            tags: tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
+        }
+    }
+}
+
+const EXPERIMENT_COLUMNS: &str = "id, name, artifact_location, tags, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: String,
+    experiment_id: i64,
+    name: String,
+    user_id: String,
+    status: String,
+    start_time: i64,
+    end_time: Option<i64>,
+}
+
+impl RunRow {
+    fn info(self) -> RunInfo {
+        RunInfo {
+            run_uuid: self.id.clone(),
+            artifact_uri: format!("mlflow-artifacts:/{}/{}/artifacts", self.experiment_id, self.id),
+            run_id: self.id,
+            run_name: self.name,
+            experiment_id: self.experiment_id.to_string(),
+            user_id: self.user_id,
+            status: self.status,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            lifecycle_stage: "active",
+        }
+    }
+}
+
+const RUN_COLUMNS: &str = "id, experiment_id, name, user_id, status, start_time, end_time";
+
+fn parse_experiment_id(id: &str) -> Result<i64, MlflowError> {
+    id.trim()
+        .parse()
+        .map_err(|_| MlflowError::invalid(format!("experiment_id: {id:?} is not an experiment id (a whole number)")))
+}
+
+async fn experiment(conn: &mut AnyConnection, id: i64) -> Result<ExperimentRow, MlflowError> {
+    sqlx::query_as(&format!("SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| MlflowError::not_found(format!("No Experiment with id={id} exists")))
+}
+
+async fn run(conn: &mut AnyConnection, id: &str) -> Result<RunRow, MlflowError> {
+    sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM mlflow_runs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| MlflowError::not_found(format!("Run with id={id} not found")))
+}
+
+/// Locks a run's row until the transaction ends, so its points and the versions registered from
+/// it are written one after the other; `RESOURCE_DOES_NOT_EXIST` when there is no such run.
+async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<(), MlflowError> {
+    let locked = sqlx::query("UPDATE mlflow_runs SET status = status WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    if locked == 0 {
+        return Err(MlflowError::not_found(format!("Run with id={id} not found")));
+    }
+    Ok(())
+}
+
+/// Keys of params, tags and metrics: what MLflow accepts (letters, digits, `_ - . / :` and spaces).
+fn check_key(field: &str, key: &str) -> Result<(), MlflowError> {
+    if key.is_empty() || key.chars().count() > MAX_KEY {
+        return Err(MlflowError::invalid(format!("{field}: a key of 1 to {MAX_KEY} characters is required")));
+    }
+    if let Some(bad) = key.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | ' '))) {
+        return Err(MlflowError::invalid(format!(
+            "{field}: {key:?} may contain only letters, digits, '_', '-', '.', '/', ':' and spaces (found {bad:?})"
+        )));
+    }
+    if key.starts_with('/') || key.split('/').any(|part| part == "..") {
+        return Err(MlflowError::invalid(format!("{field}: {key:?} must be a relative path without '..'")));
+    }
+    Ok(())
+}
+
+fn check_value(field: &str, value: &str, max: usize) -> Result<(), MlflowError> {
+    if value.chars().count() > max {
+        return Err(MlflowError::invalid(format!("{field}: at most {max} characters (got {})", value.chars().count())));
+    }
+    Ok(())
+}
+
+fn check_tags(field: &str, tags: &[KeyValue]) -> Result<(), MlflowError> {
+    for (i, tag) in tags.iter().enumerate() {
+        check_key(&format!("{field}[{i}].key"), &tag.key)?;
+        check_value(&format!("{field}[{i}].value"), &tag.value, MAX_TAG_VALUE)?;
+    }
+    Ok(())
+}
+
+fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+pub async fn create_experiment(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<CreateExperiment>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::PushMetrics)?;
+    if req.name.trim().is_empty() {
+        return Err(MlflowError::invalid("name: an experiment name is required"));
+    }
+    check_value("name", &req.name, 500)?;
+    check_tags("tags", &req.tags)?;
+    if let Some(location) = req.artifact_location.as_deref().filter(|l| !l.is_empty()) {
+        validate::artifact_uri("artifact_location", location)?;
+    }
+    let tags: BTreeMap<&str, &str> = req.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+    let now = s.store.clock.now_ms();
+    let mut tx = s.store.begin_write().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO mlflow_experiments (name, artifact_location, tags, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(&req.name)
+    .bind(req.artifact_location.unwrap_or_default())
+    .bind(to_json(&tags))
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .on_unique_violation(|| ApiError::conflict(""))
+    .map_err(|_| MlflowError::already_exists(format!("Experiment(name={}) already exists.", req.name)))?;
+    let created = experiment(&mut tx, id).await?.into_wire();
+    tx.commit(&caller, Change::new(AuditAction::ExperimentCreate, Target::experiment(id)).after(&created)).await?;
+    Ok(Json(json!({ "experiment_id": id.to_string() })))
+}
+
+pub async fn get_experiment(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<ExperimentId>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let id = parse_experiment_id(&req.experiment_id)?;
+    let found = experiment(&mut *s.store.conn().await?, id).await?;
+    Ok(Json(json!({ "experiment": found.into_wire() })))
+}
+
+pub async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<ExperimentName>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let found: Option<ExperimentRow> =
+        sqlx::query_as(&format!("SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE name = $1"))
+            .bind(&req.experiment_name)
+            .fetch_optional(&mut *s.store.conn().await?)
+            .await
+            .map_err(db_error)?;
+    let found = found.ok_or_else(|| {
+        MlflowError::not_found(format!("Could not find experiment with name '{}'", req.experiment_name))
+    })?;
+    Ok(Json(json!({ "experiment": found.into_wire() })))
+}
+
+pub async fn search_experiments_get(
+    state: State<AppState>,
+    caller: MlflowCaller,
+    Params(req): Params<SearchExperiments>,
+) -> MlflowResult<Value> {
+    search_experiments(state, caller, Body(req)).await
+}
+
+/// Every experiment by name, optionally filtered by `name` (`=`, `LIKE`, `ILIKE`).
+pub async fn search_experiments(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<SearchExperiments>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let filter = super::filter::Filter::parse(req.filter.as_deref(), &["name"])?;
+    let (limit, offset) = super::filter::page(req.max_results, req.page_token.as_deref(), 1000)?;
+    let (clause, binds) = filter.sql(|_| "name");
+    let sql = format!(
+        "SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE {clause} ORDER BY id LIMIT {} OFFSET {offset}",
+        limit + 1
+    );
+    let mut query = sqlx::query_as::<_, ExperimentRow>(&sql);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let rows = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
+    let (rows, next) = super::filter::next_page(rows, limit, offset);
+    let experiments: Vec<Experiment> = rows.into_iter().map(ExperimentRow::into_wire).collect();
+    Ok(Json(super::filter::with_token(json!({ "experiments": experiments }), next)))
+}
+
+pub async fn create_run(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<CreateRun>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::PushMetrics)?;
+    let experiment_id = parse_experiment_id(req.experiment_id.as_deref().unwrap_or("0"))?;
+    check_tags("tags", &req.tags)?;
+    let name = req
+        .run_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| req.tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone()))
+        .unwrap_or_else(|| format!("run-{}", &new_run_id()[..8]));
+    check_value("run_name", &name, MAX_KEY)?;
+    let now = s.store.clock.now_ms();
+    let id = new_run_id();
+    let mut tx = s.store.begin_write().await?;
+    experiment(&mut tx, experiment_id).await?;
+    sqlx::query(
+        "INSERT INTO mlflow_runs (id, experiment_id, name, user_id, status, start_time, created_by) \
+         VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6)",
+    )
+    .bind(&id)
+    .bind(experiment_id)
+    .bind(&name)
+    .bind(req.user_id.clone().unwrap_or_else(|| caller.username.clone()))
+    .bind(req.start_time.unwrap_or(now))
+    .bind(&caller.actor().name)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let mut tags = req.tags.clone();
+    if !tags.iter().any(|t| t.key == "mlflow.runName") {
+        tags.push(KeyValue { key: "mlflow.runName".into(), value: name });
+    }
+    write_tags(&mut tx, &id, &tags).await?;
+    let created = load_run(&mut tx, &id).await?;
+    tx.commit(&caller, Change::new(AuditAction::RunCreate, Target::run(&id)).after(&created.info)).await?;
+    Ok(Json(json!({ "run": created })))
+}
+
+/// A run with its params, tags and the latest point of each metric.
+async fn load_run(conn: &mut AnyConnection, id: &str) -> Result<Run, MlflowError> {
+    let info = run(conn, id).await?.info();
+    let params: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM mlflow_run_params WHERE run_id = $1 ORDER BY key")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let tags: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM mlflow_run_tags WHERE run_id = $1 ORDER BY key")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let metrics: Vec<(String, f64, i64, i64)> =
+        sqlx::query_as("SELECT key, value, at, step FROM mlflow_latest_metrics WHERE run_id = $1 ORDER BY key")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let pairs = |rows: Vec<(String, String)>| rows.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
+    Ok(Run {
+        info,
+        data: RunData {
+            metrics: metrics
+                .into_iter()
+                .map(|(key, value, timestamp, step)| KeyedMetric { key, value, timestamp, step })
+                .collect(),
+            params: pairs(params),
+            tags: pairs(tags),
+        },
+        inputs: json!({}),
+    })
+}
+
+pub async fn get_run(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<RunRef>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let found = load_run(&mut *s.store.conn().await?, req.id()?).await?;
+    Ok(Json(json!({ "run": found })))
+}
+
+pub async fn update_run(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<UpdateRun>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::PushMetrics)?;
+    let id = req.run.id()?;
+    if let Some(status) = req.status.as_deref().filter(|s| !RUN_STATUSES.contains(s)) {
+        return Err(MlflowError::invalid(format!("status: {status:?} is not one of {}", RUN_STATUSES.join(", "))));
+    }
+    if let Some(name) = &req.run_name {
+        check_value("run_name", name, MAX_KEY)?;
+    }
+    let mut tx = s.store.begin_write().await?;
+    let before = run(&mut tx, id).await?.info();
+    sqlx::query(
+        "UPDATE mlflow_runs SET status = COALESCE($2, status), end_time = COALESCE($3, end_time), \
+         name = COALESCE($4, name) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&req.status)
+    .bind(req.end_time)
+    .bind(req.run_name.as_ref().filter(|n| !n.is_empty()))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if let Some(name) = req.run_name.filter(|n| !n.is_empty()) {
+        write_tags(&mut tx, id, &[KeyValue { key: "mlflow.runName".into(), value: name }]).await?;
+    }
+    let after = run(&mut tx, id).await?.info();
+    tx.commit(&caller, Change::new(AuditAction::RunUpdate, Target::run(id)).before(&before).after(&after)).await?;
+    Ok(Json(json!({ "run_info": after })))
+}
+
+async fn write_tags(conn: &mut AnyConnection, run_id: &str, tags: &[KeyValue]) -> Result<(), MlflowError> {
+    for tag in tags {
+        sqlx::query(
+            "INSERT INTO mlflow_run_tags (run_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(run_id)
+        .bind(&tag.key)
+        .bind(&tag.value)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Params are written once: the same value again is accepted, another is refused.
+async fn write_params(conn: &mut AnyConnection, run_id: &str, params: &[KeyValue]) -> Result<(), MlflowError> {
+    for param in params {
+        let inserted = sqlx::query(
+            "INSERT INTO mlflow_run_params (run_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_id, key) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(&param.key)
+        .bind(&param.value)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if inserted == 0 {
+            let old: String = sqlx::query_scalar("SELECT value FROM mlflow_run_params WHERE run_id = $1 AND key = $2")
+                .bind(run_id)
+                .bind(&param.key)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            if old != param.value {
+                return Err(MlflowError::invalid(format!(
+                    "Changing param values is not allowed. Param with key='{}' was already logged with \
+                     value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                    param.key, param.value
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends points to a run and keeps the latest per key: the highest step, then time, then value.
+async fn write_metrics(conn: &mut AnyConnection, run_id: &str, metrics: &[KeyedMetric]) -> Result<(), MlflowError> {
+    for rows in metrics.chunks(INSERT_ROWS) {
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let b = i * 4;
+                format!("($1, ${}, ${}, ${}, ${})", b + 2, b + 3, b + 4, b + 5)
+            })
+            .collect();
+        let sql = format!("INSERT INTO mlflow_metrics (run_id, key, value, at, step) VALUES {}", values.join(", "));
+        let mut query = sqlx::query(&sql).bind(run_id);
+        for m in rows {
+            query = query.bind(&m.key).bind(m.value).bind(m.timestamp).bind(m.step);
+        }
+        query.execute(&mut *conn).await.map_err(db_error)?;
+    }
+    let mut latest: BTreeMap<&str, &KeyedMetric> = BTreeMap::new();
+    for m in metrics {
+        let newer = latest.get(m.key.as_str()).is_none_or(|l| {
+            (m.step, m.timestamp).cmp(&(l.step, l.timestamp)).then(m.value.total_cmp(&l.value)).is_ge()
+        });
+        if newer {
+            latest.insert(&m.key, m);
+        }
+    }
+    for m in latest.values() {
+        sqlx::query(
+            "INSERT INTO mlflow_latest_metrics (run_id, key, value, at, step) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, at = excluded.at, step = excluded.step \
+             WHERE excluded.step > mlflow_latest_metrics.step \
+             OR (excluded.step = mlflow_latest_metrics.step AND excluded.at > mlflow_latest_metrics.at) \
+             OR (excluded.step = mlflow_latest_metrics.step AND excluded.at = mlflow_latest_metrics.at \
+                 AND excluded.value >= mlflow_latest_metrics.value)",
+        )
+        .bind(run_id)
+        .bind(&m.key)
+        .bind(m.value)
+        .bind(m.timestamp)
+        .bind(m.step)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Stores points of a run as evaluation points of each version registered from it.
+async fn mirror_to_versions(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    metrics: &[KeyedMetric],
+    now: i64,
+) -> Result<Vec<(String, StoredPoints)>, ApiError> {
+    let versions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id WHERE v.run_id = $1 ORDER BY v.id",
+    )
+    .bind(run_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let points: Vec<NewMetricPoint> = metrics.iter().map(evaluation_point).collect();
+    let mut stored = Vec::with_capacity(versions.len());
+    for (model, number) in versions {
+        let ids = version_ids(conn, &model, number).await?;
+        let batch = store_points(conn, &model, (ids.0, ids.1, number), &points, now).await?;
+        stored.push((model, batch));
+    }
+    Ok(stored)
+}
+
+fn evaluation_point(m: &KeyedMetric) -> NewMetricPoint {
+    NewMetricPoint {
+        key: m.key.clone(),
+        value: m.value,
+        step: Some(m.step),
+        timestamp: Some(m.timestamp),
+        source: MetricSource::Eval,
+        environment: None,
+    }
+}
+
+/// Copies a run's points into a new version's evaluation series (inside the version's transaction);
+/// nothing when no MLflow run has that id.
+pub(crate) async fn copy_run_metrics(
+    conn: &mut AnyConnection,
+    model: &str,
+    number: i64,
+    run_id: &str,
+    now: i64,
+) -> Result<StoredPoints, ApiError> {
+    if lock_run(conn, run_id).await.is_err() {
+        return Ok(StoredPoints::default());
+    }
+    let rows: Vec<(String, f64, i64, i64)> =
+        sqlx::query_as("SELECT key, value, at, step FROM mlflow_metrics WHERE run_id = $1 ORDER BY id")
+            .bind(run_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    if rows.is_empty() {
+        return Ok(StoredPoints::default());
+    }
+    let points: Vec<NewMetricPoint> = rows
+        .into_iter()
+        .map(|(key, value, timestamp, step)| evaluation_point(&KeyedMetric { key, value, timestamp, step }))
+        .collect();
+    let (model_id, version_id) = version_ids(conn, model, number).await?;
+    store_points(conn, model, (model_id, version_id, number), &points, now).await
+}
+
+/// What a run tells a version registered from it: its params and the commit it ran at.
+pub(crate) async fn run_lineage(
+    conn: &mut AnyConnection,
+    run_id: &str,
+) -> Result<Option<(BTreeMap<String, String>, Option<String>)>, ApiError> {
+    if run(conn, run_id).await.is_err() {
+        return Ok(None);
+    }
+    let params: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM mlflow_run_params WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let commit: Option<String> =
+        sqlx::query_scalar("SELECT value FROM mlflow_run_tags WHERE run_id = $1 AND key = 'mlflow.source.git.commit'")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    Ok(Some((params.into_iter().collect(), commit)))
+}
+
+/// Logs metrics, params and tags to a run, all or nothing. Params and tags are audited; metric
+/// points, like those pushed through the native API, are data.
+async fn log(store: &Store, caller: &Caller, batch: LogBatch) -> Result<(), MlflowError> {
+    caller.require(Permission::PushMetrics)?;
+    let run_id = batch.run.id()?.to_string();
+    let limits = [
+        ("metrics", batch.metrics.len(), MAX_BATCH_METRICS),
+        ("params", batch.params.len(), MAX_BATCH_PARAMS),
+        ("tags", batch.tags.len(), MAX_BATCH_TAGS),
+    ];
+    for (field, got, max) in limits {
+        if got > max {
+            return Err(MlflowError::invalid(format!(
+                "A batch logging request can contain at most {max} {field}. Got {got} {field}. \
+                 Please split up {field} across multiple requests and try again."
+            )));
+        }
+    }
+    for (i, m) in batch.metrics.iter().enumerate() {
+        validate::metric_key(&format!("metrics[{i}].key"), &m.key)?;
+        if !m.value.is_finite() {
+            return Err(MlflowError::invalid(format!(
+                "metrics[{i}].value: Modelgate stores finite values only (got {})",
+                m.value
+            )));
+        }
+    }
+    for (i, p) in batch.params.iter().enumerate() {
+        check_key(&format!("params[{i}].key"), &p.key)?;
+        check_value(&format!("params[{i}].value"), &p.value, MAX_PARAM_VALUE)?;
+    }
+    check_tags("tags", &batch.tags)?;
+    let now = store.clock.now_ms();
+    let audited = !batch.params.is_empty() || !batch.tags.is_empty();
+    let stored = if audited {
+        let mut tx = store.begin_write().await?;
+        let stored = log_into(&mut tx, &run_id, &batch, now).await?;
+        let keys =
+            |pairs: &[KeyValue]| pairs.iter().map(|p| (p.key.clone(), p.value.clone())).collect::<BTreeMap<_, _>>();
+        let change = Change::new(AuditAction::RunLog, Target::run(&run_id)).after(
+            &json!({ "params": keys(&batch.params), "tags": keys(&batch.tags), "metric_points": batch.metrics.len() }),
+        );
+        tx.commit(caller, change).await?;
+        stored
+    } else {
+        let mut tx = store.begin_data_write().await?;
+        let stored = log_into(&mut tx, &run_id, &batch, now).await?;
+        tx.commit().await?;
+        stored
+    };
+    for (model, points) in stored {
+        store.metrics_stored(&model, points).await;
+    }
+    Ok(())
+}
+
+async fn log_into(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    batch: &LogBatch,
+    now: i64,
+) -> Result<Vec<(String, StoredPoints)>, MlflowError> {
+    lock_run(conn, run_id).await?;
+    write_params(conn, run_id, &batch.params).await?;
+    write_tags(conn, run_id, &batch.tags).await?;
+    if batch.metrics.is_empty() {
+        return Ok(Vec::new());
+    }
+    write_metrics(conn, run_id, &batch.metrics).await?;
+    Ok(mirror_to_versions(conn, run_id, &batch.metrics, now).await?)
+}
+
+pub async fn log_batch(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<LogBatch>,
+) -> MlflowResult<Value> {
+    log(&s.store, &caller, req).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn log_metric(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<LogMetric>,
+) -> MlflowResult<Value> {
+    let batch = LogBatch { run: req.run, metrics: vec![req.metric], params: Vec::new(), tags: Vec::new() };
+    log(&s.store, &caller, batch).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn log_param(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<LogKeyValue>,
+) -> MlflowResult<Value> {
+    let batch = LogBatch { run: req.run, metrics: Vec::new(), params: vec![req.pair], tags: Vec::new() };
+    log(&s.store, &caller, batch).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn set_tag(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<LogKeyValue>,
+) -> MlflowResult<Value> {
+    let batch = LogBatch { run: req.run, metrics: Vec::new(), params: Vec::new(), tags: vec![req.pair] };
+    log(&s.store, &caller, batch).await?;
+    Ok(Json(json!({})))
+}
+
+/// Every point of one metric of a run, in the order logged, paged by `max_results` (at most 25,000).
+pub async fn metric_history(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<GetHistory>,
+) -> MlflowResult<History> {
+    caller.require(Permission::Read)?;
+    let run_id = req.run.id()?;
+    let limit = match req.max_results {
+        None => 25_000,
+        Some(n) if (1..=25_000).contains(&n) => n,
+        Some(n) => return Err(MlflowError::invalid(format!("max_results: must be 1 to 25000 (got {n})"))),
+    };
+    let after: i64 = match req.page_token.as_deref().filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => {
+            t.parse().map_err(|_| MlflowError::invalid(format!("page_token: {t:?} is not a token this server gave")))?
+        }
+    };
+    let mut conn = s.store.conn().await?;
+    run(&mut conn, run_id).await?;
+    let rows: Vec<(i64, f64, i64, i64)> = sqlx::query_as(
+        "SELECT id, value, at, step FROM mlflow_metrics WHERE run_id = $1 AND key = $2 AND id > $3 ORDER BY id LIMIT $4",
+    )
+    .bind(run_id)
+    .bind(&req.metric_key)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let metrics: Vec<KeyedMetric> = rows
+        .iter()
+        .map(|&(_, value, timestamp, step)| KeyedMetric { key: req.metric_key.clone(), value, timestamp, step })
+        .collect();
+    let next_page_token = more.then(|| rows[rows.len() - 1].0.to_string());
+    Ok(Json(History { metrics, next_page_token }))
+}
+
+/// The answer of `metrics/get-history`, serialized straight from the points.
+#[derive(serde::Serialize)]
+pub struct History {
+    metrics: Vec<KeyedMetric>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}

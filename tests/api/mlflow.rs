@@ -1,0 +1,412 @@
+//! The MLflow-compatible API: the real `mlflow` Python client (pinned, in the venv that
+//! scripts/bootstrap.sh makes) runs a training pipeline against the server, and what it wrote is
+//! then read back through Modelgate's own API and console; bad input gets MLflow's error codes.
+
+use std::path::PathBuf;
+
+use app::domain::Role;
+use modelgate_tests::{Backend, PASSWORD, TestApp, bearer_client, json, on_both_backends};
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry,
+    mlflow_requests_get_mlflow_errors_and_aliases_follow_environments
+);
+
+/// The Python of the venv with the pinned `mlflow-skinny` client.
+fn python() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/mlflow/bin/python");
+    assert!(path.exists(), "{} is missing: run scripts/bootstrap.sh", path.display());
+    path
+}
+
+/// Runs one phase of tests/mlflow/pipeline.py with `credentials` as environment variables;
+/// returns the JSON line it prints.
+async fn pipeline(app: &TestApp, phase: &str, model: &str, credentials: &[(&str, &str)]) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mlflow/pipeline.py");
+    let mut command = std::process::Command::new(python());
+    command
+        .arg(script)
+        .args([phase, model, "production"])
+        .env("MLFLOW_TRACKING_URI", &app.base)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("GIT_PYTHON_REFRESH", "quiet")
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .env_remove("MLFLOW_TRACKING_PASSWORD")
+        .envs(credentials.iter().copied());
+    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "pipeline {phase} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("the pipeline prints JSON")
+}
+
+async fn the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = modelgate_tests::create_user(&app.store, "pipeline", &[Role::Operator]).await;
+
+    let trained = pipeline(&app, "train", "fraud", &[("MLFLOW_TRACKING_TOKEN", &token)]).await;
+    let run_id = trained["run_id"].as_str().unwrap().to_string();
+    assert_eq!(run_id.len(), 32, "MLflow-shaped run id: {run_id}");
+
+    // The native API shows the same model and version, its lineage pointing at the run.
+    let version = json(app.get("/api/v1/models/fraud/versions/1").await, 200).await;
+    assert_eq!(version["lineage"]["run_id"], run_id.as_str());
+    assert_eq!(version["artifact_uri"], format!("runs:/{run_id}/model"));
+    assert_eq!(version["artifact_digest"], format!("sha256:{}", "ab".repeat(32)));
+    assert_eq!(version["description"], "from nightly");
+    assert_eq!(version["created_by"], "pipeline (token tests)");
+    assert_eq!(
+        version["parameters"],
+        json!({"learning_rate": "0.05", "max_depth": "8", "optimizer": "adam", "epochs": "1000"})
+    );
+    // The run's metrics are the version's evaluation series.
+    let series = json(app.get("/api/v1/models/fraud/versions/1/metrics").await, 200).await;
+    let count =
+        |key: &str| series.as_array().unwrap().iter().find(|s| s["key"] == key).map(|s| s["count"].as_i64().unwrap());
+    assert_eq!(
+        (count("loss"), count("accuracy"), count("auc"), count("f1")),
+        (Some(1000), Some(1000), Some(2), Some(1))
+    );
+    let loss = series.as_array().unwrap().iter().find(|s| s["key"] == "loss").unwrap();
+    assert_eq!(loss["source"], "eval");
+    assert_eq!(loss["last"]["step"], 999);
+    assert_eq!(loss["last"]["value"], 0.001);
+    assert_eq!(loss["first"]["timestamp"], 1_700_000_000_000_i64);
+
+    // The version page shows the run and its charts.
+    let (cookie, _) = app.sign_in("pipeline", PASSWORD).await;
+    let page =
+        app.session_client(&cookie.expect("signed in")).get(app.url("/models/fraud/versions/1")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for expected in [run_id.as_str(), "loss", "accuracy", "learning_rate"] {
+        assert!(html.contains(expected), "the version page shows {expected}");
+    }
+
+    // Deployed natively, the version is what the guarded alias reads; the second phase signs in
+    // with a username and password.
+    json(app.post("/api/v1/models/fraud/environments/production/deploy", &json!({"version": 1})).await, 201).await;
+    let released = pipeline(
+        &app,
+        "release",
+        "fraud",
+        &[("MLFLOW_TRACKING_USERNAME", "pipeline"), ("MLFLOW_TRACKING_PASSWORD", PASSWORD)],
+    )
+    .await;
+    assert_eq!(released, json!({"run_id": run_id, "versions": 2}));
+    let live = json(app.get("/api/v1/models/fraud/environments/production").await, 200).await;
+    assert_eq!(live["version"], 1, "the refused alias did not move production: {live}");
+    let bare = json(app.get("/api/v1/models/fraud/versions/2").await, 200).await;
+    assert_eq!(bare["artifact_digest"], Value::Null, "registered without a digest");
+    let refused = app.post("/api/v1/models/fraud/environments/production/deploy", &json!({"version": 2})).await;
+    assert_eq!(refused.status(), 409, "a version without a digest cannot be deployed");
+
+    // Every write through MLflow is in the audit log, by the pipeline's user.
+    for action in [
+        "experiment.create",
+        "run.create",
+        "run.log",
+        "run.update",
+        "model.create",
+        "version.register",
+        "version.update",
+        "alias.set",
+        "alias.delete",
+    ] {
+        let page = json(app.get(&format!("/api/v1/audit?action={action}")).await, 200).await;
+        let entries = page["entries"].as_array().unwrap();
+        assert!(!entries.is_empty(), "{action} is audited");
+        assert!(entries.iter().all(|e| e["actor_user"] == "pipeline"), "{action} by the pipeline: {page}");
+    }
+    app.stop().await;
+}
+
+/// An MLflow call with a JSON body (or query parameters for GET) as `client`.
+async fn call(client: &Client, app: &TestApp, method: Method, endpoint: &str, body: Value) -> (u16, Value) {
+    let url = app.url(&format!("/api/2.0/mlflow/{endpoint}"));
+    let request = if method == Method::GET {
+        let query: Vec<(String, String)> = body
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        client.get(url).query(&query)
+    } else {
+        client.request(method, url).json(&body)
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{endpoint}: not JSON: {text}")))
+}
+
+/// Asserts MLflow's error shape, code and status; returns the message.
+fn mlflow_error((status, body): (u16, Value), code: &str, expected_status: u16) -> String {
+    assert_eq!((status, body["error_code"].as_str()), (expected_status, Some(code)), "{body}");
+    body["message"].as_str().unwrap().to_string()
+}
+
+async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = &app.client;
+    let post = Method::POST;
+
+    // Who may do what: the same roles as the native API.
+    let anonymous = bearer_client("");
+    mlflow_error(
+        call(&anonymous, &app, post.clone(), "experiments/create", json!({"name": "x"})).await,
+        "UNAUTHENTICATED",
+        401,
+    );
+    let viewer = app.client_as("viewer", &[Role::Viewer]).await;
+    mlflow_error(
+        call(&viewer, &app, post.clone(), "experiments/create", json!({"name": "x"})).await,
+        "PERMISSION_DENIED",
+        403,
+    );
+    let wrong = Client::new()
+        .get(app.url("/api/2.0/mlflow/experiments/get?experiment_id=0"))
+        .basic_auth("tester", Some("nope"));
+    assert_eq!(wrong.send().await.unwrap().status(), 401);
+
+    // Bad input names what is wrong, with MLflow's codes.
+    let message = mlflow_error(
+        call(c, &app, post.clone(), "experiments/create", json!({})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    assert!(message.contains("name"), "{message}");
+    mlflow_error(
+        call(c, &app, Method::GET, "experiments/get", json!({"experiment_id": "abc"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    mlflow_error(
+        call(c, &app, Method::GET, "experiments/get", json!({"experiment_id": "42"})).await,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+    );
+    mlflow_error(
+        call(c, &app, Method::GET, "runs/get", json!({"run_id": "f".repeat(32)})).await,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+    );
+    mlflow_error(call(c, &app, post.clone(), "runs/search", json!({})).await, "ENDPOINT_NOT_FOUND", 404);
+    let not_json = c.post(app.url("/api/2.0/mlflow/runs/create")).header("content-type", "application/json").body("{");
+    let response = not_json.send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error_code"], "INVALID_PARAMETER_VALUE");
+
+    // A run on the default experiment; batch limits, write-once params, finite values.
+    let (status, created) = call(c, &app, post.clone(), "runs/create", json!({"start_time": 5})).await;
+    assert_eq!(status, 200, "{created}");
+    let run = created["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(created["run"]["info"]["experiment_id"], "0");
+    let metrics: Vec<Value> = (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": i, "step": i})).collect();
+    let message = mlflow_error(
+        call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "metrics": metrics})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    assert!(message.contains("at most 1000 metrics"), "{message}");
+    let params: Vec<Value> = (0..101).map(|i| json!({"key": format!("p{i}"), "value": "v"})).collect();
+    mlflow_error(
+        call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "params": params})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    let (status, _) =
+        call(c, &app, post.clone(), "runs/log-parameter", json!({"run_id": run, "key": "lr", "value": "0.1"})).await;
+    assert_eq!(status, 200);
+    let message = mlflow_error(
+        call(c, &app, post.clone(), "runs/log-parameter", json!({"run_id": run, "key": "lr", "value": "0.2"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    assert!(message.contains("'0.1'"), "{message}");
+    let message = mlflow_error(
+        call(
+            c,
+            &app,
+            post.clone(),
+            "runs/log-metric",
+            json!({"run_id": run, "key": "loss", "value": "NaN", "timestamp": 1}),
+        )
+        .await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    assert!(message.contains("metrics[0].value"), "{message}");
+    mlflow_error(
+        call(
+            c,
+            &app,
+            post.clone(),
+            "runs/log-metric",
+            json!({"run_id": run, "key": "bad\"key", "value": 1, "timestamp": 1}),
+        )
+        .await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    mlflow_error(
+        call(c, &app, post.clone(), "runs/update", json!({"run_id": run, "status": "DONE"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    // A refused batch stores nothing of itself: the param's first value stays, no point was kept.
+    let (_, fetched) = call(c, &app, Method::GET, "runs/get", json!({"run_id": run})).await;
+    assert_eq!(fetched["run"]["data"]["params"], json!([{"key": "lr", "value": "0.1"}]));
+    assert_eq!(fetched["run"]["data"]["metrics"], json!([]));
+    let (_, history) =
+        call(c, &app, Method::GET, "metrics/get-history", json!({"run_id": run, "metric_key": "m"})).await;
+    assert_eq!(history, json!({"metrics": []}));
+
+    // History pages through max_results with a token.
+    let points: Vec<Value> =
+        (0..5).map(|i| json!({"key": "m", "value": i as f64 / 2.0, "timestamp": 100 + i, "step": i})).collect();
+    assert_eq!(call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "metrics": points})).await.0, 200);
+    let (_, first) = call(
+        c,
+        &app,
+        Method::GET,
+        "metrics/get-history",
+        json!({"run_id": run, "metric_key": "m", "max_results": "3"}),
+    )
+    .await;
+    assert_eq!(first["metrics"].as_array().unwrap().len(), 3);
+    let token = first["next_page_token"].as_str().expect("a next page").to_string();
+    let (_, rest) = call(
+        c,
+        &app,
+        Method::GET,
+        "metrics/get-history",
+        json!({"run_id": run, "metric_key": "m", "max_results": "3", "page_token": token}),
+    )
+    .await;
+    assert_eq!(
+        rest["metrics"],
+        json!([{"key": "m", "value": 1.5, "timestamp": 103, "step": 3}, {"key": "m", "value": 2.0, "timestamp": 104, "step": 4}])
+    );
+    assert!(rest.get("next_page_token").is_none());
+
+    // Registry: names follow Modelgate's rules; versions are numbers.
+    let message = mlflow_error(
+        call(c, &app, post.clone(), "registered-models/create", json!({"name": "Fraud Model"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    assert!(message.contains("name"), "{message}");
+    assert_eq!(call(c, &app, post.clone(), "registered-models/create", json!({"name": "churn"})).await.0, 200);
+    mlflow_error(
+        call(c, &app, post.clone(), "registered-models/create", json!({"name": "churn"})).await,
+        "RESOURCE_ALREADY_EXISTS",
+        400,
+    );
+    mlflow_error(
+        call(c, &app, post.clone(), "model-versions/create", json!({"name": "churn", "source": "no scheme"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    mlflow_error(
+        call(c, &app, post.clone(), "model-versions/create", json!({"name": "nope", "source": "s3://b/m"})).await,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+    );
+    let digest = json!([{"key": "modelgate.artifact_digest", "value": format!("sha256:{}", "cd".repeat(32))}]);
+    let (status, v1) = call(
+        c,
+        &app,
+        post.clone(),
+        "model-versions/create",
+        json!({"name": "churn", "source": "s3://b/m", "run_id": run, "tags": digest}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v1}");
+    assert_eq!(v1["model_version"]["version"], "1");
+    // Points logged to the run after registration reach the version's series too.
+    let late = json!([{"key": "late", "value": 1.25, "timestamp": 7, "step": 0}]);
+    assert_eq!(call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "metrics": late})).await.0, 200);
+    let series = json(app.get("/api/v1/models/churn/versions/1/metrics").await, 200).await;
+    let keys: Vec<&str> = series.as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["late", "m"]);
+
+    // Aliases: labels, reserved names, unguarded environments deploy, guarded ones refuse.
+    mlflow_error(
+        call(c, &app, post.clone(), "registered-models/alias", json!({"name": "churn", "alias": "v2", "version": "1"}))
+            .await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    mlflow_error(
+        call(
+            c,
+            &app,
+            post.clone(),
+            "registered-models/alias",
+            json!({"name": "churn", "alias": "best", "version": "9"}),
+        )
+        .await,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+    );
+    assert_eq!(
+        call(
+            c,
+            &app,
+            post.clone(),
+            "registered-models/alias",
+            json!({"name": "churn", "alias": "staging", "version": "1"})
+        )
+        .await
+        .0,
+        200
+    );
+    let live = json(app.get("/api/v1/models/churn/environments/staging").await, 200).await;
+    assert_eq!(live["version"], 1, "setting the alias of an unguarded environment deploys there");
+    let message = mlflow_error(
+        call(
+            c,
+            &app,
+            post.clone(),
+            "registered-models/alias",
+            json!({"name": "churn", "alias": "production", "version": "1"}),
+        )
+        .await,
+        "PERMISSION_DENIED",
+        403,
+    );
+    assert!(message.contains("/api/v1/models/churn/environments/production/rollbacks"), "{message}");
+    let (_, read) =
+        call(c, &app, Method::GET, "registered-models/alias", json!({"name": "churn", "alias": "staging"})).await;
+    assert_eq!(read["model_version"]["aliases"], json!(["staging"]));
+    mlflow_error(
+        call(c, &app, Method::DELETE, "registered-models/alias", json!({"name": "churn", "alias": "staging"})).await,
+        "PERMISSION_DENIED",
+        403,
+    );
+
+    // A model with versions is not deleted; an empty one is.
+    mlflow_error(
+        call(c, &app, Method::DELETE, "registered-models/delete", json!({"name": "churn"})).await,
+        "PERMISSION_DENIED",
+        403,
+    );
+    assert_eq!(call(c, &app, post.clone(), "registered-models/create", json!({"name": "typo"})).await.0, 200);
+    assert_eq!(call(c, &app, Method::DELETE, "registered-models/delete", json!({"name": "typo"})).await.0, 200);
+    mlflow_error(
+        call(c, &app, Method::GET, "registered-models/get", json!({"name": "typo"})).await,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+    );
+    let message = mlflow_error(
+        call(c, &app, Method::GET, "registered-models/search", json!({"filter": "creation_timestamp > 5"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
+    assert!(message.starts_with("filter: "), "{message}");
+    app.stop().await;
+}
