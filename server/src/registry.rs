@@ -410,14 +410,26 @@ impl Registry for Store {
         let current = load_version(&mut tx, model, number).await?;
         let description = patch.description.unwrap_or_else(|| current.description.clone());
         let tags = patch.tags.unwrap_or_else(|| current.tags.clone());
+        let digest = match (patch.artifact_digest, &current.artifact_digest) {
+            (None, current) => current.clone(),
+            (Some(new), None) => Some(validate::digest("artifact_digest", &new)?),
+            (Some(new), Some(old)) if validate::digest("artifact_digest", &new)? == *old => Some(old.clone()),
+            (Some(_), Some(old)) => {
+                return Err(ApiError::conflict(format!(
+                    "artifact_digest: version {number} already has digest {old}, and a digest is never changed"
+                ))
+                .with_field("artifact_digest"));
+            }
+        };
         sqlx::query(
-            "UPDATE versions SET description = $1, tags = $2 \
+            "UPDATE versions SET description = $1, tags = $2, artifact_digest = $5 \
              WHERE model_id = (SELECT id FROM models WHERE name = $3) AND number = $4",
         )
         .bind(&description)
         .bind(to_json(&tags))
         .bind(model)
         .bind(number)
+        .bind(&digest)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

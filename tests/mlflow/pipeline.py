@@ -1,9 +1,10 @@
 """A training pipeline as teams write it with the real, unmodified `mlflow` client.
 
 Two phases, so the caller can deploy in between: `train MODEL ENV` logs a run and registers a
-version from it; `release MODEL ENV` works with aliases once that version is live in ENV. Run against the server named by MLFLOW_TRACKING_URI (credentials from MLFLOW_TRACKING_TOKEN or
+version from it; `release MODEL ENV` works with aliases once that version is live in ENV. Runs
+against the server named by MLFLOW_TRACKING_URI (credentials from MLFLOW_TRACKING_TOKEN or
 MLFLOW_TRACKING_USERNAME/PASSWORD); every value the server returns is checked. Prints one JSON
-line (run id, version, metric count) for the caller to check through Modelgate's own API.
+line for the caller to check through Modelgate's own API.
 """
 
 import json
@@ -122,6 +123,8 @@ def release():
     bare = client.create_model_version(MODEL, "s3://models/fraud/2", description="no digest yet")
     assert bare.version == "2" and bare.run_id in ("", None), (bare.version, bare.run_id)
 
+    client.set_model_version_tag(MODEL, "1", "reviewed_by", "risk-team")
+    assert client.get_model_version(MODEL, "1").tags == {"modelgate.artifact_digest": DIGEST, "reviewed_by": "risk-team"}
     client.update_model_version(MODEL, "1", description="validated on holdout")
     found = client.search_model_versions(f"name='{MODEL}'")
     assert sorted(v.version for v in found) == ["1", "2"], [v.version for v in found]

@@ -129,6 +129,10 @@ pub struct NewVersion {
 pub struct VersionPatch {
     pub description: Option<String>,
     pub tags: Option<Vec<String>>,
+    /// Attaches the digest of a version registered without one (e.g. through the MLflow API);
+    /// write-once: a version's digest is never changed.
+    #[serde(default)]
+    pub artifact_digest: Option<String>,
 }
 
 /// Body of `POST …/versions/{n}/quarantine`.

@@ -462,7 +462,8 @@ pub async fn deploy_version(
 /// Saves the editable fields; `tags` is comma-separated as typed in the form.
 #[server]
 pub async fn edit_version(model: String, number: i64, description: String, tags: String) -> Result<Version, ApiError> {
-    let patch = VersionPatch { description: Some(description), tags: Some(validate::split_tags(&tags)) };
+    let patch =
+        VersionPatch { description: Some(description), tags: Some(validate::split_tags(&tags)), artifact_digest: None };
     backend()?.update_version(&caller()?, &model, number, patch).await
 }
 

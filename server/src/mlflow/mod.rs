@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route(&route("model-versions/get"), get(registry::get_version))
         .route(&route("model-versions/search"), get(registry::search_versions))
         .route(&route("model-versions/update"), axum::routing::patch(registry::update_version))
+        .route(&route("model-versions/set-tag"), post(registry::set_version_tag))
         .route(&format!("{BASE}/{{*rest}}"), axum::routing::any(endpoint_not_found))
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(no_artifacts))
 }

@@ -272,9 +272,33 @@ pub async fn update_version(
     Body(req): Body<wire::UpdateVersion>,
 ) -> MlflowResult<Value> {
     let number = version_number(&req.version)?;
-    let patch = VersionPatch { description: req.description, tags: None };
+    let patch = VersionPatch { description: req.description, ..VersionPatch::default() };
     s.store.update_version(&caller, &req.name, number, patch).await?;
     Ok(Json(json!({ "model_version": full_version(&s.store, &caller, &req.name, number).await? })))
+}
+
+/// Sets a version tag; `modelgate.artifact_digest` attaches the digest of a version registered
+/// without one (write-once), which makes it deployable.
+pub async fn set_version_tag(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::SetVersionTag>,
+) -> MlflowResult<Value> {
+    let number = version_number(&req.version)?;
+    let patch = if req.key == DIGEST_TAG {
+        VersionPatch { artifact_digest: Some(req.value), ..VersionPatch::default() }
+    } else {
+        let tag = KeyValue { key: req.key, value: req.value };
+        let current = s.store.get_version(&caller, &req.name, number).await?;
+        let mut tags: Vec<String> = current.tags.into_iter().filter(|l| tag_of(l).key != tag.key).collect();
+        tags.push(label_of(&tag));
+        VersionPatch { tags: Some(tags), ..VersionPatch::default() }
+    };
+    s.store.update_version(&caller, &req.name, number, patch).await.map_err(|e| match e.field() {
+        Some("artifact_digest") => MlflowError::invalid(e.message.replacen("artifact_digest", DIGEST_TAG, 1)),
+        _ => e.into(),
+    })?;
+    Ok(Json(json!({})))
 }
 
 /// Versions by model name and/or run (`name = …`, `run_id = …`), newest first.

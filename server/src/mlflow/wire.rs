@@ -269,6 +269,15 @@ pub struct UpdateVersion {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct SetVersionTag {
+    pub name: String,
+    pub version: String,
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct SetAlias {
     pub name: String,
     pub alias: String,

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Benchmarks the MLflow-compatible API against a real MLflow server: both started side by side on
+# loopback, each on SQLite (MLflow: `mlflow server`, one worker), the same requests sent to each,
+# the ratio printed per request. MLflow (the full server, pinned) is installed once into
+# .tools/mlflow-server. Extra arguments go to the benchmark (--count N, default 200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/env.sh
+MLFLOW_SERVER_VERSION=3.17.2
+venv=.tools/mlflow-server
+if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null)" != "$MLFLOW_SERVER_VERSION" ]; then
+  echo "installing the MLflow server $MLFLOW_SERVER_VERSION in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "mlflow==$MLFLOW_SERVER_VERSION"
+fi
+cargo leptos build --release
+cargo build --release -p modelgate-tests --bin mlflowbench
+
+dir=$(mktemp -d)
+port=${BENCH_PORT:-3999}
+mlflow_port=${BENCH_MLFLOW_PORT:-5999}
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+wait_ready() {
+  for _ in $(seq 1 300); do
+    curl -fs "$1" >/dev/null && return
+    sleep 0.1
+  done
+  echo "$1 did not become ready" >&2
+  exit 1
+}
+
+export DATABASE_URL="sqlite://$dir/bench.db"
+password="bench password $(date +%s)"
+echo "$password" | target/release/modelgate user add bench --role operator >/dev/null
+token=$(target/release/modelgate token create --user bench --name bench --role operator 2>/dev/null)
+MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
+pids+=($!)
+mlflow_bin="$PWD/$venv/bin/mlflow"
+(cd "$dir" && exec "$mlflow_bin" server --backend-store-uri "sqlite:///$dir/mlflow.db" \
+  --host 127.0.0.1 --port "$mlflow_port" --workers 1 >"$dir/mlflow.log" 2>&1) &
+pids+=($!)
+wait_ready "http://127.0.0.1:$port/readyz"
+wait_ready "http://127.0.0.1:$mlflow_port/health"
+target/release/mlflowbench --modelgate "http://127.0.0.1:$port" --token "$token" \
+  --mlflow "http://127.0.0.1:$mlflow_port" "$@"

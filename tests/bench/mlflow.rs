@@ -1,0 +1,210 @@
+//! MLflow-compatibility benchmark (see `scripts/bench-mlflow.sh`): the same MLflow REST requests
+//! against Modelgate and against a real MLflow server, side by side, and the ratio per request.
+//!
+//! Usage: `mlflowbench --modelgate URL --token TOKEN --mlflow URL [--count N]`
+
+mod harness;
+
+use std::sync::Arc;
+
+use harness::{Sample, run};
+use modelgate_tests::{arg, bearer_client, number_arg};
+use reqwest::Client;
+use serde_json::{Value, json};
+
+/// One server under test: its base URL and a client that authenticates to it.
+#[derive(Clone)]
+struct Target {
+    name: &'static str,
+    base: String,
+    client: Client,
+}
+
+impl Target {
+    fn url(&self, endpoint: &str) -> String {
+        format!("{}/api/2.0/mlflow/{endpoint}", self.base)
+    }
+
+    async fn call(&self, method: reqwest::Method, endpoint: &str, body: &Value) -> Option<Value> {
+        let request = if method == reqwest::Method::GET {
+            let query: Vec<(String, String)> = body
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect();
+            self.client.get(self.url(endpoint)).query(&query)
+        } else {
+            self.client.request(method, self.url(endpoint)).json(body)
+        };
+        let response = request.send().await.ok()?;
+        if !response.status().is_success() {
+            eprintln!("{} {endpoint}: {} {}", self.name, response.status(), response.text().await.unwrap_or_default());
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    async fn post(&self, endpoint: &str, body: Value) -> Option<Value> {
+        self.call(reqwest::Method::POST, endpoint, &body).await
+    }
+
+    async fn get(&self, endpoint: &str, query: Value) -> Option<Value> {
+        self.call(reqwest::Method::GET, endpoint, &query).await
+    }
+
+    /// A new run in the default experiment.
+    async fn run(&self) -> String {
+        let created = self.post("runs/create", json!({ "experiment_id": "0", "start_time": 0 })).await.expect("run");
+        created["run"]["info"]["run_id"].as_str().expect("run id").to_string()
+    }
+}
+
+fn batch(key: &str, from: usize) -> Value {
+    let metrics: Vec<Value> = (from..from + 1000)
+        .map(|i| json!({ "key": key, "value": (i as f64).sin(), "timestamp": 1_700_000_000_000_i64 + i as i64, "step": i }))
+        .collect();
+    json!({ "metrics": metrics })
+}
+
+/// Runs every scenario against `target`; `count` requests per single-client scenario.
+async fn scenarios(target: Target, prefix: &str, count: usize) -> Vec<Sample> {
+    let t = Arc::new(target);
+    let mut samples = Vec::new();
+    let prefix = Arc::new(prefix.to_string());
+
+    let (tt, p) = (t.clone(), prefix.clone());
+    samples.push(
+        run("create model", 1, 600, Some(count), move |i| {
+            let (t, p) = (tt.clone(), p.clone());
+            async move { t.post("registered-models/create", json!({ "name": format!("{p}-m{i}") })).await.is_some() }
+        })
+        .await,
+    );
+
+    let model = format!("{prefix}-v");
+    t.post("registered-models/create", json!({ "name": model })).await.expect("model");
+    let (tt, m) = (t.clone(), Arc::new(model.clone()));
+    samples.push(
+        run("create version", 1, 600, Some(count), move |i| {
+            let (t, m) = (tt.clone(), m.clone());
+            async move {
+                let body = json!({ "name": *m, "source": format!("s3://bench/{m}/{i}") });
+                t.post("model-versions/create", body).await.is_some()
+            }
+        })
+        .await,
+    );
+
+    let run_id = Arc::new(t.run().await);
+    let (tt, r) = (t.clone(), run_id.clone());
+    let batches = (count / 4).max(10);
+    let mut logged = run("log-batch (1,000 metrics)", 1, 600, Some(batches), move |i| {
+        let (t, r) = (tt.clone(), r.clone());
+        async move {
+            let mut body = batch("loss", i * 1000);
+            body["run_id"] = json!(*r);
+            t.post("runs/log-batch", body).await.is_some()
+        }
+    })
+    .await;
+    logged.name = "log-batch points/s (÷1000 = req/s)".into();
+    samples.push(logged);
+
+    let history_run = t.run().await;
+    for from in (0..10_000).step_by(1000) {
+        let mut body = batch("h", from);
+        body["run_id"] = json!(history_run);
+        t.post("runs/log-batch", body).await.expect("history points");
+    }
+    let (tt, r) = (t.clone(), Arc::new(history_run));
+    samples.push(
+        run("metric history (10,000 points)", 1, 600, Some((count / 4).max(10)), move |_| {
+            let (t, r) = (tt.clone(), r.clone());
+            async move {
+                let query = json!({ "run_id": *r, "metric_key": "h", "max_results": "25000" });
+                t.get("metrics/get-history", query)
+                    .await
+                    .is_some_and(|h| h["metrics"].as_array().map(Vec::len) == Some(10_000))
+            }
+        })
+        .await,
+    );
+
+    for clients in [1, 8] {
+        let (tt, m) = (t.clone(), Arc::new(model.clone()));
+        let versions = count.min(50);
+        samples.push(
+            run(&format!("alias set/get, {clients} client(s)"), clients, 600, Some(count * 2), move |i| {
+                let (t, m) = (tt.clone(), m.clone());
+                async move {
+                    let alias = format!("a{}", i % 16);
+                    if i % 2 == 0 {
+                        let body = json!({ "name": *m, "alias": alias, "version": (1 + i % versions).to_string() });
+                        t.post("registered-models/alias", body).await.is_some()
+                    } else {
+                        t.get("registered-models/alias", json!({ "name": *m, "alias": format!("a{}", (i - 1) % 16) }))
+                            .await
+                            .is_some()
+                    }
+                }
+            })
+            .await,
+        );
+    }
+
+    let (tt, m) = (t.clone(), Arc::new(model));
+    samples.push(
+        run(&format!("version search ({count} versions)"), 1, 600, Some((count / 4).max(10)), move |_| {
+            let (t, m) = (tt.clone(), m.clone());
+            async move {
+                let query = json!({ "filter": format!("name='{m}'"), "max_results": "1000" });
+                t.get("model-versions/search", query)
+                    .await
+                    .is_some_and(|r| r["model_versions"].as_array().map(Vec::len) == Some(count))
+            }
+        })
+        .await,
+    );
+    samples
+}
+
+/// Requests (or, for log-batch, metric points) per second.
+fn rate(s: &Sample) -> f64 {
+    let per = if s.name.starts_with("log-batch") { 1000.0 } else { 1.0 };
+    per * s.micros.len() as f64 / s.elapsed.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let modelgate = arg("--modelgate").expect("--modelgate URL");
+    let token = arg("--token").expect("--token TOKEN");
+    let mlflow = arg("--mlflow").expect("--mlflow URL");
+    let count = number_arg("--count", 200);
+    let prefix = format!("b{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let ours = Target { name: "modelgate", base: modelgate, client: bearer_client(&token) };
+    let theirs = Target { name: "mlflow", base: mlflow, client: bearer_client("") };
+    let mut mg = scenarios(ours, &prefix, count).await;
+    let mut ml = scenarios(theirs, &prefix, count).await;
+    println!(
+        "{:<36} {:>11} {:>8} {:>8} {:>11} {:>8} {:>8} {:>7} {:>7}",
+        "request", "MG per s", "p50 ms", "p99 ms", "MLflow /s", "p50 ms", "p99 ms", "ratio", "errors"
+    );
+    for (a, b) in mg.iter_mut().zip(ml.iter_mut()) {
+        a.micros.sort_unstable();
+        b.micros.sort_unstable();
+        println!(
+            "{:<36} {:>11.0} {:>8.2} {:>8.2} {:>11.0} {:>8.2} {:>8.2} {:>6.1}× {:>3}/{:<3}",
+            a.name,
+            rate(a),
+            a.percentile(0.5),
+            a.percentile(0.99),
+            rate(b),
+            b.percentile(0.5),
+            b.percentile(0.99),
+            rate(a) / rate(b),
+            a.errors,
+            b.errors
+        );
+    }
+}
