@@ -518,3 +518,25 @@ pub fn arg(name: &str) -> Option<String> {
 pub fn number_arg(name: &str, default: usize) -> usize {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
+
+/// An MLflow API request as MLflow's clients send it: GET parameters in the query string (strings
+/// as they are, other values as JSON), a JSON body otherwise.
+pub fn mlflow_request(
+    client: &Client,
+    base: &str,
+    method: reqwest::Method,
+    endpoint: &str,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let url = format!("{base}/api/2.0/mlflow/{endpoint}");
+    if method != reqwest::Method::GET {
+        return client.request(method, url).json(body);
+    }
+    let query: Vec<(String, String)> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect();
+    client.get(url).query(&query)
+}

@@ -136,18 +136,7 @@ async fn the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry(bac
 
 /// An MLflow call with a JSON body (or query parameters for GET) as `client`.
 async fn call(client: &Client, app: &TestApp, method: Method, endpoint: &str, body: Value) -> (u16, Value) {
-    let url = app.url(&format!("/api/2.0/mlflow/{endpoint}"));
-    let request = if method == Method::GET {
-        let query: Vec<(String, String)> = body
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-            .collect();
-        client.get(url).query(&query)
-    } else {
-        client.request(method, url).json(&body)
-    };
+    let request = modelgate_tests::mlflow_request(client, &app.base, method, endpoint, &body);
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();

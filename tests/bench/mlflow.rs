@@ -7,7 +7,7 @@ mod harness;
 
 use std::sync::Arc;
 
-use harness::{Sample, run};
+use harness::{Sample, print_table, run};
 use modelgate_tests::{arg, bearer_client, number_arg};
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -21,22 +21,8 @@ struct Target {
 }
 
 impl Target {
-    fn url(&self, endpoint: &str) -> String {
-        format!("{}/api/2.0/mlflow/{endpoint}", self.base)
-    }
-
     async fn call(&self, method: reqwest::Method, endpoint: &str, body: &Value) -> Option<Value> {
-        let request = if method == reqwest::Method::GET {
-            let query: Vec<(String, String)> = body
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                .collect();
-            self.client.get(self.url(endpoint)).query(&query)
-        } else {
-            self.client.request(method, self.url(endpoint)).json(body)
-        };
+        let request = modelgate_tests::mlflow_request(&self.client, &self.base, method, endpoint, body);
         let response = request.send().await.ok()?;
         if !response.status().is_success() {
             eprintln!("{} {endpoint}: {} {}", self.name, response.status(), response.text().await.unwrap_or_default());
@@ -186,13 +172,16 @@ async fn main() {
     let theirs = Target { name: "mlflow", base: mlflow, client: bearer_client("") };
     let mut mg = scenarios(ours, &prefix, count).await;
     let mut ml = scenarios(theirs, &prefix, count).await;
+    println!("== Modelgate");
+    print_table(&mut mg);
+    println!("\n== MLflow\n");
+    print_table(&mut ml);
+    println!("\n== ratio (Modelgate ÷ MLflow; log-batch in metric points)\n");
     println!(
         "{:<36} {:>11} {:>8} {:>8} {:>11} {:>8} {:>8} {:>7} {:>7}",
         "request", "MG per s", "p50 ms", "p99 ms", "MLflow /s", "p50 ms", "p99 ms", "ratio", "errors"
     );
-    for (a, b) in mg.iter_mut().zip(ml.iter_mut()) {
-        a.micros.sort_unstable();
-        b.micros.sort_unstable();
+    for (a, b) in mg.iter().zip(ml.iter()) {
         println!(
             "{:<36} {:>11.0} {:>8.2} {:>8.2} {:>11.0} {:>8.2} {:>8.2} {:>6.1}× {:>3}/{:<3}",
             a.name,

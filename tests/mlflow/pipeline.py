@@ -43,6 +43,8 @@ def train():
     assert experiment.name == EXPERIMENT
     assert experiment.tags.get("team") == "fraud", experiment.tags
     expect_error("RESOURCE_ALREADY_EXISTS", mlflow.create_experiment, EXPERIMENT)
+    found = mlflow.search_experiments(filter_string=f"name LIKE '{MODEL}-%'")
+    assert [e.experiment_id for e in found] == [experiment_id], found
 
     params = {"learning_rate": "0.05", "max_depth": "8", "optimizer": "adam"}
     with mlflow.start_run(run_name="nightly-train") as run:

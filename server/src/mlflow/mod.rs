@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
         .route(&route("experiments/create"), post(tracking::create_experiment))
         .route(&route("experiments/get"), get(tracking::get_experiment))
         .route(&route("experiments/get-by-name"), get(tracking::get_experiment_by_name))
-        .route(&route("experiments/search"), post(tracking::search_experiments).get(tracking::search_experiments_get))
+        .route(&route("experiments/search"), post(tracking::search_experiments))
         .route(&route("runs/create"), post(tracking::create_run))
         .route(&route("runs/get"), get(tracking::get_run))
         .route(&route("runs/update"), post(tracking::update_run))

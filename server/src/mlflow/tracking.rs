@@ -116,18 +116,15 @@ async fn run(conn: &mut AnyConnection, id: &str) -> Result<RunRow, MlflowError> 
 }
 
 /// Locks a run's row until the transaction ends, so its points and the versions registered from
-/// it are written one after the other; `RESOURCE_DOES_NOT_EXIST` when there is no such run.
-async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<(), MlflowError> {
+/// it are written one after the other; false when there is no such run.
+async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<bool, ApiError> {
     let locked = sqlx::query("UPDATE mlflow_runs SET status = status WHERE id = $1")
         .bind(id)
         .execute(conn)
         .await
         .map_err(db_error)?
         .rows_affected();
-    if locked == 0 {
-        return Err(MlflowError::not_found(format!("Run with id={id} not found")));
-    }
-    Ok(())
+    Ok(locked > 0)
 }
 
 /// Keys of params, tags and metrics: what MLflow accepts (letters, digits, `_ - . / :` and spaces).
@@ -192,8 +189,11 @@ pub async fn create_experiment(
     .bind(now)
     .fetch_one(&mut *tx)
     .await
-    .on_unique_violation(|| ApiError::conflict(""))
-    .map_err(|_| MlflowError::already_exists(format!("Experiment(name={}) already exists.", req.name)))?;
+    .on_unique_violation(|| ApiError::conflict(format!("Experiment(name={}) already exists.", req.name)))
+    .map_err(|e| match e.code {
+        app::error::ErrorCode::Conflict => MlflowError::already_exists(e.message),
+        _ => e.into(),
+    })?;
     let created = experiment(&mut tx, id).await?.into_wire();
     tx.commit(&caller, Change::new(AuditAction::ExperimentCreate, Target::experiment(id)).after(&created)).await?;
     Ok(Json(json!({ "experiment_id": id.to_string() })))
@@ -226,14 +226,6 @@ pub async fn get_experiment_by_name(
         MlflowError::not_found(format!("Could not find experiment with name '{}'", req.experiment_name))
     })?;
     Ok(Json(json!({ "experiment": found.into_wire() })))
-}
-
-pub async fn search_experiments_get(
-    state: State<AppState>,
-    caller: MlflowCaller,
-    Params(req): Params<SearchExperiments>,
-) -> MlflowResult<Value> {
-    search_experiments(state, caller, Body(req)).await
 }
 
 /// Every experiment by name, optionally filtered by `name` (`=`, `LIKE`, `ILIKE`).
@@ -520,7 +512,7 @@ pub(crate) async fn copy_run_metrics(
     run_id: &str,
     now: i64,
 ) -> Result<StoredPoints, ApiError> {
-    if lock_run(conn, run_id).await.is_err() {
+    if !lock_run(conn, run_id).await? {
         return Ok(StoredPoints::default());
     }
     let rows: Vec<(String, f64, i64, i64)> =
@@ -545,7 +537,12 @@ pub(crate) async fn run_lineage(
     conn: &mut AnyConnection,
     run_id: &str,
 ) -> Result<Option<(BTreeMap<String, String>, Option<String>)>, ApiError> {
-    if run(conn, run_id).await.is_err() {
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM mlflow_runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    if exists.is_none() {
         return Ok(None);
     }
     let params: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM mlflow_run_params WHERE run_id = $1")
@@ -624,7 +621,9 @@ async fn log_into(
     batch: &LogBatch,
     now: i64,
 ) -> Result<Vec<(String, StoredPoints)>, MlflowError> {
-    lock_run(conn, run_id).await?;
+    if !lock_run(conn, run_id).await? {
+        return Err(MlflowError::not_found(format!("Run with id={run_id} not found")));
+    }
     write_params(conn, run_id, &batch.params).await?;
     write_tags(conn, run_id, &batch.tags).await?;
     if batch.metrics.is_empty() {
