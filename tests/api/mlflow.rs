@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry,
-    mlflow_requests_get_mlflow_errors_and_aliases_follow_environments
+    mlflow_requests_get_mlflow_errors_and_aliases_follow_environments,
+    every_mlflow_endpoint_checks_the_callers_role
 );
 
 /// The Python of the venv with the pinned `mlflow-skinny` client.
@@ -414,5 +415,71 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
         400,
     );
     assert!(message.starts_with("filter: "), "{message}");
+    app.stop().await;
+}
+
+/// Every endpoint of the MLflow API: anonymous callers are refused `UNAUTHENTICATED`, a viewer
+/// reads but every write is refused `PERMISSION_DENIED` and changes nothing.
+async fn every_mlflow_endpoint_checks_the_callers_role(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = &app.client;
+    let (_, created) = call(c, &app, Method::POST, "runs/create", json!({})).await;
+    let run = created["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(call(c, &app, Method::POST, "registered-models/create", json!({"name": "m"})).await.0, 200);
+    let version = json!({"name": "m", "source": "s3://b/m"});
+    assert_eq!(call(c, &app, Method::POST, "model-versions/create", version.clone()).await.0, 200);
+    assert_eq!(
+        call(c, &app, Method::POST, "registered-models/alias", json!({"name": "m", "alias": "best", "version": "1"}))
+            .await
+            .0,
+        200
+    );
+    let anonymous = bearer_client("");
+    let viewer = app.client_as("viewer", &[Role::Viewer]).await;
+    let head = app.audit_head().await;
+
+    let (get, post, patch, delete) = (Method::GET, Method::POST, Method::PATCH, Method::DELETE);
+    let reads = [
+        (get.clone(), "experiments/get", json!({"experiment_id": "0"})),
+        (get.clone(), "experiments/get-by-name", json!({"experiment_name": "Default"})),
+        (post.clone(), "experiments/search", json!({})),
+        (get.clone(), "runs/get", json!({"run_id": run})),
+        (get.clone(), "metrics/get-history", json!({"run_id": run, "metric_key": "m"})),
+        (get.clone(), "registered-models/get", json!({"name": "m"})),
+        (get.clone(), "registered-models/search", json!({})),
+        (get.clone(), "registered-models/alias", json!({"name": "m", "alias": "best"})),
+        (get.clone(), "model-versions/get", json!({"name": "m", "version": "1"})),
+        (get.clone(), "model-versions/search", json!({"filter": "name='m'"})),
+    ];
+    let writes = [
+        (post.clone(), "experiments/create", json!({"name": "e"})),
+        (post.clone(), "runs/create", json!({})),
+        (post.clone(), "runs/update", json!({"run_id": run, "status": "FAILED"})),
+        (post.clone(), "runs/log-batch", json!({"run_id": run, "params": [{"key": "p", "value": "1"}]})),
+        (post.clone(), "runs/log-metric", json!({"run_id": run, "key": "m", "value": 1, "timestamp": 1})),
+        (post.clone(), "runs/log-parameter", json!({"run_id": run, "key": "p", "value": "1"})),
+        (post.clone(), "runs/set-tag", json!({"run_id": run, "key": "t", "value": "1"})),
+        (post.clone(), "registered-models/create", json!({"name": "n"})),
+        (patch.clone(), "registered-models/update", json!({"name": "m", "description": "d"})),
+        (delete.clone(), "registered-models/delete", json!({"name": "m"})),
+        (post.clone(), "registered-models/alias", json!({"name": "m", "alias": "best", "version": "1"})),
+        (delete.clone(), "registered-models/alias", json!({"name": "m", "alias": "best"})),
+        (post.clone(), "model-versions/create", version),
+        (patch.clone(), "model-versions/update", json!({"name": "m", "version": "1", "description": "d"})),
+        (post.clone(), "model-versions/set-tag", json!({"name": "m", "version": "1", "key": "k", "value": "v"})),
+    ];
+    for (method, endpoint, body) in reads.iter().chain(writes.iter()) {
+        let answer = call(&anonymous, &app, method.clone(), endpoint, body.clone()).await;
+        mlflow_error(answer, "UNAUTHENTICATED", 401);
+    }
+    for (method, endpoint, body) in &reads {
+        let (status, answer) = call(&viewer, &app, method.clone(), endpoint, body.clone()).await;
+        assert_eq!(status, 200, "a viewer reads {endpoint}: {answer}");
+    }
+    for (method, endpoint, body) in &writes {
+        let answer = call(&viewer, &app, method.clone(), endpoint, body.clone()).await;
+        mlflow_error(answer, "PERMISSION_DENIED", 403);
+    }
+    assert_eq!(app.audit_head().await, head, "no refused write left an entry");
     app.stop().await;
 }
