@@ -19,7 +19,7 @@ use crate::audit::{Change, Target};
 use crate::clock::parse_rfc3339;
 use crate::db::db_error;
 use crate::http::AppState;
-use crate::registry::insert_version;
+use crate::registry::{insert_version, load_version};
 use crate::store::{Store, model_id};
 
 /// The version tag that carries (or attaches) a version's artifact digest.
@@ -84,14 +84,43 @@ async fn aliases(conn: &mut AnyConnection, model: &Model) -> Result<BTreeMap<Str
     Ok(plain.into_iter().chain(live).collect())
 }
 
-fn aliases_of(all: &BTreeMap<String, i64>, number: i64) -> Vec<String> {
-    all.iter().filter(|(_, v)| **v == number).map(|(a, _)| a.clone()).collect()
+/// The aliases of one version: its plain ones and the environments where it is live.
+async fn version_aliases(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    version: &Version,
+) -> Result<Vec<String>, MlflowError> {
+    let mut plain: Vec<String> =
+        sqlx::query_scalar("SELECT alias FROM model_aliases WHERE model_id = $1 AND version_number = $2")
+            .bind(model_id)
+            .bind(version.number)
+            .fetch_all(conn)
+            .await
+            .map_err(db_error)?;
+    plain.extend(version.live_in.iter().cloned());
+    plain.sort();
+    Ok(plain)
+}
+
+/// A version with its aliases, read on one connection after checking the caller may read.
+async fn version_with_aliases(
+    store: &Store,
+    caller: &Caller,
+    model: &str,
+    number: i64,
+) -> Result<ModelVersion, MlflowError> {
+    caller.require(Permission::Read)?;
+    let mut conn = store.conn().await?;
+    let id = model_id(&mut conn, model).await?;
+    let version = load_version(&mut conn, model, number).await?;
+    let aliases = version_aliases(&mut conn, id, &version).await?;
+    Ok(version_wire(version, aliases))
 }
 
 async fn model_wire(store: &Store, caller: &Caller, model: Model) -> Result<RegisteredModel, MlflowError> {
     let all = aliases(&mut *store.conn().await?, &model).await?;
     let latest = match model.latest_version {
-        Some(n) => vec![version_wire(store.get_version(caller, &model.name, n).await?, aliases_of(&all, n))],
+        Some(n) => vec![version_with_aliases(store, caller, &model.name, n).await?],
         None => Vec::new(),
     };
     Ok(RegisteredModel {
@@ -103,12 +132,6 @@ async fn model_wire(store: &Store, caller: &Caller, model: Model) -> Result<Regi
         description: model.description,
         name: model.name,
     })
-}
-
-async fn full_version(store: &Store, caller: &Caller, model: &str, number: i64) -> Result<ModelVersion, MlflowError> {
-    let found = store.get_model(caller, model).await?;
-    let all = aliases(&mut *store.conn().await?, &found).await?;
-    Ok(version_wire(store.get_version(caller, model, number).await?, aliases_of(&all, number)))
 }
 
 pub async fn create_model(
@@ -263,7 +286,7 @@ pub async fn get_version(
     Params(req): Params<wire::VersionRef>,
 ) -> MlflowResult<Value> {
     let number = version_number(&req.version)?;
-    Ok(Json(json!({ "model_version": full_version(&s.store, &caller, &req.name, number).await? })))
+    Ok(Json(json!({ "model_version": version_with_aliases(&s.store, &caller, &req.name, number).await? })))
 }
 
 pub async fn update_version(
@@ -274,7 +297,7 @@ pub async fn update_version(
     let number = version_number(&req.version)?;
     let patch = VersionPatch { description: req.description, ..VersionPatch::default() };
     s.store.update_version(&caller, &req.name, number, patch).await?;
-    Ok(Json(json!({ "model_version": full_version(&s.store, &caller, &req.name, number).await? })))
+    Ok(Json(json!({ "model_version": version_with_aliases(&s.store, &caller, &req.name, number).await? })))
 }
 
 /// Sets a version tag; `modelgate.artifact_digest` attaches the digest of a version registered
@@ -327,14 +350,8 @@ pub async fn search_versions(
     let rows = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
     let (rows, next) = next_page(rows, limit, offset);
     let mut versions = Vec::with_capacity(rows.len());
-    let mut model_aliases: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (model, number) in rows {
-        if !model_aliases.contains_key(&model) {
-            let found = s.store.get_model(&caller, &model).await?;
-            model_aliases.insert(model.clone(), aliases(&mut *s.store.conn().await?, &found).await?);
-        }
-        let version = s.store.get_version(&caller, &model, number).await?;
-        versions.push(version_wire(version, aliases_of(&model_aliases[&model], number)));
+        versions.push(version_with_aliases(&s.store, &caller, &model, number).await?);
     }
     Ok(Json(super::filter::with_token(json!({ "model_versions": versions }), next)))
 }
@@ -439,18 +456,39 @@ pub async fn set_alias(
     Ok(Json(json!({})))
 }
 
+/// The version an alias points at: a plain alias, else the environment of that name's live version.
 pub async fn get_alias(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
     Params(req): Params<wire::AliasRef>,
 ) -> MlflowResult<Value> {
-    let model = s.store.get_model(&caller, &req.name).await?;
-    let all = aliases(&mut *s.store.conn().await?, &model).await?;
-    let number = *all
-        .get(&req.alias)
-        .ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", req.alias)))?;
-    let version = s.store.get_version(&caller, &req.name, number).await?;
-    Ok(Json(json!({ "model_version": version_wire(version, aliases_of(&all, number)) })))
+    caller.require(Permission::Read)?;
+    let mut conn = s.store.conn().await?;
+    let id = model_id(&mut conn, &req.name).await?;
+    let plain: Option<i64> =
+        sqlx::query_scalar("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
+            .bind(id)
+            .bind(&req.alias)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let number = match plain {
+        Some(n) => Some(n),
+        None => sqlx::query_scalar(
+            "SELECT d.version_number FROM deployments d JOIN environments e ON e.id = d.environment_id \
+             WHERE d.model_id = $1 AND e.name = $2",
+        )
+        .bind(id)
+        .bind(&req.alias)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?,
+    };
+    let number =
+        number.ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", req.alias)))?;
+    let version = load_version(&mut conn, &req.name, number).await?;
+    let aliases = version_aliases(&mut conn, id, &version).await?;
+    Ok(Json(json!({ "model_version": version_wire(version, aliases) })))
 }
 
 pub async fn delete_alias(
