@@ -14,8 +14,8 @@ if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "mlflow==$MLFLOW_SERVER_VERSION"
 fi
-cargo leptos build --release
-cargo build --release -p modelgate-tests --bin mlflowbench
+# The API alone is measured: the server binary without the console's WASM bundle is enough.
+cargo build --release -p server --bin modelgate -p modelgate-tests --bin mlflowbench
 
 dir=$(mktemp -d)
 port=${BENCH_PORT:-3999}

@@ -40,17 +40,18 @@ CREATE TABLE mlflow_run_tags (
     PRIMARY KEY (run_id, key)
 );
 
--- Metric points of runs in the order they were logged; the latest per key (highest step, then
--- time, then value, as MLflow) is kept beside them for reading a run.
-CREATE TABLE mlflow_metrics (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id  TEXT    NOT NULL REFERENCES mlflow_runs (id),
-    key     TEXT    NOT NULL,
-    value   REAL    NOT NULL,
-    at      BIGINT  NOT NULL,
-    step    BIGINT  NOT NULL
+-- Metric points of runs per key in the order they were logged, packed as the version series'
+-- points are (24 bytes each: step i64, time ms i64, value f64, little-endian) in chunks of up to
+-- 512, every chunk but the last full; the latest point per key (highest step, then time, then
+-- value, as MLflow) is kept beside them for reading a run.
+CREATE TABLE mlflow_metric_chunks (
+    run_id       TEXT    NOT NULL REFERENCES mlflow_runs (id),
+    key          TEXT    NOT NULL,
+    chunk_no     BIGINT  NOT NULL,
+    point_count  BIGINT  NOT NULL,
+    points       BLOB    NOT NULL,
+    PRIMARY KEY (run_id, key, chunk_no)
 );
-CREATE INDEX mlflow_metrics_history_idx ON mlflow_metrics (run_id, key, id);
 CREATE TABLE mlflow_latest_metrics (
     run_id  TEXT    NOT NULL REFERENCES mlflow_runs (id),
     key     TEXT    NOT NULL,

@@ -82,9 +82,17 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the pool.
+    /// Connections send at once (TCP_NODELAY): a response written in pieces would otherwise wait
+    /// for the client's delayed acknowledgement, some 40 ms.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
         self.store.db.close().await;
         Ok(())
     }

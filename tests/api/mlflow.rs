@@ -294,6 +294,28 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
     );
     assert!(rest.get("next_page_token").is_none());
 
+    // Across chunks of stored points (512 each), a later batch filling the last one first.
+    for (from, to) in [(0, 600), (600, 1100)] {
+        let points: Vec<Value> =
+            (from..to).map(|i| json!({"key": "long", "value": i, "timestamp": i, "step": i})).collect();
+        assert_eq!(
+            call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "metrics": points})).await.0,
+            200
+        );
+    }
+    let mut steps = Vec::new();
+    let mut token = String::new();
+    loop {
+        let query = json!({"run_id": run, "metric_key": "long", "max_results": "700", "page_token": token});
+        let (_, page) = call(c, &app, Method::GET, "metrics/get-history", query).await;
+        steps.extend(page["metrics"].as_array().unwrap().iter().map(|m| m["step"].as_i64().unwrap()));
+        match page["next_page_token"].as_str() {
+            Some(next) => token = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(steps, (0..1100).collect::<Vec<i64>>(), "every point once, in order, over two pages");
+
     // Registry: names follow Modelgate's rules; versions are numbers.
     let message = mlflow_error(
         call(c, &app, post.clone(), "registered-models/create", json!({"name": "Fraud Model"})).await,
@@ -333,7 +355,7 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
     assert_eq!(call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "metrics": late})).await.0, 200);
     let series = json(app.get("/api/v1/models/churn/versions/1/metrics").await, 200).await;
     let keys: Vec<&str> = series.as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["late", "m"]);
+    assert_eq!(keys, ["late", "long", "m"]);
 
     // Aliases: labels, reserved names, unguarded environments deploy, guarded ones refuse.
     mlflow_error(

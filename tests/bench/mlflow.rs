@@ -31,6 +31,19 @@ impl Target {
         response.json().await.ok()
     }
 
+    /// How many entries a listing answer holds (parsed without building them, so the client's
+    /// own work stays small beside the server's).
+    async fn count(&self, endpoint: &str, query: Value) -> Option<usize> {
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            #[serde(alias = "metrics", alias = "model_versions")]
+            items: Vec<serde::de::IgnoredAny>,
+        }
+        let request = modelgate_tests::mlflow_request(&self.client, &self.base, reqwest::Method::GET, endpoint, &query);
+        let bytes = request.send().await.ok()?.error_for_status().ok()?.bytes().await.ok()?;
+        serde_json::from_slice::<Listing>(&bytes).ok().map(|l| l.items.len())
+    }
+
     async fn post(&self, endpoint: &str, body: Value) -> Option<Value> {
         self.call(reqwest::Method::POST, endpoint, &body).await
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use app::domain::{AuditAction, Caller, MetricSource, NewMetricPoint, Permission, validate};
+use app::domain::{AuditAction, Caller, MetricPoint, MetricSource, NewMetricPoint, Permission, validate};
 use app::error::ApiError;
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +16,7 @@ use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::audit::{Change, Target};
 use crate::db::{DbResultExt, db_error};
 use crate::http::AppState;
+use crate::metrics::chunks::{CHUNK_POINTS, pack, unpack};
 use crate::metrics::{StoredPoints, store_points, version_ids};
 use crate::store::{Store, from_json, to_json};
 
@@ -26,8 +27,6 @@ const MAX_BATCH_TAGS: usize = 100;
 const MAX_KEY: usize = 250;
 const MAX_PARAM_VALUE: usize = 6000;
 const MAX_TAG_VALUE: usize = 8000;
-/// Rows per multi-row INSERT of metric points.
-const INSERT_ROWS: usize = 200;
 const RUN_STATUSES: [&str; 5] = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
 
 #[derive(sqlx::FromRow)]
@@ -422,21 +421,69 @@ async fn write_params(conn: &mut AnyConnection, run_id: &str, params: &[KeyValue
     Ok(())
 }
 
-/// Appends points to a run and keeps the latest per key: the highest step, then time, then value.
-async fn write_metrics(conn: &mut AnyConnection, run_id: &str, metrics: &[KeyedMetric]) -> Result<(), MlflowError> {
-    for rows in metrics.chunks(INSERT_ROWS) {
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let b = i * 4;
-                format!("($1, ${}, ${}, ${}, ${})", b + 2, b + 3, b + 4, b + 5)
-            })
-            .collect();
-        let sql = format!("INSERT INTO mlflow_metrics (run_id, key, value, at, step) VALUES {}", values.join(", "));
-        let mut query = sqlx::query(&sql).bind(run_id);
-        for m in rows {
-            query = query.bind(&m.key).bind(m.value).bind(m.timestamp).bind(m.step);
+/// Appends one key's points: fills its last chunk, then starts new ones.
+async fn append_points(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    key: &str,
+    points: &[MetricPoint],
+) -> Result<(), ApiError> {
+    let last: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT chunk_no, points FROM mlflow_metric_chunks WHERE run_id = $1 AND key = $2 ORDER BY chunk_no DESC LIMIT 1",
+    )
+    .bind(run_id)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut rest = points;
+    let mut next = 0;
+    if let Some((last_no, bytes)) = last {
+        next = last_no + 1;
+        let mut tail = unpack(&bytes);
+        if tail.len() < CHUNK_POINTS {
+            let take = (CHUNK_POINTS - tail.len()).min(rest.len());
+            tail.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            sqlx::query(
+                "UPDATE mlflow_metric_chunks SET point_count = $4, points = $5 WHERE run_id = $1 AND key = $2 AND chunk_no = $3",
+            )
+            .bind(run_id)
+            .bind(key)
+            .bind(last_no)
+            .bind(tail.len() as i64)
+            .bind(pack(&tail))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
         }
-        query.execute(&mut *conn).await.map_err(db_error)?;
+    }
+    for piece in rest.chunks(CHUNK_POINTS) {
+        sqlx::query(
+            "INSERT INTO mlflow_metric_chunks (run_id, key, chunk_no, point_count, points) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(next)
+        .bind(piece.len() as i64)
+        .bind(pack(piece))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        next += 1;
+    }
+    Ok(())
+}
+
+/// Appends points to a run, each key's to its chunks, and keeps the latest per key: the highest
+/// step, then time, then value. The caller holds the run's row lock.
+async fn write_metrics(conn: &mut AnyConnection, run_id: &str, metrics: &[KeyedMetric]) -> Result<(), MlflowError> {
+    let mut by_key: BTreeMap<&str, Vec<MetricPoint>> = BTreeMap::new();
+    for m in metrics {
+        by_key.entry(&m.key).or_default().push(MetricPoint { step: m.step, timestamp: m.timestamp, value: m.value });
+    }
+    for (key, points) in &by_key {
+        append_points(conn, run_id, key, points).await?;
     }
     let mut latest: BTreeMap<&str, &KeyedMetric> = BTreeMap::new();
     for m in metrics {
@@ -515,18 +562,27 @@ pub(crate) async fn copy_run_metrics(
     if !lock_run(conn, run_id).await? {
         return Ok(StoredPoints::default());
     }
-    let rows: Vec<(String, f64, i64, i64)> =
-        sqlx::query_as("SELECT key, value, at, step FROM mlflow_metrics WHERE run_id = $1 ORDER BY id")
+    let chunks: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT key, points FROM mlflow_metric_chunks WHERE run_id = $1 ORDER BY key, chunk_no")
             .bind(run_id)
             .fetch_all(&mut *conn)
             .await
             .map_err(db_error)?;
-    if rows.is_empty() {
+    if chunks.is_empty() {
         return Ok(StoredPoints::default());
     }
-    let points: Vec<NewMetricPoint> = rows
-        .into_iter()
-        .map(|(key, value, timestamp, step)| evaluation_point(&KeyedMetric { key, value, timestamp, step }))
+    let points: Vec<NewMetricPoint> = chunks
+        .iter()
+        .flat_map(|(key, bytes)| {
+            unpack(bytes).into_iter().map(|p| {
+                evaluation_point(&KeyedMetric {
+                    key: key.clone(),
+                    value: p.value,
+                    timestamp: p.timestamp,
+                    step: p.step,
+                })
+            })
+        })
         .collect();
     let (model_id, version_id) = version_ids(conn, model, number).await?;
     store_points(conn, model, (model_id, version_id, number), &points, now).await
@@ -685,31 +741,35 @@ pub async fn metric_history(
         Some(n) if (1..=25_000).contains(&n) => n,
         Some(n) => return Err(MlflowError::invalid(format!("max_results: must be 1 to 25000 (got {n})"))),
     };
-    let after: i64 = match req.page_token.as_deref().filter(|t| !t.is_empty()) {
+    let offset: usize = match req.page_token.as_deref().filter(|t| !t.is_empty()) {
         None => 0,
         Some(t) => {
             t.parse().map_err(|_| MlflowError::invalid(format!("page_token: {t:?} is not a token this server gave")))?
         }
     };
+    let limit = limit as usize;
     let mut conn = s.store.conn().await?;
     run(&mut conn, run_id).await?;
-    let rows: Vec<(i64, f64, i64, i64)> = sqlx::query_as(
-        "SELECT id, value, at, step FROM mlflow_metrics WHERE run_id = $1 AND key = $2 AND id > $3 ORDER BY id LIMIT $4",
+    let first_chunk = (offset / CHUNK_POINTS) as i64;
+    let chunk_count = (offset % CHUNK_POINTS + limit).div_ceil(CHUNK_POINTS) as i64 + 1;
+    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT points FROM mlflow_metric_chunks WHERE run_id = $1 AND key = $2 AND chunk_no >= $3 \
+         ORDER BY chunk_no LIMIT $4",
     )
     .bind(run_id)
     .bind(&req.metric_key)
-    .bind(after)
-    .bind(limit + 1)
+    .bind(first_chunk)
+    .bind(chunk_count)
     .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let metrics: Vec<KeyedMetric> = rows
-        .iter()
-        .map(|&(_, value, timestamp, step)| KeyedMetric { key: req.metric_key.clone(), value, timestamp, step })
+    let mut points = chunks.iter().flat_map(|bytes| unpack(bytes)).skip(offset % CHUNK_POINTS);
+    let metrics: Vec<KeyedMetric> = points
+        .by_ref()
+        .take(limit)
+        .map(|p| KeyedMetric { key: req.metric_key.clone(), value: p.value, timestamp: p.timestamp, step: p.step })
         .collect();
-    let next_page_token = more.then(|| rows[rows.len() - 1].0.to_string());
+    let next_page_token = points.next().is_some().then(|| (offset + metrics.len()).to_string());
     Ok(Json(History { metrics, next_page_token }))
 }
 
