@@ -21,8 +21,9 @@ dir=$(mktemp -d)
 port=${BENCH_PORT:-3999}
 mlflow_port=${BENCH_MLFLOW_PORT:-5999}
 pids=()
+# Each server runs in its own process group (MLflow starts workers of its own), stopped as a whole.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -40,11 +41,14 @@ export DATABASE_URL="sqlite://$dir/bench.db"
 password="bench password $(date +%s)"
 echo "$password" | target/release/modelgate user add bench --role operator >/dev/null
 token=$(target/release/modelgate token create --user bench --name bench --role operator 2>/dev/null)
-MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
+MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn LEPTOS_SITE_ROOT=target/site setsid target/release/modelgate serve &
 pids+=($!)
+# MLflow's background job runner (huey consumers, busy even when idle) is switched off: it serves
+# none of the measured requests and would take CPU from both servers.
 mlflow_bin="$PWD/$venv/bin/mlflow"
-(cd "$dir" && exec "$mlflow_bin" server --backend-store-uri "sqlite:///$dir/mlflow.db" \
-  --host 127.0.0.1 --port "$mlflow_port" --workers 1 >"$dir/mlflow.log" 2>&1) &
+(cd "$dir" && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec setsid "$mlflow_bin" server \
+  --backend-store-uri "sqlite:///$dir/mlflow.db" --host 127.0.0.1 --port "$mlflow_port" --workers 1 \
+  >"$dir/mlflow.log" 2>&1) &
 pids+=($!)
 wait_ready "http://127.0.0.1:$port/readyz"
 wait_ready "http://127.0.0.1:$mlflow_port/health"

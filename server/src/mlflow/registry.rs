@@ -422,9 +422,21 @@ pub async fn set_alias(
         }
         AliasKind::Label => {
             caller.require(Permission::EditVersions)?;
-            s.store.get_version(&caller, &req.name, number).await?;
             let mut tx = s.store.begin_write().await?;
             let id = model_id(&mut tx, &req.name).await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
+                    .bind(id)
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            if exists.is_none() {
+                return Err(MlflowError::not_found(format!(
+                    "Model Version (name={}, version={number}) not found",
+                    req.name
+                )));
+            }
             let before: Option<i64> =
                 sqlx::query_scalar("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
                     .bind(id)
