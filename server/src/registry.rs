@@ -159,6 +159,36 @@ async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiEr
     Ok(row.into_model(live, health))
 }
 
+/// Versions of any model matching a SQL condition on `versions v` and `models m` (with its bind
+/// values), by model name then newest first; `live_in` filled, health left out.
+pub(crate) async fn find_versions(
+    conn: &mut AnyConnection,
+    condition: &str,
+    binds: &[String],
+    (limit, offset): (i64, i64),
+) -> Result<Vec<Version>, ApiError> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE {condition} \
+         ORDER BY m.name, v.number DESC LIMIT {limit} OFFSET {offset}"
+    );
+    let mut query = sqlx::query_as::<_, VersionRow>(&sql);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(db_error)?;
+    let mut live: HashMap<String, HashMap<i64, Vec<String>>> = HashMap::new();
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in rows {
+        if !live.contains_key(&row.model) {
+            let id = model_id(conn, &row.model).await?;
+            live.insert(row.model.clone(), live_environments(conn, id).await?);
+        }
+        let envs = live.get_mut(&row.model).and_then(|m| m.remove(&row.number)).unwrap_or_default();
+        versions.push(row.into_version(envs, Vec::new()));
+    }
+    Ok(versions)
+}
+
 /// Inserts a (validated) version inside the caller's write transaction; a version whose lineage
 /// names an MLflow run takes that run's metric points as its evaluation series.
 pub(crate) async fn insert_version(

@@ -19,7 +19,7 @@ use crate::audit::{Change, Target};
 use crate::clock::parse_rfc3339;
 use crate::db::db_error;
 use crate::http::AppState;
-use crate::registry::{insert_version, load_version};
+use crate::registry::{find_versions, insert_version, load_version};
 use crate::store::{Store, model_id};
 
 /// The version tag that carries (or attaches) a version's artifact digest.
@@ -90,16 +90,21 @@ async fn version_aliases(
     model_id: i64,
     version: &Version,
 ) -> Result<Vec<String>, MlflowError> {
-    let mut plain: Vec<String> =
+    let plain: Vec<String> =
         sqlx::query_scalar("SELECT alias FROM model_aliases WHERE model_id = $1 AND version_number = $2")
             .bind(model_id)
             .bind(version.number)
             .fetch_all(conn)
             .await
             .map_err(db_error)?;
-    plain.extend(version.live_in.iter().cloned());
-    plain.sort();
-    Ok(plain)
+    Ok(with_environments(plain, version))
+}
+
+/// Plain aliases of a version with the environments where it is live, sorted.
+fn with_environments(mut aliases: Vec<String>, version: &Version) -> Vec<String> {
+    aliases.extend(version.live_in.iter().cloned());
+    aliases.sort();
+    aliases
 }
 
 /// A version with its aliases, read on one connection after checking the caller may read.
@@ -338,20 +343,25 @@ pub async fn search_versions(
         "run_id" => "v.run_id",
         _ => "v.tags",
     });
-    let sql = format!(
-        "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id WHERE {clause} \
-         ORDER BY m.name, v.number DESC LIMIT {} OFFSET {offset}",
-        limit + 1
-    );
-    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
-    for bind in binds {
-        query = query.bind(bind);
-    }
-    let rows = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
-    let (rows, next) = next_page(rows, limit, offset);
-    let mut versions = Vec::with_capacity(rows.len());
-    for (model, number) in rows {
-        versions.push(version_with_aliases(&s.store, &caller, &model, number).await?);
+    let mut conn = s.store.conn().await?;
+    let found = find_versions(&mut conn, &clause, &binds, (limit + 1, offset)).await?;
+    let (found, next) = next_page(found, limit, offset);
+    let mut plain: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+    let mut versions = Vec::with_capacity(found.len());
+    for version in found {
+        if !plain.contains_key(&version.model) {
+            let id = model_id(&mut conn, &version.model).await?;
+            let aliases: Vec<(String, i64)> =
+                sqlx::query_as("SELECT alias, version_number FROM model_aliases WHERE model_id = $1 ORDER BY alias")
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            plain.insert(version.model.clone(), aliases);
+        }
+        let mine = plain[&version.model].iter().filter(|(_, n)| *n == version.number).map(|(a, _)| a.clone());
+        let aliases = with_environments(mine.collect(), &version);
+        versions.push(version_wire(version, aliases));
     }
     Ok(Json(super::filter::with_token(json!({ "model_versions": versions }), next)))
 }
