@@ -96,7 +96,7 @@ async fn the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry(bac
         &[("MLFLOW_TRACKING_USERNAME", "pipeline"), ("MLFLOW_TRACKING_PASSWORD", PASSWORD)],
     )
     .await;
-    assert_eq!(released, json!({"run_id": run_id, "versions": 2}));
+    assert_eq!(released, json!({"run_id": run_id, "versions": 3}));
     let live = json(app.get("/api/v1/models/fraud/environments/production").await, 200).await;
     assert_eq!(live["version"], 1, "the refused alias did not move production: {live}");
     let bare = json(app.get("/api/v1/models/fraud/versions/2").await, 200).await;

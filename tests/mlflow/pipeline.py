@@ -124,12 +124,15 @@ def release():
     # A version without a digest is registered and visible, but not deployable until one is attached.
     bare = client.create_model_version(MODEL, "s3://models/fraud/2", description="no digest yet")
     assert bare.version == "2" and bare.run_id in ("", None), (bare.version, bare.run_id)
+    # The fluent call registers a model in storage (the model exists, so only a version is made).
+    fluent = mlflow.register_model("s3://models/fraud/3", MODEL)
+    assert fluent.version == "3" and fluent.source == "s3://models/fraud/3", (fluent.version, fluent.source)
 
     client.set_model_version_tag(MODEL, "1", "reviewed_by", "risk-team")
     assert client.get_model_version(MODEL, "1").tags == {"modelgate.artifact_digest": DIGEST, "reviewed_by": "risk-team"}
     client.update_model_version(MODEL, "1", description="validated on holdout")
     found = client.search_model_versions(f"name='{MODEL}'")
-    assert sorted(v.version for v in found) == ["1", "2"], [v.version for v in found]
+    assert sorted(v.version for v in found) == ["1", "2", "3"], [v.version for v in found]
     first = next(v for v in found if v.version == "1")
     assert first.description == "validated on holdout"
     assert sorted(first.aliases) == sorted(["champion", GUARDED_ALIAS]), first.aliases
