@@ -264,7 +264,7 @@ pub(crate) async fn insert_version(
         health: Vec::new(),
     };
     let stored = match &version.lineage.run_id {
-        Some(run_id) => crate::mlflow::tracking::copy_run_metrics(conn, model, number, run_id, now).await?,
+        Some(run_id) => crate::mlflow::points::copy_run_metrics(conn, model, number, run_id, now).await?,
         None => StoredPoints::default(),
     };
     Ok((version, stored))

@@ -2,11 +2,12 @@
 //! versions into the one registry, on MLflow's wire rules (query strings for GET, JSON bodies
 //! otherwise, millisecond times, versions as strings, `{"error_code", "message"}` errors).
 //!
-//! `tracking` keeps experiments, runs and their metric points; `registry` maps registered models,
+//! `tracking` keeps experiments and runs, `points` their metric points; `registry` maps registered models,
 //! model versions and aliases onto Modelgate's models, versions and environments; `wire` holds the
 //! message shapes.
 
 pub mod filter;
+pub mod points;
 pub mod registry;
 pub mod tracking;
 pub mod wire;
@@ -39,7 +40,7 @@ pub fn router() -> Router<AppState> {
         .route(&route("runs/log-metric"), post(tracking::log_metric))
         .route(&route("runs/log-parameter"), post(tracking::log_param))
         .route(&route("runs/set-tag"), post(tracking::set_tag))
-        .route(&route("metrics/get-history"), get(tracking::metric_history))
+        .route(&route("metrics/get-history"), get(points::metric_history))
         .route(&route("registered-models/create"), post(registry::create_model))
         .route(&route("registered-models/get"), get(registry::get_model))
         .route(&route("registered-models/search"), get(registry::search_models))

@@ -1,10 +1,9 @@
-//! MLflow tracking: experiments, runs, their params (write-once), tags (overwritten) and metric
-//! points (appended). A run's points are also the evaluation series of every version registered
-//! from it, stored in the same transaction.
+//! MLflow tracking: experiments, runs, their params (write-once) and tags (overwritten), and the
+//! log requests that also append metric points (see `points`).
 
 use std::collections::BTreeMap;
 
-use app::domain::{AuditAction, Caller, MetricPoint, MetricSource, NewMetricPoint, Permission, validate};
+use app::domain::{AuditAction, Caller, Permission, validate};
 use app::error::ApiError;
 use axum::Json;
 use axum::extract::State;
@@ -16,8 +15,7 @@ use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::audit::{Change, Target};
 use crate::db::{DbResultExt, db_error};
 use crate::http::AppState;
-use crate::metrics::chunks::{CHUNK_POINTS, pack, unpack};
-use crate::metrics::{StoredPoints, store_points, version_ids};
+use crate::metrics::StoredPoints;
 use crate::store::{Store, from_json, to_json};
 
 /// MLflow's log-batch limits.
@@ -105,6 +103,11 @@ async fn experiment(conn: &mut AnyConnection, id: i64) -> Result<ExperimentRow, 
         .ok_or_else(|| MlflowError::not_found(format!("No Experiment with id={id} exists")))
 }
 
+/// `RESOURCE_DOES_NOT_EXIST` unless the run exists.
+pub(super) async fn require_run(conn: &mut AnyConnection, id: &str) -> Result<(), MlflowError> {
+    run(conn, id).await.map(|_| ())
+}
+
 async fn run(conn: &mut AnyConnection, id: &str) -> Result<RunRow, MlflowError> {
     sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM mlflow_runs WHERE id = $1"))
         .bind(id)
@@ -116,7 +119,7 @@ async fn run(conn: &mut AnyConnection, id: &str) -> Result<RunRow, MlflowError> 
 
 /// Locks a run's row until the transaction ends, so its points and the versions registered from
 /// it are written one after the other; false when there is no such run.
-async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<bool, ApiError> {
+pub(super) async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<bool, ApiError> {
     let locked = sqlx::query("UPDATE mlflow_runs SET status = status WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -421,173 +424,6 @@ async fn write_params(conn: &mut AnyConnection, run_id: &str, params: &[KeyValue
     Ok(())
 }
 
-/// Appends one key's points: fills its last chunk, then starts new ones.
-async fn append_points(
-    conn: &mut AnyConnection,
-    run_id: &str,
-    key: &str,
-    points: &[MetricPoint],
-) -> Result<(), ApiError> {
-    let last: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT chunk_no, points FROM mlflow_metric_chunks WHERE run_id = $1 AND key = $2 ORDER BY chunk_no DESC LIMIT 1",
-    )
-    .bind(run_id)
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let mut rest = points;
-    let mut next = 0;
-    if let Some((last_no, bytes)) = last {
-        next = last_no + 1;
-        let mut tail = unpack(&bytes);
-        if tail.len() < CHUNK_POINTS {
-            let take = (CHUNK_POINTS - tail.len()).min(rest.len());
-            tail.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            sqlx::query(
-                "UPDATE mlflow_metric_chunks SET point_count = $4, points = $5 WHERE run_id = $1 AND key = $2 AND chunk_no = $3",
-            )
-            .bind(run_id)
-            .bind(key)
-            .bind(last_no)
-            .bind(tail.len() as i64)
-            .bind(pack(&tail))
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        }
-    }
-    for piece in rest.chunks(CHUNK_POINTS) {
-        sqlx::query(
-            "INSERT INTO mlflow_metric_chunks (run_id, key, chunk_no, point_count, points) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(run_id)
-        .bind(key)
-        .bind(next)
-        .bind(piece.len() as i64)
-        .bind(pack(piece))
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        next += 1;
-    }
-    Ok(())
-}
-
-/// Appends points to a run, each key's to its chunks, and keeps the latest per key: the highest
-/// step, then time, then value. The caller holds the run's row lock.
-async fn write_metrics(conn: &mut AnyConnection, run_id: &str, metrics: &[KeyedMetric]) -> Result<(), MlflowError> {
-    let mut by_key: BTreeMap<&str, Vec<MetricPoint>> = BTreeMap::new();
-    for m in metrics {
-        by_key.entry(&m.key).or_default().push(MetricPoint { step: m.step, timestamp: m.timestamp, value: m.value });
-    }
-    for (key, points) in &by_key {
-        append_points(conn, run_id, key, points).await?;
-    }
-    let mut latest: BTreeMap<&str, &KeyedMetric> = BTreeMap::new();
-    for m in metrics {
-        let newer = latest.get(m.key.as_str()).is_none_or(|l| {
-            (m.step, m.timestamp).cmp(&(l.step, l.timestamp)).then(m.value.total_cmp(&l.value)).is_ge()
-        });
-        if newer {
-            latest.insert(&m.key, m);
-        }
-    }
-    for m in latest.values() {
-        sqlx::query(
-            "INSERT INTO mlflow_latest_metrics (run_id, key, value, at, step) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, at = excluded.at, step = excluded.step \
-             WHERE excluded.step > mlflow_latest_metrics.step \
-             OR (excluded.step = mlflow_latest_metrics.step AND excluded.at > mlflow_latest_metrics.at) \
-             OR (excluded.step = mlflow_latest_metrics.step AND excluded.at = mlflow_latest_metrics.at \
-                 AND excluded.value >= mlflow_latest_metrics.value)",
-        )
-        .bind(run_id)
-        .bind(&m.key)
-        .bind(m.value)
-        .bind(m.timestamp)
-        .bind(m.step)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    }
-    Ok(())
-}
-
-/// Stores points of a run as evaluation points of each version registered from it.
-async fn mirror_to_versions(
-    conn: &mut AnyConnection,
-    run_id: &str,
-    metrics: &[KeyedMetric],
-    now: i64,
-) -> Result<Vec<(String, StoredPoints)>, ApiError> {
-    let versions: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id WHERE v.run_id = $1 ORDER BY v.id",
-    )
-    .bind(run_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let points: Vec<NewMetricPoint> = metrics.iter().map(evaluation_point).collect();
-    let mut stored = Vec::with_capacity(versions.len());
-    for (model, number) in versions {
-        let ids = version_ids(conn, &model, number).await?;
-        let batch = store_points(conn, &model, (ids.0, ids.1, number), &points, now).await?;
-        stored.push((model, batch));
-    }
-    Ok(stored)
-}
-
-fn evaluation_point(m: &KeyedMetric) -> NewMetricPoint {
-    NewMetricPoint {
-        key: m.key.clone(),
-        value: m.value,
-        step: Some(m.step),
-        timestamp: Some(m.timestamp),
-        source: MetricSource::Eval,
-        environment: None,
-    }
-}
-
-/// Copies a run's points into a new version's evaluation series (inside the version's transaction);
-/// nothing when no MLflow run has that id.
-pub(crate) async fn copy_run_metrics(
-    conn: &mut AnyConnection,
-    model: &str,
-    number: i64,
-    run_id: &str,
-    now: i64,
-) -> Result<StoredPoints, ApiError> {
-    if !lock_run(conn, run_id).await? {
-        return Ok(StoredPoints::default());
-    }
-    let chunks: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT key, points FROM mlflow_metric_chunks WHERE run_id = $1 ORDER BY key, chunk_no")
-            .bind(run_id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    if chunks.is_empty() {
-        return Ok(StoredPoints::default());
-    }
-    let points: Vec<NewMetricPoint> = chunks
-        .iter()
-        .flat_map(|(key, bytes)| {
-            unpack(bytes).into_iter().map(|p| {
-                evaluation_point(&KeyedMetric {
-                    key: key.clone(),
-                    value: p.value,
-                    timestamp: p.timestamp,
-                    step: p.step,
-                })
-            })
-        })
-        .collect();
-    let (model_id, version_id) = version_ids(conn, model, number).await?;
-    store_points(conn, model, (model_id, version_id, number), &points, now).await
-}
-
 /// What a run tells a version registered from it: its params and the commit it ran at.
 pub(crate) async fn run_lineage(
     conn: &mut AnyConnection,
@@ -685,8 +521,8 @@ async fn log_into(
     if batch.metrics.is_empty() {
         return Ok(Vec::new());
     }
-    write_metrics(conn, run_id, &batch.metrics).await?;
-    Ok(mirror_to_versions(conn, run_id, &batch.metrics, now).await?)
+    super::points::write_metrics(conn, run_id, &batch.metrics).await?;
+    Ok(super::points::mirror_to_versions(conn, run_id, &batch.metrics, now).await?)
 }
 
 pub async fn log_batch(
@@ -726,57 +562,4 @@ pub async fn set_tag(
     let batch = LogBatch { run: req.run, metrics: Vec::new(), params: Vec::new(), tags: vec![req.pair] };
     log(&s.store, &caller, batch).await?;
     Ok(Json(json!({})))
-}
-
-/// Every point of one metric of a run, in the order logged, paged by `max_results` (at most 25,000).
-pub async fn metric_history(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Params(req): Params<GetHistory>,
-) -> MlflowResult<History> {
-    caller.require(Permission::Read)?;
-    let run_id = req.run.id()?;
-    let limit = match req.max_results {
-        None => 25_000,
-        Some(n) if (1..=25_000).contains(&n) => n,
-        Some(n) => return Err(MlflowError::invalid(format!("max_results: must be 1 to 25000 (got {n})"))),
-    };
-    let offset: usize = match req.page_token.as_deref().filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => {
-            t.parse().map_err(|_| MlflowError::invalid(format!("page_token: {t:?} is not a token this server gave")))?
-        }
-    };
-    let limit = limit as usize;
-    let mut conn = s.store.conn().await?;
-    run(&mut conn, run_id).await?;
-    let first_chunk = (offset / CHUNK_POINTS) as i64;
-    let chunk_count = (offset % CHUNK_POINTS + limit).div_ceil(CHUNK_POINTS) as i64 + 1;
-    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT points FROM mlflow_metric_chunks WHERE run_id = $1 AND key = $2 AND chunk_no >= $3 \
-         ORDER BY chunk_no LIMIT $4",
-    )
-    .bind(run_id)
-    .bind(&req.metric_key)
-    .bind(first_chunk)
-    .bind(chunk_count)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let mut points = chunks.iter().flat_map(|bytes| unpack(bytes)).skip(offset % CHUNK_POINTS);
-    let metrics: Vec<KeyedMetric> = points
-        .by_ref()
-        .take(limit)
-        .map(|p| KeyedMetric { key: req.metric_key.clone(), value: p.value, timestamp: p.timestamp, step: p.step })
-        .collect();
-    let next_page_token = points.next().is_some().then(|| (offset + metrics.len()).to_string());
-    Ok(Json(History { metrics, next_page_token }))
-}
-
-/// The answer of `metrics/get-history`, serialized straight from the points.
-#[derive(serde::Serialize)]
-pub struct History {
-    metrics: Vec<KeyedMetric>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_page_token: Option<String>,
 }
