@@ -54,11 +54,6 @@ impl Filter {
         Ok(Self { clauses })
     }
 
-    /// The value an attribute must equal, if the filter says so.
-    pub fn equals(&self, attribute: &str) -> Option<&str> {
-        self.clauses.iter().find(|c| c.attribute == attribute && c.operator == "=").map(|c| c.value.as_str())
-    }
-
     /// A SQL condition (`1 = 1` when empty) and its bind values; `column` names each attribute's
     /// column (`tags` for the JSON list of `key=value` labels a tag comparison looks into).
     pub fn sql(&self, column: impl Fn(&str) -> &'static str) -> (String, Vec<String>) {
@@ -181,8 +176,9 @@ mod tests {
     #[test]
     fn parses_the_comparisons_clients_send() {
         let f = Filter::parse(Some("name='fraud' AND run_id = \"abc\""), &["name", "run_id"]).unwrap();
-        assert_eq!(f.equals("name"), Some("fraud"));
-        assert_eq!(f.equals("run_id"), Some("abc"));
+        let (sql, binds) = f.sql(|attr| if attr == "name" { "m.name" } else { "v.run_id" });
+        assert_eq!(sql, "1 = 1 AND m.name = $1 AND v.run_id = $2");
+        assert_eq!(binds, vec!["fraud".to_string(), "abc".to_string()]);
         let (sql, binds) = Filter::parse(Some("name ILIKE 'Fr%'"), &["name"]).unwrap().sql(|_| "m.name");
         assert_eq!(sql, "1 = 1 AND LOWER(m.name) LIKE $1");
         assert_eq!(binds, vec!["fr%".to_string()]);
