@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/env.sh
+source scripts/bench-lib.sh
 MLFLOW_SERVER_VERSION=3.17.2
 venv=.tools/mlflow-server
 if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null)" != "$MLFLOW_SERVER_VERSION" ]; then
@@ -27,15 +28,6 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-
-wait_ready() {
-  for _ in $(seq 1 300); do
-    curl -fs "$1" >/dev/null && return
-    sleep 0.1
-  done
-  echo "$1 did not become ready" >&2
-  exit 1
-}
 
 export DATABASE_URL="sqlite://$dir/bench.db"
 password="bench password $(date +%s)"

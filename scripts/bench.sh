@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/env.sh
+source scripts/bench-lib.sh
 cargo leptos build --release
 cargo build --release -p modelgate-tests --bin loadgen --bin metricsbench --bin rollbackbench --bin auditbench
 
@@ -38,12 +39,7 @@ start_server() {
   review_token=$(target/release/modelgate token create --user bench-reviewer --name bench --role reviewer 2>/dev/null)
   MODELGATE_ADDR="127.0.0.1:$port" MODELGATE_LOG=warn LEPTOS_SITE_ROOT=target/site target/release/modelgate serve &
   server=$!
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && return
-    sleep 0.1
-  done
-  echo "the server did not become ready" >&2
-  exit 1
+  wait_ready "http://127.0.0.1:$port/readyz"
 }
 
 stop_server() {

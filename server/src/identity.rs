@@ -355,9 +355,7 @@ impl Store {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(conn).await.map_err(db_error)?;
         Ok(())
     }
-}
 
-impl Store {
     /// The user whose password this is, within the sign-in throttle; a failure is recorded
     /// (audited) and answered 401 without saying which part was wrong.
     async fn check_password(&self, username: &str, password: &str, origin: &Origin) -> Result<UserRow, ApiError> {

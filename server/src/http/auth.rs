@@ -23,20 +23,15 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
     }
     let origin = origin(&req);
     req.extensions_mut().insert(origin.clone());
-    let bearer = req
+    let (scheme, credentials) = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(|t| t.trim().to_string());
-    let basic = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-        .map(basic_credentials);
-    if let Some(credentials) = basic {
-        let Some((username, password)) = credentials else {
+        .and_then(|v| v.split_once(' '))
+        .map(|(scheme, value)| (scheme.to_ascii_lowercase(), value.trim().to_string()))
+        .unwrap_or_default();
+    if scheme == "basic" {
+        let Some((username, password)) = basic_credentials(&credentials) else {
             return ApiError::new(app::error::ErrorCode::Unauthorized, "malformed basic credentials").into_response();
         };
         match s.store.password_caller(&username, &password, &origin).await {
@@ -45,6 +40,7 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         };
         return next.run(req).await;
     }
+    let bearer = (scheme == "bearer").then_some(credentials);
     let caller = match bearer {
         Some(token) => match s.store.token_caller(&token).await {
             Ok(Some(caller)) => Some(caller),
@@ -84,7 +80,7 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
 /// `user:password` from the base64 of a basic `Authorization` header.
 fn basic_credentials(encoded: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))
