@@ -1,20 +1,22 @@
 //! The database: one sqlx pool over SQLite (embedded default) or PostgreSQL, migrations, write transactions.
 //!
 //! Queries are written once in portable SQL (`$1` placeholders, `RETURNING`); the only dialect
-//! differences — schema DDL and how a write transaction starts — live in this module and in
-//! `migrations/<backend>/`.
+//! differences — schema DDL and how a write transaction runs (its own on PostgreSQL, a savepoint in
+//! a group commit on SQLite) — live in this module and in `migrations/<backend>/`.
+
+mod group_commit;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use app::error::ApiError;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use group_commit::{GroupCommit, GroupWriter};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -48,22 +50,28 @@ impl Dialect {
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
-    /// SQLite allows one writer at a time; queueing writers here, in order, avoids the
-    /// busy-timeout sleeps that concurrent `BEGIN IMMEDIATE`s would otherwise take.
-    writer: Option<Arc<Mutex<()>>>,
+    /// SQLite allows one writer at a time: its writers queue here, in order, and share durable
+    /// commits instead of sleeping on the busy timeout of concurrent `BEGIN IMMEDIATE`s.
+    group: Option<GroupCommit>,
 }
 
-/// A write transaction; on SQLite it also holds this process's writer slot until it ends.
-/// Service code does not commit it directly: `Store::begin_write` wraps it in an
-/// [`crate::audit::AuditedTx`], whose commit requires the audit entry of the change.
-pub struct WriteTx {
-    tx: Transaction<'static, Any>,
-    _writer: Option<OwnedMutexGuard<()>>,
+/// A write transaction: its own on PostgreSQL; on SQLite a savepoint in this process's group
+/// transaction, holding the writer slot until it ends. Either way `commit` returns once the change
+/// is durable, and dropping it uncommitted undoes the change alone. Service code does not commit
+/// it directly: `Store::begin_write` wraps it in an [`crate::audit::AuditedTx`], whose commit
+/// requires the audit entry of the change.
+pub enum WriteTx {
+    Own(Transaction<'static, Any>),
+    Grouped(GroupWriter),
 }
 
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<(), ApiError> {
-        self.tx.commit().await.map_err(db_error)
+        match self {
+            WriteTx::Own(tx) => tx.commit().await,
+            WriteTx::Grouped(writer) => writer.commit().await,
+        }
+        .map_err(db_error)
     }
 }
 
@@ -71,13 +79,19 @@ impl Deref for WriteTx {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        match self {
+            WriteTx::Own(tx) => tx,
+            WriteTx::Grouped(writer) => writer,
+        }
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match self {
+            WriteTx::Own(tx) => tx,
+            WriteTx::Grouped(writer) => writer,
+        }
     }
 }
 
@@ -107,8 +121,8 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        let writer = (dialect == Dialect::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { pool, dialect, writer })
+        let group = (dialect == Dialect::Sqlite).then(|| GroupCommit::new(pool.clone()));
+        Ok(Self { pool, dialect, group })
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
@@ -126,19 +140,15 @@ impl Db {
         self.dialect
     }
 
-    /// Starts a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so concurrent writers wait on the busy timeout instead of failing
-    /// when a read lock cannot be upgraded.
+    /// Starts a transaction that will write. On SQLite it joins the group transaction, which
+    /// takes the write lock up front (`BEGIN IMMEDIATE`), so another process's writers wait on the
+    /// busy timeout instead of failing when a read lock cannot be upgraded.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, ApiError> {
-        let writer = match &self.writer {
-            Some(slot) => Some(slot.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.pool.begin().await,
-        };
-        Ok(WriteTx { tx: tx.map_err(db_error)?, _writer: writer })
+        match &self.group {
+            Some(group) => group.join().await.map(WriteTx::Grouped),
+            None => self.pool.begin().await.map(WriteTx::Own),
+        }
+        .map_err(db_error)
     }
 
     pub async fn close(&self) {

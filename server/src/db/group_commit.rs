@@ -1,0 +1,277 @@
+//! Group commit on SQLite: writers take turns in one open transaction, each in a savepoint, and one durable commit covers them all.
+//!
+//! SQLite has one writer at a time and a durable commit costs an fsync, so committing every write
+//! on its own caps each write path at one write per fsync however many clients send them. Here the
+//! writer slot is a fair queue: a writer joins the open group transaction (or opens one), makes its
+//! change inside a savepoint and releases it; the group's committer, queued behind the writers
+//! already waiting when the group opened, then commits them all at once. A writer's `commit`
+//! returns only after that durable commit and fails if it failed, so a caller sees what a
+//! transaction of its own would give it; a writer that ends without committing is rolled back to
+//! its savepoint and leaves the others' changes alone.
+
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+/// The writer slot of one SQLite database and the group transaction open on it.
+#[derive(Debug, Clone)]
+pub(super) struct GroupCommit {
+    pool: AnyPool,
+    slot: Arc<Mutex<Slot>>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    open: Option<OpenGroup>,
+    /// The last writer ended without committing; its savepoint is still to be rolled back.
+    abandoned: bool,
+}
+
+#[derive(Debug)]
+struct OpenGroup {
+    conn: PoolConnection<Any>,
+    /// Set once the group ends: `true` when its changes are durable, `false` when rolled back.
+    outcome: watch::Sender<Option<bool>>,
+}
+
+/// One writer's turn in the group transaction: the connection is its own until it commits or drops.
+#[derive(Debug)]
+pub struct GroupWriter {
+    slot: OwnedMutexGuard<Slot>,
+    committed: bool,
+}
+
+const SAVEPOINT: &str = "SAVEPOINT writer";
+const RELEASE: &str = "RELEASE writer";
+const UNDO: &str = "ROLLBACK TO writer; RELEASE writer";
+
+impl GroupCommit {
+    pub(super) fn new(pool: AnyPool) -> Self {
+        Self { pool, slot: Arc::default() }
+    }
+
+    /// Waits for the writer slot, opens a group transaction if none is open, and starts this
+    /// writer's savepoint in it.
+    pub(super) async fn join(&self) -> Result<GroupWriter, sqlx::Error> {
+        let mut slot = self.slot.clone().lock_owned().await;
+        slot.undo_abandoned().await;
+        if slot.open.is_none() {
+            let mut conn = self.pool.acquire().await?;
+            conn.execute("BEGIN IMMEDIATE").await?;
+            slot.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
+            tokio::spawn(commit_in_turn(self.slot.clone()));
+        }
+        let mut writer = GroupWriter { slot, committed: false };
+        if let Err(e) = writer.deref_mut().execute(SAVEPOINT).await {
+            writer.committed = true;
+            writer.slot.end(false).await;
+            return Err(e);
+        }
+        Ok(writer)
+    }
+}
+
+/// The committer of a group: waits behind the writers queued when the group opened, then commits.
+/// Should an earlier failure have ended that group already, it commits the group open now instead
+/// (early, which is harmless: that group's own committer then finds nothing, or a later group).
+async fn commit_in_turn(slot: Arc<Mutex<Slot>>) {
+    let mut slot = slot.lock_owned().await;
+    slot.undo_abandoned().await;
+    slot.end(true).await;
+}
+
+impl Slot {
+    async fn undo_abandoned(&mut self) {
+        if !std::mem::take(&mut self.abandoned) {
+            return;
+        }
+        let undone = match &mut self.open {
+            Some(group) => group.conn.execute(UNDO).await.is_ok(),
+            None => true,
+        };
+        if !undone {
+            self.end(false).await;
+        }
+    }
+
+    /// Ends the open group: commits it (or, when `commit` is false or the commit fails, closes its
+    /// connection, which rolls it back) and tells its writers how it ended.
+    async fn end(&mut self, commit: bool) {
+        let Some(mut group) = self.open.take() else { return };
+        let committed = commit
+            && match group.conn.execute("COMMIT").await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "group commit failed");
+                    false
+                }
+            };
+        if !committed {
+            tracing::warn!("a write group was rolled back");
+            let _ = group.conn.close().await;
+        }
+        group.outcome.send_replace(Some(committed));
+    }
+}
+
+impl GroupWriter {
+    /// Releases this writer's savepoint, hands the slot on and waits until the group's commit is durable.
+    pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.committed = true;
+        if let Err(e) = self.deref_mut().execute(RELEASE).await {
+            self.slot.end(false).await;
+            return Err(e);
+        }
+        let mut outcome = match &self.slot.open {
+            Some(group) => group.outcome.subscribe(),
+            None => return Err(group_lost()),
+        };
+        drop(self);
+        match outcome.wait_for(Option::is_some).await.map(|ended| *ended) {
+            Ok(Some(true)) => Ok(()),
+            _ => Err(group_lost()),
+        }
+    }
+}
+
+fn group_lost() -> sqlx::Error {
+    sqlx::Error::Io(io::Error::other("the group transaction this write joined was rolled back"))
+}
+
+impl Drop for GroupWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.slot.abandoned = true;
+        }
+    }
+}
+
+impl Deref for GroupWriter {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.slot.open.as_ref().expect("a writer's group stays open until the writer ends").conn
+    }
+}
+
+impl DerefMut for GroupWriter {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.slot.open.as_mut().expect("a writer's group stays open until the writer ends").conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Row;
+
+    use crate::db::{Db, WriteTx};
+
+    /// A fresh SQLite database with a table of names and one whose rows must name one of them
+    /// (checked at commit, so a bad row fails its whole group).
+    async fn scratch() -> Db {
+        let dir = std::env::temp_dir().join(format!("modelgate-group-{}", uuid::Uuid::new_v4()));
+        let db = Db::connect(&format!("sqlite:{}", dir.join("db.sqlite").display()), 4).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE names (name TEXT PRIMARY KEY); \
+             CREATE TABLE refs (name TEXT REFERENCES names (name) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db
+    }
+
+    async fn insert(tx: &mut WriteTx, table: &str, name: &str) {
+        sqlx::query(&format!("INSERT INTO {table} (name) VALUES ($1)"))
+            .bind(name)
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+    }
+
+    /// Names stored, as another connection reads them once committed.
+    async fn stored(db: &Db, table: &str) -> Vec<String> {
+        sqlx::query(&format!("SELECT name FROM {table} ORDER BY name"))
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// Starts writers that queue behind a held slot, so they join one group when it is released.
+    async fn queue_behind(db: &Db, writers: Vec<(&'static str, bool)>) -> Vec<tokio::task::JoinHandle<bool>> {
+        let handles = writers
+            .into_iter()
+            .map(|(name, commit)| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut tx = db.begin_write().await.unwrap();
+                    insert(&mut tx, "names", name).await;
+                    if name.starts_with("bad") {
+                        insert(&mut tx, "refs", "nobody").await;
+                    }
+                    commit && tx.commit().await.is_ok()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        handles
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_each_commit_durably() {
+        let db = scratch().await;
+        let writers: Vec<_> = (0..40)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut tx = db.begin_write().await.unwrap();
+                    insert(&mut tx, "names", &format!("w{n:02}")).await;
+                    tx.commit().await.unwrap();
+                    stored(&db, "names").await.contains(&format!("w{n:02}"))
+                })
+            })
+            .collect();
+        for writer in writers {
+            assert!(writer.await.unwrap(), "a writer's commit returned before its change was visible");
+        }
+        assert_eq!(stored(&db, "names").await.len(), 40);
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_uncommitted_undoes_only_its_own_change() {
+        let db = scratch().await;
+        let mut holder = db.begin_write().await.unwrap();
+        insert(&mut holder, "names", "holder").await;
+        let queued = queue_behind(&db, vec![("a", true), ("dropped", false), ("c", true)]).await;
+        holder.commit().await.unwrap();
+        let committed: Vec<bool> = futures::future::join_all(queued).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(committed, [true, false, true]);
+        assert_eq!(stored(&db, "names").await, ["a", "c", "holder"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_group_commit_fails_every_writer_in_it_and_the_next_group_works() {
+        let db = scratch().await;
+        let mut holder = db.begin_write().await.unwrap();
+        insert(&mut holder, "names", "holder").await;
+        let queued = queue_behind(&db, vec![("a", true), ("bad", true)]).await;
+        holder.commit().await.unwrap();
+        let committed: Vec<bool> = futures::future::join_all(queued).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(committed, [false, false], "the group's commit broke a constraint, so no writer in it committed");
+        assert_eq!(stored(&db, "names").await, ["holder"]);
+
+        let mut after = db.begin_write().await.unwrap();
+        insert(&mut after, "names", "after").await;
+        after.commit().await.unwrap();
+        assert_eq!(stored(&db, "names").await, ["after", "holder"]);
+    }
+}
