@@ -1,7 +1,8 @@
 //! MLflow-compatibility benchmark (see `scripts/bench-mlflow.sh`): the same MLflow REST requests
 //! against Modelgate and against a real MLflow server, side by side, and the ratio per request.
 //!
-//! Usage: `mlflowbench --modelgate URL --token TOKEN --mlflow URL [--count N]`
+//! Usage: `mlflowbench --modelgate URL --token TOKEN [--mlflow URL] [--count N]` (without `--mlflow`,
+//! Modelgate alone is measured)
 
 mod harness;
 
@@ -200,15 +201,16 @@ fn rate(s: &Sample) -> f64 {
 async fn main() {
     let modelgate = arg("--modelgate").expect("--modelgate URL");
     let token = arg("--token").expect("--token TOKEN");
-    let mlflow = arg("--mlflow").expect("--mlflow URL");
+    let mlflow = arg("--mlflow");
     let count = number_arg("--count", 200);
     let prefix = format!("b{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let ours = Target { name: "modelgate", base: modelgate, client: bearer_client(&token) };
-    let theirs = Target { name: "mlflow", base: mlflow, client: bearer_client("") };
     let mut mg = scenarios(ours, &prefix, count).await;
-    let mut ml = scenarios(theirs, &prefix, count).await;
     println!("== Modelgate");
     print_table(&mut mg);
+    let Some(mlflow) = mlflow else { return };
+    let theirs = Target { name: "mlflow", base: mlflow, client: bearer_client("") };
+    let mut ml = scenarios(theirs, &prefix, count).await;
     println!("\n== MLflow\n");
     print_table(&mut ml);
     println!("\n== ratio (Modelgate ÷ MLflow; log-batch in metric points)\n");

@@ -275,9 +275,15 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     assert!(trail.contains("deployment.deploy"), "{trail}");
     browser.screenshot("model-audit-trail").await;
 
-    // The audit log, filtered to deploys of one model.
+    // The audit log, filtered to deploys of one model. Its code is a lazily loaded WASM chunk:
+    // fetched on the way there, not with the model page.
+    let audit_chunk = |files: &[String]| files.iter().any(|f| f.contains("split___audit_route_view"));
+    let fetched = browser.wasm_fetched().await;
+    assert!(fetched.iter().any(|f| f.ends_with("/pkg/modelgate.wasm")) && !audit_chunk(&fetched), "{fetched:?}");
     browser.wait_for(".topnav").await.find(Locator::LinkText("Audit")).await.unwrap().click().await.unwrap();
     browser.wait_for("#audit-entries").await;
+    let fetched = browser.wasm_fetched().await;
+    assert!(audit_chunk(&fetched), "the audit page's chunk was not fetched: {fetched:?}");
     browser.wait_hydrated().await;
     let form = browser.wait_for("#audit-filters").await;
     form.find(Locator::Css(r#"input[name="model"]"#)).await.unwrap().send_keys("fraud-detector").await.unwrap();

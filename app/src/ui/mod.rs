@@ -10,7 +10,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::{Lazy, LazyRoute, SsrMode, lazy_route, path};
 
 use pages::{
     AuditEntryPage, AuditPage, EnvironmentsPage, ModelPage, ModelsPage, NotFound, ReviewsPage, SignInPage, TokensPage,
@@ -21,6 +21,37 @@ use crate::domain::{Me, Permission, Roles, allows};
 use crate::error::ApiError;
 use crate::server_fns::{SignIn, SignOut, current_user, pending_reviews};
 use live::LiveChanges;
+
+/// Declares each screen that most visits never open as a lazy route: its code is split into a WASM
+/// chunk of its own (`cargo leptos build --split`), fetched on the first visit to it, so the main
+/// bundle holds only the shell, the models list, the model page and sign-in.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident),* $(,)?) => {$(
+        #[doc = concat!("[`", stringify!($page), "`], loaded on first visit.")]
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_route: Self) -> AnyView {
+                $page().into_any()
+            }
+        }
+    )*};
+}
+
+lazy_pages! {
+    VersionRoute => VersionPage,
+    TokensRoute => TokensPage,
+    UsersRoute => UsersPage,
+    EnvironmentsRoute => EnvironmentsPage,
+    ReviewsRoute => ReviewsPage,
+    AuditRoute => AuditPage,
+    AuditEntryRoute => AuditEntryPage,
+}
 
 /// Who is signed in, loaded once per sign-in or sign-out; pages read it to hide what the
 /// server would refuse.
@@ -145,13 +176,13 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/sign-in") view=SignInPage ssr=SsrMode::Async/>
                     <Route path=path!("/") view=ModelsPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
-                    <Route path=path!("/models/:name/versions/:number") view=VersionPage ssr=SsrMode::Async/>
-                    <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/users") view=UsersPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/environments") view=EnvironmentsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/reviews") view=ReviewsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
-                    <Route path=path!("/audit/:seq") view=AuditEntryPage ssr=SsrMode::Async/>
+                    <Route path=path!("/models/:name/versions/:number") view={Lazy::<VersionRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/tokens") view={Lazy::<TokensRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view={Lazy::<UsersRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/environments") view={Lazy::<EnvironmentsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/reviews") view={Lazy::<ReviewsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/audit/:seq") view={Lazy::<AuditEntryRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
