@@ -131,6 +131,17 @@ async fn live_environments(conn: &mut AnyConnection, model_id: i64) -> Result<Ha
 /// One version, read inside whatever connection or transaction the caller holds.
 pub(crate) async fn load_version(conn: &mut AnyConnection, model: &str, number: i64) -> Result<Version, ApiError> {
     let id = crate::store::model_id(conn, model).await?;
+    load_version_of(conn, id, model, number).await
+}
+
+/// One version of the model with id `id` (named `model`, for the error), read inside whatever
+/// connection or transaction the caller holds.
+pub(crate) async fn load_version_of(
+    conn: &mut AnyConnection,
+    id: i64,
+    model: &str,
+    number: i64,
+) -> Result<Version, ApiError> {
     let row: Option<VersionRow> = sqlx::query_as(&format!(
         "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id \
          WHERE v.model_id = $1 AND v.number = $2"

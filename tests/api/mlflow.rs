@@ -406,6 +406,28 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
     let (_, read) =
         call(c, &app, Method::GET, "registered-models/alias", json!({"name": "churn", "alias": "staging"})).await;
     assert_eq!(read["model_version"]["aliases"], json!(["staging"]));
+    let label = json!({"name": "churn", "alias": "best", "version": "1"});
+    assert_eq!(call(c, &app, post.clone(), "registered-models/alias", label).await.0, 200);
+    let (_, read) =
+        call(c, &app, Method::GET, "registered-models/alias", json!({"name": "churn", "alias": "best"})).await;
+    assert_eq!(read["model_version"]["version"], "1");
+    assert_eq!(read["model_version"]["aliases"], json!(["best", "staging"]), "a label beside an environment");
+    for (method, body) in [
+        (post.clone(), json!({"name": "nope", "alias": "best", "version": "1"})),
+        (Method::GET, json!({"name": "nope", "alias": "best"})),
+    ] {
+        let message = mlflow_error(
+            call(c, &app, method, "registered-models/alias", body).await,
+            "RESOURCE_DOES_NOT_EXIST",
+            404,
+        );
+        assert!(message.contains("'nope'"), "{message}");
+    }
+    mlflow_error(
+        call(c, &app, Method::GET, "registered-models/alias", json!({"name": "churn", "alias": "worst"})).await,
+        "INVALID_PARAMETER_VALUE",
+        400,
+    );
     mlflow_error(
         call(c, &app, Method::DELETE, "registered-models/alias", json!({"name": "churn", "alias": "staging"})).await,
         "PERMISSION_DENIED",

@@ -19,7 +19,7 @@ use crate::audit::{Change, Target};
 use crate::clock::parse_rfc3339;
 use crate::db::db_error;
 use crate::http::AppState;
-use crate::registry::{find_versions, insert_version, load_version};
+use crate::registry::{find_versions, insert_version, load_version_of};
 use crate::store::{Store, model_id};
 
 /// The version tag that carries (or attaches) a version's artifact digest.
@@ -38,6 +38,11 @@ fn tag_of(label: &str) -> KeyValue {
 
 fn label_of(tag: &KeyValue) -> String {
     if tag.value.is_empty() { tag.key.clone() } else { format!("{}={}", tag.key, tag.value) }
+}
+
+/// A named model that does not exist, worded as the native API words it.
+fn no_model(name: &str) -> MlflowError {
+    MlflowError::not_found(format!("model '{name}' not found"))
 }
 
 fn version_number(text: &str) -> Result<i64, MlflowError> {
@@ -117,7 +122,7 @@ async fn version_with_aliases(
     caller.require(Permission::Read)?;
     let mut conn = store.conn().await?;
     let id = model_id(&mut conn, model).await?;
-    let version = load_version(&mut conn, model, number).await?;
+    let version = load_version_of(&mut conn, id, model, number).await?;
     let aliases = version_aliases(&mut conn, id, &version).await?;
     Ok(version_wire(version, aliases))
 }
@@ -433,27 +438,26 @@ pub async fn set_alias(
         AliasKind::Label => {
             caller.require(Permission::EditVersions)?;
             let mut tx = s.store.begin_write().await?;
-            let id = model_id(&mut tx, &req.name).await?;
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
-                    .bind(id)
-                    .bind(number)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+            // The model, whether the version exists and where the alias points now, in one statement.
+            let (id, exists, before): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT m.id, v.number, a.version_number FROM models m \
+                 LEFT JOIN versions v ON v.model_id = m.id AND v.number = $2 \
+                 LEFT JOIN model_aliases a ON a.model_id = m.id AND a.alias = $3 \
+                 WHERE m.name = $1",
+            )
+            .bind(&req.name)
+            .bind(number)
+            .bind(&req.alias)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| no_model(&req.name))?;
             if exists.is_none() {
                 return Err(MlflowError::not_found(format!(
                     "Model Version (name={}, version={number}) not found",
                     req.name
                 )));
             }
-            let before: Option<i64> =
-                sqlx::query_scalar("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
-                    .bind(id)
-                    .bind(&req.alias)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model_id, alias) DO UPDATE SET \
@@ -486,29 +490,23 @@ pub async fn get_alias(
 ) -> MlflowResult<Value> {
     caller.require(Permission::Read)?;
     let mut conn = s.store.conn().await?;
-    let id = model_id(&mut conn, &req.name).await?;
-    let plain: Option<i64> =
-        sqlx::query_scalar("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
-            .bind(id)
-            .bind(&req.alias)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    let number = match plain {
-        Some(n) => Some(n),
-        None => sqlx::query_scalar(
-            "SELECT d.version_number FROM deployments d JOIN environments e ON e.id = d.environment_id \
-             WHERE d.model_id = $1 AND e.name = $2",
-        )
-        .bind(id)
-        .bind(&req.alias)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?,
-    };
+    // The model and the version its alias names, plain alias first, in one statement.
+    let (id, number): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT m.id, COALESCE(\
+           (SELECT a.version_number FROM model_aliases a WHERE a.model_id = m.id AND a.alias = $2), \
+           (SELECT d.version_number FROM deployments d JOIN environments e ON e.id = d.environment_id \
+            WHERE d.model_id = m.id AND e.name = $2)) \
+         FROM models m WHERE m.name = $1",
+    )
+    .bind(&req.name)
+    .bind(&req.alias)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| no_model(&req.name))?;
     let number =
         number.ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", req.alias)))?;
-    let version = load_version(&mut conn, &req.name, number).await?;
+    let version = load_version_of(&mut conn, id, &req.name, number).await?;
     let aliases = version_aliases(&mut conn, id, &version).await?;
     Ok(Json(json!({ "model_version": version_wire(version, aliases) })))
 }
