@@ -416,11 +416,8 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
         (post.clone(), json!({"name": "nope", "alias": "best", "version": "1"})),
         (Method::GET, json!({"name": "nope", "alias": "best"})),
     ] {
-        let message = mlflow_error(
-            call(c, &app, method, "registered-models/alias", body).await,
-            "RESOURCE_DOES_NOT_EXIST",
-            404,
-        );
+        let message =
+            mlflow_error(call(c, &app, method, "registered-models/alias", body).await, "RESOURCE_DOES_NOT_EXIST", 404);
         assert!(message.contains("'nope'"), "{message}");
     }
     mlflow_error(

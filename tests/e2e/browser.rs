@@ -95,7 +95,8 @@ impl Browser {
 
     /// The WASM files this document has fetched so far: the main bundle, then each lazy route's chunk.
     pub async fn wasm_fetched(&self) -> Vec<String> {
-        let script = "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.endsWith('.wasm'));";
+        let script =
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.endsWith('.wasm'));";
         let value = self.client.execute(script, vec![]).await.unwrap_or_default();
         serde_json::from_value(value).unwrap_or_default()
     }

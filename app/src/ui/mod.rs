@@ -22,9 +22,10 @@ use crate::error::ApiError;
 use crate::server_fns::{SignIn, SignOut, current_user, pending_reviews};
 use live::LiveChanges;
 
-/// Declares each screen that most visits never open as a lazy route: its code is split into a WASM
-/// chunk of its own (`cargo leptos build --split`), fetched on the first visit to it, so the main
-/// bundle holds only the shell, the models list, the model page and sign-in.
+/// Declares each screen but the models list, a model's page and sign-in as a lazy route: its code
+/// is split into a WASM chunk of its own (`cargo leptos build --split`), fetched on the first visit
+/// to it. The model page, where a rollback starts, stays in the main bundle: split out, its many
+/// shared chunks would compress worse than the whole.
 macro_rules! lazy_pages {
     ($($route:ident => $page:ident),* $(,)?) => {$(
         #[doc = concat!("[`", stringify!($page), "`], loaded on first visit.")]

@@ -188,11 +188,7 @@ mod tests {
     }
 
     async fn insert(tx: &mut WriteTx, table: &str, name: &str) {
-        sqlx::query(&format!("INSERT INTO {table} (name) VALUES ($1)"))
-            .bind(name)
-            .execute(&mut **tx)
-            .await
-            .unwrap();
+        sqlx::query(&format!("INSERT INTO {table} (name) VALUES ($1)")).bind(name).execute(&mut **tx).await.unwrap();
     }
 
     /// Names stored, as another connection reads them once committed.
