@@ -149,22 +149,43 @@ async fn main() {
 
     println!();
     print_table(&mut samples);
-    let wasm = std::fs::read(&o.wasm).unwrap_or_else(|e| panic!("reading {}: {e}", o.wasm));
-    let mut compressed = Vec::new();
-    {
-        let mut writer = brotli::CompressorWriter::new(&mut compressed, 4096, 11, 22);
-        std::io::Write::write_all(&mut writer, &wasm).expect("brotli");
-    }
     println!();
-    println!(
-        "WASM bundle {}: {:.1} KB raw, {:.1} KB brotli (q11)",
-        o.wasm,
-        wasm.len() as f64 / 1024.0,
-        compressed.len() as f64 / 1024.0
-    );
+    report_wasm(std::path::Path::new(&o.wasm));
     let errors: usize = samples.iter().map(|s| s.errors).sum();
     if errors > 0 {
         eprintln!("{errors} requests failed");
         std::process::exit(1);
+    }
+}
+
+/// Prints the size of the main WASM bundle (what every page loads) and of each lazy route's chunk
+/// beside it (`split_*.wasm`, fetched on a first visit), raw and brotli-compressed at quality 11.
+fn report_wasm(main: &std::path::Path) {
+    let brotli_len = |bytes: &[u8]| {
+        let mut compressed = Vec::new();
+        let mut writer = brotli::CompressorWriter::new(&mut compressed, 4096, 11, 22);
+        std::io::Write::write_all(&mut writer, bytes).expect("brotli");
+        drop(writer);
+        compressed.len()
+    };
+    let mut routes: Vec<_> = main
+        .parent()
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("split_") && n.ends_with(".wasm"))
+        })
+        .collect();
+    routes.sort();
+    for path in std::iter::once(main.to_path_buf()).chain(routes) {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        println!(
+            "WASM {}: {:.1} KB raw, {:.1} KB brotli (q11)",
+            path.display(),
+            bytes.len() as f64 / 1024.0,
+            brotli_len(&bytes) as f64 / 1024.0
+        );
     }
 }
