@@ -78,15 +78,20 @@ fn version_wire(v: Version, aliases: Vec<String>) -> ModelVersion {
 
 /// Every alias of a model (plain ones and one per environment with a live version), by version.
 async fn aliases(conn: &mut AnyConnection, model: &Model) -> Result<BTreeMap<String, i64>, MlflowError> {
-    let id = model_id(conn, &model.name).await?;
-    let plain: Vec<(String, i64)> =
-        sqlx::query_as("SELECT alias, version_number FROM model_aliases WHERE model_id = $1 ORDER BY alias")
-            .bind(id)
-            .fetch_all(conn)
-            .await
-            .map_err(db_error)?;
+    let plain = plain_aliases(conn, &model.name).await?;
     let live = model.live.iter().filter_map(|l| l.version.map(|v| (l.environment.clone(), v)));
     Ok(plain.into_iter().chain(live).collect())
+}
+
+/// A model's plain aliases with the version each names, by alias.
+async fn plain_aliases(conn: &mut AnyConnection, model: &str) -> Result<Vec<(String, i64)>, MlflowError> {
+    let id = model_id(conn, model).await?;
+    let plain = sqlx::query_as("SELECT alias, version_number FROM model_aliases WHERE model_id = $1 ORDER BY alias")
+        .bind(id)
+        .fetch_all(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(plain)
 }
 
 /// The aliases of one version: its plain ones and the environments where it is live.
@@ -355,13 +360,7 @@ pub async fn search_versions(
     let mut versions = Vec::with_capacity(found.len());
     for version in found {
         if !plain.contains_key(&version.model) {
-            let id = model_id(&mut conn, &version.model).await?;
-            let aliases: Vec<(String, i64)> =
-                sqlx::query_as("SELECT alias, version_number FROM model_aliases WHERE model_id = $1 ORDER BY alias")
-                    .bind(id)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
+            let aliases = plain_aliases(&mut conn, &version.model).await?;
             plain.insert(version.model.clone(), aliases);
         }
         let mine = plain[&version.model].iter().filter(|(_, n)| *n == version.number).map(|(a, _)| a.clone());
