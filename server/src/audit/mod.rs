@@ -288,7 +288,8 @@ fn state_text(state: &Option<Value>) -> Option<String> {
 }
 
 /// Takes the next sequence number by updating the chain-head row — which locks it until this
-/// transaction ends, so appends from every process form one line — then links and stores the entry.
+/// transaction ends, so appends from every process form one line — then links and stores the entry
+/// (which moves the head to it).
 /// Service code appends through [`AuditedTx::commit`]; this is public for the benchmark.
 pub async fn append(
     conn: &mut AnyConnection,
@@ -324,13 +325,8 @@ pub async fn append(
         hash: String::new(),
     };
     entry.hash = entry_hash(&entry);
+    // Storing the entry also moves the head's hash and time (trigger `audit_head_follows`).
     insert_entry(conn, &entry, now).await?;
-    sqlx::query("UPDATE audit_head SET hash = $1, at = $2 WHERE id = 1")
-        .bind(&entry.hash)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
     if seq % log.checkpoint_every == 0 {
         insert_checkpoint(conn, &log.signer.sign(seq, &entry.hash, &entry.at), &log.signer).await?;
     }

@@ -376,19 +376,27 @@ enum AliasKind {
     Environment { guarded: bool },
 }
 
+impl AliasKind {
+    /// From the environment named like the alias (if any) and its policy's required approvals;
+    /// an environment without a policy is guarded, as the default policy requires one approval.
+    fn of(environment: Option<i64>, approvals_required: Option<i64>) -> Self {
+        match environment {
+            None => AliasKind::Label,
+            Some(_) => AliasKind::Environment { guarded: approvals_required.unwrap_or(1) > 0 },
+        }
+    }
+}
+
 async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError> {
-    let approvals: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT p.approvals_required FROM environments e \
+    let found: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT e.id, p.approvals_required FROM environments e \
          LEFT JOIN rollback_policies p ON p.environment_id = e.id WHERE e.name = $1",
     )
     .bind(alias)
     .fetch_optional(&mut *store.conn().await?)
     .await
     .map_err(db_error)?;
-    Ok(match approvals {
-        None => AliasKind::Label,
-        Some(required) => AliasKind::Environment { guarded: required.unwrap_or(1) > 0 },
-    })
+    Ok(found.map_or(AliasKind::Label, |(id, approvals)| AliasKind::of(Some(id), approvals)))
 }
 
 fn guarded(model: &str, environment: &str, what: &str) -> MlflowError {
@@ -424,60 +432,61 @@ pub async fn set_alias(
 ) -> MlflowResult<Value> {
     check_alias(&req.alias)?;
     let number = version_number(&req.version)?;
-    match alias_kind(&s.store, &req.alias).await? {
+    let mut tx = s.store.begin_write().await?;
+    // The model, whether the version exists, where the alias points now and whether it names an
+    // environment, in one statement.
+    let (id, exists, before, environment, approvals): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(
+            "SELECT m.id, v.number, a.version_number, e.id, p.approvals_required FROM models m \
+             LEFT JOIN versions v ON v.model_id = m.id AND v.number = $2 \
+             LEFT JOIN model_aliases a ON a.model_id = m.id AND a.alias = $3 \
+             LEFT JOIN environments e ON e.name = $3 LEFT JOIN rollback_policies p ON p.environment_id = e.id \
+             WHERE m.name = $1",
+        )
+        .bind(&req.name)
+        .bind(number)
+        .bind(&req.alias)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| no_model(&req.name))?;
+    match AliasKind::of(environment, approvals) {
         AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
         AliasKind::Environment { guarded: false } => {
+            // A deploy is a write of its own, with every check of a deploy.
+            drop(tx);
             let input = DeployInput {
                 version: number,
                 reason: format!("alias '{}' set through the MLflow API", req.alias),
                 expected_revision: None,
             };
             s.store.deploy(&caller, &req.name, &req.alias, input).await?;
+            return Ok(Json(json!({})));
         }
-        AliasKind::Label => {
-            caller.require(Permission::EditVersions)?;
-            let mut tx = s.store.begin_write().await?;
-            // The model, whether the version exists and where the alias points now, in one statement.
-            let (id, exists, before): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-                "SELECT m.id, v.number, a.version_number FROM models m \
-                 LEFT JOIN versions v ON v.model_id = m.id AND v.number = $2 \
-                 LEFT JOIN model_aliases a ON a.model_id = m.id AND a.alias = $3 \
-                 WHERE m.name = $1",
-            )
-            .bind(&req.name)
-            .bind(number)
-            .bind(&req.alias)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| no_model(&req.name))?;
-            if exists.is_none() {
-                return Err(MlflowError::not_found(format!(
-                    "Model Version (name={}, version={number}) not found",
-                    req.name
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model_id, alias) DO UPDATE SET \
-                 version_number = excluded.version_number, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-            )
-            .bind(id)
-            .bind(&req.alias)
-            .bind(number)
-            .bind(s.store.clock.now_ms())
-            .bind(&caller.actor().name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
-                .after(&json!({ "alias": req.alias, "version": number }));
-            if let Some(previous) = before {
-                change = change.before(&json!({ "alias": req.alias, "version": previous }));
-            }
-            tx.commit(&caller, change).await?;
-        }
+        AliasKind::Label => caller.require(Permission::EditVersions)?,
     }
+    if exists.is_none() {
+        return Err(MlflowError::not_found(format!("Model Version (name={}, version={number}) not found", req.name)));
+    }
+    sqlx::query(
+        "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model_id, alias) DO UPDATE SET \
+         version_number = excluded.version_number, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    )
+    .bind(id)
+    .bind(&req.alias)
+    .bind(number)
+    .bind(s.store.clock.now_ms())
+    .bind(&caller.actor().name)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
+        .after(&json!({ "alias": req.alias, "version": number }));
+    if let Some(previous) = before {
+        change = change.before(&json!({ "alias": req.alias, "version": previous }));
+    }
+    tx.commit(&caller, change).await?;
     Ok(Json(json!({})))
 }
 
