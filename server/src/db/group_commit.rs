@@ -3,7 +3,8 @@
 //! SQLite has one writer at a time and a durable commit costs an fsync, so committing every write
 //! on its own caps each write path at one write per fsync however many clients send them. Here the
 //! writer slot is a fair queue: a writer joins the open group transaction (or opens one), makes its
-//! change inside a savepoint and releases it; the group's committer, queued behind the writers
+//! change inside a savepoint and releases it (the release rides along with the group's next
+//! statement, saving a round trip in the queue's critical path); the group's committer, queued behind the writers
 //! already waiting when the group opened, then commits them all at once. A writer's `commit`
 //! returns only after that durable commit and fails if it failed, so a caller sees what a
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
@@ -27,8 +28,11 @@ pub(super) struct GroupCommit {
 #[derive(Debug, Default)]
 struct Slot {
     open: Option<OpenGroup>,
-    /// The last writer ended without committing; its savepoint is still to be rolled back.
-    abandoned: bool,
+    /// How the last writer ended, still to be run on the connection: its savepoint released
+    /// ([`RELEASE`], committed) or rolled back ([`UNDO`], dropped). The next statement on the
+    /// group's connection — the next writer's savepoint or the group's commit — runs it first, in
+    /// the same round trip.
+    unsettled: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -58,20 +62,20 @@ impl GroupCommit {
     /// writer's savepoint in it.
     pub(super) async fn join(&self) -> Result<GroupWriter, sqlx::Error> {
         let mut slot = self.slot.clone().lock_owned().await;
-        slot.undo_abandoned().await;
-        if slot.open.is_none() {
-            let mut conn = self.pool.acquire().await?;
-            conn.execute("BEGIN IMMEDIATE").await?;
+        let opened = slot.open.is_none();
+        if opened {
+            let conn = self.pool.acquire().await?;
             slot.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
-            tokio::spawn(commit_in_turn(self.slot.clone()));
         }
-        let mut writer = GroupWriter { slot, committed: false };
-        if let Err(e) = writer.deref_mut().execute(SAVEPOINT).await {
-            writer.committed = true;
-            writer.slot.end(false).await;
+        let start = if opened { "BEGIN IMMEDIATE; SAVEPOINT writer" } else { SAVEPOINT };
+        if let Err(e) = slot.settle_then(start).await {
+            slot.end(false).await;
             return Err(e);
         }
-        Ok(writer)
+        if opened {
+            tokio::spawn(commit_in_turn(self.slot.clone()));
+        }
+        Ok(GroupWriter { slot, committed: false })
     }
 }
 
@@ -79,37 +83,36 @@ impl GroupCommit {
 /// Should an earlier failure have ended that group already, it commits the group open now instead
 /// (early, which is harmless: that group's own committer then finds nothing, or a later group).
 async fn commit_in_turn(slot: Arc<Mutex<Slot>>) {
-    let mut slot = slot.lock_owned().await;
-    slot.undo_abandoned().await;
-    slot.end(true).await;
+    slot.lock_owned().await.end(true).await;
 }
 
 impl Slot {
-    async fn undo_abandoned(&mut self) {
-        if !std::mem::take(&mut self.abandoned) {
-            return;
+    /// Runs how the last writer ended (if still unsettled), then `statement`, in one round trip.
+    async fn settle_then(&mut self, statement: &str) -> Result<(), sqlx::Error> {
+        let group = self.open.as_mut().ok_or_else(group_lost)?;
+        match self.unsettled.take() {
+            Some(ending) => group.conn.execute(format!("{ending}; {statement}").as_str()).await,
+            None => group.conn.execute(statement).await,
         }
-        let undone = match &mut self.open {
-            Some(group) => group.conn.execute(UNDO).await.is_ok(),
-            None => true,
-        };
-        if !undone {
-            self.end(false).await;
-        }
+        .map(drop)
     }
 
     /// Ends the open group: commits it (or, when `commit` is false or the commit fails, closes its
     /// connection, which rolls it back) and tells its writers how it ended.
     async fn end(&mut self, commit: bool) {
-        let Some(mut group) = self.open.take() else { return };
+        if self.open.is_none() {
+            return;
+        }
         let committed = commit
-            && match group.conn.execute("COMMIT").await {
-                Ok(_) => true,
+            && match self.settle_then("COMMIT").await {
+                Ok(()) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "group commit failed");
                     false
                 }
             };
+        self.unsettled = None;
+        let Some(group) = self.open.take() else { return };
         if !committed {
             tracing::warn!("a write group was rolled back");
             let _ = group.conn.close().await;
@@ -119,13 +122,11 @@ impl Slot {
 }
 
 impl GroupWriter {
-    /// Releases this writer's savepoint, hands the slot on and waits until the group's commit is durable.
+    /// Leaves this writer's savepoint to be released with the group's next statement, hands the
+    /// slot on and waits until the group's commit is durable.
     pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
         self.committed = true;
-        if let Err(e) = self.deref_mut().execute(RELEASE).await {
-            self.slot.end(false).await;
-            return Err(e);
-        }
+        self.slot.unsettled = Some(RELEASE);
         let mut outcome = match &self.slot.open {
             Some(group) => group.outcome.subscribe(),
             None => return Err(group_lost()),
@@ -145,7 +146,7 @@ fn group_lost() -> sqlx::Error {
 impl Drop for GroupWriter {
     fn drop(&mut self) {
         if !self.committed {
-            self.slot.abandoned = true;
+            self.slot.unsettled = Some(UNDO);
         }
     }
 }
