@@ -3,9 +3,9 @@
 //! SQLite has one writer at a time and a durable commit costs an fsync, so committing every write
 //! on its own caps each write path at one write per fsync however many clients send them. Here the
 //! writer slot is a fair queue: a writer joins the open group transaction (or opens one), makes its
-//! change inside a savepoint and releases it (the release rides along with the group's next
-//! statement, saving a round trip in the queue's critical path); the group's committer, queued behind the writers
-//! already waiting when the group opened, then commits them all at once. A writer's `commit`
+//! change inside a savepoint and releases it (in the same round trip as the group's next
+//! statement, one fewer in the queue's critical path); the group's committer, queued behind the
+//! writers already waiting when the group opened, then commits them all at once. A writer's `commit`
 //! returns only after that durable commit and fails if it failed, so a caller sees what a
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
 //! its savepoint and leaves the others' changes alone.
@@ -49,6 +49,7 @@ pub struct GroupWriter {
     committed: bool,
 }
 
+const OPEN: &str = "BEGIN IMMEDIATE; SAVEPOINT writer";
 const SAVEPOINT: &str = "SAVEPOINT writer";
 const RELEASE: &str = "RELEASE writer";
 const UNDO: &str = "ROLLBACK TO writer; RELEASE writer";
@@ -67,7 +68,7 @@ impl GroupCommit {
             let conn = self.pool.acquire().await?;
             slot.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
         }
-        let start = if opened { "BEGIN IMMEDIATE; SAVEPOINT writer" } else { SAVEPOINT };
+        let start = if opened { OPEN } else { SAVEPOINT };
         if let Err(e) = slot.settle_then(start).await {
             slot.end(false).await;
             return Err(e);
