@@ -377,26 +377,27 @@ enum AliasKind {
 }
 
 impl AliasKind {
-    /// From the environment named like the alias (if any) and its policy's required approvals;
-    /// an environment without a policy is guarded, as the default policy requires one approval.
-    fn of(environment: Option<i64>, approvals_required: Option<i64>) -> Self {
-        match environment {
+    /// From the required approvals of the policy of the environment named like the alias: `None`
+    /// when no environment has that name, `Some(None)` when it has no policy, which guards it (the
+    /// default policy requires one approval).
+    fn of(environment_approvals: Option<Option<i64>>) -> Self {
+        match environment_approvals {
             None => AliasKind::Label,
-            Some(_) => AliasKind::Environment { guarded: approvals_required.unwrap_or(1) > 0 },
+            Some(required) => AliasKind::Environment { guarded: required.unwrap_or(1) > 0 },
         }
     }
 }
 
 async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError> {
-    let found: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT e.id, p.approvals_required FROM environments e \
+    let approvals: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT p.approvals_required FROM environments e \
          LEFT JOIN rollback_policies p ON p.environment_id = e.id WHERE e.name = $1",
     )
     .bind(alias)
     .fetch_optional(&mut *store.conn().await?)
     .await
     .map_err(db_error)?;
-    Ok(found.map_or(AliasKind::Label, |(id, approvals)| AliasKind::of(Some(id), approvals)))
+    Ok(AliasKind::of(approvals))
 }
 
 fn guarded(model: &str, environment: &str, what: &str) -> MlflowError {
@@ -450,7 +451,7 @@ pub async fn set_alias(
         .await
         .map_err(db_error)?
         .ok_or_else(|| no_model(&req.name))?;
-    match AliasKind::of(environment, approvals) {
+    match AliasKind::of(environment.map(|_| approvals)) {
         AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
         AliasKind::Environment { guarded: false } => {
             // A deploy is a write of its own, with every check of a deploy.
