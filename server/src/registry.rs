@@ -7,7 +7,8 @@ use app::domain::validate;
 use app::domain::*;
 use app::error::ApiError;
 use async_trait::async_trait;
-use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow};
 
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
@@ -75,7 +76,8 @@ struct VersionRow {
     quarantined_by: Option<String>,
 }
 
-const VERSION_COLUMNS: &str = "v.id, m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
+/// A version's columns, from `versions v` joined with `models m`, as [`version_of_row`] reads them.
+pub(crate) const VERSION_COLUMNS: &str = "v.id, m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
      v.parameters, v.run_id, v.run_link, v.git_commit, v.dataset_ref, v.dataset_hash, v.parent_version, \
      v.description, v.tags, v.created_at, v.created_by, v.quarantine_reason, v.quarantined_at, v.quarantined_by";
 
@@ -109,6 +111,11 @@ impl VersionRow {
             health,
         }
     }
+}
+
+/// The version in a row that carries [`VERSION_COLUMNS`], live in `live_in`; its health is not read.
+pub(crate) fn version_of_row(row: &AnyRow, live_in: Vec<String>) -> Result<Version, sqlx::Error> {
+    Ok(VersionRow::from_row(row)?.into_version(live_in, Vec::new()))
 }
 
 /// Environments (by name, in display order) where each version number of a model is live.

@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditLog, AuditedTx};
 use crate::clock::Clock;
-use crate::db::{Db, WriteTx, db_error};
+use crate::db::{Db, ReadConn, WriteTx, db_error};
 use crate::events::EventBus;
 use crate::identity::{AuthSettings, TokenCache};
 use crate::metrics::guardrails::HealthChange;
@@ -62,9 +62,9 @@ impl Store {
         }
     }
 
-    /// A pooled connection for reads.
-    pub(crate) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, ApiError> {
-        self.db.pool().acquire().await.map_err(db_error)
+    /// A connection for reads.
+    pub(crate) async fn conn(&self) -> Result<ReadConn, ApiError> {
+        self.db.read().await
     }
 }
 

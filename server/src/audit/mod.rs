@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use crate::clock::Clock;
-use crate::db::{WriteTx, db_error};
+use crate::db::{Dialect, WriteTx, db_error};
 use crate::events::EventBus;
 use chain::{entry_hash, entry_time};
 use signing::Signer;
@@ -33,11 +33,31 @@ pub struct AuditLog {
     pub checkpoint_every: i64,
     clock: Clock,
     last_verification: Mutex<Option<Verification>>,
+    /// On SQLite, the chain head as this process's last append left it (see [`append`]).
+    head: Mutex<Option<ChainHead>>,
 }
+
+/// The last entry of the chain: its number, hash and time in milliseconds.
+#[derive(Debug, Clone)]
+struct ChainHead {
+    seq: i64,
+    hash: String,
+    at: i64,
+}
+
+/// Part of the error the database gives for an entry whose `prev_hash` is not the chain head's
+/// hash (trigger `audit_entries_link`, `migrations/*/0008_audit_appends.sql`).
+const UNLINKED: &str = "does not link to the chain head";
 
 impl AuditLog {
     pub fn new(signer: Signer, checkpoint_every: i64, clock: Clock) -> Self {
-        Self { signer, checkpoint_every: checkpoint_every.max(1), clock, last_verification: Mutex::default() }
+        Self {
+            signer,
+            checkpoint_every: checkpoint_every.max(1),
+            clock,
+            last_verification: Mutex::default(),
+            head: Mutex::default(),
+        }
     }
 
     pub(crate) fn last_verification(&self) -> Option<Verification> {
@@ -287,9 +307,14 @@ fn state_text(state: &Option<Value>) -> Option<String> {
     state.as_ref().and_then(|v| serde_json_canonicalizer::to_string(v).ok())
 }
 
-/// Takes the next sequence number by updating the chain-head row — which locks it until this
-/// transaction ends, so appends from every process form one line — then links and stores the entry
-/// (which moves the head to it).
+/// Links the entry for `change` to the chain head and stores it (which moves the head to it).
+///
+/// On PostgreSQL the head row is read by an update, which locks it until the transaction ends, so
+/// appends from every process form one line. On SQLite the writers of this process take turns in
+/// one transaction, so the head its last append left is almost always still the head: the entry
+/// is linked to that without reading the head first, and the database refuses it should the
+/// guess be stale (that append was undone, or another process appended) — then the head is read
+/// and the entry linked again.
 /// Service code appends through [`AuditedTx::commit`]; this is public for the benchmark.
 pub async fn append(
     conn: &mut AnyConnection,
@@ -297,17 +322,10 @@ pub async fn append(
     by: AuditActor,
     change: Change,
 ) -> Result<AuditEntry, ApiError> {
-    let (seq, prev_hash, last_at): (i64, String, i64) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash, at")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    // Never before the previous entry, even if this process's clock is behind another's.
-    let now = log.clock.now_ms().max(last_at);
     let Target { path, model, version, environment } = change.target;
-    let mut entry = AuditEntry {
-        seq,
-        at: entry_time(now),
+    let unlinked = AuditEntry {
+        seq: 0,
+        at: String::new(),
         actor: by.display,
         actor_user: by.user,
         actor_token: by.token,
@@ -321,26 +339,69 @@ pub async fn append(
         reason: change.reason,
         request_id: by.origin.request_id,
         client_addr: by.origin.client_addr,
-        prev_hash,
+        prev_hash: String::new(),
         hash: String::new(),
     };
-    entry.hash = entry_hash(&entry);
-    // Storing the entry also moves the head's hash and time (trigger `audit_head_follows`).
-    insert_entry(conn, &entry, now).await?;
-    if seq % log.checkpoint_every == 0 {
-        insert_checkpoint(conn, &log.signer.sign(seq, &entry.hash, &entry.at), &log.signer).await?;
+    let sqlite = Dialect::of_connection(conn) == Dialect::Sqlite;
+    let guess = if sqlite { log.head.lock().ok().and_then(|mut head| head.take()) } else { None };
+    let guessed = guess.is_some();
+    let head = match guess {
+        Some(head) => head,
+        None => locked_head(conn).await?,
+    };
+    let (entry, head) = match link_and_store(conn, log, unlinked.clone(), head).await {
+        Err(e) if guessed && e.as_database_error().is_some_and(|e| e.message().contains(UNLINKED)) => {
+            let head = locked_head(conn).await?;
+            link_and_store(conn, log, unlinked, head).await
+        }
+        stored => stored,
+    }
+    .map_err(db_error)?;
+    if entry.seq % log.checkpoint_every == 0 {
+        insert_checkpoint(conn, &log.signer.sign(entry.seq, &entry.hash, &entry.at), &log.signer).await?;
+    }
+    if let Some(mut last) = log.head.lock().ok().filter(|_| sqlite) {
+        *last = Some(head);
     }
     Ok(entry)
 }
 
-/// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
-/// time (`entry.at`) in milliseconds.
+/// The chain head, read by a write to its row, which locks the row until the transaction ends.
+async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, ApiError> {
+    let (seq, hash, at) = sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash, at")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(ChainHead { seq, hash, at })
+}
+
+/// Makes `entry` the one after `head` (number, time never before the head's even if this
+/// process's clock is behind another's, link, hash) and stores it; returns it and the new head.
+async fn link_and_store(
+    conn: &mut AnyConnection,
+    log: &AuditLog,
+    mut entry: AuditEntry,
+    head: ChainHead,
+) -> Result<(AuditEntry, ChainHead), sqlx::Error> {
+    let now = log.clock.now_ms().max(head.at);
+    entry.seq = head.seq + 1;
+    entry.at = entry_time(now);
+    entry.prev_hash = head.hash;
+    entry.hash = entry_hash(&entry);
+    insert_entry(conn, &entry, now).await?;
+    let head = ChainHead { seq: entry.seq, hash: entry.hash.clone(), at: now };
+    Ok((entry, head))
+}
+
+/// Stores an entry already linked and hashed, and its words for free-text search, in one statement
+/// (the view `audit_appends` splits them); `at_ms` is its time (`entry.at`) in milliseconds.
 /// Only [`append`] (and the benchmark's bulk loader) call this.
-pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i64) -> Result<(), ApiError> {
+pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i64) -> Result<(), sqlx::Error> {
+    let terms = serde_json::to_string(&search::entry_terms(entry)).map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
-        "INSERT INTO audit_entries (seq, at, actor, actor_user, actor_token, action, target, model, version, \
-         environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        "INSERT INTO audit_appends (seq, at, actor, actor_user, actor_token, action, target, model, version, \
+         environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash, terms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(entry.seq)
     .bind(at_ms)
@@ -359,19 +420,9 @@ pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i
     .bind(&entry.client_addr)
     .bind(&entry.prev_hash)
     .bind(&entry.hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let terms: Vec<String> = search::entry_terms(entry).into_iter().collect();
-    if !terms.is_empty() {
-        let rows: Vec<String> = (0..terms.len()).map(|i| format!("(${}, $1)", i + 2)).collect();
-        let sql = format!("INSERT INTO audit_terms (term, seq) VALUES {}", rows.join(", "));
-        let mut insert = sqlx::query(&sql).bind(entry.seq);
-        for t in &terms {
-            insert = insert.bind(t);
-        }
-        insert.execute(conn).await.map_err(db_error)?;
-    }
+    .bind(terms)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -395,4 +446,68 @@ pub(crate) async fn insert_checkpoint(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use app::domain::AuditAction;
+
+    use super::{AuditActor, AuditLog, Change, Target, append, signing::Signer};
+    use crate::clock::Clock;
+    use crate::db::Db;
+
+    async fn sqlite(path: &std::path::Path) -> Db {
+        let db = Db::connect(&format!("sqlite:{}", path.display()), 4).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
+    fn log() -> AuditLog {
+        AuditLog::new(Signer::generate(), 1_000, Clock::system())
+    }
+
+    /// Appends the creation of `model` by `log` in a write of its own, committed unless `undo`.
+    async fn append_model(db: &Db, log: &AuditLog, model: &str, undo: bool) {
+        let mut tx = db.begin_write().await.unwrap();
+        let change = Change::new(AuditAction::ModelCreate, Target::model(model));
+        append(&mut tx, log, AuditActor::system("test"), change).await.unwrap();
+        if !undo {
+            tx.commit().await.unwrap();
+        }
+    }
+
+    /// A log's guess of the chain head (see `append`) goes stale when another process appends or
+    /// when its own append is undone; its next entry still takes the next number and links to
+    /// the real head.
+    #[tokio::test]
+    async fn an_append_after_a_stale_head_guess_links_to_the_real_head() {
+        let dir = std::env::temp_dir().join(format!("modelgate-audit-{}", uuid::Uuid::new_v4()));
+        let file = dir.join("db.sqlite");
+        let (this, other) = (sqlite(&file).await, sqlite(&file).await);
+        let (mine, theirs) = (log(), log());
+        append_model(&this, &mine, "first", false).await;
+        append_model(&other, &theirs, "by another process", false).await;
+        append_model(&this, &mine, "after theirs", false).await;
+        append_model(&this, &mine, "undone", true).await;
+        append_model(&this, &mine, "after the undone one", false).await;
+
+        let chain: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT seq, target, prev_hash, hash FROM audit_entries ORDER BY seq")
+                .fetch_all(this.pool())
+                .await
+                .unwrap();
+        let targets: Vec<&str> = chain.iter().map(|(_, target, ..)| target.as_str()).collect();
+        assert_eq!(
+            targets,
+            ["models/first", "models/by another process", "models/after theirs", "models/after the undone one"]
+        );
+        for (i, pair) in chain.windows(2).enumerate() {
+            assert_eq!(pair[1].0, pair[0].0 + 1, "entry {} is not numbered after its predecessor", pair[1].0);
+            assert_eq!(pair[1].2, pair[0].3, "entry {} does not link to entry {}", i + 2, i + 1);
+        }
+        let head: (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(this.pool()).await.unwrap();
+        assert_eq!(head, (4, chain[3].3.clone()), "the head is the last entry");
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

@@ -5,10 +5,12 @@
 //! a group commit on SQLite) — live in this module and in `migrations/<backend>/`.
 
 mod group_commit;
+mod readers;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::error::ApiError;
@@ -17,6 +19,8 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 use group_commit::{GroupCommit, GroupWriter};
+pub use readers::ReadConn;
+use readers::Readers;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -53,6 +57,8 @@ pub struct Db {
     /// SQLite allows one writer at a time: its writers queue here, in order, and share durable
     /// commits instead of sleeping on the busy timeout of concurrent `BEGIN IMMEDIATE`s.
     group: Option<GroupCommit>,
+    /// SQLite's idle read connections, kept out of the pool so their return skips sqlx's ping.
+    readers: Option<Arc<Readers>>,
 }
 
 /// A write transaction: its own on PostgreSQL; on SQLite a savepoint in this process's group
@@ -124,8 +130,10 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        let group = (dialect == Dialect::Sqlite).then(|| GroupCommit::new(pool.clone()));
-        Ok(Self { pool, dialect, group })
+        let sqlite = dialect == Dialect::Sqlite;
+        let group = sqlite.then(|| GroupCommit::new(pool.clone()));
+        let readers = sqlite.then(|| Arc::new(Readers::new(max_connections)));
+        Ok(Self { pool, dialect, group, readers })
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
@@ -154,7 +162,19 @@ impl Db {
         .map_err(db_error)
     }
 
+    /// A connection for reads.
+    pub(crate) async fn read(&self) -> Result<ReadConn, ApiError> {
+        match &self.readers {
+            Some(readers) => readers.take(&self.pool).await,
+            None => self.pool.acquire().await.map(ReadConn::pooled),
+        }
+        .map_err(db_error)
+    }
+
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         self.pool.close().await;
     }
 }

@@ -4,13 +4,15 @@
 //! when the environment's policy guards it. Other aliases are plain, audited labels.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use app::backend::{Deployments, Registry};
 use app::domain::*;
+use app::error::ApiError;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use super::filter::{Filter, next_page, page};
 use super::wire::{self, Alias, KeyValue, ModelVersion, RegisteredModel};
@@ -19,7 +21,7 @@ use crate::audit::{Change, Target};
 use crate::clock::parse_rfc3339;
 use crate::db::db_error;
 use crate::http::AppState;
-use crate::registry::{find_versions, insert_version, load_version_of};
+use crate::registry::{VERSION_COLUMNS, find_versions, insert_version, version_of_row};
 use crate::store::{Store, model_id};
 
 /// The version tag that carries (or attaches) a version's artifact digest.
@@ -94,22 +96,6 @@ async fn plain_aliases(conn: &mut AnyConnection, model: &str) -> Result<Vec<(Str
     Ok(plain)
 }
 
-/// The aliases of one version: its plain ones and the environments where it is live.
-async fn version_aliases(
-    conn: &mut AnyConnection,
-    model_id: i64,
-    version: &Version,
-) -> Result<Vec<String>, MlflowError> {
-    let plain: Vec<String> =
-        sqlx::query_scalar("SELECT alias FROM model_aliases WHERE model_id = $1 AND version_number = $2")
-            .bind(model_id)
-            .bind(version.number)
-            .fetch_all(conn)
-            .await
-            .map_err(db_error)?;
-    Ok(with_environments(plain, version))
-}
-
 /// Plain aliases of a version with the environments where it is live, sorted.
 fn with_environments(mut aliases: Vec<String>, version: &Version) -> Vec<String> {
     aliases.extend(version.live_in.iter().cloned());
@@ -117,25 +103,81 @@ fn with_environments(mut aliases: Vec<String>, version: &Version) -> Vec<String>
     aliases
 }
 
-/// A version with its aliases, read on one connection after checking the caller may read.
+/// Which version of a model to read.
+#[derive(Clone, Copy)]
+enum Pick<'a> {
+    Number(i64),
+    /// The version a plain alias names, else the live version of the environment of that name.
+    Alias(&'a str),
+}
+
+/// The picked version of a model with each of its aliases, one row per alias (`alias_kind`
+/// `plain` or `live`; one row with no alias when it has none, with no version when the pick names
+/// none, and no row when the model does not exist). Binds: model name, alias, number.
+static PICKED_VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH target AS (\
+           SELECT m.id AS model_id, COALESCE($3, \
+             (SELECT a.version_number FROM model_aliases a WHERE a.model_id = m.id AND a.alias = $2), \
+             (SELECT d.version_number FROM deployments d JOIN environments e ON e.id = d.environment_id \
+              WHERE d.model_id = m.id AND e.name = $2)) AS picked \
+           FROM models m WHERE m.name = $1), \
+         names AS (\
+           SELECT a.alias AS name, 'plain' AS kind FROM model_aliases a \
+           JOIN target t ON a.model_id = t.model_id AND a.version_number = t.picked \
+           UNION ALL SELECT e.name, 'live' FROM deployments d JOIN environments e ON e.id = d.environment_id \
+           JOIN target t ON d.model_id = t.model_id AND d.version_number = t.picked) \
+         SELECT t.picked, {VERSION_COLUMNS}, n.name AS alias_name, n.kind AS alias_kind FROM target t \
+         LEFT JOIN versions v ON v.model_id = t.model_id AND v.number = t.picked \
+         LEFT JOIN models m ON m.id = v.model_id LEFT JOIN names n ON TRUE"
+    )
+});
+
+/// A version with its aliases, read in one statement after checking the caller may read.
 async fn version_with_aliases(
     store: &Store,
     caller: &Caller,
     model: &str,
-    number: i64,
+    pick: Pick<'_>,
 ) -> Result<ModelVersion, MlflowError> {
     caller.require(Permission::Read)?;
-    let mut conn = store.conn().await?;
-    let id = model_id(&mut conn, model).await?;
-    let version = load_version_of(&mut conn, id, model, number).await?;
-    let aliases = version_aliases(&mut conn, id, &version).await?;
+    let (alias, number) = match pick {
+        Pick::Number(number) => (None, Some(number)),
+        Pick::Alias(alias) => (Some(alias), None),
+    };
+    let rows = sqlx::query(&PICKED_VERSION)
+        .bind(model)
+        .bind(alias)
+        .bind(number)
+        .fetch_all(&mut *store.conn().await?)
+        .await
+        .map_err(db_error)?;
+    let first = rows.first().ok_or_else(|| no_model(model))?;
+    let picked: Option<i64> = first.try_get("picked").map_err(db_error)?;
+    let picked = picked
+        .ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", alias.unwrap_or(""))))?;
+    if first.try_get::<Option<i64>, _>("id").map_err(db_error)?.is_none() {
+        return Err(ApiError::not_found(format!("model '{model}' has no version {picked}")).into());
+    }
+    let (mut plain, mut live) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let name: Option<String> = row.try_get("alias_name").map_err(db_error)?;
+        let kind: Option<String> = row.try_get("alias_kind").map_err(db_error)?;
+        match (name, kind.as_deref()) {
+            (Some(name), Some("live")) => live.push(name),
+            (Some(name), _) => plain.push(name),
+            (None, _) => {}
+        }
+    }
+    let version = version_of_row(first, live).map_err(db_error)?;
+    let aliases = with_environments(plain, &version);
     Ok(version_wire(version, aliases))
 }
 
 async fn model_wire(store: &Store, caller: &Caller, model: Model) -> Result<RegisteredModel, MlflowError> {
     let all = aliases(&mut *store.conn().await?, &model).await?;
     let latest = match model.latest_version {
-        Some(n) => vec![version_with_aliases(store, caller, &model.name, n).await?],
+        Some(n) => vec![version_with_aliases(store, caller, &model.name, Pick::Number(n)).await?],
         None => Vec::new(),
     };
     Ok(RegisteredModel {
@@ -301,7 +343,9 @@ pub async fn get_version(
     Params(req): Params<wire::VersionRef>,
 ) -> MlflowResult<Value> {
     let number = version_number(&req.version)?;
-    Ok(Json(json!({ "model_version": version_with_aliases(&s.store, &caller, &req.name, number).await? })))
+    Ok(Json(
+        json!({ "model_version": version_with_aliases(&s.store, &caller, &req.name, Pick::Number(number)).await? }),
+    ))
 }
 
 pub async fn update_version(
@@ -312,7 +356,9 @@ pub async fn update_version(
     let number = version_number(&req.version)?;
     let patch = VersionPatch { description: req.description, ..VersionPatch::default() };
     s.store.update_version(&caller, &req.name, number, patch).await?;
-    Ok(Json(json!({ "model_version": version_with_aliases(&s.store, &caller, &req.name, number).await? })))
+    Ok(Json(
+        json!({ "model_version": version_with_aliases(&s.store, &caller, &req.name, Pick::Number(number)).await? }),
+    ))
 }
 
 /// Sets a version tag; `modelgate.artifact_digest` attaches the digest of a version registered
@@ -497,27 +543,8 @@ pub async fn get_alias(
     MlflowCaller(caller): MlflowCaller,
     Params(req): Params<wire::AliasRef>,
 ) -> MlflowResult<Value> {
-    caller.require(Permission::Read)?;
-    let mut conn = s.store.conn().await?;
-    // The model and the version its alias names, plain alias first, in one statement.
-    let (id, number): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT m.id, COALESCE(\
-           (SELECT a.version_number FROM model_aliases a WHERE a.model_id = m.id AND a.alias = $2), \
-           (SELECT d.version_number FROM deployments d JOIN environments e ON e.id = d.environment_id \
-            WHERE d.model_id = m.id AND e.name = $2)) \
-         FROM models m WHERE m.name = $1",
-    )
-    .bind(&req.name)
-    .bind(&req.alias)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?
-    .ok_or_else(|| no_model(&req.name))?;
-    let number =
-        number.ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", req.alias)))?;
-    let version = load_version_of(&mut conn, id, &req.name, number).await?;
-    let aliases = version_aliases(&mut conn, id, &version).await?;
-    Ok(Json(json!({ "model_version": version_wire(version, aliases) })))
+    let version = version_with_aliases(&s.store, &caller, &req.name, Pick::Alias(&req.alias)).await?;
+    Ok(Json(json!({ "model_version": version })))
 }
 
 pub async fn delete_alias(
