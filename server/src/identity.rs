@@ -536,7 +536,7 @@ impl Identity for Store {
     async fn list_users(&self, caller: &Caller) -> Result<Vec<User>, ApiError> {
         caller.require(Permission::ManageUsers)?;
         let rows: Vec<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
-            .fetch_all(self.db.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(rows.into_iter().map(UserRow::into_user).collect())
@@ -618,7 +618,7 @@ impl Identity for Store {
         ))
         .bind(i64::from(all))
         .bind(caller.user_id)
-        .fetch_all(self.db.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_error)?;
         Ok(rows.into_iter().map(TokenRow::into_token).collect())

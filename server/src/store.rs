@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditLog, AuditedTx};
 use crate::clock::Clock;
-use crate::db::{Db, ReadConn, WriteTx, db_error};
+use crate::db::{Conn, Db, WriteTx, db_error};
 use crate::events::EventBus;
 use crate::identity::{AuthSettings, TokenCache};
 use crate::metrics::guardrails::HealthChange;
@@ -63,7 +63,7 @@ impl Store {
     }
 
     /// A connection for reads.
-    pub(crate) async fn conn(&self) -> Result<ReadConn, ApiError> {
+    pub(crate) async fn conn(&self) -> Result<Conn, ApiError> {
         self.db.read().await
     }
 }

@@ -301,7 +301,7 @@ impl Store {
         for b in binds {
             query = query.bind(*b);
         }
-        let rows = query.fetch_all(self.db.pool()).await.map_err(db_error)?;
+        let rows = query.fetch_all(&mut *self.conn().await?).await.map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|(seq, hash, signed_at, key_id, signature)| Checkpoint { seq, hash, signed_at, key_id, signature })
@@ -312,7 +312,7 @@ impl Store {
     pub async fn audit_public_keys(&self) -> Result<PublicKeys, ApiError> {
         let current = self.audit.signer.public().clone();
         let stored: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT public_key FROM audit_checkpoints")
-            .fetch_all(self.db.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(db_error)?;
         let previous = stored
@@ -326,7 +326,7 @@ impl Store {
 
     async fn head(&self) -> Result<(i64, String), ApiError> {
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(self.db.pool())
+            .fetch_one(&mut *self.conn().await?)
             .await
             .map_err(db_error)
     }
@@ -455,7 +455,7 @@ impl AuditTrail for Store {
         let row: Option<EntryRow> =
             sqlx::query_as(&format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq = $1"))
                 .bind(seq)
-                .fetch_optional(self.db.pool())
+                .fetch_optional(&mut *self.conn().await?)
                 .await
                 .map_err(db_error)?;
         row.map(EntryRow::into_entry).ok_or_else(|| ApiError::not_found(format!("audit entry {seq} not found")))

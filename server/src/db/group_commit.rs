@@ -14,14 +14,15 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+use super::connections::{Conn, Connections};
 
 /// The writer slot of one SQLite database and the group transaction open on it.
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
-    pool: AnyPool,
+    connections: Connections,
     slot: Arc<Mutex<Slot>>,
 }
 
@@ -37,7 +38,7 @@ struct Slot {
 
 #[derive(Debug)]
 struct OpenGroup {
-    conn: PoolConnection<Any>,
+    conn: Conn,
     /// Set once the group ends: `true` when its changes are durable, `false` when rolled back.
     outcome: watch::Sender<Option<bool>>,
 }
@@ -55,8 +56,8 @@ const RELEASE: &str = "RELEASE writer";
 const UNDO: &str = "ROLLBACK TO writer; RELEASE writer";
 
 impl GroupCommit {
-    pub(super) fn new(pool: AnyPool) -> Self {
-        Self { pool, slot: Arc::default() }
+    pub(super) fn new(connections: Connections) -> Self {
+        Self { connections, slot: Arc::default() }
     }
 
     /// Waits for the writer slot, opens a group transaction if none is open, and starts this
@@ -65,7 +66,7 @@ impl GroupCommit {
         let mut slot = self.slot.clone().lock_owned().await;
         let opened = slot.open.is_none();
         if opened {
-            let conn = self.pool.acquire().await?;
+            let conn = self.connections.take().await?;
             slot.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
         }
         let start = if opened { OPEN } else { SAVEPOINT };
@@ -116,7 +117,7 @@ impl Slot {
         let Some(group) = self.open.take() else { return };
         if !committed {
             tracing::warn!("a write group was rolled back");
-            let _ = group.conn.close().await;
+            group.conn.close().await;
         }
         group.outcome.send_replace(Some(committed));
     }

@@ -4,13 +4,12 @@
 //! differences — schema DDL and how a write transaction runs (its own on PostgreSQL, a savepoint in
 //! a group commit on SQLite) — live in this module and in `migrations/<backend>/`.
 
+mod connections;
 mod group_commit;
-mod readers;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use app::error::ApiError;
@@ -18,9 +17,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
+pub use connections::Conn;
+use connections::Connections;
 use group_commit::{GroupCommit, GroupWriter};
-pub use readers::ReadConn;
-use readers::Readers;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -52,13 +51,11 @@ impl Dialect {
 /// The connection pool and the dialect behind it.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pool: AnyPool,
+    connections: Connections,
     dialect: Dialect,
     /// SQLite allows one writer at a time: its writers queue here, in order, and share durable
     /// commits instead of sleeping on the busy timeout of concurrent `BEGIN IMMEDIATE`s.
     group: Option<GroupCommit>,
-    /// SQLite's idle read connections, kept out of the pool so their return skips sqlx's ping.
-    readers: Option<Arc<Readers>>,
 }
 
 /// A write transaction: its own on PostgreSQL; on SQLite a savepoint in this process's group
@@ -130,21 +127,22 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        let sqlite = dialect == Dialect::Sqlite;
-        let group = sqlite.then(|| GroupCommit::new(pool.clone()));
-        let readers = sqlite.then(|| Arc::new(Readers::new(max_connections)));
-        Ok(Self { pool, dialect, group, readers })
+        let connections = Connections::new(pool, dialect == Dialect::Sqlite);
+        let group = (dialect == Dialect::Sqlite).then(|| GroupCommit::new(connections.clone()));
+        Ok(Self { connections, dialect, group })
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self.dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(self.pool()).await,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(self.pool()).await,
         }
     }
 
+    /// The pool itself, for one-off statements at startup and in tests; requests check
+    /// connections out with [`Db::read`] and [`Db::begin_write`].
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.connections.pool()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -157,25 +155,18 @@ impl Db {
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, ApiError> {
         match &self.group {
             Some(group) => group.join().await.map(WriteTx::Grouped),
-            None => self.pool.begin().await.map(WriteTx::Own),
+            None => self.pool().begin().await.map(WriteTx::Own),
         }
         .map_err(db_error)
     }
 
     /// A connection for reads.
-    pub(crate) async fn read(&self) -> Result<ReadConn, ApiError> {
-        match &self.readers {
-            Some(readers) => readers.take(&self.pool).await,
-            None => self.pool.acquire().await.map(ReadConn::pooled),
-        }
-        .map_err(db_error)
+    pub(crate) async fn read(&self) -> Result<Conn, ApiError> {
+        self.connections.take().await.map_err(db_error)
     }
 
     pub async fn close(&self) {
-        if let Some(readers) = &self.readers {
-            readers.close();
-        }
-        self.pool.close().await;
+        self.connections.close().await;
     }
 }
 

@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
 use super::{AppState, api_not_found};
+use crate::db::db_error;
 
 const REFERENCE_HTML: &str = include_str!("reference.html");
 const REFERENCE_JS: &str = include_str!("reference.js");
@@ -28,13 +29,12 @@ pub fn router() -> Router<AppState> {
 
 /// Ready when the database answers.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(s.store.db.pool()).await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
-        }
-    }
+    // A failure is logged where it happens (checkout or statement).
+    let answered = match s.store.conn().await {
+        Ok(mut conn) => sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&mut *conn).await.map_err(db_error).is_ok(),
+        Err(_) => false,
+    };
+    if answered { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "database unreachable") }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -468,7 +468,7 @@ impl Store {
              JOIN models m ON m.id = g.model_id JOIN environments e ON e.id = g.environment_id \
              WHERE g.window_minutes IS NOT NULL ORDER BY g.model_id, g.environment_id",
         )
-        .fetch_all(self.db.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_error)?;
         let mut changed = 0;

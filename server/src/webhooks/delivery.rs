@@ -123,7 +123,7 @@ async fn deliver_due(store: &Store, client: &reqwest::Client, retry: RetryPolicy
     )
     .bind(now)
     .bind(BATCH)
-    .fetch_all(store.db.pool())
+    .fetch_all(&mut *store.conn().await?)
     .await
     .map_err(db_error)?;
     if !due.is_empty() {
@@ -135,7 +135,7 @@ async fn deliver_due(store: &Store, client: &reqwest::Client, retry: RetryPolicy
         "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) \
          FROM webhook_deliveries WHERE status = 'pending'",
     )
-    .fetch_one(store.db.pool())
+    .fetch_one(&mut *store.conn().await?)
     .await
     .map_err(db_error)?;
     let until_next = next.map_or(POLL, |at| Duration::from_millis((at - store.clock.now_ms()).max(0) as u64));
