@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 on_both_backends!(
     the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry,
     mlflow_requests_get_mlflow_errors_and_aliases_follow_environments,
-    every_mlflow_endpoint_checks_the_callers_role
+    every_mlflow_endpoint_checks_the_callers_role,
+    concurrent_alias_sets_each_record_the_version_they_replaced
 );
 
 /// The Python of the venv with the pinned `mlflow-skinny` client.
@@ -522,5 +523,40 @@ async fn every_mlflow_endpoint_checks_the_callers_role(backend: Backend) {
         mlflow_error(answer, "PERMISSION_DENIED", 403);
     }
     assert_eq!(app.audit_head().await, head, "no refused write left an entry");
+    app.stop().await;
+}
+
+/// Sets of one alias race (its current target is read before the writer's turn, the row written
+/// only if it still holds): every audited set names the version it replaced, so the entries form
+/// one unbroken line of moves, and the alias ends where the last one put it.
+async fn concurrent_alias_sets_each_record_the_version_they_replaced(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = &app.client;
+    assert_eq!(call(c, &app, Method::POST, "registered-models/create", json!({"name": "race"})).await.0, 200);
+    for _ in 0..4 {
+        let version = json!({"name": "race", "source": "s3://bucket/race"});
+        assert_eq!(call(c, &app, Method::POST, "model-versions/create", version).await.0, 200);
+    }
+    let sets = (0..40).map(|i| {
+        let body = json!({"name": "race", "alias": "champion", "version": (i % 4 + 1).to_string()});
+        call(c, &app, Method::POST, "registered-models/alias", body)
+    });
+    for (status, body) in futures::future::join_all(sets).await {
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let page = json(app.get("/api/v1/audit?action=alias.set&model=race&limit=100").await, 200).await;
+    let mut entries = page["entries"].as_array().unwrap().clone();
+    entries.sort_by_key(|e| e["seq"].as_i64().unwrap());
+    assert_eq!(entries.len(), 40);
+    let mut live: Option<i64> = None;
+    for e in &entries {
+        assert_eq!(e["before"]["version"].as_i64(), live, "entry {} names the version it replaced", e["seq"]);
+        live = e["after"]["version"].as_i64();
+    }
+    let (status, got) =
+        call(c, &app, Method::GET, "registered-models/alias", json!({"name": "race", "alias": "champion"})).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["model_version"]["version"].as_str().and_then(|v| v.parse().ok()), live);
     app.stop().await;
 }

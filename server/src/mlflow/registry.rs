@@ -470,19 +470,17 @@ fn check_alias(alias: &str) -> Result<(), MlflowError> {
     }
 }
 
-/// Sets a plain alias; an unguarded environment's alias deploys the version there (with every
-/// check of a deploy), a guarded one is refused.
-pub async fn set_alias(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Body(req): Body<wire::SetAlias>,
-) -> MlflowResult<Value> {
-    check_alias(&req.alias)?;
-    let number = version_number(&req.version)?;
-    let mut tx = s.store.begin_write().await?;
-    // The model, whether the version exists, where the alias points now and whether it names an
-    // environment, in one statement.
-    let (id, exists, before, environment, approvals): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+/// What setting an alias depends on, as read: the model, whether the version exists, where the
+/// alias points now, and the environment of that name (with its policy's required approvals).
+struct AliasState {
+    model_id: i64,
+    version_exists: bool,
+    before: Option<i64>,
+    environment: Option<Option<i64>>,
+}
+
+async fn alias_state(conn: &mut AnyConnection, req: &wire::SetAlias, number: i64) -> Result<AliasState, MlflowError> {
+    let (model_id, version, before, environment, approvals): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
         sqlx::query_as(
             "SELECT m.id, v.number, a.version_number, e.id, p.approvals_required FROM models m \
              LEFT JOIN versions v ON v.model_id = m.id AND v.number = $2 \
@@ -493,44 +491,95 @@ pub async fn set_alias(
         .bind(&req.name)
         .bind(number)
         .bind(&req.alias)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(conn)
         .await
         .map_err(db_error)?
         .ok_or_else(|| no_model(&req.name))?;
-    match AliasKind::of(environment.map(|_| approvals)) {
-        AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
-        AliasKind::Environment { guarded: false } => {
-            // A deploy is a write of its own, with every check of a deploy.
-            drop(tx);
-            let input = DeployInput {
-                version: number,
-                reason: format!("alias '{}' set through the MLflow API", req.alias),
-                expected_revision: None,
-            };
-            s.store.deploy(&caller, &req.name, &req.alias, input).await?;
-            return Ok(Json(json!({})));
+    Ok(AliasState { model_id, version_exists: version.is_some(), before, environment: environment.map(|_| approvals) })
+}
+
+/// Points the alias at the version if it still points where `state` says and no environment has
+/// taken its name; `false` (nothing written) when either changed since.
+async fn move_alias(
+    conn: &mut AnyConnection,
+    state: &AliasState,
+    req: &wire::SetAlias,
+    number: i64,
+    at: i64,
+    by: &str,
+) -> Result<bool, MlflowError> {
+    let sql = match state.before {
+        None => {
+            "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM environments WHERE name = $2) \
+             ON CONFLICT (model_id, alias) DO NOTHING"
         }
-        AliasKind::Label => caller.require(Permission::EditVersions)?,
+        Some(_) => {
+            "UPDATE model_aliases SET version_number = $3, updated_at = $4, updated_by = $5 \
+             WHERE model_id = $1 AND alias = $2 AND version_number = $6 \
+             AND NOT EXISTS (SELECT 1 FROM environments WHERE name = $2)"
+        }
+    };
+    let mut query = sqlx::query(sql).bind(state.model_id).bind(&req.alias).bind(number).bind(at).bind(by);
+    if let Some(before) = state.before {
+        query = query.bind(before);
     }
-    if exists.is_none() {
-        return Err(MlflowError::not_found(format!("Model Version (name={}, version={number}) not found", req.name)));
-    }
-    sqlx::query(
-        "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model_id, alias) DO UPDATE SET \
-         version_number = excluded.version_number, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-    )
-    .bind(id)
-    .bind(&req.alias)
-    .bind(number)
-    .bind(s.store.clock.now_ms())
-    .bind(&caller.actor().name)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    let done = query.execute(conn).await.map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets a plain alias; an unguarded environment's alias deploys the version there (with every
+/// check of a deploy), a guarded one is refused.
+///
+/// What the set depends on is read before joining the writers (SQLite's writers take turns), and
+/// the alias row is written only if that still holds, so the turn is held for the write and its
+/// audit entry alone; should the alias or an environment of its name have changed in between,
+/// it is read again inside the write, where nothing else can change it.
+pub async fn set_alias(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::SetAlias>,
+) -> MlflowResult<Value> {
+    check_alias(&req.alias)?;
+    let number = version_number(&req.version)?;
+    let mut state = alias_state(&mut *s.store.conn().await?, &req, number).await?;
+    let mut tx = None;
+    let tx = loop {
+        match AliasKind::of(state.environment) {
+            AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
+            AliasKind::Environment { guarded: false } => {
+                // A deploy is a write of its own, with every check of a deploy.
+                drop(tx);
+                let input = DeployInput {
+                    version: number,
+                    reason: format!("alias '{}' set through the MLflow API", req.alias),
+                    expected_revision: None,
+                };
+                s.store.deploy(&caller, &req.name, &req.alias, input).await?;
+                return Ok(Json(json!({})));
+            }
+            AliasKind::Label => caller.require(Permission::EditVersions)?,
+        }
+        if !state.version_exists {
+            return Err(MlflowError::not_found(format!(
+                "Model Version (name={}, version={number}) not found",
+                req.name
+            )));
+        }
+        let mut write = match tx.take() {
+            Some(write) => write,
+            None => s.store.begin_write().await?,
+        };
+        let moved = move_alias(&mut write, &state, &req, number, s.store.clock.now_ms(), &caller.actor().name).await?;
+        if moved {
+            break write;
+        }
+        state = alias_state(&mut write, &req, number).await?;
+        tx = Some(write);
+    };
     let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
         .after(&json!({ "alias": req.alias, "version": number }));
-    if let Some(previous) = before {
+    if let Some(previous) = state.before {
         change = change.before(&json!({ "alias": req.alias, "version": previous }));
     }
     tx.commit(&caller, change).await?;
