@@ -534,7 +534,8 @@ async fn move_alias(
 /// What the set depends on is read before joining the writers (SQLite's writers take turns), and
 /// the alias row is written only if that still holds, so the turn is held for the write and its
 /// audit entry alone; should the alias or an environment of its name have changed in between,
-/// it is read again inside the write, where nothing else can change it.
+/// it is read again inside the write (where, on SQLite, nothing else can change it; on PostgreSQL
+/// a change committed meanwhile is met by reading again).
 pub async fn set_alias(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
@@ -543,13 +544,13 @@ pub async fn set_alias(
     check_alias(&req.alias)?;
     let number = version_number(&req.version)?;
     let mut state = alias_state(&mut *s.store.conn().await?, &req, number).await?;
-    let mut tx = None;
+    let mut joined = None;
     let tx = loop {
         match AliasKind::of(state.environment) {
             AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
             AliasKind::Environment { guarded: false } => {
                 // A deploy is a write of its own, with every check of a deploy.
-                drop(tx);
+                drop(joined);
                 let input = DeployInput {
                     version: number,
                     reason: format!("alias '{}' set through the MLflow API", req.alias),
@@ -566,7 +567,7 @@ pub async fn set_alias(
                 req.name
             )));
         }
-        let mut write = match tx.take() {
+        let mut write = match joined.take() {
             Some(write) => write,
             None => s.store.begin_write().await?,
         };
@@ -575,7 +576,7 @@ pub async fn set_alias(
             break write;
         }
         state = alias_state(&mut write, &req, number).await?;
-        tx = Some(write);
+        joined = Some(write);
     };
     let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
         .after(&json!({ "alias": req.alias, "version": number }));
