@@ -38,7 +38,7 @@ pub struct AuditLog {
 }
 
 /// The last entry of the chain: its number, hash and time in milliseconds.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct ChainHead {
     seq: i64,
     hash: String,
@@ -344,17 +344,14 @@ pub async fn append(
     };
     let sqlite = Dialect::of_connection(conn) == Dialect::Sqlite;
     let guess = if sqlite { log.head.lock().ok().and_then(|mut head| head.take()) } else { None };
-    let guessed = guess.is_some();
-    let head = match guess {
-        Some(head) => head,
-        None => locked_head(conn).await?,
-    };
-    let (entry, head) = match link_and_store(conn, log, unlinked.clone(), head).await {
-        Err(e) if guessed && e.as_database_error().is_some_and(|e| e.message().contains(UNLINKED)) => {
-            let head = locked_head(conn).await?;
-            link_and_store(conn, log, unlinked, head).await
-        }
-        stored => stored,
+    let (entry, head) = match guess {
+        Some(head) => match link_and_store(conn, log, unlinked.clone(), Some(head)).await {
+            Err(e) if e.as_database_error().is_some_and(|e| e.message().contains(UNLINKED)) => {
+                link_and_store(conn, log, unlinked, None).await
+            }
+            stored => stored,
+        },
+        None => link_and_store(conn, log, unlinked, None).await,
     }
     .map_err(db_error)?;
     if entry.seq % log.checkpoint_every == 0 {
@@ -367,22 +364,26 @@ pub async fn append(
 }
 
 /// The chain head, read by a write to its row, which locks the row until the transaction ends.
-async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, ApiError> {
+async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error> {
     let (seq, hash, at) = sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash, at")
         .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(ChainHead { seq, hash, at })
 }
 
-/// Makes `entry` the one after `head` (number, time never before the head's even if this
-/// process's clock is behind another's, link, hash) and stores it; returns it and the new head.
+/// Makes `entry` the one after `head` (read from the database when not given: number, time never
+/// before the head's even if this process's clock is behind another's, link, hash) and stores it;
+/// returns it and the new head.
 async fn link_and_store(
     conn: &mut AnyConnection,
     log: &AuditLog,
     mut entry: AuditEntry,
-    head: ChainHead,
+    head: Option<ChainHead>,
 ) -> Result<(AuditEntry, ChainHead), sqlx::Error> {
+    let head = match head {
+        Some(head) => head,
+        None => locked_head(conn).await?,
+    };
     let now = log.clock.now_ms().max(head.at);
     entry.seq = head.seq + 1;
     entry.at = entry_time(now);

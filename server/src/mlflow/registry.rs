@@ -104,7 +104,6 @@ fn with_environments(mut aliases: Vec<String>, version: &Version) -> Vec<String>
 }
 
 /// Which version of a model to read.
-#[derive(Clone, Copy)]
 enum Pick<'a> {
     Number(i64),
     /// The version a plain alias names, else the live version of the environment of that name.
