@@ -13,7 +13,8 @@ on_both_backends!(
     the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry,
     mlflow_requests_get_mlflow_errors_and_aliases_follow_environments,
     every_mlflow_endpoint_checks_the_callers_role,
-    concurrent_alias_sets_each_record_the_version_they_replaced
+    concurrent_alias_sets_each_record_the_version_they_replaced,
+    non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts
 );
 
 /// The Python of the venv with the pinned `mlflow-skinny` client.
@@ -202,7 +203,7 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["error_code"], "INVALID_PARAMETER_VALUE");
 
-    // A run on the default experiment; batch limits, write-once params, finite values.
+    // A run on the default experiment; batch limits, write-once params, numbers.
     let (status, created) = call(c, &app, post.clone(), "runs/create", json!({"start_time": 5})).await;
     assert_eq!(status, 200, "{created}");
     let run = created["run"]["info"]["run_id"].as_str().unwrap().to_string();
@@ -235,13 +236,13 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
             &app,
             post.clone(),
             "runs/log-metric",
-            json!({"run_id": run, "key": "loss", "value": "NaN", "timestamp": 1}),
+            json!({"run_id": run, "key": "loss", "value": "a lot", "timestamp": 1}),
         )
         .await,
         "INVALID_PARAMETER_VALUE",
         400,
     );
-    assert!(message.contains("metrics[0].value"), "{message}");
+    assert!(message.contains("\"a lot\" is not a metric value"), "{message}");
     mlflow_error(
         call(
             c,
@@ -558,5 +559,50 @@ async fn concurrent_alias_sets_each_record_the_version_they_replaced(backend: Ba
         call(c, &app, Method::GET, "registered-models/alias", json!({"name": "race", "alias": "champion"})).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["model_version"]["version"].as_str().and_then(|v| v.parse().ok()), live);
+    app.stop().await;
+}
+
+/// A diverging run logs NaN and infinities, as MLflow allows: the run's history and latest values
+/// give them back under protobuf's names; the version registered from the run charts the finite
+/// points only, however the points reached it (copied at registration or mirrored later).
+async fn non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = &app.client;
+    let post = Method::POST;
+    let (_, created) = call(c, &app, post.clone(), "runs/create", json!({"start_time": 1})).await;
+    let run = created["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let logged = |key: &str, values: Vec<Value>, first_step: usize| {
+        let metrics: Vec<Value> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| json!({"key": key, "value": value, "timestamp": 10 + i, "step": first_step + i}))
+            .collect();
+        call(c, &app, post.clone(), "runs/log-batch", json!({"run_id": run, "metrics": metrics}))
+    };
+    assert_eq!(logged("loss", vec![json!(0.5), json!("NaN"), json!("Infinity")], 0).await.0, 200);
+    assert_eq!(call(c, &app, post.clone(), "registered-models/create", json!({"name": "diverged"})).await.0, 200);
+    let version = json!({"name": "diverged", "source": "s3://bucket/diverged", "run_id": run});
+    assert_eq!(call(c, &app, post.clone(), "model-versions/create", version).await.0, 200);
+    assert_eq!(logged("loss", vec![json!("-Infinity"), json!(0.25)], 3).await.0, 200);
+    let single = json!({"run_id": run, "key": "accuracy", "value": "NaN", "timestamp": 20, "step": 0});
+    assert_eq!(call(c, &app, post.clone(), "runs/log-metric", single).await.0, 200);
+
+    let (_, history) =
+        call(c, &app, Method::GET, "metrics/get-history", json!({"run_id": run, "metric_key": "loss"})).await;
+    let values: Vec<&Value> = history["metrics"].as_array().unwrap().iter().map(|m| &m["value"]).collect();
+    assert_eq!(values, [&json!(0.5), &json!("NaN"), &json!("Infinity"), &json!("-Infinity"), &json!(0.25)]);
+    let (_, fetched) = call(c, &app, Method::GET, "runs/get", json!({"run_id": run})).await;
+    assert_eq!(
+        fetched["run"]["data"]["metrics"],
+        json!([
+            {"key": "accuracy", "value": "NaN", "timestamp": 20, "step": 0},
+            {"key": "loss", "value": 0.25, "timestamp": 11, "step": 4}
+        ])
+    );
+
+    let series = json(app.get("/api/v1/models/diverged/versions/1/metrics").await, 200).await;
+    let loss = series.as_array().unwrap().iter().find(|s| s["key"] == "loss").expect("a loss series");
+    assert_eq!((loss["count"].as_i64(), loss["min"].as_f64(), loss["max"].as_f64()), (Some(2), Some(0.25), Some(0.5)));
+    assert!(series.as_array().unwrap().iter().all(|s| s["key"] != "accuracy"), "{series}");
     app.stop().await;
 }

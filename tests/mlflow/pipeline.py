@@ -8,6 +8,7 @@ line for the caller to check through Modelgate's own API.
 """
 
 import json
+import math
 import sys
 
 import mlflow
@@ -83,6 +84,14 @@ def train():
     assert all(m.value == 1.0 / (m.step + 1) for m in history)
     assert history[10].timestamp == 1_700_000_000_000 + 10_000
     assert [m.value for m in client.get_metric_history(run_id, "auc")] == [0.91, 0.93]
+
+    # A diverging run logs NaN and infinity, as MLflow allows; both come back as logged.
+    with mlflow.start_run(run_name="diverged") as diverged:
+        mlflow.log_metric("loss", float("nan"), step=0)
+        mlflow.log_metric("loss", float("inf"), step=1)
+    diverged_loss = [m.value for m in client.get_metric_history(diverged.info.run_id, "loss")]
+    assert math.isnan(diverged_loss[0]) and diverged_loss[1] == math.inf, diverged_loss
+    assert client.get_run(diverged.info.run_id).data.metrics["loss"] == math.inf
 
     # Register a version from the run; the digest tag makes it deployable.
     client.create_registered_model(MODEL, description="Fraud scoring")

@@ -73,7 +73,8 @@ async fn append_points(
 }
 
 /// Appends points to a run, each key's to its chunks, and keeps the latest per key: the highest
-/// step, then time, then value. The caller holds the run's row lock.
+/// step, then time, then value. A value may be NaN or infinite, as in MLflow: the chunks keep it
+/// as is, the latest value a NaN as NULL (SQLite stores no NaN). The caller holds the run's row lock.
 pub(super) async fn write_metrics(
     conn: &mut AnyConnection,
     run_id: &str,
@@ -106,7 +107,7 @@ pub(super) async fn write_metrics(
         )
         .bind(run_id)
         .bind(&m.key)
-        .bind(m.value)
+        .bind(Some(m.value).filter(|v| !v.is_nan()))
         .bind(m.timestamp)
         .bind(m.step)
         .execute(&mut *conn)
@@ -116,7 +117,8 @@ pub(super) async fn write_metrics(
     Ok(())
 }
 
-/// Stores points of a run as evaluation points of each version registered from it.
+/// Stores points of a run as evaluation points of each version registered from it: the finite
+/// ones, which a chart can draw and a guardrail compare (the run's history keeps the others).
 pub(super) async fn mirror_to_versions(
     conn: &mut AnyConnection,
     run_id: &str,
@@ -130,7 +132,7 @@ pub(super) async fn mirror_to_versions(
     .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?;
-    let points: Vec<NewMetricPoint> = metrics.iter().map(evaluation_point).collect();
+    let points: Vec<NewMetricPoint> = metrics.iter().filter(|m| m.value.is_finite()).map(evaluation_point).collect();
     let mut stored = Vec::with_capacity(versions.len());
     for (model, number) in versions {
         let ids = version_ids(conn, &model, number).await?;
@@ -151,8 +153,8 @@ fn evaluation_point(m: &KeyedMetric) -> NewMetricPoint {
     }
 }
 
-/// Copies a run's points into a new version's evaluation series (inside the version's transaction);
-/// nothing when no MLflow run has that id.
+/// Copies a run's finite points into a new version's evaluation series (inside the version's
+/// transaction); nothing when no MLflow run has that id.
 pub(crate) async fn copy_run_metrics(
     conn: &mut AnyConnection,
     model: &str,
@@ -175,7 +177,7 @@ pub(crate) async fn copy_run_metrics(
     let points: Vec<NewMetricPoint> = chunks
         .iter()
         .flat_map(|(key, bytes)| {
-            unpack(bytes).into_iter().map(|p| {
+            unpack(bytes).into_iter().filter(|p| p.value.is_finite()).map(|p| {
                 evaluation_point(&KeyedMetric {
                     key: key.clone(),
                     value: p.value,

@@ -311,7 +311,8 @@ async fn load_run(conn: &mut AnyConnection, id: &str) -> Result<Run, MlflowError
             .fetch_all(&mut *conn)
             .await
             .map_err(db_error)?;
-    let metrics: Vec<(String, f64, i64, i64)> =
+    // A NaN is stored as NULL (see `points::write_metrics`).
+    let metrics: Vec<(String, Option<f64>, i64, i64)> =
         sqlx::query_as("SELECT key, value, at, step FROM mlflow_latest_metrics WHERE run_id = $1 ORDER BY key")
             .bind(id)
             .fetch_all(&mut *conn)
@@ -323,7 +324,12 @@ async fn load_run(conn: &mut AnyConnection, id: &str) -> Result<Run, MlflowError
         data: RunData {
             metrics: metrics
                 .into_iter()
-                .map(|(key, value, timestamp, step)| KeyedMetric { key, value, timestamp, step })
+                .map(|(key, value, timestamp, step)| KeyedMetric {
+                    key,
+                    value: value.unwrap_or(f64::NAN),
+                    timestamp,
+                    step,
+                })
                 .collect(),
             params: pairs(params),
             tags: pairs(tags),
@@ -471,12 +477,6 @@ async fn log(store: &Store, caller: &Caller, batch: LogBatch) -> Result<(), Mlfl
     }
     for (i, m) in batch.metrics.iter().enumerate() {
         validate::metric_key(&format!("metrics[{i}].key"), &m.key)?;
-        if !m.value.is_finite() {
-            return Err(MlflowError::invalid(format!(
-                "metrics[{i}].value: Modelgate stores finite values only (got {})",
-                m.value
-            )));
-        }
     }
     for (i, p) in batch.params.iter().enumerate() {
         check_key(&format!("params[{i}].key"), &p.key)?;

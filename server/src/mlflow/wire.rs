@@ -1,6 +1,6 @@
 //! MLflow's REST messages, as JSON: what its clients send and what they parse back.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A key with a value: run params and tags, experiment, model and version tags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ pub struct RunInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyedMetric {
     pub key: String,
-    #[serde(deserialize_with = "number")]
+    #[serde(deserialize_with = "number", serialize_with = "protobuf_double")]
     pub value: f64,
     #[serde(deserialize_with = "integer")]
     pub timestamp: i64,
@@ -318,6 +318,21 @@ fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
     match Either::deserialize(d)? {
         Either::Number(n) => Ok(n),
-        Either::Text(t) => t.trim().parse().map_err(|_| serde::de::Error::custom(format!("{t:?} is not a number"))),
+        Either::Text(t) => t.trim().parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{t:?} is not a metric value (a number, \"NaN\", \"Infinity\" or \"-Infinity\")"
+            ))
+        }),
+    }
+}
+
+/// A double as MLflow writes one: a JSON number, or protobuf's name for the values JSON has no
+/// number for.
+fn protobuf_double<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    match *value {
+        v if v.is_nan() => s.serialize_str("NaN"),
+        f64::INFINITY => s.serialize_str("Infinity"),
+        f64::NEG_INFINITY => s.serialize_str("-Infinity"),
+        v => s.serialize_f64(v),
     }
 }
