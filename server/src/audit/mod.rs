@@ -16,7 +16,9 @@ use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, ServerEve
 use app::error::ApiError;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection};
 
 use crate::clock::Clock;
 use crate::db::{Dialect, WriteTx, db_error};
@@ -281,9 +283,16 @@ impl<'a> AuditedTx<'a> {
 
     /// Appends the entry for `change` (and, on the cadence, a signed checkpoint), then commits
     /// everything at once. Dropping the transaction instead rolls back the change and leaves no entry.
+    /// Unless events are stored after it, the entry is the write's last statement
+    /// ([`WriteTx::execute_last`]: on SQLite the next writer's savepoint opens in its round trip).
     pub async fn commit(mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
-        let entry = append(&mut self.tx, self.log, by.into(), change).await?;
-        self.store_events_and_commit().await?;
+        if !self.announced.is_empty() {
+            let entry = append(&mut self.tx, self.log, by.into(), change).await?;
+            self.store_events_and_commit().await?;
+            return Ok(entry);
+        }
+        let entry = append_to(Appending::Last(&mut self.tx), self.log, by.into(), change).await?;
+        self.tx.commit().await?;
         Ok(entry)
     }
 }
@@ -322,6 +331,41 @@ pub async fn append(
     by: AuditActor,
     change: Change,
 ) -> Result<AuditEntry, ApiError> {
+    append_to(Appending::Within(conn), log, by, change).await
+}
+
+/// Where an entry goes: into a write that goes on after it, or as its write's last statement
+/// ([`WriteTx::execute_last`]; unless a checkpoint follows it).
+enum Appending<'c> {
+    Within(&'c mut AnyConnection),
+    Last(&'c mut WriteTx),
+}
+
+impl Appending<'_> {
+    fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            Appending::Within(conn) => conn,
+            Appending::Last(tx) => tx,
+        }
+    }
+
+    /// Stores `entry`, as the write's last statement when it is one and `last` allows.
+    async fn insert(&mut self, entry: &AuditEntry, at_ms: i64, last: bool) -> Result<(), sqlx::Error> {
+        let insert = entry_insert(entry, at_ms)?;
+        match self {
+            Appending::Last(tx) if last => tx.execute_last(insert).await,
+            _ => insert.execute(self.conn()).await.map(drop),
+        }
+    }
+}
+
+/// [`append`], the entry going where `to` says.
+async fn append_to(
+    mut to: Appending<'_>,
+    log: &AuditLog,
+    by: AuditActor,
+    change: Change,
+) -> Result<AuditEntry, ApiError> {
     let Target { path, model, version, environment } = change.target;
     let unlinked = AuditEntry {
         seq: 0,
@@ -342,20 +386,20 @@ pub async fn append(
         prev_hash: String::new(),
         hash: String::new(),
     };
-    let sqlite = Dialect::of_connection(conn) == Dialect::Sqlite;
+    let sqlite = Dialect::of_connection(to.conn()) == Dialect::Sqlite;
     let guess = if sqlite { log.head.lock().ok().and_then(|mut head| head.take()) } else { None };
     let (entry, head) = match guess {
-        Some(head) => match link_and_store(conn, log, unlinked.clone(), Some(head)).await {
+        Some(head) => match link_and_store(&mut to, log, unlinked.clone(), Some(head)).await {
             Err(e) if e.as_database_error().is_some_and(|e| e.message().contains(UNLINKED)) => {
-                link_and_store(conn, log, unlinked, None).await
+                link_and_store(&mut to, log, unlinked, None).await
             }
             stored => stored,
         },
-        None => link_and_store(conn, log, unlinked, None).await,
+        None => link_and_store(&mut to, log, unlinked, None).await,
     }
     .map_err(db_error)?;
     if entry.seq % log.checkpoint_every == 0 {
-        insert_checkpoint(conn, &log.signer.sign(entry.seq, &entry.hash, &entry.at), &log.signer).await?;
+        insert_checkpoint(to.conn(), &log.signer.sign(entry.seq, &entry.hash, &entry.at), &log.signer).await?;
     }
     if let Some(mut last) = log.head.lock().ok().filter(|_| sqlite) {
         *last = Some(head);
@@ -375,31 +419,35 @@ async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error>
 /// before the head's even if this process's clock is behind another's, link, hash) and stores it;
 /// returns it and the new head.
 async fn link_and_store(
-    conn: &mut AnyConnection,
+    to: &mut Appending<'_>,
     log: &AuditLog,
     mut entry: AuditEntry,
     head: Option<ChainHead>,
 ) -> Result<(AuditEntry, ChainHead), sqlx::Error> {
     let head = match head {
         Some(head) => head,
-        None => locked_head(conn).await?,
+        None => locked_head(to.conn()).await?,
     };
     let now = log.clock.now_ms().max(head.at);
     entry.seq = head.seq + 1;
     entry.at = entry_time(now);
     entry.prev_hash = head.hash;
     entry.hash = entry_hash(&entry);
-    insert_entry(conn, &entry, now).await?;
+    to.insert(&entry, now, entry.seq % log.checkpoint_every != 0).await?;
     let head = ChainHead { seq: entry.seq, hash: entry.hash.clone(), at: now };
     Ok((entry, head))
 }
 
-/// Stores an entry already linked and hashed, and its words for free-text search, in one statement
-/// (the view `audit_appends` splits them); `at_ms` is its time (`entry.at`) in milliseconds.
-/// Only [`append`] (and the benchmark's bulk loader) call this.
+/// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
+/// time (`entry.at`) in milliseconds. Only [`append`] (and the benchmark's bulk loader) call this.
 pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i64) -> Result<(), sqlx::Error> {
+    entry_insert(entry, at_ms)?.execute(conn).await.map(drop)
+}
+
+/// The one statement that stores an entry and its search words (the view `audit_appends` splits them).
+fn entry_insert(entry: &AuditEntry, at_ms: i64) -> Result<Query<'_, Any, AnyArguments<'_>>, sqlx::Error> {
     let terms = serde_json::to_string(&search::entry_terms(entry)).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    sqlx::query(
+    Ok(sqlx::query(
         "INSERT INTO audit_appends (seq, at, actor, actor_user, actor_token, action, target, model, version, \
          environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash, terms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
@@ -421,10 +469,7 @@ pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i
     .bind(&entry.client_addr)
     .bind(&entry.prev_hash)
     .bind(&entry.hash)
-    .bind(terms)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(terms))
 }
 
 /// Stores a signed checkpoint (once per sequence number).
@@ -453,9 +498,10 @@ pub(crate) async fn insert_checkpoint(
 mod tests {
     use app::domain::AuditAction;
 
-    use super::{AuditActor, AuditLog, Change, Target, append, signing::Signer};
+    use super::{AuditActor, AuditLog, AuditedTx, Change, Target, append, signing::Signer};
     use crate::clock::Clock;
     use crate::db::Db;
+    use crate::events::EventBus;
 
     async fn sqlite(path: &std::path::Path) -> Db {
         let db = Db::connect(&format!("sqlite:{}", path.display()), 4).await.unwrap();
@@ -467,13 +513,16 @@ mod tests {
         AuditLog::new(Signer::generate(), 1_000, Clock::system())
     }
 
-    /// Appends the creation of `model` by `log` in a write of its own, committed unless `undo`.
+    /// Appends the creation of `model` by `log` in a write of its own: committed as service code
+    /// commits (the entry the write's last statement), or appended and then undone.
     async fn append_model(db: &Db, log: &AuditLog, model: &str, undo: bool) {
         let mut tx = db.begin_write().await.unwrap();
         let change = Change::new(AuditAction::ModelCreate, Target::model(model));
-        append(&mut tx, log, AuditActor::system("test"), change).await.unwrap();
-        if !undo {
-            tx.commit().await.unwrap();
+        if undo {
+            append(&mut tx, log, AuditActor::system("test"), change).await.unwrap();
+        } else {
+            let events = EventBus::default();
+            AuditedTx::new(tx, log, &events).commit(AuditActor::system("test"), change).await.unwrap();
         }
     }
 

@@ -4,7 +4,9 @@
 //! on its own caps each write path at one write per fsync however many clients send them. Here the
 //! writer slot is a fair queue: a writer joins the open group transaction (or opens one), makes its
 //! change inside a savepoint and releases it (in the same round trip as the group's next
-//! statement, one fewer in the queue's critical path); the group's committer, queued behind the
+//! statement, one fewer in the queue's critical path — or, when the writer says which statement
+//! is its last, in that statement's round trip together with the next writer's savepoint, so the
+//! next writer joins without one); the group's committer, queued behind the
 //! writers already waiting when the group opened, then commits them all at once. A writer's `commit`
 //! returns only after that durable commit and fails if it failed, so a caller sees what a
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
@@ -14,7 +16,9 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, Executor};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Execute, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use super::connections::{Conn, Connections};
@@ -34,6 +38,9 @@ struct Slot {
     /// group's connection — the next writer's savepoint or the group's commit — runs it first, in
     /// the same round trip.
     unsettled: Option<&'static str>,
+    /// The last writer ran [`HAND_OVER`] with its last statement: its change is released into the
+    /// group and the next writer's savepoint is already open, so joining costs no round trip.
+    next_open: bool,
 }
 
 #[derive(Debug)]
@@ -54,6 +61,8 @@ const OPEN: &str = "BEGIN IMMEDIATE; SAVEPOINT writer";
 const SAVEPOINT: &str = "SAVEPOINT writer";
 const RELEASE: &str = "RELEASE writer";
 const UNDO: &str = "ROLLBACK TO writer; RELEASE writer";
+/// Run after a writer's last statement, in its round trip: its savepoint released, the next one's opened.
+const HAND_OVER: &str = "RELEASE writer; SAVEPOINT writer";
 
 impl GroupCommit {
     pub(super) fn new(connections: Connections) -> Self {
@@ -69,8 +78,10 @@ impl GroupCommit {
             let conn = self.connections.take().await?;
             slot.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
         }
-        let start = if opened { OPEN } else { SAVEPOINT };
-        if let Err(e) = slot.settle_then(start).await {
+        let start = if opened { Some(OPEN) } else { (!std::mem::take(&mut slot.next_open)).then_some(SAVEPOINT) };
+        if let Some(start) = start
+            && let Err(e) = slot.settle_then(start).await
+        {
             slot.end(false).await;
             return Err(e);
         }
@@ -114,6 +125,7 @@ impl Slot {
                 }
             };
         self.unsettled = None;
+        self.next_open = false;
         let Some(group) = self.open.take() else { return };
         if !committed {
             tracing::warn!("a write group was rolled back");
@@ -124,11 +136,27 @@ impl Slot {
 }
 
 impl GroupWriter {
-    /// Leaves this writer's savepoint to be released with the group's next statement, hands the
-    /// slot on and waits until the group's commit is durable.
+    /// Runs the writer's last statement, its savepoint's release and the next writer's savepoint
+    /// in one round trip. From then on the change stands: it commits with the group even should
+    /// this writer be dropped before [`GroupWriter::commit`] waits for that.
+    pub(super) async fn execute_last<'q>(
+        &mut self,
+        mut last: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!("{}; {HAND_OVER}", last.sql());
+        let arguments = last.take_arguments().map_err(sqlx::Error::Encode)?.unwrap_or_default();
+        sqlx::query_with(&sql, arguments).execute(&mut **self).await?;
+        self.slot.next_open = true;
+        Ok(())
+    }
+
+    /// Leaves this writer's savepoint to be released with the group's next statement (unless its
+    /// last statement did that), hands the slot on and waits until the group's commit is durable.
     pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
         self.committed = true;
-        self.slot.unsettled = Some(RELEASE);
+        if !self.slot.next_open {
+            self.slot.unsettled = Some(RELEASE);
+        }
         let mut outcome = match &self.slot.open {
             Some(group) => group.outcome.subscribe(),
             None => return Err(group_lost()),
@@ -147,7 +175,7 @@ fn group_lost() -> sqlx::Error {
 
 impl Drop for GroupWriter {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.committed && !self.slot.next_open {
             self.slot.unsettled = Some(UNDO);
         }
     }
@@ -192,6 +220,11 @@ mod tests {
 
     async fn insert(tx: &mut WriteTx, table: &str, name: &str) {
         sqlx::query(&format!("INSERT INTO {table} (name) VALUES ($1)")).bind(name).execute(&mut **tx).await.unwrap();
+    }
+
+    /// Inserts a name as the write's last statement, which also opens the next writer's savepoint.
+    async fn insert_last(tx: &mut WriteTx, name: &str) {
+        tx.execute_last(sqlx::query("INSERT INTO names (name) VALUES ($1)").bind(name)).await.unwrap();
     }
 
     /// Names stored, as another connection reads them once committed.
@@ -245,16 +278,42 @@ mod tests {
         assert_eq!(stored(&db, "names").await.len(), 40);
     }
 
+    /// A writer dropped uncommitted undoes its own change alone, whether it opened its savepoint
+    /// or found it opened by the last statement of the writer before it (the first one queued
+    /// behind a holder that ends with `execute_last`).
     #[tokio::test]
     async fn a_writer_dropped_uncommitted_undoes_only_its_own_change() {
+        for hand_over in [false, true] {
+            let db = scratch().await;
+            let mut holder = db.begin_write().await.unwrap();
+            if hand_over {
+                insert_last(&mut holder, "holder").await;
+            } else {
+                insert(&mut holder, "names", "holder").await;
+            }
+            let writers = vec![("dropped first", false), ("a", true), ("dropped", false), ("c", true)];
+            let queued = queue_behind(&db, writers).await;
+            holder.commit().await.unwrap();
+            let committed: Vec<bool> =
+                futures::future::join_all(queued).await.into_iter().map(Result::unwrap).collect();
+            assert_eq!(committed, [false, true, false, true], "hand over: {hand_over}");
+            assert_eq!(stored(&db, "names").await, ["a", "c", "holder"], "hand over: {hand_over}");
+        }
+    }
+
+    /// Once a write's last statement has run, its change stands even if the writer is dropped
+    /// before it commits (a request cancelled while waiting for the durable commit).
+    #[tokio::test]
+    async fn a_change_whose_last_statement_ran_commits_with_its_group() {
         let db = scratch().await;
-        let mut holder = db.begin_write().await.unwrap();
-        insert(&mut holder, "names", "holder").await;
-        let queued = queue_behind(&db, vec![("a", true), ("dropped", false), ("c", true)]).await;
-        holder.commit().await.unwrap();
-        let committed: Vec<bool> = futures::future::join_all(queued).await.into_iter().map(Result::unwrap).collect();
-        assert_eq!(committed, [true, false, true]);
-        assert_eq!(stored(&db, "names").await, ["a", "c", "holder"]);
+        let mut cancelled = db.begin_write().await.unwrap();
+        insert(&mut cancelled, "names", "first").await;
+        insert_last(&mut cancelled, "last").await;
+        drop(cancelled);
+        let mut next = db.begin_write().await.unwrap();
+        insert(&mut next, "names", "next").await;
+        next.commit().await.unwrap();
+        assert_eq!(stored(&db, "names").await, ["first", "last", "next"]);
     }
 
     #[tokio::test]

@@ -13,8 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use app::error::ApiError;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{AnyArguments, AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
+use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 pub use connections::Conn;
@@ -69,6 +70,16 @@ pub enum WriteTx {
 }
 
 impl WriteTx {
+    /// Runs the write's last statement, to be followed by [`WriteTx::commit`]. On SQLite its round
+    /// trip also releases this writer's savepoint and opens the next writer's, which then joins
+    /// without one; once it has run, the change commits with its group even if dropped.
+    pub(crate) async fn execute_last<'q>(&mut self, last: Query<'q, Any, AnyArguments<'q>>) -> Result<(), sqlx::Error> {
+        match self {
+            WriteTx::Own(tx) => last.execute(&mut **tx).await.map(drop),
+            WriteTx::Grouped(writer) => writer.execute_last(last).await,
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), ApiError> {
         match self {
             WriteTx::Own(tx) => tx.commit().await,
