@@ -126,6 +126,16 @@ impl Browser {
         }
     }
 
+    /// The text of the element `css` selects once it is there, read again should the page
+    /// re-render it between finding and reading it (a stale element).
+    pub async fn text_of(&self, css: &str) -> String {
+        self.wait_for(css).await;
+        self.eventually(&format!("{css} is read"), || async {
+            self.client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+        })
+        .await
+    }
+
     /// Polls `check` until it yields `Some`, failing after 10 seconds with `what`.
     pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
     where

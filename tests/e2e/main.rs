@@ -44,14 +44,14 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert!(c.current_url().await.unwrap().as_str().contains("/sign-in?next=%2F"));
     browser.screenshot("sign-in").await;
     sign_in(&browser, "operator", "not the password").await;
-    let refused = browser.wait_for("#sign-in .form-note.err").await.text().await.unwrap();
+    let refused = browser.text_of("#sign-in .form-note.err").await;
     assert_eq!(refused, "wrong username or password");
     sign_in(&browser, "operator", DEMO_PASSWORD).await;
 
     // Models list: server-rendered, then hydrated.
     browser.wait_for("#models").await;
     browser.wait_hydrated().await;
-    let whoami = browser.wait_for(".whoami").await.text().await.unwrap();
+    let whoami = browser.text_of(".whoami").await;
     assert!(whoami.contains("Otto Operator") && whoami.contains("operator"), "{whoami}");
     assert!(browser.page_errors().await.is_empty(), "hydration logged errors: {:#?}", browser.page_errors().await);
     let rows = c.find_all(Locator::Css("#models tbody tr")).await.unwrap();
@@ -218,7 +218,7 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     form.find(Locator::Css(r#"input[name="name"]"#)).await.unwrap().send_keys("e2e-bot").await.unwrap();
     form.find(Locator::Css(r#"input[name="roles[admin]"]"#)).await.unwrap().click().await.unwrap();
     form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
-    let secret = browser.wait_for("#new-token .secret").await.text().await.unwrap();
+    let secret = browser.text_of("#new-token .secret").await;
     assert!(secret.starts_with("mg_"), "{secret}");
     let me = modelgate_tests::bearer_client(&secret).get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(json(me, 200).await["username"], "admin", "the token shown once works");
@@ -271,7 +271,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
 
     // The model page carries its own audit trail, linked to the full log.
     c.goto(&app.url("/models/fraud-detector")).await.unwrap();
-    let trail = browser.wait_for("#audit-trail").await.text().await.unwrap();
+    let trail = browser.text_of("#audit-trail").await;
     assert!(trail.contains("deployment.deploy"), "{trail}");
     browser.screenshot("model-audit-trail").await;
 
@@ -310,7 +310,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
 
     // One entry: its facts and the before/after diff.
     c.find(Locator::Css("#audit-entries tbody tr a.seq")).await.unwrap().click().await.unwrap();
-    let diff = browser.wait_for("#diff").await.text().await.unwrap();
+    let diff = browser.text_of("#diff").await;
     assert!(diff.contains("version"), "{diff}");
     assert!(
         !c.find_all(Locator::Css("#diff tr.diff-changed")).await.unwrap().is_empty(),
@@ -459,7 +459,7 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     assert_eq!(paths.len(), 2);
     let thresholds = c.find_all(Locator::Css(r#"figure[data-key="latency_ms"] .threshold"#)).await.unwrap();
     assert_eq!(thresholds.len(), 2, "the production and staging latency guardrails");
-    let report = browser.wait_for(r#".health-report[data-environment="production"]"#).await.text().await.unwrap();
+    let report = browser.text_of(r#".health-report[data-environment="production"]"#).await;
     assert!(report.contains("failing") && report.contains("p99(latency_ms, last 100) <= 250"), "{report}");
     assert!(browser.page_errors().await.is_empty(), "page errors: {:#?}", browser.page_errors().await);
     scroll_to(&browser, "#metrics").await;
@@ -469,7 +469,7 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     c.goto(&app.url("/models/fraud-detector/versions/6?compare=4&axis=step")).await.unwrap();
     browser.wait_hydrated().await;
     assert_eq!(series_of(&browser, "accuracy").await, "2", "v6 and v4");
-    let legend = browser.wait_for(r#"figure[data-key="accuracy"] .legend"#).await.text().await.unwrap();
+    let legend = browser.text_of(r#"figure[data-key="accuracy"] .legend"#).await;
     assert!(legend.contains("v6 eval") && legend.contains("v4 eval"), "{legend}");
 
     // The tooltip shows the exact value of the point under the keyboard cursor.
@@ -479,7 +479,7 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
         .then(KeyAction::Down { value: '\u{E014}' })
         .then(KeyAction::Up { value: '\u{E014}' });
     c.perform_actions(right).await.unwrap();
-    let tip = browser.wait_for(r#"figure[data-key="accuracy"] .chart-tip .tip-value"#).await.text().await.unwrap();
+    let tip = browser.text_of(r#"figure[data-key="accuracy"] .chart-tip .tip-value"#).await;
     let series = json(app.get("/api/v1/models/fraud-detector/versions/6/metrics/accuracy").await, 200).await;
     let first = series["series"][0]["points"][0]["value"].as_f64().unwrap();
     assert_eq!(tip.parse::<f64>().unwrap(), first, "the tooltip shows the stored value exactly");
@@ -505,16 +505,11 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     let deploy = serde_json::json!({ "version": 6, "reason": "e2e: marker" });
     json(app.post("/api/v1/models/fraud-detector/environments/staging/deploy", &deploy).await, 201).await;
     c.goto(&app.url("/models/fraud-detector/versions/6?axis=time")).await.unwrap();
-    let marker = browser.wait_for(r#"figure[data-key="latency_ms"] .marker text"#).await.text().await.unwrap();
+    let marker = browser.text_of(r#"figure[data-key="latency_ms"] .marker text"#).await;
     assert_eq!(marker, "deployed · staging");
     scroll_to(&browser, r#"figure[data-key="latency_ms"]"#).await;
     browser.screenshot("version-deploy-marker").await;
     browser.close().await;
-}
-
-/// The text of the first element matching `css`, once it exists.
-async fn text_of(browser: &Browser, css: &str) -> String {
-    browser.wait_for(css).await.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,7 +523,7 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
     sign_in(&reviewer, "reviewer", DEMO_PASSWORD).await;
     reviewer.wait_for("#review-queue").await;
     reviewer.wait_hydrated().await;
-    assert!(text_of(&reviewer, "#review-queue").await.contains("Nothing awaits review"));
+    assert!(reviewer.text_of("#review-queue").await.contains("Nothing awaits review"));
 
     // The operator rolls back from the failing banner: the dialog proposes v4, the version live
     // in production before v6, and shows the checks and both versions' metrics.
@@ -536,7 +531,7 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
     operator.wait_for(banner).await;
     operator.wait_hydrated().await;
     o.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
-    assert!(text_of(&operator, banner).await.contains("Proposed rollback target: v4"));
+    assert!(operator.text_of(banner).await.contains("Proposed rollback target: v4"));
     operator.wait_for(&format!("{banner} button.banner-action")).await.click().await.unwrap();
     operator.wait_for(".modal .checks").await;
     let target = operator.wait_for(r#".modal select[name="to_version"]"#).await;
@@ -544,33 +539,33 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
     let checks = texts_of(&operator, ".modal .checks li").await;
     assert_eq!(checks.len(), 4, "{checks:?}");
     assert!(checks.iter().any(|c| c.contains("v4 can go live")), "{checks:?}");
-    let comparison = text_of(&operator, ".modal table.comparison").await.to_lowercase();
+    let comparison = operator.text_of(".modal table.comparison").await.to_lowercase();
     assert!(
         comparison.contains("v6 (live)") && comparison.contains("v4 (target)") && comparison.contains("guarded"),
         "{comparison}"
     );
-    assert!(text_of(&operator, ".modal .policy-note").await.contains("Needs 1 approval"));
+    assert!(operator.text_of(".modal .policy-note").await.contains("Needs 1 approval"));
     operator.screenshot("rollback-dialog").await;
     let reason = operator.wait_for(r#".modal textarea[name="reason"]"#).await;
     reason.send_keys("e2e: v6 breaks the latency guardrail").await.unwrap();
     operator.wait_for(".modal #rollback-request button.primary").await.click().await.unwrap();
-    let toast = operator.wait_for(".toast.ok").await.text().await.unwrap();
+    let toast = operator.text_of(".toast.ok").await;
     assert!(toast.contains("Rollback request #1 filed"), "{toast}");
-    let pending = text_of(&operator, r#"article[data-env="production"] .pending-rollback"#).await;
+    let pending = operator.text_of(r#"article[data-env="production"] .pending-rollback"#).await;
     assert!(pending.contains("Rollback #1 to v4 awaits approval: 0 of 1"), "{pending}");
     operator.screenshot("rollback-requested").await;
 
     // The reviewer's queue shows it without a reload, with a count in the header; approving it
     // rolls production back.
     reviewer.wait_for(r#".review-card[data-rollback="1"]"#).await;
-    assert_eq!(text_of(&reviewer, ".count-badge").await, "1");
-    let card = text_of(&reviewer, r#".review-card[data-rollback="1"]"#).await;
+    assert_eq!(reviewer.text_of(".count-badge").await, "1");
+    let card = reviewer.text_of(r#".review-card[data-rollback="1"]"#).await;
     assert!(card.contains("v6 → v4") && card.contains("e2e: v6 breaks the latency guardrail"), "{card}");
     reviewer.screenshot("review-queue").await;
     let comment = reviewer.wait_for(r#".review-card[data-rollback="1"] input[name="comment"]"#).await;
     comment.send_keys("latency chart agrees").await.unwrap();
     reviewer.wait_for(r#".review-card[data-rollback="1"] button[value="approve"]"#).await.click().await.unwrap();
-    let note = text_of(&reviewer, ".sr-status .form-note").await;
+    let note = reviewer.text_of(".sr-status .form-note").await;
     assert_eq!(note, "Approved: fraud-detector in production rolled back to v4.");
     let live = json(app.get("/api/v1/models/fraud-detector/environments/production").await, 200).await;
     assert_eq!(live["version"], 4);
@@ -589,7 +584,7 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
         })
         .await;
     assert!(o.find(Locator::Css(r#"article[data-env="production"] .pending-rollback"#)).await.is_err());
-    let history = text_of(&operator, "#history li").await;
+    let history = operator.text_of("#history li").await;
     assert!(history.contains("rollback") && history.contains("v6 → v4") && history.contains("request #1"), "{history}");
     let kept = o.execute("return window.__stillHere === true;", vec![]).await.unwrap();
     assert_eq!(kept, serde_json::Value::Bool(true), "updated in place");
@@ -597,7 +592,7 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
 
     // Break glass in staging: at once, marked, and in the reviewer's queue until acknowledged.
     let staging = r#"article[data-env="staging"]"#;
-    let before = text_of(&operator, &format!("{staging} .live-version")).await;
+    let before = operator.text_of(&format!("{staging} .live-version")).await;
     operator.wait_for(&format!("{staging} button.roll-back")).await.click().await.unwrap();
     operator.wait_for(".modal .checks").await;
     let proposed = operator.wait_for(r#".modal select[name="to_version"]"#).await.prop("value").await.unwrap().unwrap();
@@ -617,9 +612,9 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
             (text.trim() == format!("v{proposed}") && text != before).then_some(())
         })
         .await;
-    let marked = text_of(&operator, &format!("{staging} .pending-rollback.danger")).await;
+    let marked = operator.text_of(&format!("{staging} .pending-rollback.danger")).await;
     assert!(marked.contains("awaiting a reviewer's acknowledgement"), "{marked}");
-    assert!(text_of(&operator, "#history li").await.contains("break_glass"));
+    assert!(operator.text_of("#history li").await.contains("break_glass"));
 
     let glass = reviewer.wait_for(".review-card.break-glass").await;
     let id = glass.attr("data-rollback").await.unwrap().unwrap();
@@ -714,7 +709,7 @@ async fn admin_edits_a_policy_freezes_an_environment_and_registers_a_webhook() {
     form.find(Locator::Css(r#"input[name="model"]"#)).await.unwrap().send_keys("fraud-detector").await.unwrap();
     form.find(Locator::Css(r#"input[name="description"]"#)).await.unwrap().send_keys("deployer").await.unwrap();
     form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
-    let secret = browser.wait_for("#webhooks code.secret").await.text().await.unwrap();
+    let secret = browser.text_of("#webhooks code.secret").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     json(
         app.post("/api/v1/models/fraud-detector/environments/staging/deploy", &serde_json::json!({ "version": 6 }))
