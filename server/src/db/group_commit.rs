@@ -138,7 +138,8 @@ impl Slot {
 impl GroupWriter {
     /// Runs the writer's last statement, its savepoint's release and the next writer's savepoint
     /// in one round trip. From then on the change stands: it commits with the group even should
-    /// this writer be dropped before [`GroupWriter::commit`] waits for that.
+    /// this writer be dropped before [`GroupWriter::commit`] waits for that. (sqlx's SQLite driver
+    /// runs every statement of a string in turn; the appended ones take no parameters.)
     pub(super) async fn execute_last<'q>(
         &mut self,
         mut last: Query<'q, Any, AnyArguments<'q>>,

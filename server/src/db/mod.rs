@@ -72,7 +72,7 @@ pub enum WriteTx {
 impl WriteTx {
     /// Runs the write's last statement, to be followed by [`WriteTx::commit`]. On SQLite its round
     /// trip also releases this writer's savepoint and opens the next writer's, which then joins
-    /// without one; once it has run, the change commits with its group even if dropped.
+    /// without one; there, once it has run, the change commits with its group even if dropped.
     pub(crate) async fn execute_last<'q>(&mut self, last: Query<'q, Any, AnyArguments<'q>>) -> Result<(), sqlx::Error> {
         match self {
             WriteTx::Own(tx) => last.execute(&mut **tx).await.map(drop),
