@@ -119,7 +119,7 @@ fn Overview(
                     <div>
                         <strong>{format!("{}: v{} is failing its guardrails", h.environment, h.version)}</strong>
                         <span class="muted">{format!(" since {}. ", format::time(&h.since))}</span>
-                        <A href=href>"See the evidence"</A>
+                        <A href=href>"See the evidence"</A>"."
                         {match proposal {
                             Some(v) => format!(" Proposed rollback target: v{v}, the version live here before."),
                             None => " No earlier healthy version to propose.".to_string(),
