@@ -1,15 +1,18 @@
 //! The event bus: changes are stored in `events` inside the transaction that makes them, numbered
 //! in commit order, and relayed from there to every subscriber of this process — so all replicas
 //! on one database tell the same story, and a subscriber that reconnects can ask for what it missed.
-//! Metric points (a "refresh" hint at ingest rates) skip the table and go to local subscribers only.
+//! Metric points (a "refresh" hint at ingest rates) skip the table: they go to this process's
+//! subscribers and, on PostgreSQL, to the other replicas' as a notification.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::domain::ServerEvent;
 use app::error::ApiError;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use tokio::sync::{Notify, broadcast};
+use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::db::{Dialect, db_error};
@@ -20,6 +23,11 @@ use crate::webhooks;
 const BACKLOG: usize = 1024;
 /// The PostgreSQL channel a commit that stored events notifies, so other replicas relay at once.
 const CHANNEL: &str = "modelgate_events";
+/// The PostgreSQL channel new metric points are announced on, the event itself as the payload.
+const POINTS_CHANNEL: &str = "modelgate_points";
+/// A notification's payload stays under PostgreSQL's limit of 8,000 bytes: an announcement of
+/// more keys than fit is split, each part naming some of them.
+const MAX_PAYLOAD: usize = 7_000;
 /// How often the relay looks for stored events without being told (a lost notification, a
 /// listener reconnecting).
 const POLL: Duration = Duration::from_secs(1);
@@ -37,18 +45,70 @@ pub struct Numbered {
 pub struct EventBus {
     sender: broadcast::Sender<Numbered>,
     stored: Notify,
+    /// This process among the replicas, so it skips its own point announcements.
+    origin: String,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        Self { sender: broadcast::channel(BACKLOG).0, stored: Notify::new() }
+        Self {
+            sender: broadcast::channel(BACKLOG).0,
+            stored: Notify::new(),
+            origin: Uuid::new_v4().simple().to_string(),
+        }
     }
+}
+
+/// New metric points as announced to the other replicas.
+#[derive(Serialize, Deserialize)]
+struct PointsNotice {
+    origin: String,
+    event: ServerEvent,
 }
 
 impl EventBus {
     /// Sends a transient event (new metric points) to this process's subscribers.
     pub fn publish_transient(&self, event: ServerEvent) {
         let _ = self.sender.send(Numbered { id: None, event: Arc::new(event) });
+    }
+
+    /// Relays a point announcement from another replica to this process's subscribers.
+    fn relay_notice(&self, payload: &str) {
+        match serde_json::from_str::<PointsNotice>(payload) {
+            Ok(notice) if notice.origin != self.origin => self.publish_transient(notice.event),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "an unreadable point announcement"),
+        }
+    }
+
+    /// The payloads announcing `event` to the other replicas: one, or for a `Metrics` event naming
+    /// more keys than one payload holds, one per part of its keys.
+    fn notices(&self, event: ServerEvent) -> Vec<String> {
+        let notice =
+            |event| serde_json::to_string(&PointsNotice { origin: self.origin.clone(), event }).unwrap_or_default();
+        let whole = notice(event.clone());
+        let ServerEvent::Metrics { model, version, keys, points } = event else { return vec![whole] };
+        if whole.len() <= MAX_PAYLOAD {
+            return vec![whole];
+        }
+        let room = MAX_PAYLOAD.saturating_sub(
+            notice(ServerEvent::Metrics { model: model.clone(), version, keys: Vec::new(), points }).len(),
+        );
+        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+        let mut used = 0;
+        for key in keys {
+            let size = key.len() + 3;
+            if used + size > room && !parts.last().is_some_and(Vec::is_empty) {
+                parts.push(Vec::new());
+                used = 0;
+            }
+            used += size;
+            parts.last_mut().expect("one part at least").push(key);
+        }
+        parts
+            .into_iter()
+            .map(|keys| notice(ServerEvent::Metrics { model: model.clone(), version, keys, points }))
+            .collect()
     }
 
     /// Tells the relay that a commit stored events.
@@ -90,6 +150,30 @@ pub(crate) async fn record(conn: &mut AnyConnection, event: &ServerEvent, now: i
     Ok(id)
 }
 
+/// Sends a transient event to this process's subscribers and, on PostgreSQL, to the other
+/// replicas' (each relays it to its own; a lost notification costs a live refresh, not data).
+pub(crate) async fn publish_transient(store: &Store, event: ServerEvent) {
+    store.events.publish_transient(event.clone());
+    if store.db.dialect() != Dialect::Postgres {
+        return;
+    }
+    let announced = async {
+        let mut conn = store.conn().await?;
+        for payload in store.events.notices(event) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(POINTS_CHANNEL)
+                .bind(payload)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok::<_, ApiError>(())
+    };
+    if let Err(e) = announced.await {
+        tracing::warn!(error = %e.message, "announcing new points to the other replicas failed");
+    }
+}
+
 /// Stored events after `after`, oldest first, optionally of one model only.
 pub(crate) async fn stored_since(
     conn: &mut AnyConnection,
@@ -115,7 +199,8 @@ pub(crate) async fn head(conn: &mut AnyConnection) -> Result<i64, ApiError> {
 
 /// Starts relaying stored events to this process's subscribers, in order, from the current head
 /// on: woken by local commits, PostgreSQL notifications from other replicas (listening before the
-/// head is read, so nothing falls between), and a poll. Ends with the store.
+/// head is read, so nothing falls between), and a poll; and, on PostgreSQL, the other replicas'
+/// announcements of new points as they come. Ends with the store.
 pub async fn start_relay(store: &Arc<Store>, database_url: &str) -> Result<(), ApiError> {
     let mut listener = match store.db.dialect() {
         Dialect::Postgres => listen(database_url).await,
@@ -135,16 +220,28 @@ pub async fn start_relay(store: &Arc<Store>, database_url: &str) -> Result<(), A
             }
             let bus = s.events.clone();
             drop(s);
-            let notified = async {
-                match listener.as_mut() {
-                    Some(l) => l.recv().await.map(|_| ()),
-                    None => std::future::pending().await,
+            // Point announcements from other replicas are relayed as they come; anything else
+            // (a local commit, another replica's stored events, the poll) reads stored events.
+            let poll = tokio::time::Instant::now() + POLL;
+            loop {
+                let notified = async {
+                    match listener.as_mut() {
+                        Some(l) => l.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = bus.stored.notified() => break,
+                    received = notified => match received {
+                        Ok(n) if n.channel() == POINTS_CHANNEL => bus.relay_notice(n.payload()),
+                        Ok(_) => break,
+                        Err(_) => {
+                            listener = None;
+                            break;
+                        }
+                    },
+                    () = tokio::time::sleep_until(poll) => break,
                 }
-            };
-            tokio::select! {
-                () = bus.stored.notified() => {}
-                received = notified => if received.is_err() { listener = None },
-                () = tokio::time::sleep(POLL) => {}
             }
         }
     });
@@ -153,7 +250,7 @@ pub async fn start_relay(store: &Arc<Store>, database_url: &str) -> Result<(), A
 
 async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await.ok()?;
-    listener.listen(CHANNEL).await.ok()?;
+    listener.listen_all([CHANNEL, POINTS_CHANNEL]).await.ok()?;
     Some(listener)
 }
 

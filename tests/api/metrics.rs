@@ -471,3 +471,49 @@ async fn time_windows_move_on_without_new_points(backend: Backend) {
     assert_eq!(version["health"][0]["since"], "2026-01-01T00:10:00Z");
     assert_eq!(app.store.reevaluate_time_windows().await.unwrap(), 0, "re-evaluating again changes nothing");
 }
+
+/// Points stored through one server reach live-chart subscribers of another on the same
+/// PostgreSQL database (a notification, not a stored event): every key, even when there are too
+/// many for one notification; the server that stored them tells its own subscribers once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_points_through_one_server_reach_subscribers_of_another() {
+    let db = modelgate_tests::TestDb::create(Backend::Postgres).await;
+    modelgate_tests::run_modelgate(&["migrate"], &db.url, "");
+    modelgate_tests::run_modelgate(&["user", "add", "ops", "--role", "operator"], &db.url, modelgate_tests::PASSWORD);
+    let token = modelgate_tests::run_modelgate(
+        &["token", "create", "--user", "ops", "--name", "t", "--role", "operator"],
+        &db.url,
+        "",
+    );
+    let client = modelgate_tests::bearer_client(token.trim());
+    let servers = [
+        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
+        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
+    ];
+    let (one, other) = (&servers[0].base, &servers[1].base);
+    let post = |path: &str, body: Value| client.post(format!("{one}{path}")).json(&body).send();
+    assert_eq!(post("/api/v1/models", json!({ "name": "m" })).await.unwrap().status(), 201);
+    let version = json!({ "artifact_uri": "s3://m/1", "artifact_digest": modelgate_tests::digest(1) });
+    assert_eq!(post("/api/v1/models/m/versions", version).await.unwrap().status(), 201);
+    let subscribe = |base: &str| client.get(format!("{base}/api/v1/events?model=m&version=1&types=metrics"));
+    let (mut here, mut there) = (EventStream::open(subscribe(one)).await, EventStream::open(subscribe(other)).await);
+
+    // 60 keys of 200 characters: more than one notification holds.
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i:02}-{}", "x".repeat(196))).collect();
+    let points: Vec<Value> = keys.iter().map(|k| json!({ "key": k, "value": 1.0 })).collect();
+    assert_eq!(post(METRICS, json!({ "points": points })).await.unwrap().status(), 201);
+    let mut heard: Vec<String> = Vec::new();
+    let mut notices = 0;
+    while heard.len() < keys.len() {
+        let event = there.next("metrics").await;
+        assert_eq!((event.data["model"].as_str(), event.data["version"].as_i64()), (Some("m"), Some(1)));
+        heard.extend(event.data["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()));
+        notices += 1;
+    }
+    heard.sort();
+    assert_eq!(heard, keys, "every key once, across {notices} notifications");
+    assert!(notices > 1, "the keys did not need splitting");
+    let own = here.next("metrics").await;
+    assert_eq!(own.data["keys"].as_array().unwrap().len(), keys.len(), "the storing server's own event is whole");
+    here.expect_none("metrics", std::time::Duration::from_millis(500)).await;
+}

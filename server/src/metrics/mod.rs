@@ -507,12 +507,13 @@ impl Store {
         if stored.points == 0 {
             return;
         }
-        self.events.publish_transient(ServerEvent::Metrics {
+        let event = ServerEvent::Metrics {
             model: model.to_string(),
             version: stored.version,
             keys: stored.keys,
             points: stored.points,
-        });
+        };
+        crate::events::publish_transient(self, event).await;
         self.health_changed(model, stored.changes).await;
     }
 }
