@@ -278,7 +278,7 @@ fn VersionsTable(
             <tr data-version=v.number class:hidden=move || !visible()>
                 <td><A href=href attr:class="strong">{format!("v{}", v.number)}</A></td>
                 <td class="muted created" title=format::time(&v.created_at)>{v.created_at.get(..10).unwrap_or_default().to_string()}</td>
-                <td>{v.created_by.clone()}</td>
+                <td class="by">{v.created_by.clone()}</td>
                 <td><code>{v.artifact_digest.as_deref().map(format::short_digest).unwrap_or_else(|| "—".into())}</code></td>
                 <td>{v.framework.clone()}</td>
                 <td>{status}</td>
@@ -287,7 +287,7 @@ fn VersionsTable(
                     <Sparkline values=m.trend label=format!("{key} of v{}: last {}", v.number, m.last)/>
                     <span class="metric-last">{format::compact(m.last)}</span>
                 })}</td>
-                <td class="muted clip">{v.description.clone()}</td>
+                <td class="muted clip" title=v.description.clone()>{v.description.clone()}</td>
             </tr>
         }
     }).collect_view();
