@@ -365,6 +365,28 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Two server processes on one fresh PostgreSQL database (replicas behind one load balancer) and
+/// a client with the API token of user `ops`, who holds `roles`.
+pub struct Replicas {
+    pub servers: [ServerProcess; 2],
+    pub client: Client,
+    /// Dropped last, after the servers that use it.
+    _db: TestDb,
+}
+
+impl Replicas {
+    pub async fn start(roles: &[&str]) -> Self {
+        let db = TestDb::create(Backend::Postgres).await;
+        run_modelgate(&["migrate"], &db.url, "");
+        let role_args: Vec<&str> = roles.iter().flat_map(|role| ["--role", role]).collect();
+        run_modelgate(&[&["user", "add", "ops"][..], &role_args].concat(), &db.url, PASSWORD);
+        let token_args = [&["token", "create", "--user", "ops", "--name", "t"][..], &role_args].concat();
+        let token = run_modelgate(&token_args, &db.url, "");
+        let servers = [ServerProcess::start(&db.url, &[]).await, ServerProcess::start(&db.url, &[]).await];
+        Self { servers, client: bearer_client(token.trim()), _db: db }
+    }
+}
+
 /// The built console assets, `target/site` in the workspace.
 pub fn site_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site")

@@ -150,9 +150,9 @@ pub(crate) async fn record(conn: &mut AnyConnection, event: &ServerEvent, now: i
     Ok(id)
 }
 
-/// Sends a transient event to this process's subscribers and, on PostgreSQL, to the other
-/// replicas' (each relays it to its own; a lost notification costs a live refresh, not data).
-pub(crate) async fn publish_transient(store: &Store, event: ServerEvent) {
+/// Tells this process's subscribers of new points and, on PostgreSQL, the other replicas' (each
+/// relays the notification to its own; a lost one costs a live refresh, not data).
+pub(crate) async fn announce_points(store: &Store, event: ServerEvent) {
     store.events.publish_transient(event.clone());
     if store.db.dialect() != Dialect::Postgres {
         return;

@@ -9,10 +9,7 @@ use app::server_fns::{
     SetUserDisabled, SetUserRoles, SignOut,
 };
 use leptos::server_fn::ServerFn;
-use modelgate_tests::{
-    Backend, PASSWORD, ServerProcess, TestApp, TestDb, bearer_client, digest, expect_error, json, on_both_backends,
-    run_modelgate, seed_model,
-};
+use modelgate_tests::{Backend, PASSWORD, Replicas, TestApp, digest, expect_error, json, on_both_backends, seed_model};
 use reqwest::Client;
 use serde_json::{Value, json};
 use server::audit::offline::{Report, verify_file};
@@ -470,13 +467,7 @@ async fn search_filters_and_pages_with_a_cursor(backend: Backend) {
 async fn two_server_processes_on_one_postgres_append_one_unbroken_chain() {
     const CHANGES: usize = 10_000;
     const CLIENTS: usize = 16;
-    let db = TestDb::create(Backend::Postgres).await;
-    run_modelgate(&["migrate"], &db.url, "");
-    run_modelgate(&["user", "add", "ops", "--role", "operator", "--role", "compliance"], &db.url, PASSWORD);
-    let args = ["token", "create", "--user", "ops", "--name", "load", "--role", "operator", "--role", "compliance"];
-    let token = run_modelgate(&args, &db.url, "").trim().to_string();
-    let servers = [ServerProcess::start(&db.url, &[]).await, ServerProcess::start(&db.url, &[]).await];
-    let client = bearer_client(&token);
+    let Replicas { servers, client, .. } = &Replicas::start(&["operator", "compliance"]).await;
     let status = |base: String| {
         let client = client.clone();
         async move {

@@ -477,19 +477,7 @@ async fn time_windows_move_on_without_new_points(backend: Backend) {
 /// many for one notification; the server that stored them tells its own subscribers once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_points_through_one_server_reach_subscribers_of_another() {
-    let db = modelgate_tests::TestDb::create(Backend::Postgres).await;
-    modelgate_tests::run_modelgate(&["migrate"], &db.url, "");
-    modelgate_tests::run_modelgate(&["user", "add", "ops", "--role", "operator"], &db.url, modelgate_tests::PASSWORD);
-    let token = modelgate_tests::run_modelgate(
-        &["token", "create", "--user", "ops", "--name", "t", "--role", "operator"],
-        &db.url,
-        "",
-    );
-    let client = modelgate_tests::bearer_client(token.trim());
-    let servers = [
-        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
-        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
-    ];
+    let modelgate_tests::Replicas { servers, client, .. } = &modelgate_tests::Replicas::start(&["operator"]).await;
     let (one, other) = (&servers[0].base, &servers[1].base);
     let post = |path: &str, body: Value| client.post(format!("{one}{path}")).json(&body).send();
     assert_eq!(post("/api/v1/models", json!({ "name": "m" })).await.unwrap().status(), 201);

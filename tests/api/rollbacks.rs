@@ -575,19 +575,7 @@ async fn events_resume_after_the_last_event_id(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_through_one_server_reaches_subscribers_of_another() {
-    let db = modelgate_tests::TestDb::create(Backend::Postgres).await;
-    modelgate_tests::run_modelgate(&["migrate"], &db.url, "");
-    modelgate_tests::run_modelgate(&["user", "add", "ops", "--role", "operator"], &db.url, modelgate_tests::PASSWORD);
-    let token = modelgate_tests::run_modelgate(
-        &["token", "create", "--user", "ops", "--name", "t", "--role", "operator"],
-        &db.url,
-        "",
-    );
-    let client = modelgate_tests::bearer_client(token.trim());
-    let servers = [
-        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
-        modelgate_tests::ServerProcess::start(&db.url, &[]).await,
-    ];
+    let modelgate_tests::Replicas { servers, client, .. } = &modelgate_tests::Replicas::start(&["operator"]).await;
     let (one, other) = (&servers[0].base, &servers[1].base);
     let mut subscriber = EventStream::open(client.get(format!("{other}/api/v1/events?model=m&types=deployment"))).await;
     let post = |path: &str, body: Value| client.post(format!("{one}{path}")).json(&body).send();

@@ -513,7 +513,7 @@ impl Store {
             keys: stored.keys,
             points: stored.points,
         };
-        crate::events::publish_transient(self, event).await;
+        crate::events::announce_points(self, event).await;
         self.health_changed(model, stored.changes).await;
     }
 }
