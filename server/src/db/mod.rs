@@ -127,8 +127,12 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
+                        // Temporary storage in memory: a group transaction's savepoints keep the
+                        // pages they change in a sub-journal, which would otherwise spill to a
+                        // temporary file created and deleted for nearly every group (it is only
+                        // for rolling a savepoint back; durability is the WAL's).
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; \
                              PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
                         )
                         .await?;
@@ -210,5 +214,44 @@ impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(f()),
             other => other.map_err(db_error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::AnyConnection;
+
+    use super::Db;
+
+    /// What a connection is set to: journal mode, synchronous level, temporary storage, foreign keys.
+    async fn settings(conn: &mut AnyConnection) -> (String, i64, i64, i64) {
+        let mut number =
+            async |pragma: &str| -> i64 { sqlx::query_scalar(pragma).fetch_one(&mut *conn).await.unwrap() };
+        let (synchronous, temp_store, foreign_keys) = (
+            number("PRAGMA synchronous").await,
+            number("PRAGMA temp_store").await,
+            number("PRAGMA foreign_keys").await,
+        );
+        let journal = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
+        (journal, synchronous, temp_store, foreign_keys)
+    }
+
+    /// Readers and the writer alike: WAL with `synchronous=FULL` (2) as the durability baseline
+    /// asks, foreign keys enforced, and temporary storage in memory (2) so a group's savepoints
+    /// never spill to a temporary file.
+    #[tokio::test]
+    async fn every_sqlite_connection_is_durable_and_keeps_temporary_storage_in_memory() {
+        let dir = std::env::temp_dir().join(format!("modelgate-db-{}", uuid::Uuid::new_v4()));
+        let db = Db::connect(&format!("sqlite:{}", dir.join("db.sqlite").display()), 4).await.unwrap();
+        let expected = ("wal".to_string(), 2, 2, 1);
+        let (mut first, mut second) = (db.read().await.unwrap(), db.read().await.unwrap());
+        assert_eq!(settings(&mut first).await, expected, "a reader");
+        assert_eq!(settings(&mut second).await, expected, "another reader");
+        drop((first, second));
+        let mut writer = db.begin_write().await.unwrap();
+        assert_eq!(settings(&mut writer).await, expected, "the writer");
+        drop(writer);
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
