@@ -38,6 +38,8 @@ impl WebDriverCompatibleCommand for Cdp {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to hydrate before a test fails.
+const HYDRATION_BOUND: Duration = Duration::from_secs(60);
 
 pub struct Browser {
     pub client: Client,
@@ -101,14 +103,15 @@ impl Browser {
         serde_json::from_value(value).unwrap_or_default()
     }
 
-    /// Waits until the WASM has hydrated the page (the app marks `<html data-hydrated>`).
+    /// Waits until the WASM has hydrated the page (the app marks `<html data-hydrated>`). The bound
+    /// is generous: the suite's browsers start together, each compiling the WASM on a cold profile,
+    /// and on two cores a first hydration once took over 20 s.
     pub async fn wait_hydrated(&self) {
-        let waited =
-            self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("html[data-hydrated]")).await;
+        let waited = self.client.wait().at_most(HYDRATION_BOUND).for_element(Locator::Css("html[data-hydrated]")).await;
         if waited.is_err() {
             self.screenshot("failed-hydration").await;
             let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            panic!("{url} did not hydrate within 20 s; page errors: {:#?}", self.page_errors().await);
+            panic!("{url} did not hydrate within {HYDRATION_BOUND:?}; page errors: {:#?}", self.page_errors().await);
         }
     }
 }
