@@ -14,6 +14,7 @@ use crate::db::{Conn, Db, WriteTx, db_error};
 use crate::events::EventBus;
 use crate::identity::{AuthSettings, TokenCache};
 use crate::metrics::guardrails::HealthChange;
+use crate::mlflow::registry::AliasGuesses;
 
 /// The database, the clock every write is stamped with, the sign-in rules, the audit log and the
 /// bus that tells subscribers what changed.
@@ -25,11 +26,20 @@ pub struct Store {
     pub audit: Arc<AuditLog>,
     pub events: Arc<EventBus>,
     pub(crate) tokens: Arc<TokenCache>,
+    pub(crate) alias_guesses: Arc<AliasGuesses>,
 }
 
 impl Store {
     pub fn new(db: Db, clock: Clock, auth: AuthSettings, audit: AuditLog) -> Self {
-        Self { db, clock, auth, audit: Arc::new(audit), events: Arc::default(), tokens: Arc::default() }
+        Self {
+            db,
+            clock,
+            auth,
+            audit: Arc::new(audit),
+            events: Arc::default(),
+            tokens: Arc::default(),
+            alias_guesses: Arc::default(),
+        }
     }
 
     /// The same store with another clock (the demo data set is written as if over past months).

@@ -14,6 +14,8 @@ on_both_backends!(
     mlflow_requests_get_mlflow_errors_and_aliases_follow_environments,
     every_mlflow_endpoint_checks_the_callers_role,
     concurrent_alias_sets_each_record_the_version_they_replaced,
+    the_database_refuses_an_alias_move_made_on_a_stale_read,
+    an_alias_set_on_a_stale_guess_reads_the_alias_again,
     non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts
 );
 
@@ -527,17 +529,23 @@ async fn every_mlflow_endpoint_checks_the_callers_role(backend: Backend) {
     app.stop().await;
 }
 
-/// Sets of one alias race (its current target is read before the writer's turn, the row written
-/// only if it still holds): every audited set names the version it replaced, so the entries form
+/// Registers `model` through the MLflow API with `versions` versions.
+async fn registered_model_with_versions(app: &TestApp, model: &str, versions: usize) {
+    let c = &app.client;
+    assert_eq!(call(c, app, Method::POST, "registered-models/create", json!({"name": model})).await.0, 200);
+    for _ in 0..versions {
+        let version = json!({"name": model, "source": format!("s3://bucket/{model}")});
+        assert_eq!(call(c, app, Method::POST, "model-versions/create", version).await.0, 200);
+    }
+}
+
+/// Sets of one alias race (its current target is read, or guessed, before the writer's turn, and
+/// the move refused unless it still holds): every audited set names the version it replaced, so the entries form
 /// one unbroken line of moves, and the alias ends where the last one put it.
 async fn concurrent_alias_sets_each_record_the_version_they_replaced(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let c = &app.client;
-    assert_eq!(call(c, &app, Method::POST, "registered-models/create", json!({"name": "race"})).await.0, 200);
-    for _ in 0..4 {
-        let version = json!({"name": "race", "source": "s3://bucket/race"});
-        assert_eq!(call(c, &app, Method::POST, "model-versions/create", version).await.0, 200);
-    }
+    registered_model_with_versions(&app, "race", 4).await;
     let sets = (0..40).map(|i| {
         let body = json!({"name": "race", "alias": "champion", "version": (i % 4 + 1).to_string()});
         call(c, &app, Method::POST, "registered-models/alias", body)
@@ -559,6 +567,96 @@ async fn concurrent_alias_sets_each_record_the_version_they_replaced(backend: Ba
         call(c, &app, Method::GET, "registered-models/alias", json!({"name": "race", "alias": "champion"})).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["model_version"]["version"].as_str().and_then(|v| v.parse().ok()), live);
+    app.stop().await;
+}
+
+/// The move a set sends with its audit entry (view `alias_moves`) is checked by the database
+/// against what the set read: an alias that moved meanwhile, a missing version or an environment
+/// of the alias's name refuse it as a stale write and leave the alias as it was; a move made on
+/// what holds goes through, a first one creating the alias.
+async fn the_database_refuses_an_alias_move_made_on_a_stale_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = &app.client;
+    registered_model_with_versions(&app, "moves", 2).await;
+    let pool = app.store.db.pool();
+    let model: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = 'moves'").fetch_one(pool).await.unwrap();
+    let try_move = |alias: &'static str, version: i64, read: Option<i64>| async move {
+        sqlx::query(
+            "INSERT INTO alias_moves (model_id, alias, version_number, read_version, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, 0, 'test')",
+        )
+        .bind(model)
+        .bind(alias)
+        .bind(version)
+        .bind(read)
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+    };
+    let points = |alias: &'static str| async move {
+        sqlx::query_scalar::<_, i64>("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
+            .bind(model)
+            .bind(alias)
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(try_move("best", 1, None).await, Ok(()), "a first move creates the alias");
+    assert_eq!(points("best").await, Some(1));
+    for (alias, version, read, why) in [
+        ("best", 2, None, "the alias exists, though read as absent"),
+        ("best", 2, Some(2), "the alias points at 1, though read at 2"),
+        ("best", 3, Some(1), "version 3 does not exist"),
+        ("staging", 1, None, "an environment has the alias's name"),
+    ] {
+        let refused = try_move(alias, version, read).await.expect_err(why);
+        assert!(refused.contains("stale write: "), "{why}: {refused}");
+    }
+    assert_eq!(points("best").await, Some(1), "refused moves left the alias where it was");
+    assert_eq!(points("staging").await, None);
+    assert_eq!(try_move("best", 2, Some(1)).await, Ok(()), "a move made on what holds");
+    assert_eq!(points("best").await, Some(2));
+    app.stop().await;
+}
+
+/// A set is made on where this server's last set left the alias; when something else changed it
+/// since (here: the row deleted behind the server's back, as another process could; then an
+/// environment created with the alias's name), the database refuses the guess and the set reads
+/// the alias again: the audit entry names the version really replaced, and a guarded environment's
+/// alias is refused, not moved as a label.
+async fn an_alias_set_on_a_stale_guess_reads_the_alias_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = &app.client;
+    registered_model_with_versions(&app, "guess", 2).await;
+    let set = |version: &str| {
+        let body = json!({"name": "guess", "alias": "champion", "version": version});
+        call(c, &app, Method::POST, "registered-models/alias", body)
+    };
+    assert_eq!(set("1").await.0, 200);
+    sqlx::query("DELETE FROM model_aliases WHERE alias = 'champion'").execute(app.store.db.pool()).await.unwrap();
+    assert_eq!(set("2").await.0, 200);
+    assert_eq!(set("1").await.0, 200);
+    let page = json(app.get("/api/v1/audit?action=alias.set&model=guess&limit=10").await, 200).await;
+    let mut entries = page["entries"].as_array().unwrap().clone();
+    entries.sort_by_key(|e| e["seq"].as_i64());
+    let moves: Vec<_> =
+        entries.iter().map(|e| (e["before"]["version"].as_i64(), e["after"]["version"].as_i64())).collect();
+    assert_eq!(
+        moves,
+        [(None, Some(1)), (None, Some(2)), (Some(2), Some(1))],
+        "the set after the deletion replaced nothing"
+    );
+
+    json(app.post("/api/v1/environments", &json!({"name": "champion"})).await, 201).await;
+    let refused = mlflow_error(set("2").await, "PERMISSION_DENIED", 403);
+    assert!(refused.contains("champion"), "{refused}");
+    let label: Option<i64> = sqlx::query_scalar("SELECT version_number FROM model_aliases WHERE alias = 'champion'")
+        .fetch_optional(app.store.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(label, Some(1), "the refused set left the label alone");
     app.stop().await;
 }
 

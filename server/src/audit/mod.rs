@@ -285,13 +285,27 @@ impl<'a> AuditedTx<'a> {
     /// everything at once. Dropping the transaction instead rolls back the change and leaves no entry.
     /// Unless events are stored after it, the entry is the write's last statement
     /// ([`WriteTx::execute_last`]: on SQLite the next writer's savepoint opens in its round trip).
-    pub async fn commit(mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
+    pub async fn commit(self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
+        self.commit_then(by, change, None).await
+    }
+
+    /// [`AuditedTx::commit`], with the change itself made by `then`, a statement run right after
+    /// the entry (in its round trip on SQLite). The database may refuse it as a stale write (a
+    /// trigger finding that what the change was read as, and the entry records, no longer holds):
+    /// then nothing commits and the error is a conflict, for the caller to read again and retry.
+    pub async fn commit_then(
+        mut self,
+        by: impl Into<AuditActor>,
+        change: Change,
+        then: Option<Then<'_, '_>>,
+    ) -> Result<AuditEntry, ApiError> {
         if !self.announced.is_empty() {
-            let entry = append(&mut self.tx, self.log, by.into(), change).await?;
+            let entry =
+                append_to(Appending { to: Place::Within(&mut self.tx), then }, self.log, by.into(), change).await?;
             self.store_events_and_commit().await?;
             return Ok(entry);
         }
-        let entry = append_to(Appending::Last(&mut self.tx), self.log, by.into(), change).await?;
+        let entry = append_to(Appending { to: Place::Last(&mut self.tx), then }, self.log, by.into(), change).await?;
         self.tx.commit().await?;
         Ok(entry)
     }
@@ -331,37 +345,51 @@ pub async fn append(
     by: AuditActor,
     change: Change,
 ) -> Result<AuditEntry, ApiError> {
-    append_to(Appending::Within(conn), log, by, change).await
+    append_to(Appending { to: Place::Within(conn), then: None }, log, by, change).await
 }
 
-/// Where an entry goes: into a write that goes on after it, or as its write's last statement
-/// ([`WriteTx::execute_last`]; unless a checkpoint follows it).
-enum Appending<'c> {
+/// A write's final statement, run right after its audit entry; built anew for each try of the entry.
+pub type Then<'t, 'q> = &'t (dyn Fn() -> Query<'q, Any, AnyArguments<'q>> + Send + Sync);
+
+/// Where an entry goes — into a write that goes on after it, or as its write's last statement
+/// ([`WriteTx::execute_last`]; unless a checkpoint follows it) — and the statement run after it.
+struct Appending<'c, 't, 'q> {
+    to: Place<'c>,
+    then: Option<Then<'t, 'q>>,
+}
+
+enum Place<'c> {
     Within(&'c mut AnyConnection),
     Last(&'c mut WriteTx),
 }
 
-impl Appending<'_> {
+impl Appending<'_, '_, '_> {
     fn conn(&mut self) -> &mut AnyConnection {
-        match self {
-            Appending::Within(conn) => conn,
-            Appending::Last(tx) => tx,
+        match &mut self.to {
+            Place::Within(conn) => conn,
+            Place::Last(tx) => tx,
         }
     }
 
-    /// Stores `entry`, as the write's last statement when it is one and `last` allows.
+    /// Stores `entry` and runs the statement after it, as the write's last statements when they
+    /// are and `last` allows.
     async fn insert(&mut self, entry: &AuditEntry, at_ms: i64, last: bool) -> Result<(), sqlx::Error> {
-        let insert = entry_insert(entry, at_ms)?;
-        match self {
-            Appending::Last(tx) if last => tx.execute_last(insert).await,
-            _ => insert.execute(self.conn()).await.map(drop),
+        let statements: Vec<_> =
+            std::iter::once(entry_insert(entry, at_ms)?).chain(self.then.map(|then| then())).collect();
+        if let (Place::Last(tx), true) = (&mut self.to, last) {
+            return tx.execute_last(statements).await;
         }
+        let conn = self.conn();
+        for statement in statements {
+            statement.execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 }
 
 /// [`append`], the entry going where `to` says.
 async fn append_to(
-    mut to: Appending<'_>,
+    mut to: Appending<'_, '_, '_>,
     log: &AuditLog,
     by: AuditActor,
     change: Change,
@@ -419,7 +447,7 @@ async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error>
 /// before the head's even if this process's clock is behind another's, link, hash) and stores it;
 /// returns it and the new head.
 async fn link_and_store(
-    to: &mut Appending<'_>,
+    to: &mut Appending<'_, '_, '_>,
     log: &AuditLog,
     mut entry: AuditEntry,
     head: Option<ChainHead>,
@@ -445,7 +473,9 @@ pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i
 }
 
 /// The one statement that stores an entry and its search words (the view `audit_appends` splits them).
-fn entry_insert(entry: &AuditEntry, at_ms: i64) -> Result<Query<'_, Any, AnyArguments<'_>>, sqlx::Error> {
+/// (Its values are bound as copies, so it can go in one round trip with the statements of any
+/// other borrow: see [`WriteTx::execute_last`].)
+fn entry_insert<'q>(entry: &AuditEntry, at_ms: i64) -> Result<Query<'q, Any, AnyArguments<'q>>, sqlx::Error> {
     let terms = serde_json::to_string(&search::entry_terms(entry)).map_err(|e| sqlx::Error::Encode(e.into()))?;
     Ok(sqlx::query(
         "INSERT INTO audit_appends (seq, at, actor, actor_user, actor_token, action, target, model, version, \
@@ -454,21 +484,21 @@ fn entry_insert(entry: &AuditEntry, at_ms: i64) -> Result<Query<'_, Any, AnyArgu
     )
     .bind(entry.seq)
     .bind(at_ms)
-    .bind(&entry.actor)
-    .bind(&entry.actor_user)
-    .bind(&entry.actor_token)
-    .bind(&entry.action)
-    .bind(&entry.target)
-    .bind(&entry.model)
+    .bind(entry.actor.clone())
+    .bind(entry.actor_user.clone())
+    .bind(entry.actor_token.clone())
+    .bind(entry.action.clone())
+    .bind(entry.target.clone())
+    .bind(entry.model.clone())
     .bind(entry.version)
-    .bind(&entry.environment)
+    .bind(entry.environment.clone())
     .bind(state_text(&entry.before))
     .bind(state_text(&entry.after))
-    .bind(&entry.reason)
-    .bind(&entry.request_id)
-    .bind(&entry.client_addr)
-    .bind(&entry.prev_hash)
-    .bind(&entry.hash)
+    .bind(entry.reason.clone())
+    .bind(entry.request_id.clone())
+    .bind(entry.client_addr.clone())
+    .bind(entry.prev_hash.clone())
+    .bind(entry.hash.clone())
     .bind(terms))
 }
 

@@ -12,6 +12,7 @@
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
 //! its savepoint and leaves the others' changes alone.
 
+use std::borrow::Cow;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -136,16 +137,24 @@ impl Slot {
 }
 
 impl GroupWriter {
-    /// Runs the writer's last statement, its savepoint's release and the next writer's savepoint
+    /// Runs the writer's last statements, its savepoint's release and the next writer's savepoint
     /// in one round trip. From then on the change stands: it commits with the group even should
     /// this writer be dropped before [`GroupWriter::commit`] waits for that. (sqlx's SQLite driver
-    /// runs every statement of a string in turn; the appended ones take no parameters.)
+    /// runs every statement of a string in turn, taking `$N` as the N-th argument of the whole
+    /// string: each statement's placeholders are renumbered past those of the ones before it.)
     pub(super) async fn execute_last<'q>(
         &mut self,
-        mut last: Query<'q, Any, AnyArguments<'q>>,
+        statements: Vec<Query<'q, Any, AnyArguments<'q>>>,
     ) -> Result<(), sqlx::Error> {
-        let sql = format!("{}; {HAND_OVER}", last.sql());
-        let arguments = last.take_arguments().map_err(sqlx::Error::Encode)?.unwrap_or_default();
+        let mut sql = String::new();
+        let mut arguments = AnyArguments::default();
+        for mut statement in statements {
+            let values = statement.take_arguments().map_err(sqlx::Error::Encode)?.unwrap_or_default().values.0;
+            sql.push_str(&renumbered(statement.sql(), arguments.values.0.len()));
+            sql.push_str("; ");
+            arguments.values.0.extend(values);
+        }
+        sql.push_str(HAND_OVER);
         sqlx::query_with(&sql, arguments).execute(&mut **self).await?;
         self.slot.next_open = true;
         Ok(())
@@ -168,6 +177,27 @@ impl GroupWriter {
             _ => Err(group_lost()),
         }
     }
+}
+
+/// `sql` with each placeholder `$N` written `$(N + offset)`.
+fn renumbered(sql: &str, offset: usize) -> Cow<'_, str> {
+    if offset == 0 {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 fn group_lost() -> sqlx::Error {
@@ -225,7 +255,7 @@ mod tests {
 
     /// Inserts a name as the write's last statement, which also opens the next writer's savepoint.
     async fn insert_last(tx: &mut WriteTx, name: &str) {
-        tx.execute_last(sqlx::query("INSERT INTO names (name) VALUES ($1)").bind(name)).await.unwrap();
+        tx.execute_last(vec![sqlx::query("INSERT INTO names (name) VALUES ($1)").bind(name)]).await.unwrap();
     }
 
     /// Names stored, as another connection reads them once committed.
@@ -315,6 +345,19 @@ mod tests {
         insert(&mut next, "names", "next").await;
         next.commit().await.unwrap();
         assert_eq!(stored(&db, "names").await, ["first", "last", "next"]);
+    }
+
+    /// A write's last statements go in one round trip, each binding its own values (their
+    /// placeholders renumbered past the ones before), and commit together.
+    #[tokio::test]
+    async fn last_statements_sent_together_each_bind_their_own_values() {
+        let db = scratch().await;
+        let mut tx = db.begin_write().await.unwrap();
+        let inserts = ["first", "second", "third"]
+            .map(|name| sqlx::query("INSERT INTO names (name) SELECT $1 WHERE $2 = 'yes'").bind(name).bind("yes"));
+        tx.execute_last(inserts.into()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(stored(&db, "names").await, ["first", "second", "third"]);
     }
 
     #[tokio::test]

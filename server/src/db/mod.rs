@@ -70,13 +70,22 @@ pub enum WriteTx {
 }
 
 impl WriteTx {
-    /// Runs the write's last statement, to be followed by [`WriteTx::commit`]. On SQLite its round
-    /// trip also releases this writer's savepoint and opens the next writer's, which then joins
-    /// without one; there, once it has run, the change commits with its group even if dropped.
-    pub(crate) async fn execute_last<'q>(&mut self, last: Query<'q, Any, AnyArguments<'q>>) -> Result<(), sqlx::Error> {
+    /// Runs the write's last statements, in order, to be followed by [`WriteTx::commit`]. On
+    /// SQLite they go in one round trip, which also releases this writer's savepoint and opens the
+    /// next writer's, which then joins without one; there, once they have run, the change commits
+    /// with its group even if dropped.
+    pub(crate) async fn execute_last<'q>(
+        &mut self,
+        statements: Vec<Query<'q, Any, AnyArguments<'q>>>,
+    ) -> Result<(), sqlx::Error> {
         match self {
-            WriteTx::Own(tx) => last.execute(&mut **tx).await.map(drop),
-            WriteTx::Grouped(writer) => writer.execute_last(last).await,
+            WriteTx::Own(tx) => {
+                for statement in statements {
+                    statement.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+            WriteTx::Grouped(writer) => writer.execute_last(statements).await,
         }
     }
 
@@ -196,8 +205,16 @@ fn prepare_sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     Ok(if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") })
 }
 
-/// Logs a database failure and turns it into an error that reveals nothing internal.
+/// How the message begins when the database refuses a write made on a stale read (a trigger
+/// checking that what the write was based on still holds, e.g. `alias_moves`).
+const STALE_WRITE: &str = "stale write: ";
+
+/// Turns a database failure into an error that reveals nothing internal (and logs it), except a
+/// write refused as stale, which is a conflict the caller may resolve by reading again.
 pub fn db_error(e: sqlx::Error) -> ApiError {
+    if let Some(stale) = e.as_database_error().and_then(|e| e.message().split_once(STALE_WRITE)) {
+        return ApiError::conflict(stale.1);
+    }
     tracing::error!(error = %e, "database error");
     ApiError::internal()
 }

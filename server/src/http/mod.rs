@@ -22,7 +22,7 @@ use app::backend::BackendHandle;
 use app::error::ApiError;
 use app::session_cookie::CookiePolicy;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,11 +39,12 @@ pub use extract::parse_json;
 
 use crate::store::Store;
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned for every request by each layer and handler that takes
+/// it, so each part is a reference or a small value.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
-    pub leptos: LeptosOptions,
+    pub leptos: Arc<LeptosOptions>,
     pub prometheus: PrometheusHandle,
     pub openapi: Arc<String>,
     pub cookie_policy: CookiePolicy,
@@ -52,7 +53,7 @@ pub struct AppState {
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos.clone()
+        LeptosOptions::clone(&state.leptos)
     }
 }
 
@@ -101,7 +102,7 @@ pub fn router(
     let (api, openapi) = api();
     let state = AppState {
         store: store.clone(),
-        leptos: leptos.clone(),
+        leptos: Arc::new(leptos.clone()),
         prometheus,
         openapi: Arc::new(openapi.to_json().unwrap_or_default()),
         cookie_policy,
@@ -131,7 +132,7 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(security::reject_cross_site))
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(middleware::from_fn_with_state(state.clone(), security::security_headers))
@@ -169,7 +170,7 @@ fn console_routes() -> Vec<leptos_axum::AxumRouteListing> {
 }
 
 /// Counts requests and their latency per route for `/metrics`.
-async fn record_metrics(State(_): State<AppState>, req: Request, next: Next) -> Response {
+async fn record_metrics(req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();

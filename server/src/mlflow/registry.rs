@@ -3,12 +3,12 @@
 //! environment's live version — read freely, moved only by Modelgate's deploy and rollback flows
 //! when the environment's policy guards it. Other aliases are plain, audited labels.
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{LazyLock, Mutex};
 
 use app::backend::{Deployments, Registry};
 use app::domain::*;
-use app::error::ApiError;
+use app::error::{ApiError, ErrorCode};
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -478,6 +478,42 @@ struct AliasState {
     environment: Option<Option<i64>>,
 }
 
+/// Where this process's last sets left plain aliases: the model's id and the version, by model and
+/// alias name. A set is made on this guess instead of reading first: the database checks the move
+/// against it (`alias_moves`), so a stale guess (another process's set, a deleted alias, a new
+/// environment of the alias's name) is refused and read again. Bounded: emptied when full.
+#[derive(Debug, Default)]
+pub struct AliasGuesses(Mutex<HashMap<(String, String), (i64, i64)>>);
+
+impl AliasGuesses {
+    const MAX: usize = 10_000;
+
+    /// The state a set of `alias` on `model` is guessed to find, if this process has set it (the
+    /// version asked for is taken to exist: the move checks that too).
+    fn state(&self, model: &str, alias: &str) -> Option<AliasState> {
+        let guesses = self.0.lock().ok()?;
+        let &(model_id, version) = guesses.get(&(model.to_string(), alias.to_string()))?;
+        Some(AliasState { model_id, version_exists: true, before: Some(version), environment: None })
+    }
+
+    /// Records where a set left `alias` (`None`: forgets it, after a refused guess or a delete).
+    fn remember(&self, model: &str, alias: &str, moved_to: Option<(i64, i64)>) {
+        let Ok(mut guesses) = self.0.lock() else { return };
+        let key = (model.to_string(), alias.to_string());
+        match moved_to {
+            Some(position) => {
+                if guesses.len() >= Self::MAX {
+                    guesses.clear();
+                }
+                guesses.insert(key, position);
+            }
+            None => {
+                guesses.remove(&key);
+            }
+        }
+    }
+}
+
 async fn alias_state(conn: &mut AnyConnection, req: &wire::SetAlias, number: i64) -> Result<AliasState, MlflowError> {
     let (model_id, version, before, environment, approvals): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
         sqlx::query_as(
@@ -497,44 +533,16 @@ async fn alias_state(conn: &mut AnyConnection, req: &wire::SetAlias, number: i64
     Ok(AliasState { model_id, version_exists: version.is_some(), before, environment: environment.map(|_| approvals) })
 }
 
-/// Points the alias at the version if it still points where `state` says and no environment has
-/// taken its name; `false` (nothing written) when either changed since.
-async fn move_alias(
-    conn: &mut AnyConnection,
-    state: &AliasState,
-    req: &wire::SetAlias,
-    number: i64,
-    at: i64,
-    by: &str,
-) -> Result<bool, MlflowError> {
-    let sql = match state.before {
-        None => {
-            "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
-             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM environments WHERE name = $2) \
-             ON CONFLICT (model_id, alias) DO NOTHING"
-        }
-        Some(_) => {
-            "UPDATE model_aliases SET version_number = $3, updated_at = $4, updated_by = $5 \
-             WHERE model_id = $1 AND alias = $2 AND version_number = $6 \
-             AND NOT EXISTS (SELECT 1 FROM environments WHERE name = $2)"
-        }
-    };
-    let mut query = sqlx::query(sql).bind(state.model_id).bind(&req.alias).bind(number).bind(at).bind(by);
-    if let Some(before) = state.before {
-        query = query.bind(before);
-    }
-    let done = query.execute(conn).await.map_err(db_error)?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Sets a plain alias; an unguarded environment's alias deploys the version there (with every
 /// check of a deploy), a guarded one is refused.
 ///
-/// What the set depends on is read before joining the writers (SQLite's writers take turns), and
-/// the alias row is written only if that still holds, so the turn is held for the write and its
-/// audit entry alone; should the alias or an environment of its name have changed in between,
-/// it is read again inside the write (where, on SQLite, nothing else can change it; on PostgreSQL
-/// a change committed meanwhile is met by reading again).
+/// What the set depends on is guessed from this process's last set of the alias
+/// ([`AliasGuesses`]) or read before joining the writers (SQLite's writers take turns), and the
+/// alias is moved in the round trip of its audit entry by a statement the database refuses should
+/// the alias, the version or an environment of its name not be as guessed or read (view
+/// `alias_moves`), so the turn is held for that one round trip. A refused move is read again
+/// inside a write of its own (where, on SQLite, nothing else can change it; on PostgreSQL a change
+/// committed meanwhile is met by reading again).
 pub async fn set_alias(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
@@ -542,9 +550,14 @@ pub async fn set_alias(
 ) -> MlflowResult<Value> {
     check_alias(&req.alias)?;
     let number = version_number(&req.version)?;
-    let mut state = alias_state(&mut *s.store.conn().await?, &req, number).await?;
+    let by = caller.actor().name;
+    let guesses = &s.store.alias_guesses;
+    let mut state = match guesses.state(&req.name, &req.alias) {
+        Some(guessed) => guessed,
+        None => alias_state(&mut *s.store.conn().await?, &req, number).await?,
+    };
     let mut joined = None;
-    let tx = loop {
+    loop {
         match AliasKind::of(state.environment) {
             AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
             AliasKind::Environment { guarded: false } => {
@@ -566,24 +579,40 @@ pub async fn set_alias(
                 req.name
             )));
         }
-        let mut write = match joined.take() {
+        let write = match joined.take() {
             Some(write) => write,
             None => s.store.begin_write().await?,
         };
-        let moved = move_alias(&mut write, &state, &req, number, s.store.clock.now_ms(), &caller.actor().name).await?;
-        if moved {
-            break write;
+        let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
+            .after(&json!({ "alias": req.alias, "version": number }));
+        if let Some(previous) = state.before {
+            change = change.before(&json!({ "alias": req.alias, "version": previous }));
         }
-        state = alias_state(&mut write, &req, number).await?;
-        joined = Some(write);
-    };
-    let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
-        .after(&json!({ "alias": req.alias, "version": number }));
-    if let Some(previous) = state.before {
-        change = change.before(&json!({ "alias": req.alias, "version": previous }));
+        let (model_id, read_version, at) = (state.model_id, state.before, s.store.clock.now_ms());
+        let moved = || {
+            sqlx::query(
+                "INSERT INTO alias_moves (model_id, alias, version_number, read_version, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(model_id)
+            .bind(req.alias.as_str())
+            .bind(number)
+            .bind(read_version)
+            .bind(at)
+            .bind(by.as_str())
+        };
+        match write.commit_then(&caller, change, Some(&moved)).await {
+            Err(e) if e.code == ErrorCode::Conflict => guesses.remember(&req.name, &req.alias, None),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {
+                guesses.remember(&req.name, &req.alias, Some((model_id, number)));
+                return Ok(Json(json!({})));
+            }
+        }
+        let mut again = s.store.begin_write().await?;
+        state = alias_state(&mut again, &req, number).await?;
+        joined = Some(again);
     }
-    tx.commit(&caller, change).await?;
-    Ok(Json(json!({})))
 }
 
 /// The version an alias points at: a plain alias, else the environment of that name's live version.
@@ -621,6 +650,7 @@ pub async fn delete_alias(
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
+    s.store.alias_guesses.remember(&req.name, &req.alias, None);
     if let Some(number) = removed {
         let change = Change::new(AuditAction::AliasDelete, Target::version(&req.name, number))
             .before(&json!({ "alias": req.alias, "version": number }));
