@@ -7,7 +7,9 @@
 //! statement, one fewer in the queue's critical path — or, when the writer says which statement
 //! is its last, in that statement's round trip together with the next writer's savepoint, so the
 //! next writer joins without one); the group's committer, queued behind the
-//! writers already waiting when the group opened, then commits them all at once. A writer's `commit`
+//! writers already waiting when the group opened, then commits them all at once — and, when
+//! writers are waiting by then, opens the next group in the commit's round trip, so that group
+//! costs its first writer no round trip either. A writer's `commit`
 //! returns only after that durable commit and fails if it failed, so a caller sees what a
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
 //! its savepoint and leaves the others' changes alone.
@@ -16,7 +18,9 @@ use std::borrow::Cow;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::TryStreamExt;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, Execute, Executor};
@@ -29,6 +33,8 @@ use super::connections::{Conn, Connections};
 pub(super) struct GroupCommit {
     connections: Connections,
     slot: Arc<Mutex<Slot>>,
+    /// How many writers wait for the slot.
+    waiting: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +65,8 @@ pub struct GroupWriter {
 }
 
 const OPEN: &str = "BEGIN IMMEDIATE; SAVEPOINT writer";
+/// A group's commit followed by the next group's opening, when writers wait for it.
+const COMMIT_AND_OPEN: &str = "COMMIT; BEGIN IMMEDIATE; SAVEPOINT writer";
 const SAVEPOINT: &str = "SAVEPOINT writer";
 const RELEASE: &str = "RELEASE writer";
 const UNDO: &str = "ROLLBACK TO writer; RELEASE writer";
@@ -67,13 +75,16 @@ const HAND_OVER: &str = "RELEASE writer; SAVEPOINT writer";
 
 impl GroupCommit {
     pub(super) fn new(connections: Connections) -> Self {
-        Self { connections, slot: Arc::default() }
+        Self { connections, slot: Arc::default(), waiting: Arc::default() }
     }
 
     /// Waits for the writer slot, opens a group transaction if none is open, and starts this
     /// writer's savepoint in it.
     pub(super) async fn join(&self) -> Result<GroupWriter, sqlx::Error> {
-        let mut slot = self.slot.clone().lock_owned().await;
+        let mut slot = {
+            let _waiting = Waiting::on(&self.waiting);
+            self.slot.clone().lock_owned().await
+        };
         let opened = slot.open.is_none();
         if opened {
             let conn = self.connections.take().await?;
@@ -81,58 +92,106 @@ impl GroupCommit {
         }
         let start = if opened { Some(OPEN) } else { (!std::mem::take(&mut slot.next_open)).then_some(SAVEPOINT) };
         if let Some(start) = start
-            && let Err(e) = slot.settle_then(start).await
+            && let Err((_, e)) = slot.settle_then(start).await
         {
-            slot.end(false).await;
+            slot.end(false, false).await;
             return Err(e);
         }
         if opened {
-            tokio::spawn(commit_in_turn(self.slot.clone()));
+            self.commit_in_turn();
         }
         Ok(GroupWriter { slot, committed: false })
     }
+
+    /// Starts the committer of the group just opened: it waits behind the writers queued by now,
+    /// then commits, opening the next group at once (with a committer of its own) if writers wait.
+    /// Should an earlier failure have ended that group already, it commits the group open then
+    /// instead (early, which is harmless: that group's own committer then finds nothing, or a
+    /// later group).
+    fn commit_in_turn(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut slot = this.slot.clone().lock_owned().await;
+            if slot.end(true, this.waiting.load(Ordering::Relaxed) > 0).await {
+                this.commit_in_turn();
+            }
+        });
+    }
 }
 
-/// The committer of a group: waits behind the writers queued when the group opened, then commits.
-/// Should an earlier failure have ended that group already, it commits the group open now instead
-/// (early, which is harmless: that group's own committer then finds nothing, or a later group).
-async fn commit_in_turn(slot: Arc<Mutex<Slot>>) {
-    slot.lock_owned().await.end(true).await;
+/// Counts a writer waiting for the slot while it exists (a request cancelled while waiting included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn on(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Slot {
-    /// Runs how the last writer ended (if still unsettled), then `statement`, in one round trip.
-    async fn settle_then(&mut self, statement: &str) -> Result<(), sqlx::Error> {
-        let group = self.open.as_mut().ok_or_else(group_lost)?;
-        match self.unsettled.take() {
-            Some(ending) => group.conn.execute(format!("{ending}; {statement}").as_str()).await,
-            None => group.conn.execute(statement).await,
+    /// Runs how the last writer ended (if still unsettled), then `statements`, in one round trip;
+    /// on failure, says how many of `statements` completed before it.
+    async fn settle_then(&mut self, statements: &str) -> Result<(), (usize, sqlx::Error)> {
+        let group = self.open.as_mut().ok_or_else(|| (0, group_lost()))?;
+        let ending = self.unsettled.take();
+        let sql = match ending {
+            Some(ending) => format!("{ending}; {statements}"),
+            None => statements.to_string(),
+        };
+        let settling = ending.map_or(0, |ending| ending.split(';').count());
+        let mut results = group.conn.fetch_many(sql.as_str());
+        let mut completed = 0;
+        loop {
+            match results.try_next().await {
+                Ok(Some(result)) => completed += usize::from(result.is_left()),
+                Ok(None) => return Ok(()),
+                Err(e) => return Err((completed.saturating_sub(settling), e)),
+            }
         }
-        .map(drop)
     }
 
     /// Ends the open group: commits it (or, when `commit` is false or the commit fails, closes its
-    /// connection, which rolls it back) and tells its writers how it ended.
-    async fn end(&mut self, commit: bool) {
+    /// connection, which rolls it back) and tells its writers how it ended. With `reopen`, a
+    /// committed group's connection opens the next group in the same round trip; returns whether it did.
+    async fn end(&mut self, commit: bool, reopen: bool) -> bool {
         if self.open.is_none() {
-            return;
+            return false;
         }
-        let committed = commit
-            && match self.settle_then("COMMIT").await {
-                Ok(()) => true,
-                Err(e) => {
+        let (committed, reopened) = match commit {
+            false => (false, false),
+            true => match self.settle_then(if reopen { COMMIT_AND_OPEN } else { "COMMIT" }).await {
+                Ok(()) => (true, reopen),
+                Err((0, e)) => {
                     tracing::error!(error = %e, "group commit failed");
-                    false
+                    (false, false)
                 }
-            };
+                Err((_, e)) => {
+                    tracing::warn!(error = %e, "the next write group could not open on the committed one's connection");
+                    (true, false)
+                }
+            },
+        };
         self.unsettled = None;
-        self.next_open = false;
-        let Some(group) = self.open.take() else { return };
-        if !committed {
-            tracing::warn!("a write group was rolled back");
-            group.conn.close().await;
+        self.next_open = reopened;
+        let Some(OpenGroup { conn, outcome }) = self.open.take() else { return false };
+        if reopened {
+            self.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
+        } else if !committed || reopen {
+            // Rolled back, or committed with the next group half opened on it.
+            if !committed {
+                tracing::warn!("a write group was rolled back");
+            }
+            conn.close().await;
         }
-        group.outcome.send_replace(Some(committed));
+        outcome.send_replace(Some(committed));
+        reopened
     }
 }
 
