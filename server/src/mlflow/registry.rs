@@ -579,15 +579,15 @@ pub async fn set_alias(
                 req.name
             )));
         }
-        let write = match joined.take() {
-            Some(write) => write,
-            None => s.store.begin_write().await?,
-        };
         let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
             .after(&json!({ "alias": req.alias, "version": number }));
         if let Some(previous) = state.before {
             change = change.before(&json!({ "alias": req.alias, "version": previous }));
         }
+        let write = match joined.take() {
+            Some(write) => write,
+            None => s.store.begin_write().await?,
+        };
         let (model_id, read_version, at) = (state.model_id, state.before, s.store.clock.now_ms());
         let moved = || {
             sqlx::query(
