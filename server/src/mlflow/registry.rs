@@ -496,20 +496,19 @@ impl AliasGuesses {
         Some(AliasState { model_id, version_exists: true, before: Some(version), environment: None })
     }
 
-    /// Records where a set left `alias` (`None`: forgets it, after a refused guess or a delete).
-    fn remember(&self, model: &str, alias: &str, moved_to: Option<(i64, i64)>) {
+    /// Records where a set left `alias`: the model's id and the version.
+    fn remember(&self, model: &str, alias: &str, model_id: i64, version: i64) {
         let Ok(mut guesses) = self.0.lock() else { return };
-        let key = (model.to_string(), alias.to_string());
-        match moved_to {
-            Some(position) => {
-                if guesses.len() >= Self::MAX {
-                    guesses.clear();
-                }
-                guesses.insert(key, position);
-            }
-            None => {
-                guesses.remove(&key);
-            }
+        if guesses.len() >= Self::MAX {
+            guesses.clear();
+        }
+        guesses.insert((model.to_string(), alias.to_string()), (model_id, version));
+    }
+
+    /// Forgets `alias` (after a refused guess, or a delete).
+    fn forget(&self, model: &str, alias: &str) {
+        if let Ok(mut guesses) = self.0.lock() {
+            guesses.remove(&(model.to_string(), alias.to_string()));
         }
     }
 }
@@ -602,10 +601,10 @@ pub async fn set_alias(
             .bind(by.as_str())
         };
         match write.commit_then(&caller, change, Some(&moved)).await {
-            Err(e) if e.code == ErrorCode::Conflict => guesses.remember(&req.name, &req.alias, None),
+            Err(e) if e.code == ErrorCode::Conflict => guesses.forget(&req.name, &req.alias),
             Err(e) => return Err(e.into()),
             Ok(_) => {
-                guesses.remember(&req.name, &req.alias, Some((model_id, number)));
+                guesses.remember(&req.name, &req.alias, model_id, number);
                 return Ok(Json(json!({})));
             }
         }
@@ -650,7 +649,7 @@ pub async fn delete_alias(
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-    s.store.alias_guesses.remember(&req.name, &req.alias, None);
+    s.store.alias_guesses.forget(&req.name, &req.alias);
     if let Some(number) = removed {
         let change = Change::new(AuditAction::AliasDelete, Target::version(&req.name, number))
             .before(&json!({ "alias": req.alias, "version": number }));
