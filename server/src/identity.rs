@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditActor, Change, Target};
 use crate::clock::rfc3339;
-use crate::db::{DbResultExt, db_error};
+use crate::db::{DbResultExt, Statement, db_error};
 use crate::store::{Store, from_json, to_json};
 
 /// Session lifetimes and sign-in throttling limits.
@@ -230,6 +230,15 @@ fn client_addr(origin: &Origin) -> &str {
 }
 
 impl Store {
+    /// Runs a statement of sign-in bookkeeping (a session touched or ended, a token's last use)
+    /// as a write of its own: queued with the other writers, never waiting on SQLite's write lock
+    /// from a reader's connection. Not audited, as it changes no state anyone decides on.
+    async fn bookkeeping(&self, statement: Statement) -> Result<(), ApiError> {
+        let mut tx = self.begin_data_write().await?;
+        statement.execute(&mut *tx).await.map_err(db_error)?;
+        tx.commit().await
+    }
+
     /// Refuses a sign-in attempt while its account or address is over a limit, or backing off.
     async fn check_throttle(
         &self,
@@ -452,24 +461,20 @@ impl Identity for Store {
             return Ok(None);
         };
         if now - last_seen_at > self.auth.idle_timeout_ms || now - created_at > self.auth.absolute_timeout_ms {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                .bind(&hash)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            drop(conn);
+            self.bookkeeping(sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash)).await?;
             return Ok(None);
         }
         let Some(user) = user_by_id(&mut conn, user_id).await?.filter(|u| u.disabled_at.is_none()) else {
             return Ok(None);
         };
+        drop(conn);
         // Touch at most once a minute: the idle timeout needs no finer grain, and reads stay reads.
         if now - last_seen_at > 60_000 {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
-                .bind(now)
-                .bind(&hash)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            self.bookkeeping(
+                sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(hash),
+            )
+            .await?;
         }
         Ok(Some(user.caller(user.roles(), None)))
     }
@@ -500,13 +505,10 @@ impl Identity for Store {
         let Some(user) = user_by_id(&mut conn, user_id).await?.filter(|u| u.disabled_at.is_none()) else {
             return Ok(None);
         };
+        drop(conn);
         if last_used_at.is_none_or(|t| now - t > 60_000) {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            self.bookkeeping(sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(id))
+                .await?;
         }
         // A token never grants more than its owner holds now.
         let owner_roles = user.roles();

@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use app::domain::AuditEntry;
 use app::error::ApiError;
 use sqlx::AnyConnection;
 
-use crate::audit::{AuditLog, AuditedTx};
+use crate::audit::{AuditActor, AuditLog, AuditedFinal, AuditedTx, Change};
 use crate::clock::Clock;
-use crate::db::{Conn, Db, WriteTx, db_error};
+use crate::db::{Conn, Db, Dialect, Statement, WriteTx, db_error};
 use crate::events::EventBus;
 use crate::identity::{AuthSettings, TokenCache};
 use crate::metrics::guardrails::HealthChange;
@@ -53,8 +54,27 @@ impl Store {
         Ok(AuditedTx::new(self.db.begin_write().await?, &self.audit, &self.events))
     }
 
-    /// Starts a write of measurements (metric points): data rather than a change of state, so not
-    /// audited. Everything else writes through [`Store::begin_write`].
+    /// Makes a change of one statement (`statement`, built anew for each try) with its audit
+    /// entry. On SQLite the group commit's next committer links the entry and runs both with
+    /// its commit, so the change never holds the writer slot; elsewhere it is a write of its own.
+    /// The statement may refuse a stale write; then nothing commits and the error is a conflict.
+    pub(crate) async fn write_final(
+        &self,
+        by: impl Into<AuditActor>,
+        change: Change,
+        statement: impl Fn() -> Statement + Send + Sync + 'static,
+    ) -> Result<AuditEntry, ApiError> {
+        if self.db.dialect() == Dialect::Postgres {
+            return self.begin_write().await?.commit_then(by, change, Some(&statement)).await;
+        }
+        let (write, outcome) = AuditedFinal::new(self.audit.clone(), by.into(), change, statement);
+        self.db.submit_final(Box::new(write));
+        outcome.await.map_err(|_| ApiError::internal())?.map_err(db_error)
+    }
+
+    /// Starts a write of measurements (metric points) or bookkeeping (idempotency records, a
+    /// session's or token's last use): data rather than a change of state, so not audited.
+    /// Everything else writes through [`Store::begin_write`] or [`Store::write_final`].
     pub(crate) async fn begin_data_write(&self) -> Result<WriteTx, ApiError> {
         self.db.begin_write().await
     }

@@ -5,6 +5,7 @@
 //! (search, export, online verification) and `offline` verifies an exported file.
 
 pub mod chain;
+mod final_write;
 pub mod offline;
 pub mod search;
 pub mod signing;
@@ -24,6 +25,7 @@ use crate::clock::Clock;
 use crate::db::{Dialect, WriteTx, db_error};
 use crate::events::EventBus;
 use chain::{entry_hash, entry_time};
+pub(crate) use final_write::AuditedFinal;
 use signing::Signer;
 
 /// What the audit log needs besides the database: the signing key, the checkpoint cadence, the
@@ -40,7 +42,7 @@ pub struct AuditLog {
 }
 
 /// The last entry of the chain: its number, hash and time in milliseconds.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ChainHead {
     seq: i64,
     hash: String,
@@ -394,26 +396,7 @@ async fn append_to(
     by: AuditActor,
     change: Change,
 ) -> Result<AuditEntry, ApiError> {
-    let Target { path, model, version, environment } = change.target;
-    let unlinked = AuditEntry {
-        seq: 0,
-        at: String::new(),
-        actor: by.display,
-        actor_user: by.user,
-        actor_token: by.token,
-        action: change.action.as_str().to_string(),
-        target: path,
-        model,
-        version,
-        environment,
-        before: change.before,
-        after: change.after,
-        reason: change.reason,
-        request_id: by.origin.request_id,
-        client_addr: by.origin.client_addr,
-        prev_hash: String::new(),
-        hash: String::new(),
-    };
+    let unlinked = unlinked(by, change);
     let sqlite = Dialect::of_connection(to.conn()) == Dialect::Sqlite;
     let guess = if sqlite { log.head.lock().ok().and_then(|mut head| head.take()) } else { None };
     let (entry, head) = match guess {
@@ -435,6 +418,30 @@ async fn append_to(
     Ok(entry)
 }
 
+/// The entry of `change` by `by`, not yet linked into the chain (no number, time, link or hash).
+fn unlinked(by: AuditActor, change: Change) -> AuditEntry {
+    let Target { path, model, version, environment } = change.target;
+    AuditEntry {
+        seq: 0,
+        at: String::new(),
+        actor: by.display,
+        actor_user: by.user,
+        actor_token: by.token,
+        action: change.action.as_str().to_string(),
+        target: path,
+        model,
+        version,
+        environment,
+        before: change.before,
+        after: change.after,
+        reason: change.reason,
+        request_id: by.origin.request_id,
+        client_addr: by.origin.client_addr,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
 /// The chain head, read by a write to its row, which locks the row until the transaction ends.
 async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error> {
     let (seq, hash, at) = sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash, at")
@@ -443,27 +450,36 @@ async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error>
     Ok(ChainHead { seq, hash, at })
 }
 
-/// Makes `entry` the one after `head` (read from the database when not given: number, time never
-/// before the head's even if this process's clock is behind another's, link, hash) and stores it;
+/// Makes `entry` the one after `head` (read from the database when not given) and stores it;
 /// returns it and the new head.
 async fn link_and_store(
     to: &mut Appending<'_, '_, '_>,
     log: &AuditLog,
-    mut entry: AuditEntry,
+    entry: AuditEntry,
     head: Option<ChainHead>,
 ) -> Result<(AuditEntry, ChainHead), sqlx::Error> {
     let head = match head {
         Some(head) => head,
         None => locked_head(to.conn()).await?,
     };
-    let now = log.clock.now_ms().max(head.at);
-    entry.seq = head.seq + 1;
-    entry.at = entry_time(now);
-    entry.prev_hash = head.hash;
-    entry.hash = entry_hash(&entry);
-    to.insert(&entry, now, entry.seq % log.checkpoint_every != 0).await?;
-    let head = ChainHead { seq: entry.seq, hash: entry.hash.clone(), at: now };
+    let (entry, head) = log.link(entry, head);
+    to.insert(&entry, head.at, entry.seq % log.checkpoint_every != 0).await?;
     Ok((entry, head))
+}
+
+impl AuditLog {
+    /// Makes `entry` the one after `head` — its number, its time (never before the head's, even
+    /// if this process's clock is behind another's), its link and hash — and returns it with the
+    /// head it makes.
+    fn link(&self, mut entry: AuditEntry, head: ChainHead) -> (AuditEntry, ChainHead) {
+        let now = self.clock.now_ms().max(head.at);
+        entry.seq = head.seq + 1;
+        entry.at = entry_time(now);
+        entry.prev_hash = head.hash;
+        entry.hash = entry_hash(&entry);
+        let head = ChainHead { seq: entry.seq, hash: entry.hash.clone(), at: now };
+        (entry, head)
+    }
 }
 
 /// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
@@ -508,27 +524,31 @@ pub(crate) async fn insert_checkpoint(
     checkpoint: &Checkpoint,
     signer: &Signer,
 ) -> Result<(), ApiError> {
+    checkpoint_insert(checkpoint, signer).execute(conn).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// The statement that stores a signed checkpoint.
+fn checkpoint_insert<'q>(checkpoint: &Checkpoint, signer: &Signer) -> Query<'q, Any, AnyArguments<'q>> {
     sqlx::query(
         "INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, public_key, signature) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING",
     )
     .bind(checkpoint.seq)
-    .bind(&checkpoint.hash)
-    .bind(&checkpoint.signed_at)
-    .bind(&checkpoint.key_id)
-    .bind(&signer.public().public_key)
-    .bind(&checkpoint.signature)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    .bind(checkpoint.hash.clone())
+    .bind(checkpoint.signed_at.clone())
+    .bind(checkpoint.key_id.clone())
+    .bind(signer.public().public_key.clone())
+    .bind(checkpoint.signature.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use app::domain::AuditAction;
 
-    use super::{AuditActor, AuditLog, AuditedTx, Change, Target, append, signing::Signer};
+    use std::sync::Arc;
+
+    use super::{AuditActor, AuditLog, AuditedFinal, AuditedTx, Change, Target, append, signing::Signer};
     use crate::clock::Clock;
     use crate::db::Db;
     use crate::events::EventBus;
@@ -541,6 +561,24 @@ mod tests {
 
     fn log() -> AuditLog {
         AuditLog::new(Signer::generate(), 1_000, Clock::system())
+    }
+
+    /// The stored chain (number, target, link, hash), checked to be one numbered, linked line.
+    async fn chain(db: &Db) -> Vec<(i64, String, String, String)> {
+        let chain: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT seq, target, prev_hash, hash FROM audit_entries ORDER BY seq")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        for pair in chain.windows(2) {
+            assert_eq!(pair[1].0, pair[0].0 + 1, "entry {} is not numbered after its predecessor", pair[1].0);
+            assert_eq!(pair[1].2, pair[0].3, "entry {} does not link to entry {}", pair[1].0, pair[0].0);
+        }
+        chain
+    }
+
+    fn targets(chain: &[(i64, String, String, String)]) -> Vec<&str> {
+        chain.iter().map(|(_, target, ..)| target.as_str()).collect()
     }
 
     /// Appends the creation of `model` by `log` in a write of its own: committed as service code
@@ -571,23 +609,52 @@ mod tests {
         append_model(&this, &mine, "undone", true).await;
         append_model(&this, &mine, "after the undone one", false).await;
 
-        let chain: Vec<(i64, String, String, String)> =
-            sqlx::query_as("SELECT seq, target, prev_hash, hash FROM audit_entries ORDER BY seq")
-                .fetch_all(this.pool())
-                .await
-                .unwrap();
-        let targets: Vec<&str> = chain.iter().map(|(_, target, ..)| target.as_str()).collect();
+        let chain = chain(&this).await;
         assert_eq!(
-            targets,
+            targets(&chain),
             ["models/first", "models/by another process", "models/after theirs", "models/after the undone one"]
         );
-        for (i, pair) in chain.windows(2).enumerate() {
-            assert_eq!(pair[1].0, pair[0].0 + 1, "entry {} is not numbered after its predecessor", pair[1].0);
-            assert_eq!(pair[1].2, pair[0].3, "entry {} does not link to entry {}", i + 2, i + 1);
-        }
         let head: (i64, String) =
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(this.pool()).await.unwrap();
         assert_eq!(head, (4, chain[3].3.clone()), "the head is the last entry");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Final writes handed over at once link in order: the first to the real head when this
+    /// process's guess went stale (another process appended), and past one whose statement is
+    /// refused (a second model of a name; its entry undone with it) the next links to the entry
+    /// before it.
+    #[tokio::test]
+    async fn final_writes_link_in_order_after_a_stale_guess_and_past_a_refused_one() {
+        let dir = std::env::temp_dir().join(format!("modelgate-audit-{}", uuid::Uuid::new_v4()));
+        let file = dir.join("db.sqlite");
+        let (this, other) = (sqlite(&file).await, sqlite(&file).await);
+        let (mine, theirs) = (Arc::new(log()), log());
+        append_model(&this, &mine, "first", false).await;
+        append_model(&other, &theirs, "by another process", false).await;
+        let outcomes: Vec<_> = ["a", "b", "a", "c"]
+            .into_iter()
+            .map(|name| {
+                let change = Change::new(AuditAction::ModelCreate, Target::model(name));
+                let (write, outcome) = AuditedFinal::new(mine.clone(), AuditActor::system("test"), change, move || {
+                    sqlx::query(
+                        "INSERT INTO models (name, created_at, created_by, updated_at) VALUES ($1, 0, 'test', 0)",
+                    )
+                    .bind(name)
+                });
+                this.submit_final(Box::new(write));
+                outcome
+            })
+            .collect();
+        let seqs: Vec<Option<i64>> =
+            futures::future::join_all(outcomes).await.into_iter().map(|o| o.unwrap().ok().map(|e| e.seq)).collect();
+        assert_eq!(seqs, [Some(3), Some(4), None, Some(5)], "the refused model's entry is not in the chain");
+
+        let chain = chain(&this).await;
+        assert_eq!(targets(&chain), ["models/first", "models/by another process", "models/a", "models/b", "models/c"]);
+        let models: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM models ORDER BY id").fetch_all(this.pool()).await.unwrap();
+        assert_eq!(models, ["a", "b", "c"]);
         std::fs::remove_dir_all(dir).ok();
     }
 }

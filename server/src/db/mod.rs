@@ -20,6 +20,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 pub use connections::Conn;
 use connections::Connections;
+pub(crate) use group_commit::{Final, Statement, Turn};
 use group_commit::{GroupCommit, GroupWriter};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -182,6 +183,16 @@ impl Db {
             None => self.pool().begin().await.map(WriteTx::Own),
         }
         .map_err(db_error)
+    }
+
+    /// Hands a write whose statements are all built in its turn to SQLite's group commit, whose
+    /// next committer runs it with the commit. PostgreSQL runs every write in a transaction of
+    /// its own instead ([`Db::begin_write`]): there the write is told so at once.
+    pub(crate) fn submit_final(&self, write: Box<dyn Final>) {
+        match &self.group {
+            Some(group) => group.submit(write),
+            None => write.done(Err(sqlx::Error::Configuration("final writes join SQLite's group commit only".into()))),
+        }
     }
 
     /// A connection for reads.

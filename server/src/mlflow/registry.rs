@@ -17,7 +17,7 @@ use sqlx::{AnyConnection, Row};
 use super::filter::{Filter, next_page, page};
 use super::wire::{self, Alias, KeyValue, ModelVersion, RegisteredModel};
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
-use crate::audit::{Change, Target};
+use crate::audit::{AuditedTx, Change, Target};
 use crate::clock::parse_rfc3339;
 use crate::db::db_error;
 use crate::http::AppState;
@@ -536,12 +536,12 @@ async fn alias_state(conn: &mut AnyConnection, req: &wire::SetAlias, number: i64
 /// check of a deploy), a guarded one is refused.
 ///
 /// What the set depends on is guessed from this process's last set of the alias
-/// ([`AliasGuesses`]) or read before joining the writers (SQLite's writers take turns), and the
-/// alias is moved in the round trip of its audit entry by a statement the database refuses should
-/// the alias, the version or an environment of its name not be as guessed or read (view
-/// `alias_moves`), so the turn is held for that one round trip. A refused move is read again
-/// inside a write of its own (where, on SQLite, nothing else can change it; on PostgreSQL a change
-/// committed meanwhile is met by reading again).
+/// ([`AliasGuesses`]) or read before writing, and the alias is moved by one statement the database
+/// refuses should the alias, the version or an environment of its name not be as guessed or read
+/// (view `alias_moves`): a final write ([`Store::write_final`]), which on SQLite the group
+/// commit's committer runs with its audit entry and the commit, never holding the writer slot.
+/// A refused move is read again inside a write of its own (where, on SQLite, nothing else can
+/// change it; on PostgreSQL a change committed meanwhile is met by reading again).
 pub async fn set_alias(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
@@ -555,7 +555,7 @@ pub async fn set_alias(
         Some(guessed) => guessed,
         None => alias_state(&mut *s.store.conn().await?, &req, number).await?,
     };
-    let mut joined = None;
+    let mut joined: Option<AuditedTx> = None;
     loop {
         match AliasKind::of(state.environment) {
             AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
@@ -583,24 +583,26 @@ pub async fn set_alias(
         if let Some(previous) = state.before {
             change = change.before(&json!({ "alias": req.alias, "version": previous }));
         }
-        let write = match joined.take() {
-            Some(write) => write,
-            None => s.store.begin_write().await?,
-        };
         let (model_id, read_version, at) = (state.model_id, state.before, s.store.clock.now_ms());
-        let moved = || {
+        let (alias, by) = (req.alias.clone(), by.clone());
+        let moved = move || {
             sqlx::query(
                 "INSERT INTO alias_moves (model_id, alias, version_number, read_version, updated_at, updated_by) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(model_id)
-            .bind(req.alias.as_str())
+            .bind(alias.clone())
             .bind(number)
             .bind(read_version)
             .bind(at)
-            .bind(by.as_str())
+            .bind(by.clone())
         };
-        match write.commit_then(&caller, change, Some(&moved)).await {
+        // First without holding the writer slot; after a stale read, read again in a write.
+        let moved = match joined.take() {
+            Some(write) => write.commit_then(&caller, change, Some(&moved)).await,
+            None => s.store.write_final(&caller, change, moved).await,
+        };
+        match moved {
             Err(e) if e.code == ErrorCode::Conflict => guesses.forget(&req.name, &req.alias),
             Err(e) => return Err(e.into()),
             Ok(_) => {
