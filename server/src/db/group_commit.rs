@@ -6,10 +6,10 @@
 //! change inside a savepoint and releases it (in the same round trip as the group's next
 //! statement, one fewer in the queue's critical path — or, when the writer says which statement
 //! is its last, in that statement's round trip together with the next writer's savepoint, so the
-//! next writer joins without one); the group's committer, queued behind the
-//! writers already waiting when the group opened, then commits them all at once — and, when
-//! writers are waiting by then, opens the next group in the commit's round trip, so that group
-//! costs its first writer no round trip either. A writer's `commit`
+//! next writer joins without one); a committer — one queued at a time, behind the writers already
+//! waiting when it was queued — then commits them all at once, and, when writers are waiting by
+//! then, opens the next group in the commit's round trip, so that group costs its first writer no
+//! round trip either. A writer's `commit`
 //! returns only after that durable commit and fails if it failed, so a caller sees what a
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
 //! its savepoint and leaves the others' changes alone.
