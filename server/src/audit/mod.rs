@@ -409,8 +409,8 @@ async fn append_to(
         None => link_and_store(&mut to, log, unlinked, None).await,
     }
     .map_err(db_error)?;
-    if entry.seq % log.checkpoint_every == 0 {
-        insert_checkpoint(to.conn(), &log.signer.sign(entry.seq, &entry.hash, &entry.at), &log.signer).await?;
+    if let Some(checkpoint) = log.checkpoint_after(&entry) {
+        checkpoint.execute(to.conn()).await.map_err(db_error)?;
     }
     if let Some(mut last) = log.head.lock().ok().filter(|_| sqlite) {
         *last = Some(head);
@@ -480,6 +480,12 @@ impl AuditLog {
         let head = ChainHead { seq: entry.seq, hash: entry.hash.clone(), at: now };
         (entry, head)
     }
+
+    /// The statement storing the signed checkpoint of `entry`, when its number is on the cadence.
+    fn checkpoint_after<'q>(&self, entry: &AuditEntry) -> Option<Query<'q, Any, AnyArguments<'q>>> {
+        (entry.seq % self.checkpoint_every == 0)
+            .then(|| checkpoint_insert(&self.signer.sign(entry.seq, &entry.hash, &entry.at), &self.signer))
+    }
 }
 
 /// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
@@ -544,9 +550,9 @@ fn checkpoint_insert<'q>(checkpoint: &Checkpoint, signer: &Signer) -> Query<'q, 
 
 #[cfg(test)]
 mod tests {
-    use app::domain::AuditAction;
-
     use std::sync::Arc;
+
+    use app::domain::AuditAction;
 
     use super::{AuditActor, AuditLog, AuditedFinal, AuditedTx, Change, Target, append, signing::Signer};
     use crate::clock::Clock;
