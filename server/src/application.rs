@@ -41,6 +41,11 @@ impl Application {
         spawn_every(Arc::downgrade(&store), minutes, "signing the periodic audit checkpoint", |store| async move {
             store.checkpoint_if_behind().await
         });
+        // Audited writes queue their entries' search terms; they join the term index in batches.
+        let moment = std::time::Duration::from_millis(config.audit.index_ms.max(1));
+        spawn_every(Arc::downgrade(&store), moment, "indexing audit search terms", |store| async move {
+            store.index_audit_terms().await.map(|_| ())
+        });
         // Time windows move on without new points: a silent series' rules are re-evaluated.
         let minute = std::time::Duration::from_secs(60);
         spawn_every(Arc::downgrade(&store), minute, "re-evaluating time-window guardrails", |store| async move {

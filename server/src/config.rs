@@ -112,6 +112,10 @@ pub struct AuditConfig {
     /// Also sign one every this many minutes if entries were appended since the last.
     #[arg(long = "audit-checkpoint-minutes", env = "MODELGATE_AUDIT_CHECKPOINT_MINUTES", default_value_t = 60)]
     pub checkpoint_minutes: u64,
+    /// Move new entries' queued search terms into the search index every this many milliseconds
+    /// (free-text search finds queued entries too, by scanning the queue).
+    #[arg(long = "audit-index-ms", env = "MODELGATE_AUDIT_INDEX_MS", default_value_t = 250)]
+    pub index_ms: u64,
 }
 
 impl Default for AuditConfig {

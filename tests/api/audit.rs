@@ -404,6 +404,61 @@ async fn checkpoints_are_signed_on_cadence_and_on_demand_and_published(backend: 
     assert_eq!(status["checkpoint_signature_valid"], true);
 }
 
+on_both_backends!(free_text_search_finds_entries_queued_for_the_term_index_and_indexed);
+
+/// An audited write queues its entry's search terms; the indexer moves them into the term index
+/// in batches. Search finds an entry the same way either side of that move, paging across both.
+async fn free_text_search_finds_entries_queued_for_the_term_index_and_indexed(backend: Backend) {
+    // The indexer runs only when the test says.
+    let app = TestApp::spawn_with(backend, |c| c.audit.index_ms = 3_600_000).await;
+    let pool = app.store.db.pool();
+    let queued =
+        async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM audit_term_queue").fetch_one(pool).await.unwrap() };
+    let indexed =
+        async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM audit_terms").fetch_one(pool).await.unwrap() };
+    let seqs = |q: &str| {
+        let url = format!("/api/v1/audit?{q}");
+        let app = &app;
+        async move {
+            let page = json(app.get(&url).await, 200).await;
+            let seqs: Vec<i64> =
+                page["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+            (seqs, page["next_before"].as_i64())
+        }
+    };
+    seed_model(&app, "alpha", 3).await;
+    let (older, _) = seqs("q=alpha").await;
+    assert_eq!(older.len(), 4, "the model and its three versions, found in the queue: {older:?}");
+    assert_eq!(indexed().await, 0);
+    assert_eq!(queued().await, app.audit_head().await, "every entry's terms wait in the queue");
+
+    let moved = app.store.index_audit_terms().await.unwrap();
+    assert_eq!(moved, app.audit_head().await as u64);
+    assert_eq!((queued().await, app.store.index_audit_terms().await.unwrap()), (0, 0));
+    assert!(indexed().await > 0);
+    assert_eq!(seqs("q=alpha").await.0, older, "the same entries, found in the index");
+
+    // Newer entries queued, older ones indexed: one page and a cursor cross the boundary.
+    let reason = json!({ "version": 2, "reason": "alpha canary" });
+    json(app.post("/api/v1/models/alpha/environments/staging/deploy", &reason).await, 201).await;
+    seed_model(&app, "alphabet", 1).await;
+    assert!(queued().await > 0);
+    let (all, none) = seqs("q=alpha&limit=50").await;
+    assert_eq!((all.len(), none), (5, None), "four indexed and the queued deploy: {all:?}");
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
+    let (first, cursor) = seqs("q=alpha&limit=3").await;
+    let (rest, end) = seqs(&format!("q=alpha&limit=3&before={}", cursor.unwrap())).await;
+    assert_eq!(([first, rest].concat(), end), (all.clone(), None));
+    assert_eq!(seqs("q=canary%20alpha").await.0, vec![all[0]], "every word, in the queue");
+    assert_eq!(seqs("q=alphabet").await.0.len(), 2, "a whole word, not a prefix");
+    let csv = app.get("/api/v1/audit/export?format=csv&q=alpha").await.text().await.unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("entry,")).count(), 5, "the export reads both");
+
+    app.store.index_audit_terms().await.unwrap();
+    assert_eq!(queued().await, 0);
+    assert_eq!(seqs("q=alpha&limit=50").await.0, all, "all found in the index alone");
+}
+
 on_both_backends!(search_filters_and_pages_with_a_cursor);
 
 async fn search_filters_and_pages_with_a_cursor(backend: Backend) {

@@ -177,6 +177,8 @@ async fn filtered_queries(n: usize) {
         }
         tx.commit().await.unwrap();
     }
+    // What the server's indexer does as entries come: their queued search terms into the index.
+    while store.index_audit_terms().await.unwrap() > 0 {}
     pool.execute("ANALYZE").await.unwrap();
     println!(
         "== filtered search over {n} entries on SQLite (loaded in {:.0} s), 50 per page",

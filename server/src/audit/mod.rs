@@ -494,7 +494,8 @@ pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i
     entry_insert(entry, at_ms)?.execute(conn).await.map(drop)
 }
 
-/// The one statement that stores an entry and its search words (the view `audit_appends` splits them).
+/// The one statement that stores an entry and queues its search words for the term index (the
+/// view `audit_appends` splits them).
 /// (Its values are bound as copies, so it can go in one round trip with the statements of any
 /// other borrow: see [`WriteTx::execute_last`].)
 fn entry_insert<'q>(entry: &AuditEntry, at_ms: i64) -> Result<Query<'q, Any, AnyArguments<'q>>, sqlx::Error> {

@@ -18,13 +18,15 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use super::chain::{ChainVerifier, entry_hash, entry_time};
 use super::insert_checkpoint;
 use super::signing::{parse_public_key, verify_checkpoint};
-use crate::db::db_error;
+use crate::db::{Dialect, db_error};
 use crate::store::Store;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 /// Entries fetched per round trip while exporting or verifying.
 const CHUNK: i64 = 2_000;
+/// At most this many queued entries' terms are moved into the term index per write.
+const INDEX_BATCH: i64 = 4_096;
 
 #[derive(sqlx::FromRow)]
 struct EntryRow {
@@ -142,11 +144,14 @@ async fn first_seq_at(conn: &mut AnyConnection, ms: i64) -> Result<Option<i64>, 
 }
 
 /// The WHERE clause (beyond the cursor) and its binds for a query's filters, and the table the
-/// rows come from: free text is driven by the search-term index.
+/// rows come from: free text is driven by the search-term index, and by the queue of terms
+/// waiting for it (see [`Filter::sources`]).
 #[derive(Clone)]
 struct Filter {
     from: String,
     sql: String,
+    /// The free-text words every entry found has, longest first.
+    words: Vec<String>,
     texts: Vec<String>,
     numbers: Vec<i64>,
     /// The sequence numbers a time range covers, `first..end` (one range the scan walks, rather
@@ -160,6 +165,7 @@ impl Filter {
         Filter {
             from: "audit_entries".into(),
             sql: String::new(),
+            words: Vec::new(),
             texts: Vec::new(),
             numbers: Vec::new(),
             first: 0,
@@ -194,23 +200,60 @@ impl Filter {
         }
         if let Some(q) = nonempty(&query.q) {
             validate::text("q", &q, 200)?;
-            let mut terms: Vec<String> = words(&q).collect::<BTreeSet<_>>().into_iter().collect();
+            f.words = words(&q).collect::<BTreeSet<_>>().into_iter().collect();
             // The longest word is likely the rarest: it drives, the others are checked per row.
-            terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
-            let Some((driver, others)) = terms.split_first() else {
+            f.words.sort_by_key(|t| std::cmp::Reverse(t.len()));
+            if f.words.is_empty() {
                 return Err(ApiError::invalid("q", "search for at least one word of two or more letters or digits"));
-            };
-            f.from = "audit_terms JOIN audit_entries USING (seq)".into();
-            f.text("term =", driver.clone());
-            for term in others {
-                f.text(
-                    "EXISTS (SELECT 1 FROM audit_terms other WHERE other.seq = audit_entries.seq AND other.term =",
-                    term.clone(),
-                );
-                f.sql.push(')');
             }
         }
         Ok(f)
+    }
+
+    /// The filters to run, whose rows together are the answer: itself without free text; with
+    /// it, one over the term index and one over the entries whose terms still wait in the queue
+    /// (an entry's terms are all in one or all in the other).
+    fn sources(&self) -> Vec<Filter> {
+        let Some((driver, others)) = self.words.split_first() else { return vec![self.clone()] };
+        let mut indexed = self.clone();
+        indexed.from = "audit_terms JOIN audit_entries USING (seq)".into();
+        indexed.text("term =", driver.clone());
+        for term in others {
+            indexed.text(
+                "EXISTS (SELECT 1 FROM audit_terms other WHERE other.seq = audit_entries.seq AND other.term =",
+                term.clone(),
+            );
+            indexed.sql.push(')');
+        }
+        let mut queued = self.clone();
+        queued.from = "audit_term_queue JOIN audit_entries USING (seq)".into();
+        // A queued entry's terms are a JSON array of words, which hold no quote or wildcard.
+        for term in &self.words {
+            queued.text("terms LIKE", format!("%\"{term}\"%"));
+        }
+        vec![indexed, queued]
+    }
+
+    /// The first `keep` rows (by `seq`, descending or not) of every source's answer to the query
+    /// `template` makes of its first extra placeholder's number, with `extra` bound there on.
+    /// Each source's query must ask for at least `keep` rows: the first of the union are among
+    /// the first of each.
+    async fn fetch_first(
+        &self,
+        conn: &mut AnyConnection,
+        template: impl Fn(usize) -> String,
+        extra: &[i64],
+        keep: usize,
+        descending: bool,
+    ) -> Result<Vec<EntryRow>, ApiError> {
+        let mut rows = Vec::new();
+        for source in self.sources() {
+            rows.extend(source.fetch(conn, &template(source.placeholder()), extra).await?);
+        }
+        rows.sort_by_key(|r| if descending { -r.seq } else { r.seq });
+        rows.dedup_by_key(|r| r.seq);
+        rows.truncate(keep);
+        Ok(rows)
     }
 
     fn placeholder(&self) -> usize {
@@ -254,6 +297,51 @@ impl Filter {
 }
 
 impl Store {
+    /// Moves the oldest queued entries' search terms (at most [`INDEX_BATCH`]) into the term
+    /// index, in one write, and says how many entries it moved. The server runs it every fraction
+    /// of a second: an audited write only queues its entry's terms (one row beside the entry instead
+    /// of one per word, each on a page of its own), and this writes many entries' words at once.
+    pub async fn index_audit_terms(&self) -> Result<u64, ApiError> {
+        let first: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_term_queue")
+            .fetch_one(&mut *self.conn().await?)
+            .await
+            .map_err(db_error)?;
+        let Some(first) = first else { return Ok(0) };
+        let mut tx = self.begin_data_write().await?;
+        let upto = first + INDEX_BATCH;
+        let moved = match self.db.dialect() {
+            // The write holds SQLite's one write lock: nothing is queued between the two statements.
+            Dialect::Sqlite => {
+                sqlx::query(
+                    "INSERT INTO audit_terms (term, seq) SELECT value, seq FROM audit_term_queue, json_each(terms) \
+                     WHERE seq < $1 ON CONFLICT DO NOTHING",
+                )
+                .bind(upto)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let deleted = sqlx::query("DELETE FROM audit_term_queue WHERE seq < $1").bind(upto).execute(&mut *tx);
+                deleted.await.map_err(db_error)?.rows_affected()
+            }
+            // Exactly the rows deleted are indexed, whatever commits meanwhile.
+            Dialect::Postgres => {
+                let moved: i64 = sqlx::query_scalar(
+                    "WITH moved AS (DELETE FROM audit_term_queue WHERE seq < $1 RETURNING seq, terms), \
+                     indexed AS (INSERT INTO audit_terms (term, seq) SELECT word, seq \
+                       FROM moved, jsonb_array_elements_text(terms::jsonb) AS word ON CONFLICT DO NOTHING) \
+                     SELECT COUNT(*) FROM moved",
+                )
+                .bind(upto)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                moved as u64
+            }
+        };
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     /// Entries matching `query` up to sequence number `last`, in ascending order, fetched in chunks
     /// (for export and verification).
     pub async fn audit_export(
@@ -263,21 +351,27 @@ impl Store {
     ) -> Result<impl Stream<Item = Result<AuditEntry, ApiError>> + use<>, ApiError> {
         let mut filter = Filter::from_query(&query, &mut *self.conn().await?).await?;
         filter.end = filter.end.min(last.saturating_add(1));
-        let n = filter.placeholder();
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq > ${n} AND seq < ${} {{filter}} ORDER BY seq ASC LIMIT {CHUNK}",
-            n + 1
-        );
         let store = self.clone();
         let chunks = futures::stream::try_unfold((filter.first - 1, false), move |(after, done)| {
-            let (store, sql, filter) = (store.clone(), sql.clone(), filter.clone());
+            let (store, filter) = (store.clone(), filter.clone());
             async move {
                 if done {
                     return Ok(None);
                 }
-                let rows = filter.fetch(&mut *store.conn().await?, &sql, &[after, filter.end]).await?;
+                let sql = |n: usize| {
+                    format!(
+                        "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq > ${n} AND seq < ${} {{filter}} \
+                         ORDER BY seq ASC LIMIT {}",
+                        n + 1,
+                        CHUNK + 1
+                    )
+                };
+                let mut conn = store.conn().await?;
+                let mut rows =
+                    filter.fetch_first(&mut conn, sql, &[after, filter.end], CHUNK as usize + 1, false).await?;
+                let finished = rows.len() as i64 <= CHUNK;
+                rows.truncate(CHUNK as usize);
                 let last = rows.last().map_or(after, |r| r.seq);
-                let finished = (rows.len() as i64) < CHUNK;
                 let entries: Vec<Result<AuditEntry, ApiError>> = rows.into_iter().map(|r| Ok(r.into_entry())).collect();
                 Ok(Some((futures::stream::iter(entries), (last, finished))))
             }
@@ -436,14 +530,16 @@ impl AuditTrail for Store {
         }
         let mut conn = self.conn().await?;
         let filter = Filter::from_query(&query, &mut conn).await?;
-        let n = filter.placeholder();
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq < ${n} AND seq >= ${} {{filter}} ORDER BY seq DESC LIMIT ${}",
-            n + 1,
-            n + 2
-        );
+        let sql = |n: usize| {
+            format!(
+                "SELECT {ENTRY_COLUMNS} FROM {{from}} WHERE seq < ${n} AND seq >= ${} {{filter}} ORDER BY seq DESC LIMIT ${}",
+                n + 1,
+                n + 2
+            )
+        };
         let before = query.before.unwrap_or(i64::MAX).min(filter.end);
-        let mut rows = filter.fetch(&mut conn, &sql, &[before, filter.first, i64::from(limit) + 1]).await?;
+        let keep = limit as usize + 1;
+        let mut rows = filter.fetch_first(&mut conn, sql, &[before, filter.first, keep as i64], keep, true).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_before = more.then(|| rows.last().map(|r| r.seq)).flatten();
