@@ -212,8 +212,9 @@ impl Filter {
 
     /// The filters to run, whose rows together are the answer: itself without free text; with
     /// it, one over the term index and one over the entries whose terms still wait in the queue
-    /// (an entry's terms are all in one or all in the other).
-    fn sources(&self) -> Vec<Filter> {
+    /// (an entry's terms are all in one or all in the other). On SQLite the queue leads the join
+    /// (`CROSS JOIN`): its planner would otherwise walk every entry in range to look each up in it.
+    fn sources(&self, sqlite: bool) -> Vec<Filter> {
         let Some((driver, others)) = self.words.split_first() else { return vec![self.clone()] };
         let mut indexed = self.clone();
         indexed.from = "audit_terms JOIN audit_entries USING (seq)".into();
@@ -226,7 +227,8 @@ impl Filter {
             indexed.sql.push(')');
         }
         let mut queued = self.clone();
-        queued.from = "audit_term_queue JOIN audit_entries USING (seq)".into();
+        let join = if sqlite { "CROSS JOIN" } else { "JOIN" };
+        queued.from = format!("audit_term_queue {join} audit_entries USING (seq)");
         // A queued entry's terms are a JSON array of words, which hold no quote or wildcard.
         for term in &self.words {
             queued.text("terms LIKE", format!("%\"{term}\"%"));
@@ -247,7 +249,7 @@ impl Filter {
         descending: bool,
     ) -> Result<Vec<EntryRow>, ApiError> {
         let mut rows = Vec::new();
-        for source in self.sources() {
+        for source in self.sources(Dialect::of_connection(conn) == Dialect::Sqlite) {
             rows.extend(source.fetch(conn, &template(source.placeholder()), extra).await?);
         }
         rows.sort_by_key(|r| if descending { -r.seq } else { r.seq });
