@@ -3,10 +3,14 @@
 //! sqlx pings every connection handed back to its pool. For a socket that catches a dead peer; for
 //! SQLite the connection is a file handle in this process, and the ping is one more hand-off to
 //! the connection's thread and back — as many as the statements of a one-statement read. Here a
-//! connection, once dropped, waits in this list for the next checkout instead (readers and the
-//! group-commit writer alike, so no idle connection is ever kept from anyone); beyond the pool's
+//! connection, once dropped, waits in this list for the next checkout instead; beyond the pool's
 //! size less one it goes back to the pool as usual, and closing hands all back so the pool can
 //! close. On PostgreSQL connections come from and go back to the pool.
+//!
+//! The group-commit writer keeps one connection of its own between groups, taken before any
+//! other: SQLite empties a connection's page cache when another connection has written since its
+//! last transaction, so a writer that kept changing connections would read every page it changes
+//! again, inside the commit's critical path, and prepare its statements once on every connection.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -25,6 +29,8 @@ pub(super) struct Connections {
 struct Idle {
     /// `None` once closed.
     list: Mutex<Option<Vec<PoolConnection<Any>>>>,
+    /// The writer's connection while no group is open; `None` once closed.
+    writer: Mutex<Option<Option<PoolConnection<Any>>>>,
     keep: usize,
 }
 
@@ -33,12 +39,16 @@ struct Idle {
 pub struct Conn {
     conn: Option<PoolConnection<Any>>,
     idle: Option<Arc<Idle>>,
+    /// Checked out by the writer: it goes back to the writer's place.
+    writes: bool,
 }
 
 impl Connections {
     pub(super) fn new(pool: AnyPool, keep_idle: bool) -> Self {
         let keep = pool.options().get_max_connections().saturating_sub(1).max(1) as usize;
-        let idle = keep_idle.then(|| Arc::new(Idle { list: Mutex::new(Some(Vec::with_capacity(keep))), keep }));
+        let idle = keep_idle.then(|| {
+            Arc::new(Idle { list: Mutex::new(Some(Vec::with_capacity(keep))), writer: Mutex::new(Some(None)), keep })
+        });
         Self { pool, idle }
     }
 
@@ -46,14 +56,36 @@ impl Connections {
         &self.pool
     }
 
-    /// An idle connection, or one from the pool.
+    /// An idle connection, else — when the pool has none left to give — the writer's own while
+    /// no group is open, else one from the pool.
     pub(super) async fn take(&self) -> Result<Conn, sqlx::Error> {
-        let idle = self.idle.as_ref().and_then(|idle| idle.list.lock().expect("idle list").as_mut()?.pop());
-        let conn = match idle {
+        let exhausted = || self.pool.size() >= self.pool.options().get_max_connections() && self.pool.num_idle() == 0;
+        let found = self.idle_one().or_else(|| exhausted().then(|| self.writers_own()).flatten());
+        self.checkout(found, false).await
+    }
+
+    /// The writer's own connection, else one as [`Connections::take`] gives, which becomes the
+    /// writer's own when handed back.
+    pub(super) async fn take_for_writes(&self) -> Result<Conn, sqlx::Error> {
+        let found = self.writers_own().or_else(|| self.idle_one());
+        self.checkout(found, true).await
+    }
+
+    fn idle_one(&self) -> Option<PoolConnection<Any>> {
+        self.idle.as_ref()?.list.lock().expect("idle list").as_mut()?.pop()
+    }
+
+    fn writers_own(&self) -> Option<PoolConnection<Any>> {
+        self.idle.as_ref()?.writer.lock().expect("writer's connection").as_mut()?.take()
+    }
+
+    /// The connection found, else one from the pool.
+    async fn checkout(&self, found: Option<PoolConnection<Any>>, writes: bool) -> Result<Conn, sqlx::Error> {
+        let conn = match found {
             Some(conn) => conn,
             None => self.pool.acquire().await?,
         };
-        Ok(Conn { conn: Some(conn), idle: self.idle.clone() })
+        Ok(Conn { conn: Some(conn), idle: self.idle.clone(), writes })
     }
 
     /// Hands every idle connection back to the pool (and those in use, when they are dropped),
@@ -61,6 +93,7 @@ impl Connections {
     pub(super) async fn close(&self) {
         if let Some(idle) = &self.idle {
             idle.list.lock().expect("idle list").take();
+            idle.writer.lock().expect("writer's connection").take();
         }
         self.pool.close().await;
     }
@@ -80,6 +113,18 @@ impl Drop for Conn {
     fn drop(&mut self) {
         // Declared before the lock, so a connection not kept goes back to the pool after it.
         let (Some(conn), Some(idle)) = (self.conn.take(), &self.idle) else { return };
+        if self.writes {
+            let mut writer = idle.writer.lock().expect("writer's connection");
+            match writer.as_mut() {
+                // Closed: back to the pool.
+                None => return,
+                Some(own) if own.is_none() => {
+                    *own = Some(conn);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
         let mut list = idle.list.lock().expect("idle list");
         if let Some(list) = list.as_mut().filter(|list| list.len() < idle.keep) {
             list.push(conn);

@@ -243,7 +243,7 @@ impl Slot {
 
     /// Opens a group on a connection of its own, its first writer's savepoint open.
     async fn open_group(&mut self, connections: &Connections) -> Result<(), sqlx::Error> {
-        let conn = connections.take().await?;
+        let conn = connections.take_for_writes().await?;
         self.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
         if let Err((_, e)) = self.settle_then(Batch::of(OPEN)).await {
             self.end(false, false).await;

@@ -282,4 +282,67 @@ mod tests {
         db.close().await;
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    async fn scratch(max_connections: u32) -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("modelgate-db-{}", uuid::Uuid::new_v4()));
+        let db = Db::connect(&format!("sqlite:{}", dir.join("db.sqlite").display()), max_connections).await.unwrap();
+        (db, dir)
+    }
+
+    /// Creates the temporary table `mark` on the writer's connection.
+    async fn mark_the_writers_connection(db: &Db) {
+        let mut writer = db.begin_write().await.unwrap();
+        sqlx::query("CREATE TEMP TABLE mark (x)").execute(&mut *writer).await.unwrap();
+        writer.commit().await.unwrap();
+    }
+
+    /// Whether the connection has the temporary table `mark`, which only the connection that
+    /// created it sees.
+    async fn marked(conn: &mut AnyConnection) -> bool {
+        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM temp.sqlite_master WHERE name = 'mark'")
+            .fetch_one(conn)
+            .await
+            .unwrap();
+        found == 1
+    }
+
+    /// The writer keeps its connection between groups — so its page cache, which SQLite empties
+    /// when another connection writes, and its prepared statements stay — even after readers
+    /// handed connections back since, and readers get the others.
+    #[tokio::test]
+    async fn the_writer_keeps_its_own_connection_between_groups() {
+        let (db, dir) = scratch(4).await;
+        mark_the_writers_connection(&db).await;
+        let mut readers = vec![db.read().await.unwrap(), db.read().await.unwrap(), db.read().await.unwrap()];
+        for reader in &mut readers {
+            assert!(!marked(reader).await, "a reader got the writer's connection while others were free");
+        }
+        drop(readers);
+        let mut writer = db.begin_write().await.unwrap();
+        assert!(marked(&mut writer).await, "the next group opened on another connection");
+        writer.commit().await.unwrap();
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// With every other connection in use, a reader gets the writer's while no group is open
+    /// instead of waiting for the pool, and the writer takes another meanwhile.
+    #[tokio::test]
+    async fn a_reader_borrows_the_writers_connection_when_the_pool_has_no_other() {
+        let (db, dir) = scratch(2).await;
+        mark_the_writers_connection(&db).await;
+        let mut first = db.read().await.unwrap();
+        assert!(!marked(&mut first).await, "the first reader got the writer's connection while another was free");
+        let started = std::time::Instant::now();
+        let mut second = db.read().await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the reader waited for the pool");
+        assert!(marked(&mut second).await, "the second reader did not get the writer's connection");
+        drop(first);
+        let mut writer = db.begin_write().await.unwrap();
+        assert!(!marked(&mut writer).await);
+        writer.commit().await.unwrap();
+        drop(second);
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
