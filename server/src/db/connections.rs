@@ -4,8 +4,8 @@
 //! SQLite the connection is a file handle in this process, and the ping is one more hand-off to
 //! the connection's thread and back — as many as the statements of a one-statement read. Here a
 //! connection, once dropped, waits in this list for the next checkout instead; beyond the pool's
-//! size less one it goes back to the pool as usual, and closing hands all back so the pool can
-//! close. On PostgreSQL connections come from and go back to the pool.
+//! size less one (the writer's own, below, among them) it goes back to the pool as usual, so a
+//! checkout waiting on the pool is served, and closing hands all back so the pool can close. On PostgreSQL connections come from and go back to the pool.
 //!
 //! The group-commit writer keeps one connection of its own between groups, taken before any
 //! other: SQLite empties a connection's page cache when another connection has written since its
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool};
 
-/// The pool and, on SQLite, the idle list in front of it.
+/// The pool and, on SQLite, the idle connections kept in front of it.
 #[derive(Debug, Clone)]
 pub(super) struct Connections {
     pool: AnyPool,
@@ -28,10 +28,23 @@ pub(super) struct Connections {
 #[derive(Debug)]
 struct Idle {
     /// `None` once closed.
-    list: Mutex<Option<Vec<PoolConnection<Any>>>>,
-    /// The writer's connection while no group is open; `None` once closed.
-    writer: Mutex<Option<Option<PoolConnection<Any>>>>,
+    kept: Mutex<Option<Kept>>,
+    /// How many connections are kept at most (the pool's size less one, so a checkout waiting on
+    /// the pool is always served once the others are handed back).
     keep: usize,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    list: Vec<PoolConnection<Any>>,
+    /// The writer's own connection, while no group is open.
+    writers: Option<PoolConnection<Any>>,
+}
+
+impl Kept {
+    fn len(&self) -> usize {
+        self.list.len() + usize::from(self.writers.is_some())
+    }
 }
 
 /// A checked-out connection; dropping it hands it back.
@@ -39,16 +52,14 @@ struct Idle {
 pub struct Conn {
     conn: Option<PoolConnection<Any>>,
     idle: Option<Arc<Idle>>,
-    /// Checked out by the writer: it goes back to the writer's place.
+    /// Checked out by the writer: handed back as the writer's own.
     writes: bool,
 }
 
 impl Connections {
     pub(super) fn new(pool: AnyPool, keep_idle: bool) -> Self {
         let keep = pool.options().get_max_connections().saturating_sub(1).max(1) as usize;
-        let idle = keep_idle.then(|| {
-            Arc::new(Idle { list: Mutex::new(Some(Vec::with_capacity(keep))), writer: Mutex::new(Some(None)), keep })
-        });
+        let idle = keep_idle.then(|| Arc::new(Idle { kept: Mutex::new(Some(Kept::default())), keep }));
         Self { pool, idle }
     }
 
@@ -59,24 +70,21 @@ impl Connections {
     /// An idle connection, else — when the pool has none left to give — the writer's own while
     /// no group is open, else one from the pool.
     pub(super) async fn take(&self) -> Result<Conn, sqlx::Error> {
-        let exhausted = || self.pool.size() >= self.pool.options().get_max_connections() && self.pool.num_idle() == 0;
-        let found = self.idle_one().or_else(|| exhausted().then(|| self.writers_own()).flatten());
+        let exhausted = self.pool.size() >= self.pool.options().get_max_connections() && self.pool.num_idle() == 0;
+        let found =
+            self.with_kept(|kept| kept.list.pop().or_else(|| if exhausted { kept.writers.take() } else { None }));
         self.checkout(found, false).await
     }
 
     /// The writer's own connection, else one as [`Connections::take`] gives, which becomes the
     /// writer's own when handed back.
     pub(super) async fn take_for_writes(&self) -> Result<Conn, sqlx::Error> {
-        let found = self.writers_own().or_else(|| self.idle_one());
+        let found = self.with_kept(|kept| kept.writers.take().or_else(|| kept.list.pop()));
         self.checkout(found, true).await
     }
 
-    fn idle_one(&self) -> Option<PoolConnection<Any>> {
-        self.idle.as_ref()?.list.lock().expect("idle list").as_mut()?.pop()
-    }
-
-    fn writers_own(&self) -> Option<PoolConnection<Any>> {
-        self.idle.as_ref()?.writer.lock().expect("writer's connection").as_mut()?.take()
+    fn with_kept(&self, take: impl FnOnce(&mut Kept) -> Option<PoolConnection<Any>>) -> Option<PoolConnection<Any>> {
+        take(self.idle.as_ref()?.kept.lock().expect("idle connections").as_mut()?)
     }
 
     /// The connection found, else one from the pool.
@@ -92,8 +100,7 @@ impl Connections {
     /// then closes it.
     pub(super) async fn close(&self) {
         if let Some(idle) = &self.idle {
-            idle.list.lock().expect("idle list").take();
-            idle.writer.lock().expect("writer's connection").take();
+            idle.kept.lock().expect("idle connections").take();
         }
         self.pool.close().await;
     }
@@ -113,21 +120,11 @@ impl Drop for Conn {
     fn drop(&mut self) {
         // Declared before the lock, so a connection not kept goes back to the pool after it.
         let (Some(conn), Some(idle)) = (self.conn.take(), &self.idle) else { return };
-        if self.writes {
-            let mut writer = idle.writer.lock().expect("writer's connection");
-            match writer.as_mut() {
-                // Closed: back to the pool.
-                None => return,
-                Some(own) if own.is_none() => {
-                    *own = Some(conn);
-                    return;
-                }
-                Some(_) => {}
-            }
-        }
-        let mut list = idle.list.lock().expect("idle list");
-        if let Some(list) = list.as_mut().filter(|list| list.len() < idle.keep) {
-            list.push(conn);
+        let mut kept = idle.kept.lock().expect("idle connections");
+        let Some(kept) = kept.as_mut().filter(|kept| kept.len() < idle.keep) else { return };
+        match &mut kept.writers {
+            own @ None if self.writes => *own = Some(conn),
+            _ => kept.list.push(conn),
         }
     }
 }

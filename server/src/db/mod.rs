@@ -325,6 +325,25 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A checkout waiting on the pool is served once the others are handed back: the writer's own
+    /// connection counts among those kept in front of the pool, so the last one goes back to it.
+    #[tokio::test]
+    async fn a_checkout_waiting_on_the_pool_is_served_once_the_others_are_handed_back() {
+        let (db, dir) = scratch(2).await;
+        let writer = db.begin_write().await.unwrap();
+        let reader = db.read().await.unwrap();
+        let waiting = tokio::spawn({
+            let db = db.clone();
+            async move { db.read().await.map(drop) }
+        });
+        writer.commit().await.unwrap();
+        drop(reader);
+        let served = tokio::time::timeout(std::time::Duration::from_secs(2), waiting).await;
+        assert!(matches!(served, Ok(Ok(Ok(())))), "the waiting checkout was not served: {served:?}");
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// With every other connection in use, a reader gets the writer's while no group is open
     /// instead of waiting for the pool, and the writer takes another meanwhile.
     #[tokio::test]
