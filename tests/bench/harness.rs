@@ -38,7 +38,9 @@ impl Sample {
     }
 }
 
-/// Runs `clients` loops of `request(i)` for `seconds` (or `count` requests in all) and records latencies.
+/// Runs `clients` loops of `request(i)` and records latencies: `count` requests in all, for at
+/// least `seconds` (so a fast server is timed over a window as long as a slow one's), or without
+/// a count for `seconds`.
 pub async fn run<F, Fut>(name: &str, clients: usize, seconds: u64, count: Option<usize>, request: F) -> Sample
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -56,7 +58,7 @@ where
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let done = match count {
-                        Some(n) => i >= n,
+                        Some(n) => i >= n && Instant::now() >= deadline,
                         None => Instant::now() >= deadline,
                     };
                     if done {
