@@ -5,7 +5,8 @@
 //! the connection's thread and back — as many as the statements of a one-statement read. Here a
 //! connection, once dropped, waits in this list for the next checkout instead; beyond the pool's
 //! size less one (the writer's own, below, among them) it goes back to the pool as usual, so a
-//! checkout waiting on the pool is served, and closing hands all back so the pool can close. On PostgreSQL connections come from and go back to the pool.
+//! checkout waiting on the pool is served, and closing hands all back so the pool can close. On
+//! PostgreSQL connections come from and go back to the pool.
 //!
 //! The group-commit writer keeps one connection of its own between groups, taken before any
 //! other: SQLite empties a connection's page cache when another connection has written since its
