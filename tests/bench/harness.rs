@@ -57,11 +57,7 @@ where
                 let (mut micros, mut errors) = (Vec::new(), 0);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let done = match count {
-                        Some(n) => i >= n && Instant::now() >= deadline,
-                        None => Instant::now() >= deadline,
-                    };
-                    if done {
+                    if Instant::now() >= deadline && count.is_none_or(|n| i >= n) {
                         break;
                     }
                     let t = Instant::now();
