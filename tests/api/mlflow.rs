@@ -576,7 +576,6 @@ async fn concurrent_alias_sets_each_record_the_version_they_replaced(backend: Ba
 /// what holds goes through, a first one creating the alias.
 async fn the_database_refuses_an_alias_move_made_on_a_stale_read(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let c = &app.client;
     registered_model_with_versions(&app, "moves", 2).await;
     let pool = app.store.db.pool();
     let model: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = 'moves'").fetch_one(pool).await.unwrap();
