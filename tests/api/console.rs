@@ -1,6 +1,8 @@
-//! The console's server-rendered pages: content present before any JavaScript runs, real 404s.
+//! The console's server-rendered pages: content present before any JavaScript runs, real 404s,
+//! and its script and style files served whole.
 
-use modelgate_tests::{Backend, TestApp, on_both_backends, seed_model};
+use futures::StreamExt;
+use modelgate_tests::{Backend, TestApp, on_both_backends, seed_model, site_root};
 use serde_json::json;
 
 on_both_backends!(pages_render_on_the_server, unknown_pages_and_models_are_404);
@@ -34,4 +36,39 @@ async fn unknown_pages_and_models_are_404(backend: Backend) {
     assert_eq!(model.status(), 404);
     let html = model.text().await.unwrap();
     assert!(html.contains("model &#x27;ghost&#x27; not found") || html.contains("model 'ghost' not found"), "{html}");
+}
+
+/// Every script and style file of the built console comes back whole with 200 while not-found
+/// pages render beside it: a file once took the 404 of a page rendered at the same time, and the
+/// browser's import of the WASM glue failed, leaving the console unhydrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_files_are_served_whole_while_not_found_pages_render() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let pkg = site_root().join("pkg");
+    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&pkg)
+        .expect("the built console (cargo leptos build) is in target/site")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".js") || name.ends_with(".css"))
+        .map(|name| {
+            let bytes = std::fs::read(pkg.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+    assert!(
+        files.iter().any(|(name, _)| name == "modelgate.js"),
+        "{:?}",
+        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    let requests = (0..400).map(|i| {
+        let app = &app;
+        let file = &files[i % files.len()];
+        async move {
+            let page = app.client.get(app.url(&format!("/no/such/page/{i}"))).send().await.unwrap();
+            assert_eq!(page.status(), 404);
+            let response = app.anonymous.get(app.url(&format!("/pkg/{}", file.0))).send().await.unwrap();
+            assert_eq!(response.status(), 200, "/pkg/{} (request {i})", file.0);
+            assert!(response.bytes().await.unwrap() == file.1, "/pkg/{} came back whole", file.0);
+        }
+    });
+    futures::stream::iter(requests).buffer_unordered(16).collect::<Vec<()>>().await;
 }

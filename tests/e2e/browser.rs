@@ -10,12 +10,13 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-/// Runs in every page before its own scripts: records console errors, uncaught exceptions and
-/// Content-Security-Policy violations.
+/// Runs in every page before its own scripts: records console errors, uncaught exceptions,
+/// rejected promises (a failed WASM import is one) and Content-Security-Policy violations.
 const CAPTURE_ERRORS: &str = "window.__pageErrors = []; \
     const original = console.error.bind(console); \
     console.error = (...args) => { window.__pageErrors.push(args.map(String).join(' ')); original(...args); }; \
     window.addEventListener('error', (e) => window.__pageErrors.push(String(e.message))); \
+    window.addEventListener('unhandledrejection', (e) => window.__pageErrors.push(`unhandled rejection: ${e.reason}`)); \
     document.addEventListener('securitypolicyviolation', (e) => window.__pageErrors.push(`CSP blocked ${e.blockedURI} (${e.violatedDirective})`));";
 
 /// A Chrome DevTools Protocol command sent through chromedriver.
@@ -111,8 +112,21 @@ impl Browser {
         if waited.is_err() {
             self.screenshot("failed-hydration").await;
             let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            panic!("{url} did not hydrate within {HYDRATION_BOUND:?}; page errors: {:#?}", self.page_errors().await);
+            panic!(
+                "{url} did not hydrate within {HYDRATION_BOUND:?}; page errors: {:#?}; the page's own files: {:#?}",
+                self.page_errors().await,
+                self.page_fetches().await
+            );
         }
+    }
+
+    /// The document's state and every file it fetched from this origin, with status and timing.
+    async fn page_fetches(&self) -> serde_json::Value {
+        let script = "return [document.readyState].concat(performance.getEntriesByType('resource') \
+            .filter(e => e.name.startsWith(location.origin)) \
+            .map(e => `${e.name} status ${e.responseStatus} from ${Math.round(e.startTime)} ms \
+                for ${Math.round(e.duration)} ms, ${e.transferSize} bytes`));";
+        self.client.execute(script, vec![]).await.unwrap_or_default()
     }
 }
 

@@ -15,6 +15,7 @@ mod rollbacks;
 mod security;
 mod webhooks;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -109,25 +111,29 @@ pub fn router(
         max_body_bytes,
     };
     let backend: BackendHandle = store;
-    let routes = console_routes();
-    let console = Router::new().leptos_routes_with_context(
-        &state,
-        routes,
-        move || {
-            provide_context(backend.clone());
-            provide_context(cookie_policy);
-        },
-        {
-            let options = leptos.clone();
-            move || app::shell(options.clone())
-        },
-    );
+    let context = move || {
+        provide_context(backend.clone());
+        provide_context(cookie_policy);
+    };
+    let shell = {
+        let options = leptos.clone();
+        move || app::shell(options.clone())
+    };
+    let console = Router::new().leptos_routes_with_context(&state, console_routes(), context.clone(), shell.clone());
+    let console_files = Path::new(&*leptos.site_root).join(&*leptos.site_pkg_dir);
     Router::new()
         .merge(api)
         .merge(crate::mlflow::router())
         .merge(ops::router())
         .merge(console)
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        // The console's own files, straight from disk: leptos_axum's file handler can hand a file
+        // the status of a page rendering beside it (a not-found page's 404), and the browser then
+        // fails to import the WASM glue. Unknown paths render the console's not-found page.
+        .nest_service(
+            &format!("/{}", leptos.site_pkg_dir),
+            ServeDir::new(console_files).precompressed_br().precompressed_gzip(),
+        )
+        .fallback(leptos_axum::render_app_async_with_context(context, shell))
         .layer(middleware::from_fn(server_fn_error_status))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
