@@ -3,6 +3,8 @@
 //! and one unbroken chain from two server processes.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use app::server_fns::{
     CreateToken, CreateUser, DeployVersion, EditVersion, QuarantineVersion, ReleaseVersion, ResetPassword, RevokeToken,
@@ -457,6 +459,43 @@ async fn free_text_search_finds_entries_queued_for_the_term_index_and_indexed(ba
     app.store.index_audit_terms().await.unwrap();
     assert_eq!(queued().await, 0);
     assert_eq!(seqs("q=alpha&limit=50").await.0, all, "all found in the index alone");
+}
+
+on_both_backends!(a_search_while_the_indexer_moves_entries_misses_none);
+
+/// Search reads the queue of waiting terms and the term index in two statements while the indexer
+/// moves entries from one to the other: every entry written before a search began is found, however
+/// the move falls between the two reads.
+async fn a_search_while_the_indexer_moves_entries_misses_none(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.audit.index_ms = 3_600_000).await;
+    let written = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let writer = async {
+        for i in 0..100 {
+            json(app.post("/api/v1/models", &json!({ "name": format!("needle-{i}") })).await, 201).await;
+            written.store(i + 1, SeqCst);
+        }
+        done.store(true, SeqCst);
+    };
+    let indexer = async {
+        while !done.load(SeqCst) {
+            app.store.index_audit_terms().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    let searcher = async {
+        let mut searches = 0;
+        while !done.load(SeqCst) {
+            let before = written.load(SeqCst);
+            let page = json(app.get("/api/v1/audit?q=needle&limit=200").await, 200).await;
+            let found = page["entries"].as_array().unwrap().len();
+            assert!(found >= before, "search {searches} found {found} of the {before} entries written before it");
+            searches += 1;
+        }
+        searches
+    };
+    let ((), (), searches) = tokio::join!(writer, indexer, searcher);
+    assert!(searches > 20, "only {searches} searches ran beside the indexer");
 }
 
 on_both_backends!(search_filters_and_pages_with_a_cursor);

@@ -210,10 +210,13 @@ impl Filter {
         Ok(f)
     }
 
-    /// The filters to run, whose rows together are the answer: itself without free text; with
-    /// it, one over the term index and one over the entries whose terms still wait in the queue
-    /// (an entry's terms are all in one or all in the other). On SQLite the queue leads the join
-    /// (`CROSS JOIN`): its planner would otherwise walk every entry in range to look each up in it.
+    /// The filters to run, in this order, whose rows together are the answer: itself without free
+    /// text; with it, one over the entries whose terms still wait in the queue, then one over the
+    /// term index (an entry's terms are all in one or all in the other). Entries only move from
+    /// queue to index, so the queue is read first: an entry moved between the two reads is then
+    /// found in the index, where the other order would miss it in both. On SQLite the queue leads
+    /// the join (`CROSS JOIN`): its planner would otherwise walk every entry in range to look
+    /// each up in it.
     fn sources(&self, sqlite: bool) -> Vec<Filter> {
         let Some((driver, others)) = self.words.split_first() else { return vec![self.clone()] };
         let mut indexed = self.clone();
@@ -233,7 +236,7 @@ impl Filter {
         for term in &self.words {
             queued.text("terms LIKE", format!("%\"{term}\"%"));
         }
-        vec![indexed, queued]
+        vec![queued, indexed]
     }
 
     /// The first `keep` rows (by `seq`, descending or not) of every source's answer to the query
