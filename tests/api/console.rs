@@ -40,9 +40,10 @@ async fn unknown_pages_and_models_are_404(backend: Backend) {
 
 /// Every script and style file of the built console comes back whole with 200 while not-found
 /// pages render beside it: a file once took the 404 of a page rendered at the same time, and the
-/// browser's import of the WASM glue failed, leaving the console unhydrated.
+/// browser's import of the WASM glue failed, leaving the console unhydrated. The icon browsers ask
+/// for is the brand mark, not a not-found page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_files_are_served_whole_while_not_found_pages_render() {
+async fn console_files_and_icon_are_served_whole_while_not_found_pages_render() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let pkg = site_root().join("pkg");
     let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&pkg)
@@ -71,4 +72,8 @@ async fn console_files_are_served_whole_while_not_found_pages_render() {
         }
     });
     futures::stream::iter(requests).buffer_unordered(16).collect::<Vec<()>>().await;
+
+    let icon = app.anonymous.get(app.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!((icon.status().as_u16(), icon.headers()["content-type"].to_str().unwrap()), (200, "image/svg+xml"));
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
 }

@@ -1,9 +1,10 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document and its reference page.
+//! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document and its
+//! reference page, and the console's icon.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
@@ -12,6 +13,8 @@ use crate::db::db_error;
 
 const REFERENCE_HTML: &str = include_str!("reference.html");
 const REFERENCE_JS: &str = include_str!("reference.js");
+/// The brand mark, answered where every browser looks for an icon (an SVG body is accepted there).
+const FAVICON_SVG: &str = include_str!("favicon.svg");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,6 +26,12 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/docs/reference.js",
             get(|| async { ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], REFERENCE_JS) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async {
+                ([(CONTENT_TYPE, "image/svg+xml"), (CACHE_CONTROL, "public, max-age=86400")], FAVICON_SVG)
+            }),
         )
         .route("/api/v1/{*rest}", axum::routing::any(api_not_found))
 }
