@@ -105,8 +105,8 @@ impl Browser {
     }
 
     /// Waits until the WASM has hydrated the page (the app marks `<html data-hydrated>`). The bound
-    /// is generous: the suite's browsers start together, each compiling the WASM on a cold profile,
-    /// and on two cores a first hydration once took over 20 s.
+    /// is generous: four browsers loading at once on two cores hydrate in 1–4 s. A page that never
+    /// hydrates fails with the files it fetched (a 404 for its WASM glue was once the cause).
     pub async fn wait_hydrated(&self) {
         let waited = self.client.wait().at_most(HYDRATION_BOUND).for_element(Locator::Css("html[data-hydrated]")).await;
         if waited.is_err() {
