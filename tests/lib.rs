@@ -135,6 +135,7 @@ impl TestApp {
         let mut config = Config::for_database(&db.url);
         config.site_root = site_root().display().to_string();
         config.audit.key = Some(TEST_AUDIT_KEY.into());
+        config.audit.witness_file = witness_file();
         configure(&mut config);
         server::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()), config.log_format);
         let clock = Clock::manual(TEST_EPOCH_MS);
@@ -299,7 +300,13 @@ pub fn modelgate() -> std::process::Command {
     assert!(path.exists(), "{} is missing: run `cargo leptos build` first", path.display());
     let mut command = std::process::Command::new(path);
     command.env("MODELGATE_AUDIT_KEY", TEST_AUDIT_KEY);
+    command.env("MODELGATE_AUDIT_WITNESS_FILE", witness_file());
     command
+}
+
+/// A checkpoint file of its own for each server or command: tests run many databases at once.
+pub fn witness_file() -> PathBuf {
+    std::env::temp_dir().join(format!("modelgate-witness-{}.json", uuid::Uuid::new_v4()))
 }
 
 /// Runs the binary with `stdin` as standard input; asserts success and returns standard output.

@@ -41,6 +41,14 @@ impl Application {
         spawn_every(Arc::downgrade(&store), minutes, "signing the periodic audit checkpoint", |store| async move {
             store.checkpoint_if_behind().await
         });
+        // The head is signed into the witness file soon after it moves.
+        let witness = std::time::Duration::from_millis(config.audit.witness_ms.max(1));
+        spawn_every(
+            Arc::downgrade(&store),
+            witness,
+            "keeping the audit checkpoint outside the database",
+            |store| async move { store.keep_witness().await },
+        );
         // Audited writes queue their entries' search terms; they join the term index in batches.
         let moment = std::time::Duration::from_millis(config.audit.index_ms.max(1));
         spawn_every(Arc::downgrade(&store), moment, "indexing audit search terms", |store| async move {

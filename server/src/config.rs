@@ -7,6 +7,7 @@ use clap::{Args, Parser, ValueEnum};
 
 use crate::audit::AuditLog;
 use crate::audit::signing::Signer;
+use crate::audit::witness::Witness;
 use crate::clock::Clock;
 
 /// Where the server listens, what it stores into, how it logs.
@@ -106,6 +107,17 @@ pub struct AuditConfig {
     /// File with the signing key (PKCS#8 PEM); generated, readable by the owner only, when missing.
     #[arg(long = "audit-key-file", env = "MODELGATE_AUDIT_KEY_FILE", default_value = "data/audit-signing.key")]
     pub key_file: PathBuf,
+    /// File keeping the newest checkpoint this server signed, outside the database (the chain may
+    /// never be cut back below it). Keep it with the signing key, not with the database.
+    #[arg(
+        long = "audit-witness-file",
+        env = "MODELGATE_AUDIT_WITNESS_FILE",
+        default_value = "data/audit-checkpoint.json"
+    )]
+    pub witness_file: PathBuf,
+    /// Sign the chain's head into the witness file this many milliseconds after it moves (at most).
+    #[arg(long = "audit-witness-ms", env = "MODELGATE_AUDIT_WITNESS_MS", default_value_t = 1000)]
+    pub witness_ms: u64,
     /// Sign a checkpoint with every N-th audit entry.
     #[arg(long = "audit-checkpoint-every", env = "MODELGATE_AUDIT_CHECKPOINT_EVERY", default_value_t = 1000)]
     pub checkpoint_every: i64,
@@ -135,10 +147,11 @@ pub fn from_env_and_defaults<T: Args>() -> T {
 }
 
 impl AuditConfig {
-    /// Loads (or creates) the signing key.
+    /// Loads (or creates) the signing key and reads the kept checkpoint.
     pub fn audit_log(&self, clock: Clock) -> anyhow::Result<AuditLog> {
         let signer = Signer::load(self.key.as_deref(), &self.key_file)?;
-        Ok(AuditLog::new(signer, self.checkpoint_every, clock))
+        let witness = Witness::load(Some(&self.witness_file))?;
+        Ok(AuditLog::new(signer, self.checkpoint_every, clock).with_witness(witness))
     }
 }
 

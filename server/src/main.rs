@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use app::domain::{NewToken, NewUser, Role};
+use app::domain::{Checkpoint, NewToken, NewUser, Role};
 use clap::{Parser, Subcommand};
 use server::application::{Application, shutdown_signal};
 use server::audit::AuditActor;
-use server::audit::offline::verify_file;
+use server::audit::offline::{Expectations, verify_export};
 use server::audit::signing::parse_public_key;
 use server::clock::Clock;
 use server::config::{AuditConfig, Config, from_env_and_defaults};
@@ -60,8 +60,9 @@ struct DatabaseArgs {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check a JSONL export offline: every hash, every link and every checkpoint signature.
-    /// Exits 0 when intact; otherwise names the first bad entry and exits 1.
+    /// Check a JSONL export offline: every hash, every link, every checkpoint signature, and that
+    /// the entries make the chain the newest checkpoint signed. Exits 0 when intact; otherwise
+    /// names the first bad entry and exits 1.
     Verify {
         /// The export (`GET /api/v1/audit/export?format=jsonl`).
         file: PathBuf,
@@ -69,6 +70,13 @@ enum AuditCommand {
         /// `GET /api/v1/audit/public-key`); repeat for keys from before a rotation.
         #[arg(long = "public-key", required = true)]
         public_keys: Vec<String>,
+        /// A checkpoint kept from earlier (a file with one checkpoint's JSON, or an array of
+        /// them): the export must contain it unchanged, proving the log only grew. Repeatable.
+        #[arg(long = "checkpoint")]
+        kept: Vec<PathBuf>,
+        /// Report entries after the newest signed checkpoint instead of failing on them.
+        #[arg(long)]
+        accept_unsigned_tail: bool,
     },
 }
 
@@ -119,8 +127,24 @@ async fn store(args: &DatabaseArgs) -> anyhow::Result<Store> {
     Ok(Store::new(db, Clock::system(), AuthSettings::default(), audit))
 }
 
+/// Reads the checkpoints an auditor kept: each file holds one checkpoint's JSON or an array.
+fn kept_checkpoints(files: &[PathBuf]) -> anyhow::Result<Vec<Checkpoint>> {
+    let mut kept = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("--checkpoint {}", file.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("--checkpoint {}: not JSON", file.display()))?;
+        let parsed = match value {
+            serde_json::Value::Array(_) => serde_json::from_value(value),
+            one => serde_json::from_value(one).map(|c| vec![c]),
+        };
+        kept.extend(parsed.with_context(|| format!("--checkpoint {}: not a checkpoint", file.display()))?);
+    }
+    Ok(kept)
+}
+
 /// Verifies an export; the exit code says whether it is intact.
-fn verify_export(file: &std::path::Path, public_keys: &[String]) -> anyhow::Result<ExitCode> {
+fn verify(file: &std::path::Path, public_keys: &[String], expect: &Expectations) -> anyhow::Result<ExitCode> {
     let keys = public_keys
         .iter()
         .map(|k| {
@@ -129,7 +153,7 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> anyhow::Resu
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = std::time::Instant::now();
-    let report = verify_file(file, &keys)?;
+    let report = verify_export(file, &keys, expect)?;
     let seconds = started.elapsed().as_secs_f64();
     println!("{report}");
     eprintln!("checked in {seconds:.2} s ({:.0} entries/s)", report.entries as f64 / seconds.max(1e-9));
@@ -182,7 +206,10 @@ async fn main() -> anyhow::Result<ExitCode> {
                 created.info.id, created.info.name
             );
         }
-        Command::Audit(AuditCommand::Verify { file, public_keys }) => return verify_export(&file, &public_keys),
+        Command::Audit(AuditCommand::Verify { file, public_keys, kept, accept_unsigned_tail }) => {
+            let expect = Expectations { unsigned_tail_ok: accept_unsigned_tail, kept: kept_checkpoints(&kept)? };
+            return verify(&file, &public_keys, &expect);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,8 +45,7 @@ impl Store {
 
     /// The same store with another clock (the demo data set is written as if over past months).
     pub fn with_clock(&self, clock: Clock) -> Self {
-        let audit = AuditLog::new(self.audit.signer.clone(), self.audit.checkpoint_every, clock.clone());
-        Self { clock, audit: Arc::new(audit), ..self.clone() }
+        Self { audit: Arc::new(self.audit.with_clock(clock.clone())), clock, ..self.clone() }
     }
 
     /// Starts a write whose commit appends its audit entry in the same transaction.

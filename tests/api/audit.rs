@@ -361,7 +361,7 @@ async fn exports_verify_offline_and_fail_when_modified_or_signed_by_another_key(
     assert!(report.problem.unwrap().what.contains("not among the trusted keys"));
 
     // A forged checkpoint line signed by another key, with the real key trusted.
-    let forged = other.sign(5, &"0".repeat(64), "2026-01-01T00:00:00.000Z");
+    let forged = other.sign(5, &"0".repeat(64), None, "2026-01-01T00:00:00.000Z");
     let with_forgery = format!("{text}{}\n", json!({ "checkpoint": forged }));
     std::fs::write(&bad, with_forgery).unwrap();
     assert_eq!(offline(&bad, &key).problem.map(|p| p.seq), Some(5));

@@ -12,6 +12,7 @@ mod mlflow;
 mod models;
 mod ops;
 mod rollbacks;
+mod tamper;
 mod versions;
 mod web;
 mod webhooks;

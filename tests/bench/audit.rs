@@ -10,6 +10,7 @@ use app::domain::{AuditAction, AuditEntry, AuditQuery, Caller, Origin, Role, Rol
 use modelgate_tests::number_arg;
 use serde_json::json;
 use server::audit::chain::{GENESIS_HASH, canonical_entry, entry_hash, entry_time};
+use server::audit::merkle::{Frontier, digest};
 use server::audit::offline::{EXPORT_FORMAT, entry_line, verify_file};
 use server::audit::signing::{Signer, parse_public_key};
 use server::audit::{AuditActor, AuditLog, Change, Target, append, insert_entry};
@@ -130,13 +131,15 @@ fn offline_verify(n: usize) {
     let signer = Signer::generate();
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
     use std::io::Write;
-    writeln!(out, "{}", json!({ EXPORT_FORMAT: 1, "contiguous": true })).unwrap();
+    writeln!(out, "{}", json!({ EXPORT_FORMAT: 2 })).unwrap();
     let mut prev = GENESIS_HASH.to_string();
     let mut checkpoints = Vec::new();
+    let mut tree = Frontier::default();
     for seq in 1..=n as i64 {
         let e = synthetic(seq, &prev, 1_767_225_600_000 + seq * 1000);
+        tree.push(digest(&e.hash).unwrap());
         if seq % 1000 == 0 || seq == n as i64 {
-            checkpoints.push(signer.sign(seq, &e.hash, &e.at));
+            checkpoints.push(signer.sign(seq, &e.hash, tree.root_hex(), &e.at));
         }
         out.write_all(&entry_line(&canonical_entry(&e), &e.hash)).unwrap();
         prev = e.hash;

@@ -186,18 +186,6 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-impl AuditQuery {
-    /// Whether the query selects a contiguous range of the chain (no filter but time and cursor).
-    pub fn is_contiguous(&self) -> bool {
-        self.actor.is_none()
-            && self.action.is_none()
-            && self.model.is_none()
-            && self.version.is_none()
-            && self.environment.is_none()
-            && self.q.as_deref().is_none_or(|q| q.trim().is_empty())
-    }
-}
-
 /// A page of audit entries, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -207,13 +195,17 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-/// A signed statement that entry `seq` of the chain has hash `hash`. The Ed25519 signature
-/// (base64) covers the RFC 8785 canonical JSON of the other four fields.
+/// A signed statement that the chain has `seq` entries, the last with hash `hash`, and that the
+/// Merkle tree of all their hashes (RFC 9162) has root `root`. The Ed25519 signature (base64)
+/// covers the RFC 8785 canonical JSON of the other fields (`root` only when present: checkpoints
+/// signed before roots were kept have none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Checkpoint {
     pub seq: i64,
     pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     pub signed_at: String,
     /// First 16 hex digits of SHA-256 over the raw public key.
     pub key_id: String,
@@ -271,4 +263,8 @@ pub struct IntegrityStatus {
     pub last_checkpoint: Option<Checkpoint>,
     /// Whether the last checkpoint's signature verifies against a published key.
     pub checkpoint_signature_valid: bool,
+    /// The newest checkpoint this server signed, as kept outside the database (the chain may
+    /// never be shorter than it, nor differ from it).
+    #[serde(default)]
+    pub witness: Option<Checkpoint>,
 }

@@ -7,7 +7,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::{AuditActor, AuditLog, ChainHead, Change, UNLINKED, entry_insert, locked_head, unlinked};
+use super::{
+    AuditActor, AuditLog, ChainHead, Change, UNLINKED, checkpoint_insert, entry_insert, locked_head, unlinked,
+};
 use crate::db::{Final, Statement, Turn};
 
 /// The entry of a change and the statement that makes it, linked to the chain head in the
@@ -64,7 +66,13 @@ impl Final for AuditedFinal {
             };
             let (entry, next) = self.log.link(self.unlinked.clone(), head.clone());
             let mut statements = vec![entry_insert(&entry, next.at)?, (self.statement)()];
-            statements.extend(self.log.checkpoint_after(&entry));
+            if entry.seq % self.log.checkpoint_every == 0 {
+                let conn = turn.conn().await?;
+                match self.log.sign_at(conn, entry.seq, &entry.hash, &entry.at, true).await {
+                    Ok(checkpoint) => statements.push(checkpoint_insert(&checkpoint, &self.log.signer)),
+                    Err(e) => tracing::error!(seq = entry.seq, error = %e.message, "audit checkpoint not signed"),
+                }
+            }
             if let Ok(mut guess) = self.log.head.lock() {
                 *guess = Some(next);
             }

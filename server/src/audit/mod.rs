@@ -6,15 +6,18 @@
 
 pub mod chain;
 mod final_write;
+pub mod merkle;
 pub mod offline;
 pub mod search;
 pub mod signing;
+pub mod witness;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, ServerEvent, Verification};
 use app::error::ApiError;
+use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyArguments;
@@ -26,13 +29,19 @@ use crate::db::{Dialect, WriteTx, db_error};
 use crate::events::EventBus;
 use chain::{entry_hash, entry_time};
 pub(crate) use final_write::AuditedFinal;
+use merkle::Frontier;
 use signing::Signer;
+use witness::Witness;
 
-/// What the audit log needs besides the database: the signing key, the checkpoint cadence, the
-/// clock, and the outcome of the last full verification.
+/// What the audit log needs besides the database: the signing key, the checkpoint kept outside
+/// the database, the checkpoint cadence, the clock, and the outcome of the last full verification.
 #[derive(Debug)]
 pub struct AuditLog {
     pub signer: Signer,
+    pub witness: Arc<Witness>,
+    /// The Merkle frontier of the chain as far as the last checkpoint signed it (re-read from
+    /// the database whenever its last leaf is no longer there).
+    tree: Arc<Mutex<Frontier>>,
     /// A checkpoint is signed inside the append of every entry whose number is a multiple of this.
     pub checkpoint_every: i64,
     clock: Clock,
@@ -54,14 +63,91 @@ struct ChainHead {
 const UNLINKED: &str = "does not link to the chain head";
 
 impl AuditLog {
+    /// A log whose kept checkpoint lives in memory only; see [`AuditLog::with_witness`].
     pub fn new(signer: Signer, checkpoint_every: i64, clock: Clock) -> Self {
         Self {
             signer,
+            witness: Arc::default(),
+            tree: Arc::default(),
             checkpoint_every: checkpoint_every.max(1),
             clock,
             last_verification: Mutex::default(),
             head: Mutex::default(),
         }
+    }
+
+    pub fn with_witness(self, witness: Witness) -> Self {
+        Self { witness: Arc::new(witness), ..self }
+    }
+
+    /// The same log (key, kept checkpoint, tree) on another clock.
+    pub fn with_clock(&self, clock: Clock) -> Self {
+        Self {
+            witness: self.witness.clone(),
+            tree: self.tree.clone(),
+            ..Self::new(self.signer.clone(), self.checkpoint_every, clock)
+        }
+    }
+
+    /// Signs a checkpoint of the chain as `conn` sees it: `seq` entries, the last with `hash`,
+    /// with the Merkle root of them all (`unstored`: entry `seq` is not in the database yet).
+    /// Refused (a conflict) when that chain is shorter than the one kept outside the database or
+    /// no longer contains it.
+    pub(crate) async fn sign_at(
+        &self,
+        conn: &mut AnyConnection,
+        seq: i64,
+        hash: &str,
+        signed_at: &str,
+        unstored: bool,
+    ) -> Result<Checkpoint, ApiError> {
+        if let Some(kept) = self.witness.latest() {
+            let refuse =
+                |why: String| Err(ApiError::conflict(format!("refusing to sign a checkpoint at entry {seq}: {why}")));
+            if seq < kept.seq {
+                return refuse(format!("entry {} was signed before, so the chain has been cut back", kept.seq));
+            }
+            let at_kept = if seq == kept.seq { Some(hash.to_string()) } else { stored_hash(conn, kept.seq).await? };
+            if at_kept.as_deref() != Some(kept.hash.as_str()) {
+                return refuse(format!("entry {} differs from the checkpoint kept outside the database", kept.seq));
+            }
+        }
+        let root = if unstored {
+            let mut tree = self.tree_at(conn, seq - 1).await?;
+            tree.push(merkle::digest(hash).ok_or_else(ApiError::internal)?);
+            tree.root_hex()
+        } else {
+            self.tree_at(conn, seq).await?.root_hex()
+        };
+        Ok(self.signer.sign(seq, hash, root, signed_at))
+    }
+
+    /// The Merkle frontier of the first `seq` entries, grown from the last one computed when the
+    /// chain still holds its last leaf (the chain's links then vouch for every entry before it).
+    async fn tree_at(&self, conn: &mut AnyConnection, seq: i64) -> Result<Frontier, ApiError> {
+        let mut tree = self.tree.lock().map(|t| t.clone()).unwrap_or_default();
+        let size = tree.size() as i64;
+        if size > seq
+            || size > 0 && stored_hash(conn, size).await?.and_then(|h| merkle::digest(&h)).as_ref() != tree.last_leaf()
+        {
+            tree = Frontier::default();
+        }
+        let mut hashes =
+            sqlx::query_scalar::<_, String>("SELECT hash FROM audit_entries WHERE seq > $1 AND seq <= $2 ORDER BY seq")
+                .bind(tree.size() as i64)
+                .bind(seq)
+                .fetch(&mut *conn);
+        while let Some(hash) = hashes.try_next().await.map_err(db_error)? {
+            tree.push(merkle::digest(&hash).ok_or_else(ApiError::internal)?);
+        }
+        drop(hashes);
+        if tree.size() as i64 != seq {
+            return Err(ApiError::conflict(format!("the audit chain has a gap below entry {seq}")));
+        }
+        if let Ok(mut cached) = self.tree.lock() {
+            *cached = tree.clone();
+        }
+        Ok(tree)
     }
 
     pub(crate) fn last_verification(&self) -> Option<Verification> {
@@ -409,8 +495,14 @@ async fn append_to(
         None => link_and_store(&mut to, log, unlinked, None).await,
     }
     .map_err(db_error)?;
-    if let Some(checkpoint) = log.checkpoint_after(&entry) {
-        checkpoint.execute(to.conn()).await.map_err(db_error)?;
+    if entry.seq % log.checkpoint_every == 0 {
+        // A refusal leaves the entry unsigned for now: verification names what went wrong.
+        match log.sign_at(to.conn(), entry.seq, &entry.hash, &entry.at, false).await {
+            Ok(checkpoint) => {
+                checkpoint_insert(&checkpoint, &log.signer).execute(to.conn()).await.map_err(db_error)?;
+            }
+            Err(e) => tracing::error!(seq = entry.seq, error = %e.message, "audit checkpoint not signed"),
+        }
     }
     if let Some(mut last) = log.head.lock().ok().filter(|_| sqlite) {
         *last = Some(head);
@@ -480,12 +572,15 @@ impl AuditLog {
         let head = ChainHead { seq: entry.seq, hash: entry.hash.clone(), at: now };
         (entry, head)
     }
+}
 
-    /// The statement storing the signed checkpoint of `entry`, when its number is on the cadence.
-    fn checkpoint_after<'q>(&self, entry: &AuditEntry) -> Option<Query<'q, Any, AnyArguments<'q>>> {
-        (entry.seq % self.checkpoint_every == 0)
-            .then(|| checkpoint_insert(&self.signer.sign(entry.seq, &entry.hash, &entry.at), &self.signer))
-    }
+/// The stored hash of entry `seq`, if there is one.
+async fn stored_hash(conn: &mut AnyConnection, seq: i64) -> Result<Option<String>, ApiError> {
+    sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)
 }
 
 /// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
@@ -536,13 +631,14 @@ pub(crate) async fn insert_checkpoint(
 }
 
 /// The statement that stores a signed checkpoint.
-fn checkpoint_insert<'q>(checkpoint: &Checkpoint, signer: &Signer) -> Query<'q, Any, AnyArguments<'q>> {
+pub(crate) fn checkpoint_insert<'q>(checkpoint: &Checkpoint, signer: &Signer) -> Query<'q, Any, AnyArguments<'q>> {
     sqlx::query(
-        "INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, public_key, signature) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING",
+        "INSERT INTO audit_checkpoints (seq, hash, root, signed_at, key_id, public_key, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (seq) DO NOTHING",
     )
     .bind(checkpoint.seq)
     .bind(checkpoint.hash.clone())
+    .bind(checkpoint.root.clone())
     .bind(checkpoint.signed_at.clone())
     .bind(checkpoint.key_id.clone())
     .bind(signer.public().public_key.clone())

@@ -17,8 +17,15 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 use super::chain::{ChainVerifier, entry_hash, entry_time};
 use super::insert_checkpoint;
+use super::merkle::{self, Subtree};
 use super::signing::{parse_public_key, verify_checkpoint};
 use crate::db::{Dialect, db_error};
+
+/// An I/O failure of the server's own (a file it keeps), logged and answered as a 500.
+fn internal(error: &anyhow::Error) -> ApiError {
+    tracing::error!(error = %format!("{error:#}"), "audit");
+    ApiError::internal()
+}
 use crate::store::Store;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -384,6 +391,33 @@ impl Store {
         Ok(chunks.try_flatten())
     }
 
+    /// The subtree hashes that stand in for the entries among the first `size` that an export
+    /// leaves out (`kept`: the sequence numbers it holds, ascending), none spanning a stored
+    /// checkpoint, so every checkpoint's root can be recomputed from the export.
+    pub async fn audit_subtrees(&self, kept: &[i64], size: i64) -> Result<Vec<Subtree>, ApiError> {
+        if kept.len() as i64 == size {
+            return Ok(Vec::new());
+        }
+        let mut leaves = Vec::with_capacity(size.max(0) as usize);
+        {
+            let mut conn = self.conn().await?;
+            let mut hashes =
+                sqlx::query_scalar::<_, String>("SELECT hash FROM audit_entries WHERE seq <= $1 ORDER BY seq")
+                    .bind(size)
+                    .fetch(&mut *conn);
+            while let Some(hash) = hashes.try_next().await.map_err(db_error)? {
+                leaves.push(merkle::digest(&hash).ok_or_else(ApiError::internal)?);
+            }
+        }
+        if leaves.len() as i64 != size {
+            // A chain with a gap has no tree to prove anything with; the verifier names the gap.
+            return Ok(Vec::new());
+        }
+        let cuts: Vec<u64> = self.checkpoints_between(1, size).await?.iter().map(|c| c.seq as u64).collect();
+        let kept: Vec<u64> = kept.iter().map(|seq| (*seq - 1) as u64).collect();
+        Ok(merkle::cover(&leaves, &kept, &cuts))
+    }
+
     /// Signed checkpoints with sequence numbers in `from..=to`, ascending.
     pub async fn checkpoints_between(&self, from: i64, to: i64) -> Result<Vec<Checkpoint>, ApiError> {
         self.checkpoints("WHERE seq >= $1 AND seq <= $2 ORDER BY seq", &[from, to]).await
@@ -395,15 +429,22 @@ impl Store {
     }
 
     async fn checkpoints(&self, clauses: &str, binds: &[i64]) -> Result<Vec<Checkpoint>, ApiError> {
-        let sql = format!("SELECT seq, hash, signed_at, key_id, signature FROM audit_checkpoints {clauses}");
-        let mut query = sqlx::query_as::<_, (i64, String, String, String, String)>(&sql);
+        let sql = format!("SELECT seq, hash, root, signed_at, key_id, signature FROM audit_checkpoints {clauses}");
+        let mut query = sqlx::query_as::<_, (i64, String, Option<String>, String, String, String)>(&sql);
         for b in binds {
             query = query.bind(*b);
         }
         let rows = query.fetch_all(&mut *self.conn().await?).await.map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|(seq, hash, signed_at, key_id, signature)| Checkpoint { seq, hash, signed_at, key_id, signature })
+            .map(|(seq, hash, root, signed_at, key_id, signature)| Checkpoint {
+                seq,
+                hash,
+                root,
+                signed_at,
+                key_id,
+                signature,
+            })
             .collect())
     }
 
@@ -423,20 +464,29 @@ impl Store {
         Ok(PublicKeys { current, previous })
     }
 
-    async fn head(&self) -> Result<(i64, String), ApiError> {
+    pub(crate) async fn head(&self) -> Result<(i64, String), ApiError> {
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(&mut *self.conn().await?)
             .await
             .map_err(db_error)
     }
 
-    /// Signs a checkpoint at the head of the chain (unless the log is empty).
+    /// Signs and stores a checkpoint at the head of the chain (unless the log is empty), and keeps
+    /// it outside the database.
     pub async fn checkpoint_head(&self) -> Result<Option<Checkpoint>, ApiError> {
-        let (seq, hash) = self.head().await?;
+        let mut tx = self.db.begin_write().await?;
+        let (seq, hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
         if seq == 0 {
             return Ok(None);
         }
-        self.checkpoint_at(seq, &hash).await.map(Some)
+        let checkpoint = self.audit.sign_at(&mut tx, seq, &hash, &entry_time(self.clock.now_ms()), false).await?;
+        insert_checkpoint(&mut tx, &checkpoint, &self.audit.signer).await?;
+        tx.commit().await?;
+        self.audit.witness.keep(&checkpoint).map_err(|e| internal(&e))?;
+        Ok(Some(checkpoint))
     }
 
     /// Signs a checkpoint at the head when entries were appended since the last checkpoint.
@@ -449,13 +499,20 @@ impl Store {
         Ok(())
     }
 
-    /// The checkpoint at `seq`, signing one for the entry with `hash` if there is none yet.
-    pub async fn checkpoint_at(&self, seq: i64, hash: &str) -> Result<Checkpoint, ApiError> {
-        let checkpoint = self.audit.signer.sign(seq, hash, &entry_time(self.clock.now_ms()));
-        let mut tx = self.db.begin_write().await?;
-        insert_checkpoint(&mut tx, &checkpoint, &self.audit.signer).await?;
-        tx.commit().await?;
-        self.checkpoints_between(seq, seq).await?.pop().ok_or_else(ApiError::internal)
+    /// Signs the head into the checkpoint kept outside the database when it moved since (not
+    /// stored in the database: the kept file is the record). A head below the kept checkpoint is
+    /// an error, every time, until someone looks.
+    pub async fn keep_witness(&self) -> Result<(), ApiError> {
+        let (seq, hash) = self.head().await?;
+        let kept = self.audit.witness.latest().map_or(0, |c| c.seq);
+        if seq == 0 || seq == kept {
+            return Ok(());
+        }
+        let checkpoint = {
+            let mut conn = self.conn().await?;
+            self.audit.sign_at(&mut conn, seq, &hash, &entry_time(self.clock.now_ms()), false).await?
+        };
+        self.audit.witness.keep(&checkpoint).map_err(|e| internal(&e))
     }
 
     /// Every key that may have signed a stored checkpoint, ready to verify with.
@@ -467,36 +524,32 @@ impl Store {
             .collect())
     }
 
-    /// Walks every entry and checkpoint; remembers and returns the outcome.
+    /// Walks every entry and checks it against every stored checkpoint and the one kept outside
+    /// the database; remembers and returns the outcome.
     pub async fn verify_chain(&self) -> Result<Verification, ApiError> {
         let started = Instant::now();
         let (head, _) = self.head().await?;
         let keys = self.trusted_keys().await?;
-        let checkpoints = self.checkpoints_between(1, head).await?;
-        let mut verifier = ChainVerifier::new(true, &[]);
-        let mut signed = Vec::new();
+        let mut checkpoints = self.checkpoints_between(1, i64::MAX).await?;
+        checkpoints.extend(self.audit.witness.latest());
+        let mut problem = None;
         for c in &checkpoints {
-            match verify_checkpoint(c, &keys) {
-                Ok(()) => signed.push(c.clone()),
-                Err(what) => {
-                    verifier.problem = Some(ChainProblem { seq: c.seq, what });
-                    break;
-                }
+            if let Err(what) = verify_checkpoint(c, &keys) {
+                problem = Some(ChainProblem { seq: c.seq, what });
+                break;
             }
         }
+        let mut verifier = ChainVerifier::new(checkpoints);
+        verifier.problem = verifier.problem.take().or(problem);
         if verifier.problem.is_none() {
-            verifier = ChainVerifier::new(true, &signed);
             let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default(), head).await?);
             while let Some(entry) = entries.next().await {
                 let entry = entry?;
-                if entry.seq > head {
-                    break;
-                }
                 if !verifier.push(entry.seq, &entry.prev_hash, &entry.hash, &entry_hash(&entry)) {
                     break;
                 }
             }
-            verifier.finish(Some(head));
+            verifier.finish(Some(head), true);
         }
         let verification = Verification {
             at: entry_time(self.clock.now_ms()),
@@ -521,6 +574,7 @@ impl Store {
             last_verification: self.audit.last_verification(),
             last_checkpoint,
             checkpoint_signature_valid,
+            witness: self.audit.witness.latest(),
         })
     }
 }

@@ -70,12 +70,13 @@ impl Signer {
         &self.public
     }
 
-    /// Signs (seq, hash) at `signed_at`.
-    pub fn sign(&self, seq: i64, hash: &str, signed_at: &str) -> Checkpoint {
-        let message = checkpoint_message(seq, hash, signed_at, &self.public.key_id);
+    /// Signs (seq, hash, root) at `signed_at`.
+    pub fn sign(&self, seq: i64, hash: &str, root: Option<String>, signed_at: &str) -> Checkpoint {
+        let message = checkpoint_message(seq, hash, root.as_deref(), signed_at, &self.public.key_id);
         Checkpoint {
             seq,
             hash: hash.to_string(),
+            root,
             signed_at: signed_at.to_string(),
             key_id: self.public.key_id.clone(),
             signature: BASE64.encode(self.key.sign(&message).to_bytes()),
@@ -134,7 +135,13 @@ pub fn verify_checkpoint(checkpoint: &Checkpoint, keys: &[VerifyingKey]) -> Resu
         BASE64.decode(&checkpoint.signature).map_err(|_| format!("checkpoint {}: bad signature", checkpoint.seq))?;
     let signature =
         Signature::from_slice(&bytes).map_err(|_| format!("checkpoint {}: malformed signature", checkpoint.seq))?;
-    let message = checkpoint_message(checkpoint.seq, &checkpoint.hash, &checkpoint.signed_at, &checkpoint.key_id);
+    let message = checkpoint_message(
+        checkpoint.seq,
+        &checkpoint.hash,
+        checkpoint.root.as_deref(),
+        &checkpoint.signed_at,
+        &checkpoint.key_id,
+    );
     key.verify_strict(&message, &signature)
         .map_err(|_| format!("checkpoint {}: the signature does not verify", checkpoint.seq))
 }
@@ -149,11 +156,13 @@ mod tests {
         let other = Signer::generate();
         let key = parse_public_key(&signer.public().public_key).unwrap();
         let other_key = parse_public_key(&other.public().pem).unwrap();
-        let cp = signer.sign(7, "abc", "2026-01-01T00:00:00.000Z");
+        let cp = signer.sign(7, "abc", Some("def".into()), "2026-01-01T00:00:00.000Z");
         assert!(verify_checkpoint(&cp, &[key]).is_ok());
         assert!(verify_checkpoint(&cp, &[other_key]).is_err());
-        let forged = Checkpoint { hash: "abd".into(), ..cp };
+        let forged = Checkpoint { hash: "abd".into(), ..cp.clone() };
         assert!(verify_checkpoint(&forged, &[key]).is_err());
+        let rootless = Checkpoint { root: None, ..cp };
+        assert!(verify_checkpoint(&rootless, &[key]).is_err(), "the root is signed too");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use app::backend::AuditTrail;
 use app::domain::*;
-use app::error::{ApiError, ErrorBody};
+use app::error::{ApiError, ErrorBody, ErrorCode};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -21,7 +21,7 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::extract::ApiQuery;
 use crate::audit::chain::{canonical_entry, entry_time};
-use crate::audit::offline::{EXPORT_FORMAT, entry_line};
+use crate::audit::offline::{EXPORT_FORMAT, entry_line, subtree_line};
 use crate::store::Store;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -77,10 +77,11 @@ struct ExportParams {
     format: Option<ExportFormat>,
 }
 
-/// Export every entry matching the filters (oldest first), streamed, followed by the signed
-/// checkpoints that cover the range; a checkpoint is signed at its last entry if none is there yet.
+/// Export every entry matching the filters (oldest first), streamed, followed by every signed
+/// checkpoint up to the head (one is signed there first) and, for the entries left out, the
+/// Merkle subtree hashes that prove each exported entry's place in the signed chain.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportParams, AuditQuery),
-    responses((status = 200, description = "JSONL or CSV", content_type = "application/x-ndjson"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "JSONL or CSV", content_type = "application/x-ndjson"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn export(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -89,35 +90,37 @@ async fn export(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Audit)?;
     let format = params.format.unwrap_or_default();
+    // The header says what was asked for; the verifier proves what the file holds, not this.
     let header_line = json!({
-        EXPORT_FORMAT: 1,
+        EXPORT_FORMAT: 2,
         "exported_at": entry_time(s.store.clock.now_ms()),
         "exported_by": caller.actor().name,
-        "contiguous": query.is_contiguous(),
         "filters": query,
     });
     // Sign the checkpoint that ends the export before streaming, so the response body only reads
     // (a client that hangs up mid-download then leaves no write half done).
-    let newest = s.store.search_audit(&caller, AuditQuery { limit: Some(1), before: None, ..query.clone() }).await?;
-    let last = match newest.entries.first() {
-        Some(e) => {
-            s.store.checkpoint_at(e.seq, &e.hash).await?;
-            e.seq
+    // A chain the signer refuses to sign (cut back or rewritten) is still exported, with the
+    // checkpoints signed before: the verifier then names where it went wrong.
+    let (size, _) = s.store.head().await?;
+    let signed = match s.store.checkpoint_head().await {
+        Err(e) if e.code == ErrorCode::Conflict => {
+            tracing::error!(error = %e.message, "exporting an audit chain the signer refuses to sign");
+            s.store.recent_checkpoints(1).await?.pop()
         }
-        None => 0,
+        signed => signed?,
     };
-    let entries = s.store.audit_export(query, last).await?;
-    let range: Arc<Mutex<Option<(i64, i64)>>> = Arc::default();
-    let seen = range.clone();
+    let size = signed.as_ref().map_or(size, |c| c.seq.max(size));
+    let entries = s.store.audit_export(query, size).await?;
+    let kept: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let seen = kept.clone();
     let mut csv_header = matches!(format, ExportFormat::Csv);
     let head = futures::stream::iter([match format {
         ExportFormat::Jsonl => Ok(Bytes::from(format!("{header_line}\n"))),
         ExportFormat::Csv => Ok(Bytes::new()),
     }]);
     let body = entries.map_ok(move |e| {
-        if let Ok(mut r) = seen.lock() {
-            let first = r.as_ref().map_or(e.seq, |(first, _)| *first);
-            *r = Some((first, e.seq));
+        if let Ok(mut kept) = seen.lock() {
+            kept.push(e.seq);
         }
         let mut out = Vec::new();
         if std::mem::take(&mut csv_header) {
@@ -128,8 +131,8 @@ async fn export(
     });
     let store = s.store.clone();
     let tail = futures::stream::once(async move {
-        let range = range.lock().map(|r| r.clone()).unwrap_or_default();
-        covering_checkpoints(&store, range, format).await
+        let kept = std::mem::take(&mut *kept.lock().map_err(|_| ApiError::internal())?);
+        proof(&store, &kept, signed, format).await
     });
     let stream = head.chain(body).chain(tail).map_err(|e: ApiError| std::io::Error::other(e.message));
     let (content_type, extension) = match format {
@@ -147,22 +150,27 @@ async fn export(
         .into_response())
 }
 
-/// The checkpoints of `first..=last` (one is signed at `last` before the export starts).
-async fn covering_checkpoints(
+/// What follows the entries: the checkpoints up to `signed` (the one signed for this export) —
+/// for CSV those from the first exported entry on — and, in JSONL, the subtree hashes standing
+/// in for the entries left out.
+async fn proof(
     store: &Store,
-    range: Option<(i64, i64)>,
+    kept: &[i64],
+    signed: Option<Checkpoint>,
     format: ExportFormat,
 ) -> Result<Bytes, ApiError> {
-    let Some((first, last)) = range else {
+    let (Some(signed), Some(first)) = (signed, kept.first()) else {
         return Ok(Bytes::new());
     };
+    let from = if matches!(format, ExportFormat::Csv) { *first } else { 1 };
+    let mut checkpoints = store.checkpoints_between(from, signed.seq).await?;
+    if checkpoints.last() != Some(&signed) {
+        checkpoints.push(signed.clone());
+    }
     let mut out = Vec::new();
-    for c in store.checkpoints_between(first, last).await? {
+    for c in checkpoints {
         match format {
-            ExportFormat::Jsonl => {
-                out.extend(serde_json::to_vec(&json!({ "checkpoint": c })).unwrap_or_default());
-                out.push(b'\n');
-            }
+            ExportFormat::Jsonl => json_line(&mut out, &json!({ "checkpoint": c })),
             ExportFormat::Csv => {
                 let mut row = vec![String::new(); CSV_COLUMNS.len()];
                 row[0] = "checkpoint".into();
@@ -175,7 +183,17 @@ async fn covering_checkpoints(
             }
         }
     }
+    if matches!(format, ExportFormat::Jsonl) {
+        for subtree in store.audit_subtrees(kept, signed.seq).await? {
+            json_line(&mut out, &subtree_line(&subtree));
+        }
+    }
     Ok(Bytes::from(out))
+}
+
+fn json_line(out: &mut Vec<u8>, value: &serde_json::Value) {
+    out.extend(serde_json::to_vec(value).unwrap_or_default());
+    out.push(b'\n');
 }
 
 const CSV_COLUMNS: [&str; 20] = [
