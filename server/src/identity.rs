@@ -598,9 +598,14 @@ impl Identity for Store {
 
     async fn create_token(&self, caller: &Caller, input: NewToken) -> Result<CreatedToken, ApiError> {
         input.validate()?;
+        // A token acts for the person who made it, so four eyes stay two people: nobody, an
+        // admin included, mints one for someone else (only `modelgate token create` on the
+        // server's own machine does, recorded as the command line's).
         let owner_name = input.owner.clone().unwrap_or_else(|| caller.username.clone());
         if owner_name != caller.username {
-            caller.require(Permission::ManageTokens)?;
+            return Err(ApiError::forbidden(format!(
+                "a token acts for the user who creates it: {owner_name} signs in to create their own"
+            )));
         } else if caller.token.is_some() {
             return Err(ApiError::forbidden("an API token cannot create API tokens; sign in to create one"));
         }

@@ -105,9 +105,11 @@ async fn every_write_appends_exactly_one_entry_with_its_actor(backend: Backend) 
     .await;
     assert!(!e.to_string().contains("argon2"), "no password hash in the log: {e}");
     let (mut token_id, mut secret) = (0, String::new());
-    let e = expect_one_entry(&app, "token.create", token, async || {
-        let body = json!({ "name": "for-alice", "owner": "alice", "roles": ["operator"] });
-        let created = json(app.post("/api/v1/tokens", &body).await, 201).await;
+    let (session, _) = app.sign_in("alice", PASSWORD).await;
+    let alice = app.session_client(&session.unwrap());
+    let e = expect_one_entry(&app, "token.create", "alice", async || {
+        let body = json!({ "name": "alices", "roles": ["operator"] });
+        let created = json(alice.post(app.url("/api/v1/tokens")).json(&body).send().await.unwrap(), 201).await;
         token_id = created["info"]["id"].as_i64().unwrap();
         secret = created["token"].as_str().unwrap().to_string();
     })

@@ -136,15 +136,40 @@ async fn tokens_never_exceed_their_owner(backend: Backend) {
     let input = NewToken { name: "x".into(), owner: None, roles: vec![Role::Admin], expires_in_days: None };
     let err = app.store.bootstrap_token("vic", input).await.unwrap_err();
     assert_eq!(err.field(), Some("roles"));
-    // An admin may mint a token for someone else, within that user's roles only.
+    // Nobody mints a token for someone else, an admin included: a token acts for its creator.
     let for_vic = json!({ "name": "vic-bot", "owner": "vic", "roles": ["viewer"] });
     let (session, _) = app.sign_in("tester", PASSWORD).await;
     let browser = app.session_client(&session.unwrap());
-    let created = browser.post(app.url("/api/v1/tokens")).json(&for_vic).send().await.unwrap();
-    assert_eq!(json(created, 201).await["info"]["owner"], "vic");
-    let too_much = json!({ "name": "vic-bot", "owner": "vic", "roles": ["operator"] });
-    let refused = browser.post(app.url("/api/v1/tokens")).json(&too_much).send().await.unwrap();
-    expect_error(refused, 422, Some("roles")).await;
+    let refused = browser.post(app.url("/api/v1/tokens")).json(&for_vic).send().await.unwrap();
+    let body = expect_error(refused, 403, None).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("acts for the user who creates it"), "{body}");
+    let own = json!({ "name": "mine", "owner": "tester", "roles": ["operator"] });
+    let created = browser.post(app.url("/api/v1/tokens")).json(&own).send().await.unwrap();
+    assert_eq!(json(created, 201).await["info"]["owner"], "tester");
+}
+
+on_both_backends!(one_admin_cannot_file_and_approve_a_guarded_rollback_through_minted_tokens);
+
+/// The attack: an admin mints tokens for an operator and a reviewer, to file a production rollback
+/// with the first and approve it with the second. Refused at the first step, and nothing stored.
+async fn one_admin_cannot_file_and_approve_a_guarded_rollback_through_minted_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (user, role) in [("operator", Role::Operator), ("reviewer", Role::Reviewer)] {
+        app.client_as(user, &[role]).await;
+    }
+    let (session, _) = app.sign_in("tester", PASSWORD).await;
+    let admin = app.session_client(&session.unwrap());
+    for (owner, role) in [("operator", "operator"), ("reviewer", "reviewer")] {
+        let body = json!({ "name": "minted", "owner": owner, "roles": [role] });
+        let refused = admin.post(app.url("/api/v1/tokens")).json(&body).send().await.unwrap();
+        expect_error(refused, 403, None).await;
+    }
+    let minted: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.username IN ('operator', 'reviewer') AND t.name = 'minted'")
+            .fetch_one(app.store.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(minted, 0, "no token was stored");
 }
 
 async fn failed_sign_ins_are_throttled_without_locking_out_forever(backend: Backend) {
@@ -203,5 +228,39 @@ async fn anonymous_pages_lead_to_sign_in(backend: Backend) {
     assert!(sign_in.text().await.unwrap().contains("id=\"sign-in\""));
     for public in ["/healthz", "/readyz", "/api/v1/openapi.json"] {
         assert_eq!(app.anonymous.get(app.url(public)).send().await.unwrap().status(), 200, "{public}");
+    }
+}
+
+on_both_backends!(sign_in_returns_only_to_this_sites_paths_and_never_fails_once_signed_in);
+
+/// `next` after sign-in: a path of this site is followed; anything a browser could take
+/// elsewhere (tab or line break inside `//`, backslash, absolute URL) or a `Location` header
+/// cannot carry (control characters) goes home instead — never a 500 after the session exists.
+async fn sign_in_returns_only_to_this_sites_paths_and_never_fails_once_signed_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cases = [
+        ("/models/m?tab=versions", "/models/m?tab=versions"),
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("//evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/\x0b", "/"),
+        ("/\x01", "/"),
+        ("/\n", "/"),
+    ];
+    for (next, expected) in cases {
+        let form = [("username", "tester"), ("password", PASSWORD), ("next", next)];
+        let response = browser
+            .post(app.url(<app::server_fns::SignIn as leptos::server_fn::ServerFn>::PATH))
+            .header(reqwest::header::ORIGIN, &app.base)
+            .header(reqwest::header::ACCEPT, "text/html")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_redirection(), "{next:?}: {}", response.status());
+        assert_eq!(response.headers()["location"], expected, "{next:?}");
     }
 }

@@ -224,7 +224,7 @@ async fn forged_exports_fail_offline_at_the_first_bad_entry() {
     let entry_lines = || lines.iter().filter(|l| l.starts_with("{\"entry\":"));
 
     // An entry appended after the final checkpoint, linked and hashed like a real one.
-    let mut forged = parse_entry(entry_lines().last().unwrap());
+    let mut forged = parse_entry(entry_lines().next_back().unwrap());
     forged.seq += 1;
     forged.action = "user.create".into();
     forged.target = "users/backdoor".into();

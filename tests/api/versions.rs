@@ -161,3 +161,27 @@ async fn bad_version_in_path_names_the_field(backend: Backend) {
     expect_error(app.get("/api/v1/models/m/versions/0").await, 422, Some("version")).await;
     expect_error(app.get("/api/v1/models/m/versions/99").await, 404, None).await;
 }
+
+on_both_backends!(an_idempotent_write_answered_with_more_than_a_mebibyte_is_replayed_byte_for_byte);
+
+/// A version with 300 parameters of 5,000 characters is answered with about 1.5 MB; its retry
+/// under the same key gets those bytes again and registers nothing more.
+async fn an_idempotent_write_answered_with_more_than_a_mebibyte_is_replayed_byte_for_byte(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "big", 0).await;
+    let parameters: serde_json::Map<String, serde_json::Value> =
+        (0..300).map(|i| (format!("p{i:03}"), json!("x".repeat(5_000)))).collect();
+    let body = json!({ "artifact_uri": "s3://big/1", "artifact_digest": digest(1), "parameters": parameters });
+    let send = || {
+        app.client.post(app.url("/api/v1/models/big/versions")).header("Idempotency-Key", "big-one").json(&body).send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first = first.bytes().await.unwrap();
+    assert!(first.len() > 1 << 20, "the answer is over a mebibyte: {}", first.len());
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotency-replayed"], "true");
+    assert_eq!(again.bytes().await.unwrap(), first, "the same bytes");
+    assert_eq!(json(app.get("/api/v1/models/big").await, 200).await["version_count"], 1, "registered once");
+}

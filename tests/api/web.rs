@@ -60,6 +60,20 @@ async fn forged_cross_site_writes_are_refused(backend: Backend) {
     expect_error(fetch_meta, 403, None).await;
     let bare = app.anonymous.post(&url).header("cookie", &cookie).json(&body).send().await.unwrap();
     expect_error(bare, 403, None).await;
+    // An Authorization header that does not authenticate the request exempts nothing.
+    for authorization in ["X y", "Bearer", "Negotiate abc"] {
+        let disguised = app
+            .anonymous
+            .post(&url)
+            .header("cookie", &cookie)
+            .header("authorization", authorization)
+            .header("origin", "https://evil.example")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(disguised, 403, None).await;
+    }
     assert_eq!(json(app.get("/api/v1/models").await, 200).await["total"], 0, "nothing was created");
 
     let same_site = app

@@ -126,7 +126,6 @@ pub struct AuditScreenData {
 pub struct TokensPageData {
     pub tokens: Vec<ApiToken>,
     pub my_roles: Vec<Role>,
-    pub may_manage: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -246,10 +245,12 @@ pub async fn current_user() -> Result<Option<Me>, ApiError> {
 /// Signs in and returns to `next` (a local path); the session lives in an HttpOnly cookie.
 #[server]
 pub async fn sign_in(username: String, password: String, next: Option<String>) -> Result<(), ApiError> {
+    // Where to go is settled before anything is stored, so nothing can fail after the sign-in.
+    let next = safe_next(next.as_deref());
     let origin = parts()?.extensions.get::<Origin>().cloned().unwrap_or_default();
     let grant = backend()?.sign_in(&username, &password, &origin).await?;
     set_cookie(&cookie_policy().set(&grant.token))?;
-    leptos_axum::redirect(&safe_next(next.as_deref()));
+    leptos_axum::redirect(&next);
     Ok(())
 }
 
@@ -267,10 +268,20 @@ pub async fn sign_out() -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Only local paths are followed after sign-in (no open redirect).
+/// Only paths of this site are followed after sign-in (no open redirect): one leading `/` not
+/// followed by another or a backslash, and nothing but visible ASCII — browsers drop tabs and
+/// line breaks from a URL (`/<TAB>/evil.example` is `//evil.example` to them), and a control
+/// character cannot go in a `Location` header at all.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n[1..].starts_with(['/', '\\'])
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -482,7 +493,23 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(super::safe_next(Some("/models/x")), "/models/x");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil", "models"] {
+        assert_eq!(super::safe_next(Some("/audit?model=a%20b&q=x")), "/audit?model=a%20b&q=x");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "models",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/\x0b",
+            "/\x01",
+            "/ /evil",
+            "/\u{7f}",
+            "/mod\u{e8}le",
+            "\t//evil.example",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(super::safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(super::safe_next(None), "/");
@@ -551,14 +578,11 @@ pub async fn reset_password(username: String, password: String) -> Result<User, 
 pub async fn tokens_page() -> Result<TokensPageData, ApiError> {
     let caller = caller()?;
     let tokens = backend()?.list_tokens(&caller).await?;
-    Ok(TokensPageData {
-        tokens,
-        my_roles: caller.roles.iter().copied().collect(),
-        may_manage: caller.can(Permission::ManageTokens),
-    })
+    Ok(TokensPageData { tokens, my_roles: caller.roles.iter().copied().collect() })
 }
 
-/// Creates an API token; `owner` empty means the caller; `expires_in_days` empty means never.
+/// Creates an API token for the caller (`owner` must be empty or the caller: a token acts for
+/// the user who creates it); `expires_in_days` empty means never.
 #[server]
 pub async fn create_token(
     name: String,

@@ -14,6 +14,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 
+/// The `Authorization` header's scheme (lower case) and credentials, when it has both.
+pub fn credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(scheme, value)| (scheme.to_ascii_lowercase(), value.trim().to_string()))
+}
+
 /// Resolves the caller and stores it, and the request's [`Origin`], in the request's extensions.
 /// A bearer token that is not valid is refused at once; a stale session cookie only makes the
 /// request anonymous. Anonymous requests for console pages are sent to the sign-in page.
@@ -23,13 +32,7 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
     }
     let origin = origin(&req);
     req.extensions_mut().insert(origin.clone());
-    let (scheme, credentials) = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(scheme, value)| (scheme.to_ascii_lowercase(), value.trim().to_string()))
-        .unwrap_or_default();
+    let (scheme, credentials) = credentials(req.headers()).unwrap_or_default();
     if scheme == "basic" {
         let Some((username, password)) = basic_credentials(&credentials) else {
             return ApiError::new(app::error::ErrorCode::Unauthorized, "malformed basic credentials").into_response();

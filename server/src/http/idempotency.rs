@@ -24,8 +24,6 @@ const MAX_KEY: usize = 255;
 const ABANDONED_MS: i64 = 5 * 60_000;
 /// How long a key is remembered.
 pub const RETENTION_MS: i64 = 24 * 3_600_000;
-/// Responses larger than this are not stored (the key is then released).
-const MAX_STORED: usize = 1 << 20;
 
 /// What the first request under a key left.
 #[derive(sqlx::FromRow)]
@@ -132,8 +130,10 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
 
 /// Stores the first result under the key (a server error releases the key instead, so the retry runs).
 async fn remember(store: &Store, user: &str, key: &str, response: Response) -> Result<Response, ApiError> {
+    // Whole, whatever its size: a write's response is bounded by what the API produces (a few
+    // times the largest request body at most), and a replay must be the same bytes.
     let (parts, body) = response.into_parts();
-    let bytes = to_bytes(body, MAX_STORED).await.ok();
+    let bytes = to_bytes(body, usize::MAX).await.ok();
     let keep = !parts.status.is_server_error() && bytes.as_ref().is_some_and(|b| std::str::from_utf8(b).is_ok());
     let mut tx = store.begin_data_write().await?;
     if keep {
@@ -159,7 +159,11 @@ async fn remember(store: &Store, user: &str, key: &str, response: Response) -> R
             .map_err(db_error)?;
     }
     tx.commit().await?;
-    Ok(Response::from_parts(parts, Body::from(bytes.unwrap_or_default())))
+    let Some(bytes) = bytes else {
+        tracing::error!("a response body could not be read for its Idempotency-Key");
+        return Err(ApiError::internal());
+    };
+    Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
 impl Store {

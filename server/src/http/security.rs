@@ -2,8 +2,8 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
@@ -35,7 +35,8 @@ pub async fn security_headers(State(s): State<AppState>, req: Request, next: Nex
 }
 
 /// Refuses state-changing requests that a browser sent from another site. Requests with a bearer
-/// token are exempt (a browser never adds one on its own); requests that carry a cookie must show
+/// token or basic credentials are exempt (a browser never adds one on its own, and the cookie is
+/// then not read); any other `Authorization` header exempts nothing; requests that carry a cookie must show
 /// `Sec-Fetch-Site: same-origin` or an `Origin` of this host.
 pub async fn reject_cross_site(req: Request, next: Next) -> Response {
     if is_cross_site_write(&req) {
@@ -49,7 +50,8 @@ fn is_cross_site_write(req: &Request) -> bool {
         return false;
     }
     let headers = req.headers();
-    if headers.contains_key(AUTHORIZATION) {
+    // Only credentials that authenticate the request in the cookie's place exempt it.
+    if super::auth::credentials(headers).is_some_and(|(scheme, _)| scheme == "bearer" || scheme == "basic") {
         return false;
     }
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {

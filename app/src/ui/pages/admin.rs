@@ -149,7 +149,7 @@ pub fn TokensPage() -> impl IntoView {
                 match page.await {
                     Ok(page) => view! {
                         <TokenTable tokens=page.tokens revoke/>
-                        <CreateTokenForm create offered=page.my_roles may_manage=page.may_manage/>
+                        <CreateTokenForm create offered=page.my_roles/>
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
@@ -179,16 +179,13 @@ fn TokenTable(tokens: Vec<ApiToken>, revoke: ServerAction<RevokeToken>) -> impl 
 }
 
 #[component]
-fn CreateTokenForm(create: ServerAction<CreateToken>, offered: Vec<Role>, may_manage: bool) -> impl IntoView {
+fn CreateTokenForm(create: ServerAction<CreateToken>, offered: Vec<Role>) -> impl IntoView {
     view! {
         <section class="panel">
             <h2>"Create a token"</h2>
             <ActionForm action=create attr:class="stack-form narrow" attr:id="create-token">
                 <label>"Name"<input type="text" name="name" required maxlength="64" placeholder="e.g. ci-pipeline"/></label>
-                {may_manage.then(|| view! {
-                    <label>"Owner (empty: you)"<input type="text" name="owner" maxlength="64"/></label>
-                })}
-                {(!may_manage).then(|| view! { <input type="hidden" name="owner" value=""/> })}
+                <input type="hidden" name="owner" value=""/>
                 <RoleBoxes offered/>
                 <label>"Expires in days (empty: never)"<input type="text" name="expires_in_days" inputmode="numeric" maxlength="4"/></label>
                 <button type="submit" class="primary">"Create token"</button>
