@@ -50,6 +50,9 @@ const TOKEN_CACHE_MS: i64 = 5_000;
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, CachedToken>>,
+    /// Held while basic credentials missing from the cache are checked, so a client's burst of
+    /// parallel first requests is one sign-in attempt, not many (the throttle counts each).
+    password_checks: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +86,9 @@ impl TokenCache {
         }
     }
 }
+/// An address the user signed in from within this long is theirs: the hard per-account limit
+/// does not apply to it.
+const KNOWN_ADDRESS_MS: i64 = 90 * 24 * HOUR_MS;
 /// Failures from one address on one account tolerated before backoff starts.
 const FREE_FAILURES: i64 = 5;
 /// Longest wait between attempts from one address on one account.
@@ -239,53 +245,64 @@ impl Store {
         tx.commit().await
     }
 
-    /// Refuses a sign-in attempt while its account or address is over a limit, or backing off.
-    async fn check_throttle(
-        &self,
-        conn: &mut AnyConnection,
-        username: &str,
-        client: &str,
-        now: i64,
-    ) -> Result<(), ApiError> {
-        let (per_account, per_address, per_pair, last): (i64, i64, i64, Option<i64>) = sqlx::query_as(
+    /// Counts a sign-in attempt as a failure before its password is checked, then refuses it
+    /// (and forgets it) while its account or address is over a limit or backing off. Counting
+    /// first and committing before the count makes the limits hold under parallel attempts: the
+    /// n-th attempt to commit sees at least n. Returns the attempt, for [`Store::forget_attempt`]
+    /// once the password proves right. See the policy in the README (sign-in throttling).
+    async fn claim_attempt(&self, username: &str, client: &str, now: i64) -> Result<i64, ApiError> {
+        let mut tx = self.begin_data_write().await?;
+        let attempt: i64 = sqlx::query_scalar(
+            "INSERT INTO sign_in_failures (username, client_addr, at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(username)
+        .bind(client)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await?;
+        let (per_account, per_address, per_pair, last, known): (i64, i64, i64, Option<i64>, i64) = sqlx::query_as(
             "SELECT COUNT(*) FILTER (WHERE username = $1), COUNT(*) FILTER (WHERE client_addr = $2), \
              COUNT(*) FILTER (WHERE username = $1 AND client_addr = $2), \
-             MAX(at) FILTER (WHERE username = $1 AND client_addr = $2) \
+             MAX(at) FILTER (WHERE username = $1 AND client_addr = $2 AND id <> $4), \
+             (SELECT COUNT(*) FROM sign_in_addresses WHERE username = $1 AND client_addr = $2 AND $2 <> '' \
+              AND last_at > $5) \
              FROM sign_in_failures WHERE at > $3 AND (username = $1 OR client_addr = $2)",
         )
         .bind(username)
         .bind(client)
         .bind(now - HOUR_MS)
-        .fetch_one(conn)
+        .bind(attempt)
+        .bind(now - KNOWN_ADDRESS_MS)
+        .fetch_one(&mut *self.conn().await?)
         .await
         .map_err(db_error)?;
-        let too_many = || ApiError::new(ErrorCode::TooManyRequests, "too many failed sign-ins; try again later");
-        if per_account >= self.auth.max_failures_per_account_hour
-            || per_address >= self.auth.max_failures_per_address_hour
-        {
-            return Err(too_many());
+        // The hard limit per account spares the user's known addresses, so nobody elsewhere can
+        // lock the right password out; backoff per (account, address) keeps those slow too.
+        let over_limit = (per_account > self.auth.max_failures_per_account_hour && known == 0)
+            || per_address > self.auth.max_failures_per_address_hour;
+        let earlier = per_pair - 1;
+        let backing_off = earlier >= FREE_FAILURES && {
+            let wait = (1000_i64 << (earlier - FREE_FAILURES).min(16)).min(MAX_BACKOFF_MS);
+            last.is_some_and(|last| now < last + wait)
+        };
+        if over_limit || backing_off {
+            self.forget_attempt(attempt).await?;
+            return Err(ApiError::new(ErrorCode::TooManyRequests, "too many failed sign-ins; try again later"));
         }
-        // Backoff per (account, address): an attacker elsewhere does not slow the real user down.
-        if per_pair >= FREE_FAILURES {
-            let wait = (1000_i64 << (per_pair - FREE_FAILURES).min(16)).min(MAX_BACKOFF_MS);
-            if last.is_some_and(|last| now < last + wait) {
-                return Err(too_many());
-            }
-        }
-        Ok(())
+        Ok(attempt)
     }
 
-    async fn record_failure(&self, username: &str, origin: &Origin, why: &str, now: i64) -> Result<(), ApiError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO sign_in_failures (username, client_addr, at) VALUES ($1, $2, $3)")
-            .bind(username)
-            .bind(client_addr(origin))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+    /// Takes back an attempt that was refused unchecked or whose password was right.
+    async fn forget_attempt(&self, attempt: i64) -> Result<(), ApiError> {
+        self.bookkeeping(sqlx::query("DELETE FROM sign_in_failures WHERE id = $1").bind(attempt)).await
+    }
+
+    /// Records a failed sign-in (its attempt already counts) in the audit log.
+    async fn record_failure(&self, username: &str, origin: &Origin, why: &str) -> Result<(), ApiError> {
         let change = Change::new(AuditAction::SignInFailed, Target::user(username)).reason(why);
-        tx.commit(AuditActor::anonymous(origin), change).await?;
+        self.begin_write().await?.commit(AuditActor::anonymous(origin), change).await?;
         Ok(())
     }
 
@@ -369,10 +386,8 @@ impl Store {
     /// (audited) and answered 401 without saying which part was wrong.
     async fn check_password(&self, username: &str, password: &str, origin: &Origin) -> Result<UserRow, ApiError> {
         let now = self.clock.now_ms();
-        let mut conn = self.conn().await?;
-        self.check_throttle(&mut conn, username, client_addr(origin), now).await?;
-        let user = user_by_name(&mut conn, username).await?;
-        drop(conn);
+        let attempt = self.claim_attempt(username, client_addr(origin), now).await?;
+        let user = user_by_name(&mut *self.conn().await?, username).await?;
         let hash = match &user {
             Some(u) => u.password_hash.clone(),
             None => decoy_hash().await.to_string(),
@@ -385,9 +400,12 @@ impl Store {
             Some(_) => None,
         };
         match (user, why) {
-            (Some(user), None) => Ok(user),
+            (Some(user), None) => {
+                self.forget_attempt(attempt).await?;
+                Ok(user)
+            }
             _ => {
-                self.record_failure(username, origin, why.unwrap_or_default(), now).await?;
+                self.record_failure(username, origin, why.unwrap_or_default()).await?;
                 Err(ApiError::new(ErrorCode::Unauthorized, "wrong username or password"))
             }
         }
@@ -399,6 +417,10 @@ impl Store {
     pub async fn password_caller(&self, username: &str, password: &str, origin: &Origin) -> Result<Caller, ApiError> {
         let now = self.clock.now_ms();
         let key = format!("basic:{}", token_hash(&format!("{username}\0{password}")));
+        if let Some(caller) = self.tokens.get(&key, now) {
+            return Ok(caller);
+        }
+        let _one_at_a_time = self.tokens.password_checks.lock().await;
         if let Some(caller) = self.tokens.get(&key, now) {
             return Ok(caller);
         }
@@ -426,6 +448,16 @@ impl Identity for Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO sign_in_addresses (username, client_addr, last_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (username, client_addr) DO UPDATE SET last_at = excluded.last_at",
+        )
+        .bind(&user.username)
+        .bind(client)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let change = Change::new(AuditAction::SignIn, Target::user(&user.username));
         tx.commit(AuditActor::user(&user.username, origin), change).await?;
         let caller = user.caller(user.roles(), None);

@@ -2,6 +2,7 @@
 
 use app::backend::Identity;
 use app::domain::{NewToken, Role};
+use futures::future::join_all;
 use modelgate_tests::{Backend, PASSWORD, TestApp, create_user, expect_error, json, on_both_backends, origin};
 use reqwest::header::COOKIE;
 use serde_json::json;
@@ -263,4 +264,42 @@ async fn sign_in_returns_only_to_this_sites_paths_and_never_fails_once_signed_in
         assert!(response.status().is_redirection(), "{next:?}: {}", response.status());
         assert_eq!(response.headers()["location"], expected, "{next:?}");
     }
+}
+
+on_both_backends!(parallel_guesses_are_counted_before_any_is_checked_and_a_spray_cannot_lock_the_user_out);
+
+/// 150 wrong passwords at once for one account from one address: each is counted before its
+/// password is checked, so at most the five free attempts reach Argon2 and the rest wait. Then
+/// 100 failures from spread addresses lock the account for strangers, not for the user at an
+/// address they signed in from before.
+async fn parallel_guesses_are_counted_before_any_is_checked_and_a_spray_cannot_lock_the_user_out(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert!(app.store.sign_in("tester", PASSWORD, &origin("10.0.0.7")).await.is_ok(), "the user's own address");
+    let guesses = (0..150).map(|_| {
+        let store = app.store.clone();
+        tokio::spawn(
+            async move { store.sign_in("tester", "wrong", &origin("10.9.9.9")).await.unwrap_err().code.status() },
+        )
+    });
+    let statuses: Vec<u16> = join_all(guesses).await.into_iter().map(Result::unwrap).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!((1..=5).contains(&checked), "{checked} of 150 parallel guesses were checked");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 150 - checked, "the rest were refused unchecked");
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE action = 'session.sign_in_failed'")
+            .fetch_one(app.store.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(recorded, checked as i64, "one audit entry per checked guess");
+
+    // A spray from many addresses reaches the hard limit of the account...
+    app.clock.advance(61 * 60_000);
+    for i in 0..100 {
+        let err = app.store.sign_in("tester", "wrong", &origin(&format!("10.3.{}.{}", i / 250, i % 250))).await;
+        assert_eq!(err.unwrap_err().code.status(), 401, "attempt {i}");
+    }
+    let stranger = app.store.sign_in("tester", PASSWORD, &origin("10.4.0.1")).await.unwrap_err();
+    assert_eq!(stranger.code.status(), 429, "a new address meets the limit");
+    // ...and the right password still signs in from the user's known address.
+    assert!(app.store.sign_in("tester", PASSWORD, &origin("10.0.0.7")).await.is_ok());
 }
