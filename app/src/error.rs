@@ -16,6 +16,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
+    /// The request did not complete in the time the server allows.
+    Timeout,
     Internal,
 }
 
@@ -32,6 +34,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::TooManyRequests => 429,
+            ErrorCode::Timeout => 408,
             ErrorCode::Internal => 500,
         }
     }

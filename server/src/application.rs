@@ -23,6 +23,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: Arc<Store>,
+    limits: http::serve::Limits,
 }
 
 impl Application {
@@ -82,8 +83,15 @@ impl Application {
             .site_addr(addr)
             .build();
         let cookies = CookiePolicy { secure: config.secure_cookies };
-        let router = http::router(store.clone(), leptos, http::prometheus(), config.max_body_bytes, cookies);
-        Ok(Self { listener, router, store })
+        let request_timeout = std::time::Duration::from_secs(config.request_timeout_secs.max(1));
+        let router =
+            http::router(store.clone(), leptos, http::prometheus(), config.max_body_bytes, cookies, request_timeout);
+        let limits = http::serve::Limits {
+            connections: config.max_connections,
+            per_address: config.max_connections_per_address.max(1),
+            head: std::time::Duration::from_secs(config.header_timeout_secs.max(1)),
+        };
+        Ok(Self { listener, router, store, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -95,17 +103,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the pool.
-    /// Connections send at once (TCP_NODELAY): a response written in pieces would otherwise wait
-    /// for the client's delayed acknowledgement, some 40 ms.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+        http::serve::serve(self.listener, self.router, self.limits, shutdown).await?;
         self.store.db.close().await;
         Ok(())
     }

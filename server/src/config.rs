@@ -29,6 +29,24 @@ pub struct Config {
     #[arg(long, env = "MODELGATE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Connections served at once; more wait in the kernel's queue. Keep it below the process's
+    /// descriptor limit (`ulimit -n`) less a few hundred for the database and files.
+    #[arg(long, env = "MODELGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Connections served at once from one client address; more are closed on arrival.
+    #[arg(long, env = "MODELGATE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512)]
+    pub max_connections_per_address: usize,
+
+    /// Seconds a connection may take to send a complete request head, from its start or from its
+    /// previous response (so also how long an idle keep-alive connection stays open).
+    #[arg(long, env = "MODELGATE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request may take, its body included, until its response starts.
+    #[arg(long, env = "MODELGATE_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+
     /// Size of the database connection pool.
     #[arg(long, env = "MODELGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -178,6 +196,10 @@ impl Config {
             addr: "127.0.0.1:0".parse().expect("valid address"),
             site_root: "target/site".into(),
             max_body_bytes: 4 * 1024 * 1024,
+            max_connections: 10_000,
+            max_connections_per_address: 512,
+            header_timeout_secs: 10,
+            request_timeout_secs: 60,
             db_max_connections: 16,
             demo: false,
             secure_cookies: false,

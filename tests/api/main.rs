@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod cli;
+mod connections;
 mod console;
 mod deployments;
 mod identity;

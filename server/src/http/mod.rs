@@ -13,6 +13,7 @@ mod models;
 mod ops;
 mod rollbacks;
 mod security;
+pub mod serve;
 mod webhooks;
 
 use std::path::Path;
@@ -100,6 +101,7 @@ pub fn router(
     prometheus: PrometheusHandle,
     max_body_bytes: usize,
     cookie_policy: CookiePolicy,
+    request_timeout: Duration,
 ) -> Router {
     let (api, openapi) = api();
     let state = AppState {
@@ -140,6 +142,7 @@ pub fn router(
         .layer(middleware::from_fn(security::reject_cross_site))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| within(request_timeout, req, next)))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(middleware::from_fn_with_state(state.clone(), security::security_headers))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -149,6 +152,20 @@ pub fn router(
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers 408 when a request is not answered within `limit` — its body read included, so a
+/// client sending slowly holds nothing long. Streamed bodies (live events, exports) are not
+/// bounded: the limit is on the response's head.
+async fn within(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            app::error::ErrorCode::Timeout,
+            format!("the request was not complete within {} s", limit.as_secs_f64()),
+        )
+        .into_response(),
+    }
 }
 
 /// Server functions answer every error with 500; give it the status its [`ApiError`] code names

@@ -115,7 +115,7 @@ impl From<ApiError> for MlflowError {
             ErrorCode::NotFound => "RESOURCE_DOES_NOT_EXIST",
             ErrorCode::Conflict => "RESOURCE_CONFLICT",
             ErrorCode::TooManyRequests => "REQUEST_LIMIT_EXCEEDED",
-            ErrorCode::Internal => "INTERNAL_ERROR",
+            ErrorCode::Timeout | ErrorCode::Internal => "INTERNAL_ERROR",
         };
         Self::new(code, e.message)
     }
