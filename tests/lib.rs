@@ -136,6 +136,8 @@ impl TestApp {
         config.site_root = site_root().display().to_string();
         config.audit.key = Some(TEST_AUDIT_KEY.into());
         config.audit.witness_file = witness_file();
+        // The suite's webhook receivers listen on loopback.
+        config.webhooks.allow_private = true;
         configure(&mut config);
         server::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()), config.log_format);
         let clock = Clock::manual(TEST_EPOCH_MS);
@@ -301,6 +303,7 @@ pub fn modelgate() -> std::process::Command {
     let mut command = std::process::Command::new(path);
     command.env("MODELGATE_AUDIT_KEY", TEST_AUDIT_KEY);
     command.env("MODELGATE_AUDIT_WITNESS_FILE", witness_file());
+    command.env("MODELGATE_WEBHOOK_ALLOW_PRIVATE", "true");
     command
 }
 

@@ -97,6 +97,10 @@ pub struct WebhookConfig {
     /// Attempts before a delivery is given up as failed (shown in the delivery log).
     #[arg(long = "webhook-max-attempts", env = "MODELGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 15)]
     pub max_attempts: u32,
+    /// Let webhooks reach loopback, private, link-local and other non-public addresses (off: a
+    /// webhook could otherwise probe the server's own network).
+    #[arg(long = "webhook-allow-private", env = "MODELGATE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub allow_private: bool,
 }
 
 impl Default for WebhookConfig {
@@ -106,6 +110,11 @@ impl Default for WebhookConfig {
 }
 
 impl WebhookConfig {
+    pub fn targets(&self) -> crate::webhooks::targets::Targets {
+        use crate::webhooks::targets::Targets;
+        if self.allow_private { Targets::AnyAddress } else { Targets::PublicOnly }
+    }
+
     pub fn retry_policy(&self) -> crate::webhooks::delivery::RetryPolicy {
         crate::webhooks::delivery::RetryPolicy {
             base: std::time::Duration::from_millis(self.retry_base_ms.max(1)),

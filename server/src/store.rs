@@ -16,6 +16,7 @@ use crate::events::EventBus;
 use crate::identity::{AuthSettings, TokenCache};
 use crate::metrics::guardrails::HealthChange;
 use crate::mlflow::registry::AliasGuesses;
+use crate::webhooks::targets::Targets;
 
 /// The database, the clock every write is stamped with, the sign-in rules, the audit log and the
 /// bus that tells subscribers what changed.
@@ -28,6 +29,8 @@ pub struct Store {
     pub events: Arc<EventBus>,
     pub(crate) tokens: Arc<TokenCache>,
     pub(crate) alias_guesses: Arc<AliasGuesses>,
+    /// Which addresses webhooks may reach.
+    pub webhook_targets: Targets,
 }
 
 impl Store {
@@ -40,6 +43,7 @@ impl Store {
             events: Arc::default(),
             tokens: Arc::default(),
             alias_guesses: Arc::default(),
+            webhook_targets: Targets::default(),
         }
     }
 

@@ -283,7 +283,8 @@ async fn parallel_guesses_are_counted_before_any_is_checked_and_a_spray_cannot_l
     });
     let statuses: Vec<u16> = join_all(guesses).await.into_iter().map(Result::unwrap).collect();
     let checked = statuses.iter().filter(|s| **s == 401).count();
-    assert!((1..=5).contains(&checked), "{checked} of 150 parallel guesses were checked");
+    // However they interleave: when all 150 count before any is checked, none is.
+    assert!(checked <= 5, "{checked} of 150 parallel guesses were checked");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 150 - checked, "the rest were refused unchecked");
     let recorded: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE action = 'session.sign_in_failed'")

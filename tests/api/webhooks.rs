@@ -188,3 +188,37 @@ async fn a_change_waits_in_the_outbox_across_a_restart(backend: Backend) {
     assert_eq!(log["items"][0]["attempts"].as_array().unwrap().last().unwrap()["status_code"], 200);
     assert_eq!(log["total"], 1, "one change, one delivery");
 }
+
+on_both_backends!(webhooks_reach_public_addresses_only_unless_the_operator_allows_more);
+
+/// Server-side request forgery: by default a webhook may not target loopback, private,
+/// link-local or metadata addresses — refused when made if the URL holds the address, and when
+/// sent if a name resolves to one (so DNS cannot sneak around the check).
+async fn webhooks_reach_public_addresses_only_unless_the_operator_allows_more(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.webhooks.allow_private = false).await;
+    seed_model(&app, "m", 1).await;
+    let mut receiver = WebhookReceiver::start(0).await;
+    let port = receiver.url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    for url in [
+        receiver.url.clone(),
+        format!("http://[::1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/hook".to_string(),
+        "http://[::ffff:127.0.0.1]/hook".to_string(),
+    ] {
+        let refused = expect_error(app.post("/api/v1/webhooks", &json!({ "url": url })).await, 422, Some("url")).await;
+        assert!(refused["error"]["message"].as_str().unwrap().contains("public addresses only"), "{refused}");
+    }
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let created = json(app.post("/api/v1/webhooks", &json!({ "url": by_name, "model": "m" })).await, 201).await;
+    let id = created["webhook"]["id"].as_i64().unwrap();
+    json(app.post("/api/v1/models/m/environments/production/deploy", &json!({ "version": 1 })).await, 201).await;
+    let log = || async { json(app.get(&format!("/api/v1/webhooks/{id}/deliveries")).await, 200).await };
+    let failed = log_until(log, |l| attempts(l) >= 1).await;
+    let error = failed["items"][0]["attempts"][0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("resolves to a loopback address"), "{error}");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), receiver.next()).await.is_err(),
+        "nothing reached the loopback receiver"
+    );
+}

@@ -2,7 +2,7 @@
 //! at once), POSTed with an HMAC-SHA256 signature, and either marked delivered or retried with
 //! exponential backoff; every attempt is logged.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use app::domain::ServerEvent;
@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::targets::{PublicOnly, Targets, check_url};
 use crate::db::db_error;
 use crate::store::Store;
 
@@ -60,16 +61,21 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 /// Delivers the outbox until the store is gone or closed: woken by each live-version change, and at least
 /// every second (or when the next retry is due).
-pub fn spawn_deliverer(store: Weak<Store>, retry: RetryPolicy) {
+pub fn spawn_deliverer(store: Weak<Store>, retry: RetryPolicy, targets: Targets) {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if targets == Targets::PublicOnly {
+            // Every address a name resolves to is checked as it is sent; a redirect is not followed.
+            builder = builder.dns_resolver(Arc::new(PublicOnly)).redirect(reqwest::redirect::Policy::none());
+        }
+        let client = match builder.build() {
             Ok(client) => client,
             Err(e) => return tracing::error!(error = %e, "webhook deliveries are off: no HTTP client"),
         };
         let Some(mut changes) = store.upgrade().map(|s| s.events.subscribe()) else { return };
         loop {
             let Some(s) = store.upgrade().filter(|s| !s.db.pool().is_closed()) else { return };
-            let wait = match deliver_due(&s, &client, retry).await {
+            let wait = match deliver_due(&s, &client, retry, targets).await {
                 Ok(wait) => wait,
                 Err(e) => {
                     tracing::warn!(error = %e.message, "webhook delivery failed");
@@ -113,7 +119,12 @@ impl Outcome {
 }
 
 /// Sends what is due; returns how long to wait before looking again.
-async fn deliver_due(store: &Store, client: &reqwest::Client, retry: RetryPolicy) -> Result<Duration, ApiError> {
+async fn deliver_due(
+    store: &Store,
+    client: &reqwest::Client,
+    retry: RetryPolicy,
+    targets: Targets,
+) -> Result<Duration, ApiError> {
     let now = store.clock.now_ms();
     let due: Vec<Due> = sqlx::query_as(
         "SELECT d.id, d.event_id, d.payload, d.attempts, w.url, w.secret FROM webhook_deliveries d \
@@ -128,7 +139,7 @@ async fn deliver_due(store: &Store, client: &reqwest::Client, retry: RetryPolicy
     .map_err(db_error)?;
     if !due.is_empty() {
         let claimed = claim(store, due, now).await?;
-        let outcomes = futures::future::join_all(claimed.iter().map(|d| send(client, d))).await;
+        let outcomes = futures::future::join_all(claimed.iter().map(|d| send(client, d, targets))).await;
         record(store, &claimed, &outcomes, retry).await?;
     }
     let next: Option<i64> = sqlx::query_scalar(
@@ -164,9 +175,15 @@ async fn claim(store: &Store, due: Vec<Due>, now: i64) -> Result<Vec<Due>, ApiEr
     Ok(claimed)
 }
 
-async fn send(client: &reqwest::Client, d: &Due) -> Outcome {
+async fn send(client: &reqwest::Client, d: &Due, targets: Targets) -> Outcome {
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.as_secs() as i64);
     let started = Instant::now();
+    // An address in the URL is not resolved, so the resolver never sees it: checked here.
+    if targets == Targets::PublicOnly
+        && let Err(why) = check_url(&d.url)
+    {
+        return Outcome { status: None, error: Some(why), duration_ms: 0 };
+    }
     let response = client
         .post(&d.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

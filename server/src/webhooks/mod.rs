@@ -3,6 +3,7 @@
 //! retries — so a change is delivered even if the server restarts in between.
 
 pub mod delivery;
+pub mod targets;
 
 use app::backend::Webhooks;
 use app::domain::*;
@@ -151,6 +152,9 @@ impl Webhooks for Store {
     async fn create_webhook(&self, caller: &Caller, input: NewWebhook) -> Result<CreatedWebhook, ApiError> {
         caller.require(Permission::ManageWebhooks)?;
         input.validate()?;
+        if self.webhook_targets == targets::Targets::PublicOnly {
+            targets::check_url(&input.url).map_err(|why| ApiError::invalid("url", why))?;
+        }
         let mut tx = self.begin_write().await?;
         let model_id = filter_id(&mut tx, "models", "model", &input.model).await?;
         let environment_id = filter_id(&mut tx, "environments", "environment", &input.environment).await?;
