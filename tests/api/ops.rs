@@ -53,3 +53,62 @@ async fn every_response_carries_a_request_id(backend: Backend) {
         assert_eq!(id.to_str().unwrap().len(), 36, "a UUID");
     }
 }
+
+/// Every `$ref` of a JSON value, as `(where, target)`.
+fn refs(value: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner.as_str()) {
+                    ("$ref", Some(target)) => out.push((at.to_string(), target.to_string())),
+                    _ => refs(inner, &format!("{at}/{key}"), out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                refs(inner, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_defines_every_schema_it_references() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = json(app.get("/api/v1/openapi.json").await, 200).await;
+    let mut found = Vec::new();
+    refs(&doc, "", &mut found);
+    assert!(found.len() > 50, "{} references", found.len());
+    let undefined: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| {
+            let name = target.strip_prefix("#/components/schemas/").unwrap_or(target);
+            !doc["components"]["schemas"][name].is_object()
+        })
+        .collect();
+    assert!(undefined.is_empty(), "undefined schemas: {undefined:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_numbers_are_json_errors_naming_the_field_and_private_answers_are_not_cached() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    seed_model(&app, "m", 1).await;
+    for (url, field) in [
+        ("/api/v1/rollbacks/9223372036854775808", "path"),
+        ("/api/v1/models?offset=9223372036854775808", "offset"),
+        ("/api/v1/models/m/versions?offset=18446744073709551616", "offset"),
+        ("/api/v1/rollbacks?offset=-1", "offset"),
+    ] {
+        let response = app.get(url).await;
+        assert_eq!(response.status(), 422, "{url}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{url}");
+        let body = json(response, 422).await;
+        assert_eq!(body["error"]["details"]["field"], field, "{url}: {body}");
+    }
+    let private = app.get("/api/v1/models").await;
+    assert_eq!(private.headers()["cache-control"], "no-store", "an authenticated answer");
+    let public = app.anonymous.get(app.url("/api/v1/audit/public-key")).send().await.unwrap();
+    assert!(public.headers().get("cache-control").is_none_or(|v| v != "no-store"), "a public one may be cached");
+}

@@ -17,6 +17,16 @@ pub struct Page<T> {
     pub offset: u64,
 }
 
+/// An offset as the database takes it: refused (naming `offset`) beyond what an SQL integer holds.
+pub fn offset<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(de)? {
+        Some(n) if n > i64::MAX as u64 => {
+            Err(serde::de::Error::custom(format!("offset must be between 0 and {}", i64::MAX)))
+        }
+        n => Ok(n),
+    }
+}
+
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -51,6 +61,8 @@ pub struct ModelQuery {
     pub order: Option<Order>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
+    /// Entries to skip, 0 to 2^63 − 1.
+    #[serde(default, deserialize_with = "offset")]
     pub offset: Option<u64>,
 }
 
@@ -61,6 +73,8 @@ pub struct VersionQuery {
     pub order: Option<Order>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
+    /// Entries to skip, 0 to 2^63 − 1.
+    #[serde(default, deserialize_with = "offset")]
     pub offset: Option<u64>,
 }
 
@@ -70,5 +84,7 @@ pub struct VersionQuery {
 pub struct HistoryQuery {
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
+    /// Entries to skip, 0 to 2^63 − 1.
+    #[serde(default, deserialize_with = "offset")]
     pub offset: Option<u64>,
 }

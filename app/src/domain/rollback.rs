@@ -287,6 +287,8 @@ pub struct RollbackQuery {
     pub awaiting_review: Option<bool>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
+    /// Entries to skip, 0 to 2^63 − 1.
+    #[serde(default, deserialize_with = "super::page::offset")]
     pub offset: Option<u64>,
 }
 

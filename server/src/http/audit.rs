@@ -8,7 +8,7 @@ use app::domain::*;
 use app::error::{ApiError, ErrorBody, ErrorCode};
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::ApiQuery;
+use super::extract::{ApiPath, ApiQuery};
 use crate::audit::chain::{canonical_entry, entry_time};
 use crate::audit::offline::{EXPORT_FORMAT, entry_line, subtree_line};
 use crate::store::Store;
@@ -53,7 +53,7 @@ async fn search(
 async fn entry(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
 ) -> Result<Json<AuditEntry>, ApiError> {
     let seq = seq.parse::<i64>().map_err(|_| ApiError::invalid("seq", format!("{seq:?} is not a sequence number")))?;
     Ok(Json(s.store.audit_entry(&caller, seq).await?))
@@ -62,7 +62,7 @@ async fn entry(
 /// How an export is written.
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum ExportFormat {
+pub(super) enum ExportFormat {
     /// One JSON object per line: a header, the entries (`{"entry": <RFC 8785 canonical JSON>,
     /// "hash": …}`), then the checkpoints covering them. `modelgate audit verify` checks this format.
     #[default]

@@ -41,7 +41,7 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
             Ok(caller) => req.extensions_mut().insert(Caller { origin, ..caller }),
             Err(e) => return e.into_response(),
         };
-        return next.run(req).await;
+        return not_stored(next.run(req).await);
     }
     let bearer = (scheme == "bearer").then_some(credentials);
     let caller = match bearer {
@@ -62,6 +62,7 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         },
     };
     let page = is_page(req.method(), req.uri().path());
+    let signed_in = caller.is_some();
     match caller {
         Some(caller) => {
             if page && req.uri().path() == "/sign-in" {
@@ -77,7 +78,18 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         }
         None => {}
     }
-    next.run(req).await
+    let response = next.run(req).await;
+    if signed_in { not_stored(response) } else { response }
+}
+
+/// What a signed-in caller gets is theirs: no shared or browser cache keeps it (unless the
+/// handler said otherwise).
+fn not_stored(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(axum::http::header::CACHE_CONTROL) {
+        headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// `user:password` from the base64 of a basic `Authorization` header.

@@ -4,7 +4,7 @@ use app::backend::Deployments;
 use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,7 +50,7 @@ async fn create_environment(
 async fn live_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, environment)): Path<(String, String)>,
+    ApiPath((model, environment)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let live = s.store.live_version(&caller, &model, &environment).await?;
@@ -73,7 +73,7 @@ async fn live_version(
 async fn deploy(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, environment)): Path<(String, String)>,
+    ApiPath((model, environment)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<DeployInput>,
 ) -> Result<(StatusCode, Json<DeploymentEvent>), ApiError> {
     Ok((StatusCode::CREATED, Json(s.store.deploy(&caller, &model, &environment, input).await?)))
@@ -86,7 +86,7 @@ async fn deploy(
 async fn history(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, environment)): Path<(String, String)>,
+    ApiPath((model, environment)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<DeploymentEvent>>, ApiError> {
     Ok(Json(s.store.history(&caller, &model, Some(&environment), query).await?))

@@ -98,6 +98,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Path parameters: a value that does not parse (a number out of range, bad percent-encoding)
+/// is 422 naming the parameter, in the JSON error body like every other error.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::{ErrorKind, Path};
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => key.as_str(),
+                    _ => "path",
+                };
+                Err(ApiError::invalid(field, e.body_text()))
+            }
+            Err(other) => Err(ApiError::invalid("path", other.body_text())),
+        }
+    }
+}
+
 /// A version number from the URL path.
 pub fn version_number(raw: &str) -> Result<i64, ApiError> {
     match raw.parse::<i64>() {

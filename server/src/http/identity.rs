@@ -4,14 +4,14 @@ use app::backend::Identity;
 use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -55,7 +55,7 @@ async fn create_user(
 async fn update_user(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Result<Json<User>, ApiError> {
     Ok(Json(s.store.update_user(&caller, &username, patch).await?))
@@ -88,7 +88,7 @@ async fn create_token(
 async fn revoke_token(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiToken>, ApiError> {
     let id = id.parse::<i64>().map_err(|_| ApiError::invalid("id", format!("'{id}' is not a token id")))?;
     Ok(Json(s.store.revoke_token(&caller, id).await?))

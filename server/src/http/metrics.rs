@@ -6,7 +6,7 @@ use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiQuery, version_number};
+use super::extract::{ApiJson, ApiPath, ApiQuery, version_number};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn ingest(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
     ApiJson(batch): ApiJson<MetricBatch>,
 ) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
     let report = s.store.ingest_metrics(&caller, &model, version_number(&number)?, batch).await?;
@@ -49,7 +49,7 @@ async fn ingest(
 async fn list_series(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<SeriesSummary>>, ApiError> {
     Ok(Json(s.store.list_metrics(&caller, &model, version_number(&number)?).await?))
 }
@@ -63,7 +63,7 @@ async fn list_series(
 async fn series(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number, key)): Path<(String, String, String)>,
+    ApiPath((model, number, key)): ApiPath<(String, String, String)>,
     ApiQuery(query): ApiQuery<SeriesQuery>,
 ) -> Result<Response, ApiError> {
     let number = version_number(&number)?;
@@ -90,7 +90,7 @@ async fn series(
 async fn health(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<HealthReport>>, ApiError> {
     Ok(Json(s.store.version_health(&caller, &model, version_number(&number)?).await?))
 }
@@ -103,7 +103,7 @@ async fn health(
 async fn across_versions(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
     ApiQuery(query): ApiQuery<ModelMetricsQuery>,
 ) -> Result<Json<ModelMetrics>, ApiError> {
     Ok(Json(s.store.model_metrics(&caller, &model, query.key).await?))
@@ -116,7 +116,7 @@ async fn across_versions(
 async fn list_guardrails(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
 ) -> Result<Json<Vec<Guardrail>>, ApiError> {
     Ok(Json(s.store.list_guardrails(&caller, &model).await?))
 }
@@ -128,7 +128,7 @@ async fn list_guardrails(
 async fn create_guardrail(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
     ApiJson(input): ApiJson<GuardrailInput>,
 ) -> Result<(StatusCode, Json<Guardrail>), ApiError> {
     Ok((StatusCode::CREATED, Json(s.store.create_guardrail(&caller, &model, input).await?)))
@@ -141,7 +141,7 @@ async fn create_guardrail(
 async fn update_guardrail(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, id)): Path<(String, String)>,
+    ApiPath((model, id)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<GuardrailInput>,
 ) -> Result<Json<Guardrail>, ApiError> {
     Ok(Json(s.store.update_guardrail(&caller, &model, guardrail_id(&id)?, input).await?))
@@ -154,7 +154,7 @@ async fn update_guardrail(
 async fn delete_guardrail(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, id)): Path<(String, String)>,
+    ApiPath((model, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Guardrail>, ApiError> {
     Ok(Json(s.store.delete_guardrail(&caller, &model, guardrail_id(&id)?).await?))
 }

@@ -74,7 +74,9 @@ impl FromRef<AppState> for LeptosOptions {
         (name = "webhooks", description = "Signed deliveries of live-version changes, with retries and a log"),
         (name = "identity", description = "The caller, users and API tokens"),
         (name = "audit", description = "The tamper-evident audit log, its checkpoints and public keys"),
-    )
+    ),
+    // Query parameters refer to these by name; the handlers' schemas bring in the rest.
+    components(schemas(app::domain::ModelSort, app::domain::Order, audit::ExportFormat))
 )]
 struct ApiDoc;
 

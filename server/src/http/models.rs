@@ -4,14 +4,14 @@ use app::backend::Registry;
 use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiQuery, version_number};
+use super::extract::{ApiJson, ApiPath, ApiQuery, version_number};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -52,7 +52,7 @@ async fn list_models(
 async fn get_model(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
 ) -> Result<Json<Model>, ApiError> {
     Ok(Json(s.store.get_model(&caller, &model).await?))
 }
@@ -64,7 +64,7 @@ async fn get_model(
 async fn register_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
     ApiJson(input): ApiJson<NewVersion>,
 ) -> Result<(StatusCode, Json<Version>), ApiError> {
     let version = s.store.register_version(&caller, &model, input).await?;
@@ -78,7 +78,7 @@ async fn register_version(
 async fn list_versions(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
     ApiQuery(query): ApiQuery<VersionQuery>,
 ) -> Result<Json<Page<Version>>, ApiError> {
     Ok(Json(s.store.list_versions(&caller, &model, query).await?))
@@ -91,7 +91,7 @@ async fn list_versions(
 async fn get_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.get_version(&caller, &model, version_number(&number)?).await?))
 }
@@ -103,7 +103,7 @@ async fn get_version(
 async fn update_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
     ApiJson(patch): ApiJson<VersionPatch>,
 ) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.update_version(&caller, &model, version_number(&number)?, patch).await?))
@@ -116,7 +116,7 @@ async fn update_version(
 async fn quarantine_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<QuarantineInput>,
 ) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.quarantine_version(&caller, &model, version_number(&number)?, input).await?))
@@ -129,7 +129,7 @@ async fn quarantine_version(
 async fn release_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, number)): Path<(String, String)>,
+    ApiPath((model, number)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.release_version(&caller, &model, version_number(&number)?).await?))
 }

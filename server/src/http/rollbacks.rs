@@ -4,7 +4,7 @@ use app::backend::Rollbacks;
 use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -45,7 +45,7 @@ async fn list_policies(
 async fn get_policy(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(environment): Path<String>,
+    ApiPath(environment): ApiPath<String>,
 ) -> Result<Json<Policy>, ApiError> {
     Ok(Json(s.store.policy(&caller, &environment).await?))
 }
@@ -59,7 +59,7 @@ async fn get_policy(
 async fn update_policy(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(environment): Path<String>,
+    ApiPath(environment): ApiPath<String>,
     ApiJson(input): ApiJson<PolicyInput>,
 ) -> Result<Json<Policy>, ApiError> {
     Ok(Json(s.store.update_policy(&caller, &environment, input).await?))
@@ -80,7 +80,7 @@ struct PlanQuery {
 async fn rollback_plan(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, environment)): Path<(String, String)>,
+    ApiPath((model, environment)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<PlanQuery>,
 ) -> Result<Json<RollbackPlan>, ApiError> {
     Ok(Json(s.store.rollback_plan(&caller, &model, &environment, query.to_version).await?))
@@ -98,7 +98,7 @@ async fn rollback_plan(
 async fn request_rollback(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, environment)): Path<(String, String)>,
+    ApiPath((model, environment)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<RollbackInput>,
 ) -> Result<(StatusCode, Json<RollbackRequest>), ApiError> {
     Ok((StatusCode::CREATED, Json(s.store.request_rollback(&caller, &model, &environment, input).await?)))
@@ -116,7 +116,7 @@ async fn request_rollback(
 async fn break_glass(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((model, environment)): Path<(String, String)>,
+    ApiPath((model, environment)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<BreakGlassInput>,
 ) -> Result<(StatusCode, Json<RollbackRequest>), ApiError> {
     Ok((StatusCode::CREATED, Json(s.store.break_glass(&caller, &model, &environment, input).await?)))
@@ -140,7 +140,7 @@ async fn list_rollbacks(
 async fn get_rollback(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RollbackRequest>, ApiError> {
     Ok(Json(s.store.get_rollback(&caller, id).await?))
 }
@@ -155,7 +155,7 @@ async fn get_rollback(
 async fn approve(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> Result<Json<RollbackRequest>, ApiError> {
     Ok(Json(s.store.review_rollback(&caller, id, Decision::Approve, input).await?))
@@ -170,7 +170,7 @@ async fn approve(
 async fn reject(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> Result<Json<RollbackRequest>, ApiError> {
     Ok(Json(s.store.review_rollback(&caller, id, Decision::Reject, input).await?))
@@ -183,7 +183,7 @@ async fn reject(
 async fn cancel(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> Result<Json<RollbackRequest>, ApiError> {
     Ok(Json(s.store.cancel_rollback(&caller, id, input).await?))
@@ -196,7 +196,7 @@ async fn cancel(
 async fn acknowledge(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> Result<Json<RollbackRequest>, ApiError> {
     Ok(Json(s.store.acknowledge_break_glass(&caller, id, input).await?))

@@ -4,14 +4,14 @@ use app::backend::Webhooks;
 use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -51,7 +51,7 @@ async fn create_webhook(
 async fn update_webhook(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<Webhook>, ApiError> {
     Ok(Json(s.store.update_webhook(&caller, id, patch).await?))
@@ -64,7 +64,7 @@ async fn update_webhook(
 async fn delete_webhook(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Webhook>, ApiError> {
     Ok(Json(s.store.delete_webhook(&caller, id).await?))
 }
@@ -76,7 +76,7 @@ async fn delete_webhook(
 async fn deliveries(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page<WebhookDelivery>>, ApiError> {
     Ok(Json(s.store.webhook_deliveries(&caller, id, query).await?))
