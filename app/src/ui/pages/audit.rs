@@ -307,6 +307,14 @@ fn IntegrityPanel(status: IntegrityStatus, verify: ServerAction<VerifyAuditNow>)
             .into_any()
         }
     };
+    let witness = match status.witness.clone() {
+        None => view! { <p class="muted" id="witness">"None kept yet."</p> }.into_any(),
+        Some(w) => view! {
+            <p id="witness">{format!("Entry {}, signed at {}: the chain may never be shorter than this, nor differ from it.",
+                w.seq, format::time(&w.signed_at))}</p>
+        }
+        .into_any(),
+    };
     view! {
         <aside class="panel integrity" id="integrity">
             <h2>"Integrity"</h2>
@@ -318,6 +326,8 @@ fn IntegrityPanel(status: IntegrityStatus, verify: ServerAction<VerifyAuditNow>)
             {verification}
             <h3>"Last signed checkpoint"</h3>
             {checkpoint}
+            <h3>"Kept outside the database"</h3>
+            {witness}
             <ActionForm action=verify attr:class="stack-form" attr:id="verify-now">
                 <button type="submit">"Verify now"</button>
             </ActionForm>
