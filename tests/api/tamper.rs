@@ -135,20 +135,32 @@ async fn a_log_cut_back_or_rewritten_in_the_database_is_caught_online_and_never_
     tamper(&app, backend, &cut_from(head)).await;
     assert_eq!(verify_online(&app).await.map(|p| p.0), Some(head));
 
-    // Entries after the last stored checkpoint rewritten with recomputed, relinked hashes.
+    // Entries after the last stored checkpoint rewritten with recomputed, relinked hashes: the
+    // seal each entry carries (a key only the signer holds) names the first one rewritten.
     let app = logged(backend).await;
     let head = app.audit_head().await;
     let last_stored = head / 5 * 5;
     let statements = rewrite(&app, last_stored + 2, head).await;
     tamper(&app, backend, &statements).await;
     let (seq, what) = verify_online(&app).await.expect("a rewritten tail is caught");
-    assert_eq!(seq, last_stored + 1, "the rewrite lies after the last checkpoint that still matches: {what}");
-    assert!(what.contains(&format!("entries {} to {head} differ", last_stored + 1)), "{what}");
+    assert_eq!(seq, last_stored + 2, "{what}");
+    assert!(what.contains("seal does not match"), "{what}");
 
-    // A rewrite from early on, everything after relinked: caught at the first checkpoint it spans.
+    // A rewrite from early on, everything after relinked, the seals taken away too.
     let app = logged(backend).await;
     let head = app.audit_head().await;
-    let statements = rewrite(&app, 7, head).await;
+    let mut statements = rewrite(&app, 7, head).await;
+    statements.push("UPDATE audit_entries SET seal = NULL WHERE seq >= 7".into());
+    tamper(&app, backend, &statements).await;
+    let (seq, what) = verify_online(&app).await.expect("a rewrite is caught");
+    assert_eq!(seq, 7, "{what}");
+    assert!(what.contains("no seal"), "{what}");
+
+    // Seals taken away from every entry (as if all predated them): the checkpoints still catch it.
+    let app = logged(backend).await;
+    let head = app.audit_head().await;
+    let mut statements = rewrite(&app, 7, head).await;
+    statements.push("UPDATE audit_entries SET seal = NULL".into());
     tamper(&app, backend, &statements).await;
     let (seq, what) = verify_online(&app).await.expect("a rewrite is caught");
     assert_eq!(seq, 6, "{what}");

@@ -65,7 +65,8 @@ impl Final for AuditedFinal {
                 None => (locked_head(turn.conn().await?).await?, true),
             };
             let (entry, next) = self.log.link(self.unlinked.clone(), head.clone());
-            let mut statements = vec![entry_insert(&entry, next.at)?, (self.statement)()];
+            let seal = self.log.signer.seal(&entry.hash);
+            let mut statements = vec![entry_insert(&entry, next.at, Some(seal))?, (self.statement)()];
             if entry.seq % self.log.checkpoint_every == 0 {
                 let conn = turn.conn().await?;
                 match self.log.sign_at(conn, entry.seq, &entry.hash, &entry.at, true).await {

@@ -461,9 +461,9 @@ impl Appending<'_, '_, '_> {
 
     /// Stores `entry` and runs the statement after it, as the write's last statements when they
     /// are and `last` allows.
-    async fn insert(&mut self, entry: &AuditEntry, at_ms: i64, last: bool) -> Result<(), sqlx::Error> {
+    async fn insert(&mut self, entry: &AuditEntry, at_ms: i64, seal: String, last: bool) -> Result<(), sqlx::Error> {
         let statements: Vec<_> =
-            std::iter::once(entry_insert(entry, at_ms)?).chain(self.then.map(|then| then())).collect();
+            std::iter::once(entry_insert(entry, at_ms, Some(seal))?).chain(self.then.map(|then| then())).collect();
         if let (Place::Last(tx), true) = (&mut self.to, last) {
             return tx.execute_last(statements).await;
         }
@@ -555,7 +555,8 @@ async fn link_and_store(
         None => locked_head(to.conn()).await?,
     };
     let (entry, head) = log.link(entry, head);
-    to.insert(&entry, head.at, entry.seq % log.checkpoint_every != 0).await?;
+    let seal = log.signer.seal(&entry.hash);
+    to.insert(&entry, head.at, seal, entry.seq % log.checkpoint_every != 0).await?;
     Ok((entry, head))
 }
 
@@ -583,22 +584,27 @@ async fn stored_hash(conn: &mut AnyConnection, seq: i64) -> Result<Option<String
         .map_err(db_error)
 }
 
-/// Stores an entry already linked and hashed, and its words for free-text search; `at_ms` is its
-/// time (`entry.at`) in milliseconds. Only [`append`] (and the benchmark's bulk loader) call this.
+/// Stores an entry already linked and hashed, unsealed (as entries from before seals were kept),
+/// and its words for free-text search; `at_ms` is its time (`entry.at`) in milliseconds. Only the
+/// benchmark's bulk loader calls this; appends go through [`append`].
 pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditEntry, at_ms: i64) -> Result<(), sqlx::Error> {
-    entry_insert(entry, at_ms)?.execute(conn).await.map(drop)
+    entry_insert(entry, at_ms, None)?.execute(conn).await.map(drop)
 }
 
 /// The one statement that stores an entry and queues its search words for the term index (the
 /// view `audit_appends` splits them).
 /// (Its values are bound as copies, so it can go in one round trip with the statements of any
 /// other borrow: see [`WriteTx::execute_last`].)
-fn entry_insert<'q>(entry: &AuditEntry, at_ms: i64) -> Result<Query<'q, Any, AnyArguments<'q>>, sqlx::Error> {
+fn entry_insert<'q>(
+    entry: &AuditEntry,
+    at_ms: i64,
+    seal: Option<String>,
+) -> Result<Query<'q, Any, AnyArguments<'q>>, sqlx::Error> {
     let terms = serde_json::to_string(&search::entry_terms(entry)).map_err(|e| sqlx::Error::Encode(e.into()))?;
     Ok(sqlx::query(
         "INSERT INTO audit_appends (seq, at, actor, actor_user, actor_token, action, target, model, version, \
-         environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash, terms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash, terms, seal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(entry.seq)
     .bind(at_ms)
@@ -617,7 +623,8 @@ fn entry_insert<'q>(entry: &AuditEntry, at_ms: i64) -> Result<Query<'q, Any, Any
     .bind(entry.client_addr.clone())
     .bind(entry.prev_hash.clone())
     .bind(entry.hash.clone())
-    .bind(terms))
+    .bind(terms)
+    .bind(seal))
 }
 
 /// Stores a signed checkpoint (once per sequence number).

@@ -54,10 +54,11 @@ struct EntryRow {
     client_addr: Option<String>,
     prev_hash: String,
     hash: String,
+    seal: Option<String>,
 }
 
 const ENTRY_COLUMNS: &str = "seq, at, actor, actor_user, actor_token, action, target, model, version, environment, \
-     before_state, after_state, reason, request_id, client_addr, prev_hash, hash";
+     before_state, after_state, reason, request_id, client_addr, prev_hash, hash, seal";
 
 impl EntryRow {
     fn into_entry(self) -> AuditEntry {
@@ -355,12 +356,21 @@ impl Store {
     }
 
     /// Entries matching `query` up to sequence number `last`, in ascending order, fetched in chunks
-    /// (for export and verification).
+    /// (for export).
     pub async fn audit_export(
         &self,
         query: AuditQuery,
         last: i64,
     ) -> Result<impl Stream<Item = Result<AuditEntry, ApiError>> + use<>, ApiError> {
+        Ok(self.sealed_entries(query, last).await?.map_ok(|(entry, _)| entry))
+    }
+
+    /// [`Store::audit_export`], each entry with its seal (for verification).
+    async fn sealed_entries(
+        &self,
+        query: AuditQuery,
+        last: i64,
+    ) -> Result<impl Stream<Item = Result<(AuditEntry, Option<String>), ApiError>> + use<>, ApiError> {
         let mut filter = Filter::from_query(&query, &mut *self.conn().await?).await?;
         filter.end = filter.end.min(last.saturating_add(1));
         let store = self.clone();
@@ -384,7 +394,13 @@ impl Store {
                 let finished = rows.len() as i64 <= CHUNK;
                 rows.truncate(CHUNK as usize);
                 let last = rows.last().map_or(after, |r| r.seq);
-                let entries: Vec<Result<AuditEntry, ApiError>> = rows.into_iter().map(|r| Ok(r.into_entry())).collect();
+                let entries: Vec<Result<(AuditEntry, Option<String>), ApiError>> = rows
+                    .into_iter()
+                    .map(|mut r| {
+                        let seal = r.seal.take();
+                        Ok((r.into_entry(), seal))
+                    })
+                    .collect();
                 Ok(Some((futures::stream::iter(entries), (last, finished))))
             }
         });
@@ -542,9 +558,27 @@ impl Store {
         let mut verifier = ChainVerifier::new(checkpoints);
         verifier.problem = verifier.problem.take().or(problem);
         if verifier.problem.is_none() {
-            let mut entries = std::pin::pin!(self.audit_export(AuditQuery::default(), head).await?);
+            let mut entries = std::pin::pin!(self.sealed_entries(AuditQuery::default(), head).await?);
+            let mut sealed_since = None;
             while let Some(entry) = entries.next().await {
-                let entry = entry?;
+                let (entry, seal) = entry?;
+                // A seal only the signing key makes names the very entry an attacker rewrote;
+                // once entries carry seals (since the upgrade that added them), every later one must.
+                let unsealed = match seal.as_deref().map(|s| self.audit.signer.seal_matches(s, &entry.hash)) {
+                    Some(Some(false)) => Some("its seal does not match its hash: it was rewritten"),
+                    None if sealed_since.is_some() => Some("it has no seal, though the entries before it do"),
+                    _ => None,
+                };
+                if seal.is_some() {
+                    sealed_since.get_or_insert(entry.seq);
+                }
+                if let Some(why) = unsealed {
+                    verifier
+                        .problem
+                        .get_or_insert(ChainProblem { seq: entry.seq, what: format!("entry {}: {why}", entry.seq) });
+                    verifier.entries += 1;
+                    break;
+                }
                 if !verifier.push(entry.seq, &entry.prev_hash, &entry.hash, &entry_hash(&entry)) {
                     break;
                 }

@@ -11,21 +11,46 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::chain::checkpoint_message;
 
-/// The signing key and its published form.
+/// The signing key, its published form, and the key entry seals are made with.
 #[derive(Debug, Clone)]
 pub struct Signer {
     key: SigningKey,
     public: PublicKey,
+    /// Derived one way from the signing key: whoever lacks that key cannot seal an entry.
+    seal_key: [u8; 32],
 }
 
 impl Signer {
     pub fn new(key: SigningKey) -> Self {
         let public = public_key_info(&key.verifying_key());
-        Self { key, public }
+        let seal_key = Sha256::new().chain_update(b"modelgate audit seal v1").chain_update(key.to_bytes()).finalize();
+        Self { key, public, seal_key: seal_key.into() }
+    }
+
+    /// An entry's seal: `<key id>:<hex HMAC-SHA256 of its hash>`.
+    pub fn seal(&self, hash: &str) -> String {
+        format!("{}:{}", self.public.key_id, hex::encode(self.seal_mac(hash).finalize().into_bytes()))
+    }
+
+    /// Whether `seal` is this key's seal of `hash`; `None` when another key made it (before a
+    /// rotation), so it cannot be checked here.
+    pub fn seal_matches(&self, seal: &str, hash: &str) -> Option<bool> {
+        let (key_id, mac) = seal.split_once(':')?;
+        if key_id != self.public.key_id {
+            return None;
+        }
+        Some(hex::decode(mac).is_ok_and(|mac| self.seal_mac(hash).verify_slice(&mac).is_ok()))
+    }
+
+    fn seal_mac(&self, hash: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.seal_key).expect("HMAC takes any key length");
+        mac.update(hash.as_bytes());
+        mac
     }
 
     /// A fresh random key (tests and first runs).
@@ -163,6 +188,10 @@ mod tests {
         assert!(verify_checkpoint(&forged, &[key]).is_err());
         let rootless = Checkpoint { root: None, ..cp };
         assert!(verify_checkpoint(&rootless, &[key]).is_err(), "the root is signed too");
+        let seal = signer.seal("abc");
+        assert_eq!(signer.seal_matches(&seal, "abc"), Some(true));
+        assert_eq!(signer.seal_matches(&seal, "abd"), Some(false));
+        assert_eq!(other.seal_matches(&seal, "abc"), None, "another key's seal is not checked");
     }
 
     #[test]
