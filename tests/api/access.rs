@@ -76,7 +76,9 @@ fn rule(method: &str, path: &str) -> Rule {
         ("post", "/api/v1/tokens") => SessionOnly,
         ("get", "/api/v1/audit" | "/api/v1/audit/{seq}" | "/api/v1/audit/export" | "/api/v1/audit/status")
         | ("post", "/api/v1/audit/verify" | "/api/v1/audit/checkpoints") => Needs(Audit),
-        ("get", "/api/v1/audit/public-key" | "/api/v1/audit/checkpoints") => Public,
+        ("get", "/api/v1/audit/public-key" | "/api/v1/audit/checkpoints" | "/api/v1/audit/checkpoints/latest") => {
+            Public
+        }
         _ => panic!("{method} {path} is not in the role matrix: add it to tests/api/access.rs"),
     }
 }

@@ -321,8 +321,19 @@ async fn forged_exports_fail_offline_at_the_first_bad_entry() {
     assert_eq!(code, Some(1), "{out}");
     std::fs::remove_file(kept_file).ok();
 
-    // A filtered export proves its entries with subtree hashes, and the kept checkpoint too.
-    let (filtered, _) = export_lines(&app, "&model=later").await;
+    // The checkpoint kept outside the database is published; an export made later contains it.
+    app.store.keep_witness().await.unwrap();
+    let latest: Checkpoint = serde_json::from_value(
+        json(app.anonymous.get(app.url("/api/v1/audit/checkpoints/latest")).send().await.unwrap(), 200).await,
+    )
+    .unwrap();
+    assert_eq!(latest.seq, app.audit_head().await);
+    seed_model(&app, "further", 2).await;
+    let at_latest = format!("&checkpoint={}", latest.seq);
+    let expect = Expectations { kept: vec![kept.clone(), latest], ..Default::default() };
+
+    // A filtered export proves its entries with subtree hashes, and the kept checkpoints too.
+    let (filtered, _) = export_lines(&app, &format!("&model=later{at_latest}")).await;
     let report = check(&filtered, &key, &expect);
     assert!(report.intact() && !report.contiguous, "{report}");
     assert_eq!(report.entries, 7, "the model and its six versions: {report}");

@@ -409,8 +409,14 @@ impl Store {
 
     /// The subtree hashes that stand in for the entries among the first `size` that an export
     /// leaves out (`kept`: the sequence numbers it holds, ascending), none spanning a stored
-    /// checkpoint, so every checkpoint's root can be recomputed from the export.
-    pub async fn audit_subtrees(&self, kept: &[i64], size: i64) -> Result<Vec<Subtree>, ApiError> {
+    /// checkpoint, the one kept outside the database or `also_cut`, so each of those roots can be
+    /// recomputed from the export.
+    pub async fn audit_subtrees(
+        &self,
+        kept: &[i64],
+        size: i64,
+        also_cut: Option<i64>,
+    ) -> Result<Vec<Subtree>, ApiError> {
         if kept.len() as i64 == size {
             return Ok(Vec::new());
         }
@@ -429,7 +435,18 @@ impl Store {
             // A chain with a gap has no tree to prove anything with; the verifier names the gap.
             return Ok(Vec::new());
         }
-        let cuts: Vec<u64> = self.checkpoints_between(1, size).await?.iter().map(|c| c.seq as u64).collect();
+        let mut cuts: Vec<u64> = self.checkpoints_between(1, size).await?.iter().map(|c| c.seq as u64).collect();
+        cuts.extend(
+            self.audit
+                .witness
+                .latest()
+                .map(|w| w.seq)
+                .into_iter()
+                .chain(also_cut)
+                .filter(|c| (1..=size).contains(c))
+                .map(|c| c as u64),
+        );
+        cuts.sort_unstable();
         let kept: Vec<u64> = kept.iter().map(|seq| (*seq - 1) as u64).collect();
         Ok(merkle::cover(&leaves, &kept, &cuts))
     }

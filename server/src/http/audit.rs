@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
         .routes(routes!(public_key))
         .routes(routes!(list_checkpoints, sign_checkpoint))
+        .routes(routes!(latest_checkpoint))
 }
 
 /// Search the audit log, newest first; page with `before` = the previous page's `next_before`.
@@ -75,6 +76,9 @@ pub(super) enum ExportFormat {
 struct ExportParams {
     /// `jsonl` (default) or `csv`.
     format: Option<ExportFormat>,
+    /// The size of a checkpoint you kept (e.g. from `/api/v1/audit/checkpoints/latest`): the
+    /// subtree hashes of a filtered export then never span it, so the export proves it too.
+    checkpoint: Option<i64>,
 }
 
 /// Export every entry matching the filters (oldest first), streamed, followed by every signed
@@ -132,7 +136,7 @@ async fn export(
     let store = s.store.clone();
     let tail = futures::stream::once(async move {
         let kept = std::mem::take(&mut *kept.lock().map_err(|_| ApiError::internal())?);
-        proof(&store, &kept, signed, format).await
+        proof(&store, &kept, signed, format, params.checkpoint).await
     });
     let stream = head.chain(body).chain(tail).map_err(|e: ApiError| std::io::Error::other(e.message));
     let (content_type, extension) = match format {
@@ -158,6 +162,7 @@ async fn proof(
     kept: &[i64],
     signed: Option<Checkpoint>,
     format: ExportFormat,
+    also_cut: Option<i64>,
 ) -> Result<Bytes, ApiError> {
     let (Some(signed), Some(first)) = (signed, kept.first()) else {
         return Ok(Bytes::new());
@@ -184,7 +189,7 @@ async fn proof(
         }
     }
     if matches!(format, ExportFormat::Jsonl) {
-        for subtree in store.audit_subtrees(kept, signed.seq).await? {
+        for subtree in store.audit_subtrees(kept, signed.seq, also_cut).await? {
             json_line(&mut out, &subtree_line(&subtree));
         }
     }
@@ -303,6 +308,15 @@ async fn list_checkpoints(
     let mut checkpoints = s.store.checkpoints_between(range.from.unwrap_or(1), range.to.unwrap_or(i64::MAX)).await?;
     checkpoints.truncate(1000);
     Ok(Json(checkpoints))
+}
+
+/// The newest checkpoint this server signed, as it keeps it outside the database (public): a
+/// monitor that keeps it can tell if the log is ever cut back, and `modelgate audit verify
+/// --checkpoint` proves a later export still contains it.
+#[utoipa::path(get, path = "/api/v1/audit/checkpoints/latest", tag = "audit",
+    responses((status = 200, body = Checkpoint), (status = 404, body = ErrorBody)))]
+async fn latest_checkpoint(State(s): State<AppState>) -> Result<Json<Checkpoint>, ApiError> {
+    s.store.audit.witness.latest().map(Json).ok_or_else(|| ApiError::not_found("no checkpoint signed yet"))
 }
 
 /// Sign a checkpoint at the head of the chain now.

@@ -113,7 +113,8 @@ fn origin(req: &Request) -> Origin {
 /// what an outside auditor needs to check an audit export (the public keys and checkpoints).
 fn is_public(method: &Method, path: &str) -> bool {
     const PUBLIC: [&str; 5] = ["/pkg/", "/healthz", "/readyz", "/metrics", "/favicon.ico"];
-    const AUDITOR: [&str; 2] = ["/api/v1/audit/public-key", "/api/v1/audit/checkpoints"];
+    const AUDITOR: [&str; 3] =
+        ["/api/v1/audit/public-key", "/api/v1/audit/checkpoints", "/api/v1/audit/checkpoints/latest"];
     PUBLIC.iter().any(|p| path.starts_with(p)) || (method == Method::GET && AUDITOR.contains(&path))
 }
 
