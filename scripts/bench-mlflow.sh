@@ -19,6 +19,8 @@ fi
 cargo build --release -p server --bin modelgate -p modelgate-tests --bin mlflowbench
 
 dir=$(mktemp -d)
+# A fresh database gets its own kept checkpoint (one from an earlier database would refuse it).
+export MODELGATE_AUDIT_WITNESS_FILE="$dir/audit-checkpoint.json"
 port=${BENCH_PORT:-3999}
 mlflow_port=${BENCH_MLFLOW_PORT:-5999}
 pids=()

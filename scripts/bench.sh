@@ -32,6 +32,8 @@ trap cleanup EXIT
 # Starts the release server on DATABASE_URL with a bench operator and a reviewer, and their
 # tokens (in $token, $password, $review_token).
 start_server() {
+  # Each fresh database gets its own kept checkpoint (one from an earlier database would refuse it).
+  export MODELGATE_AUDIT_WITNESS_FILE="$dir/audit-checkpoint-$(date +%s%N).json"
   password="bench password $(date +%s)"
   echo "$password" | target/release/modelgate user add bench --role operator >/dev/null
   token=$(target/release/modelgate token create --user bench --name bench --role operator 2>/dev/null)
