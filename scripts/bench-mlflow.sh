@@ -5,7 +5,7 @@
 # .tools/mlflow-server. Extra arguments go to the benchmark (--count N, default 200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --tests
 source scripts/env.sh
 source scripts/bench-lib.sh
 MLFLOW_SERVER_VERSION=3.17.2

@@ -2,7 +2,7 @@
 # Runs every test: unit tests, API tests on SQLite and PostgreSQL, and the browser end-to-end suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --tests
 source scripts/env.sh
 
 # PostgreSQL is started on every machine of this kind; start it if it stopped. Tests that need it
@@ -19,7 +19,7 @@ trap 'rm -f "$log"' EXIT
 
 echo "== unit tests"
 cargo test -p app --features ssr --lib 2>&1 | tee -a "$log"
-cargo test -p server --lib 2>&1 | tee -a "$log"
+cargo test -p server --lib --test floors 2>&1 | tee -a "$log"
 
 echo "== API tests (SQLite and PostgreSQL) and end-to-end tests (headless Chromium)"
 # Bounded, so a hung test fails the run instead of holding CI to its limit.

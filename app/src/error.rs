@@ -132,3 +132,25 @@ impl axum::response::IntoResponse for ApiError {
         (status, axum::Json(ErrorBody { error: self })).into_response()
     }
 }
+
+/// A database failure: a broken constraint is the client error it stands for (a value taken, 409;
+/// a reference to nothing or a value out of range, 422), so races are decided by the database;
+/// anything else reveals nothing internal and is logged.
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        if let Some(db) = e.as_database_error() {
+            let what = db.constraint().map_or_else(|| db.message().to_string(), str::to_string);
+            match db.kind() {
+                ErrorKind::UniqueViolation => return ApiError::conflict(format!("already exists ({what})")),
+                ErrorKind::ForeignKeyViolation | ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
+                    return ApiError::new(ErrorCode::InvalidInput, format!("refused by the database ({what})"));
+                }
+                _ => {}
+            }
+        }
+        tracing::error!(error = %e, "database error");
+        ApiError::internal()
+    }
+}

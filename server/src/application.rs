@@ -34,10 +34,12 @@ impl Application {
             Db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
-        let mut store = Store::new(db, clock, config.auth_settings(), audit);
-        store.webhook_targets = config.webhooks.targets();
+        let store =
+            Store::new(db, clock, audit).with_identity(config.auth_settings()).with_part(config.webhooks.targets());
         let store = Arc::new(store);
-        events::start_relay(&store, &config.database_url).await.context("starting the event relay")?;
+        events::start_relay(&store.events, &store.db, &config.database_url)
+            .await
+            .context("starting the event relay")?;
         delivery::spawn_deliverer(Arc::downgrade(&store), config.webhooks.retry_policy(), config.webhooks.targets());
         // A checkpoint when entries were appended since the last one, every N minutes.
         let minutes = std::time::Duration::from_secs(config.audit.checkpoint_minutes.max(1) * 60);

@@ -14,10 +14,7 @@ use sqlx::AnyConnection;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use crate::clock::rfc3339;
-use crate::db::{Dialect, db_error};
-use crate::store::Store;
-use crate::webhooks;
+use crate::db::{Db, Dialect};
 
 /// How many events a subscriber may lag behind before it skips ahead.
 const BACKLOG: usize = 1024;
@@ -123,13 +120,11 @@ impl EventBus {
 
 /// Stores a durable event in the caller's transaction and returns its number. Updating the head
 /// row locks it until the transaction ends, so numbers are given out in commit order and a reader
-/// of `id > n` never sees a later event before an earlier one. A live-version change also goes to
-/// the webhook outbox here, so no change can skip it.
+/// of `id > n` never sees a later event before an earlier one.
 pub(crate) async fn record(conn: &mut AnyConnection, event: &ServerEvent, now: i64) -> Result<i64, ApiError> {
     let id: i64 = sqlx::query_scalar("UPDATE event_head SET last_id = last_id + 1 WHERE id = 1 RETURNING last_id")
         .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     let payload = serde_json::to_string(event).map_err(|_| ApiError::internal())?;
     sqlx::query("INSERT INTO events (id, at, kind, model, environment, payload) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
@@ -139,33 +134,24 @@ pub(crate) async fn record(conn: &mut AnyConnection, event: &ServerEvent, now: i
         .bind(event.environment())
         .bind(&payload)
         .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     if Dialect::of_connection(conn) == Dialect::Postgres {
-        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await.map_err(db_error)?;
-    }
-    if let ServerEvent::Deployment { deployment } = event {
-        webhooks::enqueue(conn, id, deployment, &rfc3339(now), now).await?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await?;
     }
     Ok(id)
 }
 
 /// Tells this process's subscribers of new points and, on PostgreSQL, the other replicas' (each
 /// relays the notification to its own; a lost one costs a live refresh, not data).
-pub(crate) async fn announce_points(store: &Store, event: ServerEvent) {
-    store.events.publish_transient(event.clone());
-    if store.db.dialect() != Dialect::Postgres {
+pub(crate) async fn announce_points(db: &Db, bus: &EventBus, event: ServerEvent) {
+    bus.publish_transient(event.clone());
+    if db.dialect() != Dialect::Postgres {
         return;
     }
     let announced = async {
-        let mut conn = store.conn().await?;
-        for payload in store.events.notices(event) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(POINTS_CHANNEL)
-                .bind(payload)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+        let mut conn = db.read().await?;
+        for payload in bus.notices(event) {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(POINTS_CHANNEL).bind(payload).execute(&mut *conn).await?;
         }
         Ok::<_, ApiError>(())
     };
@@ -187,39 +173,36 @@ pub(crate) async fn stored_since(
     .bind(model)
     .bind(BATCH)
     .fetch_all(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(rows.into_iter().filter_map(|(id, text)| serde_json::from_str(&text).ok().map(|e| (id, e))).collect())
 }
 
 /// The number of the last stored event.
 pub(crate) async fn head(conn: &mut AnyConnection) -> Result<i64, ApiError> {
-    sqlx::query_scalar("SELECT last_id FROM event_head WHERE id = 1").fetch_one(conn).await.map_err(db_error)
+    sqlx::query_scalar("SELECT last_id FROM event_head WHERE id = 1").fetch_one(conn).await.map_err(ApiError::from)
 }
 
 /// Starts relaying stored events to this process's subscribers, in order, from the current head
 /// on: woken by local commits, PostgreSQL notifications from other replicas (listening before the
 /// head is read, so nothing falls between), and a poll; and, on PostgreSQL, the other replicas'
-/// announcements of new points as they come. Ends with the store.
-pub async fn start_relay(store: &Arc<Store>, database_url: &str) -> Result<(), ApiError> {
-    let mut listener = match store.db.dialect() {
+/// announcements of new points as they come. Ends with the bus or the database.
+pub async fn start_relay(bus: &Arc<EventBus>, db: &Db, database_url: &str) -> Result<(), ApiError> {
+    let mut listener = match db.dialect() {
         Dialect::Postgres => listen(database_url).await,
         Dialect::Sqlite => None,
     };
-    let mut last = head(&mut *store.conn().await?).await?;
-    let (store, database_url) = (Arc::downgrade(store), database_url.to_string());
+    let mut last = head(&mut *db.read().await?).await?;
+    let (weak, db, database_url) = (Arc::downgrade(bus), db.clone(), database_url.to_string());
     tokio::spawn(async move {
         loop {
-            let Some(s) = store.upgrade().filter(|s| !s.db.pool().is_closed()) else { return };
-            if listener.is_none() && s.db.dialect() == Dialect::Postgres {
+            let Some(bus) = weak.upgrade().filter(|_| !db.pool().is_closed()) else { return };
+            if listener.is_none() && db.dialect() == Dialect::Postgres {
                 listener = listen(&database_url).await;
             }
-            match relay_once(&s, last).await {
+            match relay_once(&db, &bus, last).await {
                 Ok(relayed_to) => last = relayed_to,
                 Err(e) => tracing::warn!(error = %e.message, "relaying events failed"),
             }
-            let bus = s.events.clone();
-            drop(s);
             // Point announcements from other replicas are relayed as they come; anything else
             // (a local commit, another replica's stored events, the poll) reads stored events.
             let poll = tokio::time::Instant::now() + POLL;
@@ -255,14 +238,14 @@ async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
 }
 
 /// Sends every event stored after `after`; returns the number of the last one sent.
-async fn relay_once(store: &Store, mut after: i64) -> Result<i64, ApiError> {
-    let mut conn = store.conn().await?;
+async fn relay_once(db: &Db, bus: &EventBus, mut after: i64) -> Result<i64, ApiError> {
+    let mut conn = db.read().await?;
     loop {
         let events = stored_since(&mut conn, after, None).await?;
         let done = (events.len() as i64) < BATCH;
         for (id, event) in events {
             after = id;
-            let _ = store.events.sender.send(Numbered { id: Some(id), event: Arc::new(event) });
+            let _ = bus.sender.send(Numbered { id: Some(id), event: Arc::new(event) });
         }
         if done {
             return Ok(after);

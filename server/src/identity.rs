@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditActor, Change, Target};
 use crate::clock::rfc3339;
-use crate::db::{DbResultExt, Statement, db_error};
+use crate::db::{DbResultExt, Statement};
 use crate::store::{Store, from_json, to_json};
 
 /// Session lifetimes and sign-in throttling limits.
@@ -176,7 +176,7 @@ async fn user_by_name(conn: &mut AnyConnection, username: &str) -> Result<Option
         .bind(username)
         .fetch_optional(conn)
         .await
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 async fn user_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<UserRow>, ApiError> {
@@ -184,7 +184,7 @@ async fn user_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<UserRow>
         .bind(id)
         .fetch_optional(conn)
         .await
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 #[derive(sqlx::FromRow)]
@@ -225,8 +225,7 @@ async fn token_by_id(conn: &mut AnyConnection, id: i64) -> Result<TokenRow, ApiE
     ))
     .bind(id)
     .fetch_optional(conn)
-    .await
-    .map_err(db_error)?
+    .await?
     .ok_or_else(|| ApiError::not_found(format!("API token {id} not found")))
 }
 
@@ -236,12 +235,26 @@ fn client_addr(origin: &Origin) -> &str {
 }
 
 impl Store {
+    /// The store with identity's parts: the sign-in rules and a cache of resolved credentials.
+    pub fn with_identity(self, settings: AuthSettings) -> Self {
+        self.with_part(settings).with_part(TokenCache::default())
+    }
+
+    fn auth(&self) -> AuthSettings {
+        self.part::<AuthSettings>().cloned().unwrap_or_default()
+    }
+
+    /// Credentials recently resolved; none kept by a store built without [`Store::with_identity`].
+    fn tokens(&self) -> Option<&TokenCache> {
+        self.part()
+    }
+
     /// Runs a statement of sign-in bookkeeping (a session touched or ended, a token's last use)
     /// as a write of its own: queued with the other writers, never waiting on SQLite's write lock
     /// from a reader's connection. Not audited, as it changes no state anyone decides on.
     async fn bookkeeping(&self, statement: Statement) -> Result<(), ApiError> {
         let mut tx = self.begin_data_write().await?;
-        statement.execute(&mut *tx).await.map_err(db_error)?;
+        statement.execute(&mut *tx).await?;
         tx.commit().await
     }
 
@@ -259,8 +272,7 @@ impl Store {
         .bind(client)
         .bind(now)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         tx.commit().await?;
         let (per_account, per_address, per_pair, last, known): (i64, i64, i64, Option<i64>, i64) = sqlx::query_as(
             "SELECT COUNT(*) FILTER (WHERE username = $1), COUNT(*) FILTER (WHERE client_addr = $2), \
@@ -276,12 +288,11 @@ impl Store {
         .bind(attempt)
         .bind(now - KNOWN_ADDRESS_MS)
         .fetch_one(&mut *self.conn().await?)
-        .await
-        .map_err(db_error)?;
+        .await?;
         // The hard limit per account spares the user's known addresses, so nobody elsewhere can
         // lock the right password out; backoff per (account, address) keeps those slow too.
-        let over_limit = (per_account > self.auth.max_failures_per_account_hour && known == 0)
-            || per_address > self.auth.max_failures_per_address_hour;
+        let over_limit = (per_account > self.auth().max_failures_per_account_hour && known == 0)
+            || per_address > self.auth().max_failures_per_address_hour;
         let earlier = per_pair - 1;
         let backing_off = earlier >= FREE_FAILURES && {
             let wait = (1000_i64 << (earlier - FREE_FAILURES).min(16)).min(MAX_BACKOFF_MS);
@@ -369,8 +380,7 @@ impl Store {
         .bind(now)
         .bind(expires_at)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let info = token_by_id(&mut tx, id).await?.into_token();
         tx.commit(by, Change::new(AuditAction::TokenCreate, Target::token(id)).after(&info)).await?;
         Ok(CreatedToken { token: secret, info })
@@ -378,7 +388,7 @@ impl Store {
 
     /// Ends every session of a user (after a password reset or when disabled).
     async fn end_sessions(conn: &mut AnyConnection, user_id: i64) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(conn).await.map_err(db_error)?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(conn).await?;
         Ok(())
     }
 
@@ -417,17 +427,22 @@ impl Store {
     pub async fn password_caller(&self, username: &str, password: &str, origin: &Origin) -> Result<Caller, ApiError> {
         let now = self.clock.now_ms();
         let key = format!("basic:{}", token_hash(&format!("{username}\0{password}")));
-        if let Some(caller) = self.tokens.get(&key, now) {
+        if let Some(caller) = self.tokens().and_then(|t| t.get(&key, now)) {
             return Ok(caller);
         }
-        let _one_at_a_time = self.tokens.password_checks.lock().await;
-        if let Some(caller) = self.tokens.get(&key, now) {
+        let _one_at_a_time = match self.tokens() {
+            Some(t) => Some(t.password_checks.lock().await),
+            None => None,
+        };
+        if let Some(caller) = self.tokens().and_then(|t| t.get(&key, now)) {
             return Ok(caller);
         }
         let user = self.check_password(username, password, origin).await?;
         let caller = user.caller(user.roles(), None);
         let entry = CachedToken { caller: caller.clone(), token_expires_at: None, trusted_until: now + TOKEN_CACHE_MS };
-        self.tokens.put(key, entry);
+        if let Some(t) = self.tokens() {
+            t.put(key, entry);
+        }
         Ok(caller)
     }
 }
@@ -446,8 +461,7 @@ impl Identity for Store {
             .bind(now)
             .bind(client)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         sqlx::query(
             "INSERT INTO sign_in_addresses (username, client_addr, last_at) VALUES ($1, $2, $3) \
              ON CONFLICT (username, client_addr) DO UPDATE SET last_at = excluded.last_at",
@@ -456,8 +470,7 @@ impl Identity for Store {
         .bind(client)
         .bind(now)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let change = Change::new(AuditAction::SignIn, Target::user(&user.username));
         tx.commit(AuditActor::user(&user.username, origin), change).await?;
         let caller = user.caller(user.roles(), None);
@@ -469,8 +482,7 @@ impl Identity for Store {
         let ended: Option<i64> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")
             .bind(token_hash(session_token))
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         // An unknown or already ended session changes nothing, so there is nothing to record.
         let Some(user) = ended else { return Ok(()) };
         let user = user_by_id(&mut tx, user).await?.ok_or_else(ApiError::internal)?;
@@ -487,12 +499,11 @@ impl Identity for Store {
             sqlx::query_as("SELECT user_id, created_at, last_seen_at FROM sessions WHERE token_hash = $1")
                 .bind(&hash)
                 .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
+                .await?;
         let Some((user_id, created_at, last_seen_at)) = session else {
             return Ok(None);
         };
-        if now - last_seen_at > self.auth.idle_timeout_ms || now - created_at > self.auth.absolute_timeout_ms {
+        if now - last_seen_at > self.auth().idle_timeout_ms || now - created_at > self.auth().absolute_timeout_ms {
             drop(conn);
             self.bookkeeping(sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash)).await?;
             return Ok(None);
@@ -517,7 +528,7 @@ impl Identity for Store {
         }
         let now = self.clock.now_ms();
         let hash = token_hash(api_token);
-        if let Some(caller) = self.tokens.get(&hash, now) {
+        if let Some(caller) = self.tokens().and_then(|t| t.get(&hash, now)) {
             return Ok(Some(caller));
         }
         let mut conn = self.conn().await?;
@@ -526,8 +537,7 @@ impl Identity for Store {
         )
         .bind(&hash)
         .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let Some((id, user_id, name, roles, expires_at, revoked_at, last_used_at)) = row else {
             return Ok(None);
         };
@@ -548,7 +558,9 @@ impl Identity for Store {
         let caller = user.caller(roles, Some(name));
         let entry =
             CachedToken { caller: caller.clone(), token_expires_at: expires_at, trusted_until: now + TOKEN_CACHE_MS };
-        self.tokens.put(hash, entry);
+        if let Some(t) = self.tokens() {
+            t.put(hash, entry);
+        }
         Ok(Some(caller))
     }
 
@@ -571,8 +583,7 @@ impl Identity for Store {
         caller.require(Permission::ManageUsers)?;
         let rows: Vec<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
             .fetch_all(&mut *self.conn().await?)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(rows.into_iter().map(UserRow::into_user).collect())
     }
 
@@ -613,8 +624,7 @@ impl Identity for Store {
         .bind(now)
         .bind(user.id)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         if new_hash.is_some() || disabled_at.is_some() {
             Self::end_sessions(&mut tx, user.id).await?;
         }
@@ -624,7 +634,9 @@ impl Identity for Store {
             change = change.reason("password changed");
         }
         tx.commit(caller, change.after(&updated)).await?;
-        self.tokens.clear();
+        if let Some(t) = self.tokens() {
+            t.clear();
+        }
         Ok(updated)
     }
 
@@ -658,8 +670,7 @@ impl Identity for Store {
         .bind(i64::from(all))
         .bind(caller.user_id)
         .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(rows.into_iter().map(TokenRow::into_token).collect())
     }
 
@@ -676,12 +687,13 @@ impl Identity for Store {
             .bind(self.clock.now_ms())
             .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let revoked = token_by_id(&mut tx, id).await?.into_token();
         let change = Change::new(AuditAction::TokenRevoke, Target::token(id)).before(&token.into_token());
         tx.commit(caller, change.after(&revoked)).await?;
-        self.tokens.clear();
+        if let Some(t) = self.tokens() {
+            t.clear();
+        }
         Ok(revoked)
     }
 }

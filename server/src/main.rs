@@ -124,7 +124,7 @@ async fn store(args: &DatabaseArgs) -> anyhow::Result<Store> {
     let db = Db::connect(&args.database_url, 2).await.context("connecting to the database")?;
     db.migrate().await.context("migrating the database")?;
     let audit = args.audit.audit_log(Clock::system()).context("loading the audit signing key")?;
-    Ok(Store::new(db, Clock::system(), AuthSettings::default(), audit))
+    Ok(Store::new(db, Clock::system(), audit).with_identity(AuthSettings::default()))
 }
 
 /// Reads the checkpoints an auditor kept: each file holds one checkpoint's JSON or an array.

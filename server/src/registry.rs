@@ -1,22 +1,21 @@
 //! Models and versions: registration, listing, editing and quarantine.
 
-use std::collections::HashMap;
-
 use app::backend::Registry;
 use app::domain::validate;
 use app::domain::*;
 use app::error::ApiError;
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, FromRow};
+use sqlx::AnyConnection;
 
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
-use crate::db::{DbResultExt, db_error};
-use crate::deployments::live_versions;
+use crate::db::DbResultExt;
+use crate::live::live_versions;
 use crate::metrics::StoredPoints;
-use crate::metrics::guardrails::{live_health, stored_health};
-use crate::store::{Store, from_json, like_pattern, model_id, to_json};
+use crate::store::{Store, from_json, like_pattern, to_json};
+use crate::versions::{
+    VERSION_COLUMNS, VersionRow, live_environments, live_health, load_version, model_id, stored_health,
+};
 
 #[derive(sqlx::FromRow)]
 struct ModelRow {
@@ -52,159 +51,16 @@ impl ModelRow {
 
 const MODEL_COLUMNS: &str = "id, name, description, owner_team, tags, next_version, created_at, created_by, updated_at";
 
-#[derive(sqlx::FromRow)]
-struct VersionRow {
-    id: i64,
-    model: String,
-    number: i64,
-    artifact_uri: String,
-    artifact_digest: Option<String>,
-    framework: String,
-    parameters: String,
-    run_id: Option<String>,
-    run_link: Option<String>,
-    git_commit: Option<String>,
-    dataset_ref: Option<String>,
-    dataset_hash: Option<String>,
-    parent_version: Option<i64>,
-    description: String,
-    tags: String,
-    created_at: i64,
-    created_by: String,
-    quarantine_reason: Option<String>,
-    quarantined_at: Option<i64>,
-    quarantined_by: Option<String>,
-}
-
-/// A version's columns, from `versions v` joined with `models m`, as [`version_of_row`] reads them.
-pub(crate) const VERSION_COLUMNS: &str = "v.id, m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
-     v.parameters, v.run_id, v.run_link, v.git_commit, v.dataset_ref, v.dataset_hash, v.parent_version, \
-     v.description, v.tags, v.created_at, v.created_by, v.quarantine_reason, v.quarantined_at, v.quarantined_by";
-
-impl VersionRow {
-    fn into_version(self, live_in: Vec<String>, health: Vec<EnvironmentHealth>) -> Version {
-        let quarantine = match (self.quarantine_reason, self.quarantined_at, self.quarantined_by) {
-            (Some(reason), Some(at), Some(by)) => Some(Quarantine { reason, at: rfc3339(at), by }),
-            _ => None,
-        };
-        Version {
-            model: self.model,
-            number: self.number,
-            artifact_uri: self.artifact_uri,
-            artifact_digest: self.artifact_digest,
-            framework: self.framework,
-            parameters: from_json(&self.parameters),
-            lineage: Lineage {
-                run_id: self.run_id,
-                run_link: self.run_link,
-                git_commit: self.git_commit,
-                dataset_ref: self.dataset_ref,
-                dataset_hash: self.dataset_hash,
-                parent_version: self.parent_version,
-            },
-            description: self.description,
-            tags: from_json(&self.tags),
-            created_at: rfc3339(self.created_at),
-            created_by: self.created_by,
-            quarantine,
-            live_in,
-            health,
-        }
-    }
-}
-
-/// The version in a row that carries [`VERSION_COLUMNS`], live in `live_in`; its health is not read.
-pub(crate) fn version_of_row(row: &AnyRow, live_in: Vec<String>) -> Result<Version, sqlx::Error> {
-    Ok(VersionRow::from_row(row)?.into_version(live_in, Vec::new()))
-}
-
-/// Environments (by name, in display order) where each version number of a model is live.
-async fn live_environments(conn: &mut AnyConnection, model_id: i64) -> Result<HashMap<i64, Vec<String>>, ApiError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT d.version_number, e.name FROM deployments d JOIN environments e ON e.id = d.environment_id \
-         WHERE d.model_id = $1 ORDER BY e.position, e.id",
-    )
-    .bind(model_id)
-    .fetch_all(conn)
-    .await
-    .map_err(db_error)?;
-    let mut map: HashMap<i64, Vec<String>> = HashMap::new();
-    for (number, env) in rows {
-        map.entry(number).or_default().push(env);
-    }
-    Ok(map)
-}
-
-/// One version, read inside whatever connection or transaction the caller holds.
-pub(crate) async fn load_version(conn: &mut AnyConnection, model: &str, number: i64) -> Result<Version, ApiError> {
-    let id = crate::store::model_id(conn, model).await?;
-    load_version_of(conn, id, model, number).await
-}
-
-/// One version of the model with id `id` (named `model`, for the error), read inside whatever
-/// connection or transaction the caller holds.
-pub(crate) async fn load_version_of(
-    conn: &mut AnyConnection,
-    id: i64,
-    model: &str,
-    number: i64,
-) -> Result<Version, ApiError> {
-    let row: Option<VersionRow> = sqlx::query_as(&format!(
-        "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id \
-         WHERE v.model_id = $1 AND v.number = $2"
-    ))
-    .bind(id)
-    .bind(number)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let row = row.ok_or_else(|| ApiError::not_found(format!("model '{model}' has no version {number}")))?;
-    let mut live = live_environments(conn, id).await?;
-    let health = stored_health(conn, &[(row.id, number)]).await?;
-    Ok(row.into_version(live.remove(&number).unwrap_or_default(), health))
-}
-
 async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiError> {
     let row: ModelRow = sqlx::query_as(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = $1"))
         .bind(name)
         .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("model '{name}' not found")))?;
     let mut live = live_versions(conn, &[(row.id, row.name.clone())]).await?;
     let live = live.remove(&row.id).unwrap_or_default();
     let health = live_health(conn, &[row.id]).await?.remove(&row.id).unwrap_or_default();
     Ok(row.into_model(live, health))
-}
-
-/// Versions of any model matching a SQL condition on `versions v` and `models m` (with its bind
-/// values), by model name then newest first; `live_in` filled, health left out.
-pub(crate) async fn find_versions(
-    conn: &mut AnyConnection,
-    condition: &str,
-    binds: &[String],
-    (limit, offset): (i64, i64),
-) -> Result<Vec<Version>, ApiError> {
-    let sql = format!(
-        "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE {condition} \
-         ORDER BY m.name, v.number DESC LIMIT {limit} OFFSET {offset}"
-    );
-    let mut query = sqlx::query_as::<_, VersionRow>(&sql);
-    for bind in binds {
-        query = query.bind(bind);
-    }
-    let rows = query.fetch_all(&mut *conn).await.map_err(db_error)?;
-    let mut live: HashMap<String, HashMap<i64, Vec<String>>> = HashMap::new();
-    let mut versions = Vec::with_capacity(rows.len());
-    for row in rows {
-        if !live.contains_key(&row.model) {
-            let id = model_id(conn, &row.model).await?;
-            live.insert(row.model.clone(), live_environments(conn, id).await?);
-        }
-        let envs = live.get_mut(&row.model).and_then(|m| m.remove(&row.number)).unwrap_or_default();
-        versions.push(row.into_version(envs, Vec::new()));
-    }
-    Ok(versions)
 }
 
 /// Inserts a (validated) version inside the caller's write transaction; a version whose lineage
@@ -223,16 +79,14 @@ pub(crate) async fn insert_version(
     .bind(model)
     .bind(now)
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?
+    .await?
     .ok_or_else(|| ApiError::not_found(format!("model '{model}' not found")))?;
     if let Some(parent) = input.lineage.parent_version {
         let exists = sqlx::query_scalar::<_, i64>("SELECT number FROM versions WHERE model_id = $1 AND number = $2")
             .bind(id)
             .bind(parent)
             .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
         if exists.is_none() {
             return Err(ApiError::invalid(
                 "lineage.parent_version",
@@ -263,8 +117,7 @@ pub(crate) async fn insert_version(
     .bind(now)
     .bind(&caller.actor().name)
     .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let version = Version {
         model: model.to_string(),
         number,
@@ -282,7 +135,7 @@ pub(crate) async fn insert_version(
         health: Vec::new(),
     };
     let stored = match &version.lineage.run_id {
-        Some(run_id) => crate::mlflow::points::copy_run_metrics(conn, model, number, run_id, now).await?,
+        Some(run_id) => crate::tracking::copy_run_metrics(conn, model, number, run_id, now).await?,
         None => StoredPoints::default(),
     };
     Ok((version, stored))
@@ -351,7 +204,7 @@ impl Registry for Store {
         for b in &binds {
             count = count.bind(b.clone());
         }
-        let total: i64 = count.fetch_one(&mut *conn).await.map_err(db_error)?;
+        let total: i64 = count.fetch_one(&mut *conn).await?;
         let sql = format!(
             "SELECT {MODEL_COLUMNS} FROM models {filter} ORDER BY {column} {direction}, name ASC LIMIT ${} OFFSET ${}",
             binds.len() + 1,
@@ -361,8 +214,7 @@ impl Registry for Store {
         for b in &binds {
             rows_query = rows_query.bind(b.clone());
         }
-        let rows =
-            rows_query.bind(i64::from(limit)).bind(offset as i64).fetch_all(&mut *conn).await.map_err(db_error)?;
+        let rows = rows_query.bind(i64::from(limit)).bind(offset as i64).fetch_all(&mut *conn).await?;
         let keys: Vec<(i64, String)> = rows.iter().map(|r| (r.id, r.name.clone())).collect();
         let mut live = live_versions(&mut conn, &keys).await?;
         let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
@@ -414,8 +266,7 @@ impl Registry for Store {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE model_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let rows: Vec<VersionRow> = sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id \
              WHERE v.model_id = $1 ORDER BY v.number {direction} LIMIT $2 OFFSET $3"
@@ -424,8 +275,7 @@ impl Registry for Store {
         .bind(i64::from(limit))
         .bind(offset as i64)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let mut live = live_environments(&mut conn, id).await?;
         let ids: Vec<(i64, i64)> = rows.iter().map(|r| (r.id, r.number)).collect();
         let mut health = stored_health(&mut conn, &ids).await?;
@@ -479,8 +329,7 @@ impl Registry for Store {
         .bind(number)
         .bind(&digest)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let updated = load_version(&mut tx, model, number).await?;
         let change =
             Change::new(AuditAction::VersionUpdate, Target::version(model, number)).before(&current).after(&updated);
@@ -550,7 +399,6 @@ async fn set_quarantine(
     .bind(model)
     .bind(number)
     .execute(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }

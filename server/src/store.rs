@@ -1,50 +1,57 @@
-//! The service layer: one `Store` that implements every backend use case over the database.
+//! The core every service builds on: one `Store` holding the database, the clock, the audit log and
+//! the event bus, and each service's own state by type.
 //!
-//! Each domain concept implements its part in its own module (`registry`, `deployments`, `identity`);
-//! the UI's server functions and the REST handlers both call these, so each rule exists once.
+//! Each domain concept adds its use cases to `Store` in its own module (`registry`, `deployments`,
+//! `identity`, …); the UI's server functions and the REST handlers both call these, so each rule
+//! exists once.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use app::domain::AuditEntry;
 use app::error::ApiError;
-use sqlx::AnyConnection;
 
-use crate::audit::{AuditActor, AuditLog, AuditedFinal, AuditedTx, Change};
+use crate::audit::{AuditLog, AuditedTx};
 use crate::clock::Clock;
-use crate::db::{Conn, Db, Dialect, Statement, WriteTx, db_error};
+use crate::db::{Conn, Db, WriteTx};
 use crate::events::EventBus;
-use crate::identity::{AuthSettings, TokenCache};
-use crate::metrics::guardrails::HealthChange;
-use crate::mlflow::registry::AliasGuesses;
-use crate::webhooks::targets::Targets;
 
-/// The database, the clock every write is stamped with, the sign-in rules, the audit log and the
-/// bus that tells subscribers what changed.
+/// The database, the clock every write is stamped with, the audit log, the bus that tells
+/// subscribers what changed, and the parts services keep for themselves.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub db: Db,
     pub clock: Clock,
-    pub auth: AuthSettings,
     pub audit: Arc<AuditLog>,
     pub events: Arc<EventBus>,
-    pub(crate) tokens: Arc<TokenCache>,
-    pub(crate) alias_guesses: Arc<AliasGuesses>,
-    /// Which addresses webhooks may reach.
-    pub webhook_targets: Targets,
+    parts: Parts,
+}
+
+/// Each service's own state (its settings, its caches), by type, set when the store is built: the
+/// core holds it without knowing it.
+#[derive(Clone, Default)]
+struct Parts(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Parts({})", self.0.len())
+    }
 }
 
 impl Store {
-    pub fn new(db: Db, clock: Clock, auth: AuthSettings, audit: AuditLog) -> Self {
-        Self {
-            db,
-            clock,
-            auth,
-            audit: Arc::new(audit),
-            events: Arc::default(),
-            tokens: Arc::default(),
-            alias_guesses: Arc::default(),
-            webhook_targets: Targets::default(),
-        }
+    pub fn new(db: Db, clock: Clock, audit: AuditLog) -> Self {
+        Self { db, clock, audit: Arc::new(audit), events: Arc::default(), parts: Parts::default() }
+    }
+
+    /// The store with a service's part added (replacing one of the same type).
+    pub fn with_part<T: Any + Send + Sync>(mut self, part: T) -> Self {
+        self.parts.0.insert(TypeId::of::<T>(), Arc::new(part));
+        self
+    }
+
+    /// A service's part, if the store was built with one.
+    pub fn part<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.parts.0.get(&TypeId::of::<T>())?.downcast_ref()
     }
 
     /// The same store with another clock (the demo data set is written as if over past months).
@@ -57,68 +64,17 @@ impl Store {
         Ok(AuditedTx::new(self.db.begin_write().await?, &self.audit, &self.events))
     }
 
-    /// Makes a change of one statement (`statement`, built anew for each try) with its audit
-    /// entry. On SQLite the group commit's next committer links the entry and runs both with
-    /// its commit, so the change never holds the writer slot; elsewhere it is a write of its own.
-    /// The statement may refuse a stale write; then nothing commits and the error is a conflict.
-    pub(crate) async fn write_final(
-        &self,
-        by: impl Into<AuditActor>,
-        change: Change,
-        statement: impl Fn() -> Statement + Send + Sync + 'static,
-    ) -> Result<AuditEntry, ApiError> {
-        if self.db.dialect() == Dialect::Postgres {
-            return self.begin_write().await?.commit_then(by, change, Some(&statement)).await;
-        }
-        let (write, outcome) = AuditedFinal::new(self.audit.clone(), by.into(), change, statement);
-        self.db.submit_final(Box::new(write));
-        outcome.await.map_err(|_| ApiError::internal())?.map_err(db_error)
-    }
-
     /// Starts a write of measurements (metric points) or bookkeeping (idempotency records, a
     /// session's or token's last use): data rather than a change of state, so not audited.
-    /// Everything else writes through [`Store::begin_write`] or [`Store::write_final`].
+    /// Everything else writes through [`Store::begin_write`].
     pub(crate) async fn begin_data_write(&self) -> Result<WriteTx, ApiError> {
         self.db.begin_write().await
-    }
-
-    /// After a commit that changed versions' health (its events stored with it): relays the
-    /// events, and files a rollback request for a live version that turned failing where the
-    /// environment's policy asks for one.
-    pub(crate) async fn health_changed(&self, model: &str, changes: Vec<HealthChange>) {
-        if changes.is_empty() {
-            return;
-        }
-        self.events.stored();
-        for change in changes.into_iter().filter(|c| c.health == app::domain::Health::Failing) {
-            self.file_automatic_rollback(model, &change.environment, change.version).await;
-        }
     }
 
     /// A connection for reads.
     pub(crate) async fn conn(&self) -> Result<Conn, ApiError> {
         self.db.read().await
     }
-}
-
-/// The id of a model by name, or 404.
-pub(crate) async fn model_id(conn: &mut AnyConnection, name: &str) -> Result<i64, ApiError> {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM models WHERE name = $1")
-        .bind(name)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::not_found(format!("model '{name}' not found")))
-}
-
-/// The id of an environment by name, or 404.
-pub(crate) async fn environment_id(conn: &mut AnyConnection, name: &str) -> Result<i64, ApiError> {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
-        .bind(name)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::not_found(format!("environment '{name}' not found")))
 }
 
 /// Encodes a value stored as JSON text.

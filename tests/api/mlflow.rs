@@ -14,7 +14,6 @@ on_both_backends!(
     mlflow_requests_get_mlflow_errors_and_aliases_follow_environments,
     every_mlflow_endpoint_checks_the_callers_role,
     concurrent_alias_sets_each_record_the_version_they_replaced,
-    the_database_refuses_an_alias_move_made_on_a_stale_read,
     an_alias_set_on_a_stale_guess_reads_the_alias_again,
     non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts
 );
@@ -567,56 +566,6 @@ async fn concurrent_alias_sets_each_record_the_version_they_replaced(backend: Ba
         call(c, &app, Method::GET, "registered-models/alias", json!({"name": "race", "alias": "champion"})).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["model_version"]["version"].as_str().and_then(|v| v.parse().ok()), live);
-    app.stop().await;
-}
-
-/// The move a set sends with its audit entry (view `alias_moves`) is checked by the database
-/// against what the set read: an alias that moved meanwhile, a missing version or an environment
-/// of the alias's name refuse it as a stale write and leave the alias as it was; a move made on
-/// what holds goes through, a first one creating the alias.
-async fn the_database_refuses_an_alias_move_made_on_a_stale_read(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    registered_model_with_versions(&app, "moves", 2).await;
-    let pool = app.store.db.pool();
-    let model: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = 'moves'").fetch_one(pool).await.unwrap();
-    let try_move = |alias: &'static str, version: i64, read: Option<i64>| async move {
-        sqlx::query(
-            "INSERT INTO alias_moves (model_id, alias, version_number, read_version, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, 0, 'test')",
-        )
-        .bind(model)
-        .bind(alias)
-        .bind(version)
-        .bind(read)
-        .execute(pool)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
-    };
-    let points = |alias: &'static str| async move {
-        sqlx::query_scalar::<_, i64>("SELECT version_number FROM model_aliases WHERE model_id = $1 AND alias = $2")
-            .bind(model)
-            .bind(alias)
-            .fetch_optional(pool)
-            .await
-            .unwrap()
-    };
-
-    assert_eq!(try_move("best", 1, None).await, Ok(()), "a first move creates the alias");
-    assert_eq!(points("best").await, Some(1));
-    for (alias, version, read, why) in [
-        ("best", 2, None, "the alias exists, though read as absent"),
-        ("best", 2, Some(2), "the alias points at 1, though read at 2"),
-        ("best", 3, Some(1), "version 3 does not exist"),
-        ("staging", 1, None, "an environment has the alias's name"),
-    ] {
-        let refused = try_move(alias, version, read).await.expect_err(why);
-        assert!(refused.contains("stale write: "), "{why}: {refused}");
-    }
-    assert_eq!(points("best").await, Some(1), "refused moves left the alias where it was");
-    assert_eq!(points("staging").await, None);
-    assert_eq!(try_move("best", 2, Some(1)).await, Ok(()), "a move made on what holds");
-    assert_eq!(points("best").await, Some(2));
     app.stop().await;
 }
 

@@ -42,7 +42,8 @@ fn report(name: &str, samples: &mut [Duration]) {
 async fn store(dir: &std::path::Path) -> Store {
     let db = Db::connect(&format!("sqlite://{}", dir.join("audit-bench.db").display()), 8).await.unwrap();
     db.migrate().await.unwrap();
-    Store::new(db, Clock::system(), AuthSettings::default(), AuditLog::new(Signer::generate(), 1000, Clock::system()))
+    Store::new(db, Clock::system(), AuditLog::new(Signer::generate(), 1000, Clock::system()))
+        .with_identity(AuthSettings::default())
 }
 
 /// A realistic entry: a version's state before and after an edit.

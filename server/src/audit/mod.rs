@@ -1,15 +1,15 @@
 //! The tamper-evident audit log: every write commits through [`AuditedTx`], which appends exactly one
 //! hash-chained entry in the same transaction, so no state change exists without its entry.
 //!
-//! `chain` hashes and verifies, `signing` signs checkpoints, `search` reads the log back
-//! (search, export, online verification) and `offline` verifies an exported file.
+//! `chain` hashes and verifies, `merkle` builds the checkpoints' trees, `signing` signs them,
+//! `witness` keeps the newest outside the database, `terms` gives an entry's search words and
+//! `offline` verifies an exported file; `crate::trail` reads the log back.
 
 pub mod chain;
-mod final_write;
 pub mod merkle;
 pub mod offline;
-pub mod search;
 pub mod signing;
+pub mod terms;
 pub mod witness;
 
 use std::ops::{Deref, DerefMut};
@@ -25,10 +25,9 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection};
 
 use crate::clock::Clock;
-use crate::db::{Dialect, WriteTx, db_error};
+use crate::db::WriteTx;
 use crate::events::EventBus;
 use chain::{entry_hash, entry_time};
-pub(crate) use final_write::AuditedFinal;
 use merkle::Frontier;
 use signing::Signer;
 use witness::Witness;
@@ -46,8 +45,6 @@ pub struct AuditLog {
     pub checkpoint_every: i64,
     clock: Clock,
     last_verification: Mutex<Option<Verification>>,
-    /// On SQLite, the chain head as this process's last append left it (see [`append`]).
-    head: Mutex<Option<ChainHead>>,
 }
 
 /// The last entry of the chain: its number, hash and time in milliseconds.
@@ -57,10 +54,6 @@ struct ChainHead {
     hash: String,
     at: i64,
 }
-
-/// Part of the error the database gives for an entry whose `prev_hash` is not the chain head's
-/// hash (trigger `audit_entries_link`, `migrations/*/0008_audit_appends.sql`).
-const UNLINKED: &str = "does not link to the chain head";
 
 impl AuditLog {
     /// A log whose kept checkpoint lives in memory only; see [`AuditLog::with_witness`].
@@ -72,7 +65,6 @@ impl AuditLog {
             checkpoint_every: checkpoint_every.max(1),
             clock,
             last_verification: Mutex::default(),
-            head: Mutex::default(),
         }
     }
 
@@ -90,8 +82,7 @@ impl AuditLog {
     }
 
     /// Signs a checkpoint of the chain as `conn` sees it: `seq` entries, the last with `hash`,
-    /// with the Merkle root of them all (`unstored`: entry `seq` is not in the database yet).
-    /// Refused (a conflict) when that chain is shorter than the one kept outside the database or
+    /// with the Merkle root of them all. Refused (a conflict) when that chain is shorter than the one kept outside the database or
     /// no longer contains it.
     pub(crate) async fn sign_at(
         &self,
@@ -99,7 +90,6 @@ impl AuditLog {
         seq: i64,
         hash: &str,
         signed_at: &str,
-        unstored: bool,
     ) -> Result<Checkpoint, ApiError> {
         if let Some(kept) = self.witness.latest() {
             let refuse =
@@ -112,13 +102,7 @@ impl AuditLog {
                 return refuse(format!("entry {} differs from the checkpoint kept outside the database", kept.seq));
             }
         }
-        let root = if unstored {
-            let mut tree = self.tree_at(conn, seq - 1).await?;
-            tree.push(merkle::digest(hash).ok_or_else(ApiError::internal)?);
-            tree.root_hex()
-        } else {
-            self.tree_at(conn, seq).await?.root_hex()
-        };
+        let root = self.tree_at(conn, seq).await?.root_hex();
         Ok(self.signer.sign(seq, hash, root, signed_at))
     }
 
@@ -137,7 +121,7 @@ impl AuditLog {
                 .bind(tree.size() as i64)
                 .bind(seq)
                 .fetch(&mut *conn);
-        while let Some(hash) = hashes.try_next().await.map_err(db_error)? {
+        while let Some(hash) = hashes.try_next().await? {
             tree.push(merkle::digest(&hash).ok_or_else(ApiError::internal)?);
         }
         drop(hashes);
@@ -323,12 +307,14 @@ pub struct AuditedTx<'a> {
     log: &'a AuditLog,
     events: &'a EventBus,
     announced: Vec<ServerEvent>,
+    /// Whether events were stored before the commit ([`AuditedTx::store_event`]).
+    stored: bool,
     recorded: usize,
 }
 
 impl<'a> AuditedTx<'a> {
     pub(crate) fn new(tx: WriteTx, log: &'a AuditLog, events: &'a EventBus) -> Self {
-        Self { tx, log, events, announced: Vec::new(), recorded: 0 }
+        Self { tx, log, events, announced: Vec::new(), stored: false, recorded: 0 }
     }
 
     /// Appends the entry of a change before the last one, for a write that makes several (a
@@ -356,6 +342,23 @@ impl<'a> AuditedTx<'a> {
         self.announced.push(event);
     }
 
+    /// Stores an event at once (after the events announced before it) and returns its number and
+    /// time, for a write that acts on the number inside the transaction (a live version's move
+    /// queues the webhooks' deliveries of its event). Only after the write's first audit entry,
+    /// which keeps the lock order of [`AuditedTx::announce`].
+    pub async fn store_event(&mut self, event: ServerEvent) -> Result<(i64, i64), ApiError> {
+        if self.recorded == 0 {
+            tracing::error!("an event was stored before its write's audit entry");
+            return Err(ApiError::internal());
+        }
+        let now = self.log.clock.now_ms();
+        for queued in std::mem::take(&mut self.announced) {
+            crate::events::record(&mut self.tx, &queued, now).await?;
+        }
+        self.stored = true;
+        Ok((crate::events::record(&mut self.tx, &event, now).await?, now))
+    }
+
     /// Stores the queued events and commits.
     async fn store_events_and_commit(mut self) -> Result<(), ApiError> {
         let now = self.log.clock.now_ms();
@@ -363,7 +366,7 @@ impl<'a> AuditedTx<'a> {
             crate::events::record(&mut self.tx, event, now).await?;
         }
         self.tx.commit().await?;
-        if !self.announced.is_empty() {
+        if self.stored || !self.announced.is_empty() {
             self.events.stored();
         }
         Ok(())
@@ -373,27 +376,13 @@ impl<'a> AuditedTx<'a> {
     /// everything at once. Dropping the transaction instead rolls back the change and leaves no entry.
     /// Unless events are stored after it, the entry is the write's last statement
     /// ([`WriteTx::execute_last`]: on SQLite the next writer's savepoint opens in its round trip).
-    pub async fn commit(self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
-        self.commit_then(by, change, None).await
-    }
-
-    /// [`AuditedTx::commit`], with the change itself made by `then`, a statement run right after
-    /// the entry (in its round trip on SQLite). The database may refuse it as a stale write (a
-    /// trigger finding that what the change was read as, and the entry records, no longer holds):
-    /// then nothing commits and the error is a conflict, for the caller to read again and retry.
-    pub async fn commit_then(
-        mut self,
-        by: impl Into<AuditActor>,
-        change: Change,
-        then: Option<Then<'_, '_>>,
-    ) -> Result<AuditEntry, ApiError> {
+    pub async fn commit(mut self, by: impl Into<AuditActor>, change: Change) -> Result<AuditEntry, ApiError> {
         if !self.announced.is_empty() {
-            let entry =
-                append_to(Appending { to: Place::Within(&mut self.tx), then }, self.log, by.into(), change).await?;
+            let entry = append_to(Place::Within(&mut self.tx), self.log, by.into(), change).await?;
             self.store_events_and_commit().await?;
             return Ok(entry);
         }
-        let entry = append_to(Appending { to: Place::Last(&mut self.tx), then }, self.log, by.into(), change).await?;
+        let entry = append_to(Place::Last(&mut self.tx), self.log, by.into(), change).await?;
         self.tx.commit().await?;
         Ok(entry)
     }
@@ -419,13 +408,8 @@ fn state_text(state: &Option<Value>) -> Option<String> {
 }
 
 /// Links the entry for `change` to the chain head and stores it (which moves the head to it).
-///
-/// On PostgreSQL the head row is read by an update, which locks it until the transaction ends, so
-/// appends from every process form one line. On SQLite the writers of this process take turns in
-/// one transaction, so the head its last append left is almost always still the head: the entry
-/// is linked to that without reading the head first, and the database refuses it should the
-/// guess be stale (that append was undone, or another process appended) — then the head is read
-/// and the entry linked again.
+/// The head row is read by an update, which locks it until the transaction ends, so appends from
+/// every process form one line.
 /// Service code appends through [`AuditedTx::commit`]; this is public for the benchmark.
 pub async fn append(
     conn: &mut AnyConnection,
@@ -433,79 +417,45 @@ pub async fn append(
     by: AuditActor,
     change: Change,
 ) -> Result<AuditEntry, ApiError> {
-    append_to(Appending { to: Place::Within(conn), then: None }, log, by, change).await
+    append_to(Place::Within(conn), log, by, change).await
 }
 
-/// A write's final statement, run right after its audit entry; built anew for each try of the entry.
-pub type Then<'t, 'q> = &'t (dyn Fn() -> Query<'q, Any, AnyArguments<'q>> + Send + Sync);
-
-/// Where an entry goes — into a write that goes on after it, or as its write's last statement
-/// ([`WriteTx::execute_last`]; unless a checkpoint follows it) — and the statement run after it.
-struct Appending<'c, 't, 'q> {
-    to: Place<'c>,
-    then: Option<Then<'t, 'q>>,
-}
-
+/// Where an entry goes: into a write that goes on after it, or as its write's last statement
+/// ([`WriteTx::execute_last`]; unless a checkpoint follows it).
 enum Place<'c> {
     Within(&'c mut AnyConnection),
     Last(&'c mut WriteTx),
 }
 
-impl Appending<'_, '_, '_> {
+impl Place<'_> {
     fn conn(&mut self) -> &mut AnyConnection {
-        match &mut self.to {
+        match self {
             Place::Within(conn) => conn,
             Place::Last(tx) => tx,
         }
     }
-
-    /// Stores `entry` and runs the statement after it, as the write's last statements when they
-    /// are and `last` allows.
-    async fn insert(&mut self, entry: &AuditEntry, at_ms: i64, seal: String, last: bool) -> Result<(), sqlx::Error> {
-        let statements: Vec<_> =
-            std::iter::once(entry_insert(entry, at_ms, Some(seal))?).chain(self.then.map(|then| then())).collect();
-        if let (Place::Last(tx), true) = (&mut self.to, last) {
-            return tx.execute_last(statements).await;
-        }
-        let conn = self.conn();
-        for statement in statements {
-            statement.execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
 }
 
 /// [`append`], the entry going where `to` says.
-async fn append_to(
-    mut to: Appending<'_, '_, '_>,
-    log: &AuditLog,
-    by: AuditActor,
-    change: Change,
-) -> Result<AuditEntry, ApiError> {
-    let unlinked = unlinked(by, change);
-    let sqlite = Dialect::of_connection(to.conn()) == Dialect::Sqlite;
-    let guess = if sqlite { log.head.lock().ok().and_then(|mut head| head.take()) } else { None };
-    let (entry, head) = match guess {
-        Some(head) => match link_and_store(&mut to, log, unlinked.clone(), Some(head)).await {
-            Err(e) if e.as_database_error().is_some_and(|e| e.message().contains(UNLINKED)) => {
-                link_and_store(&mut to, log, unlinked, None).await
-            }
-            stored => stored,
-        },
-        None => link_and_store(&mut to, log, unlinked, None).await,
+async fn append_to(mut to: Place<'_>, log: &AuditLog, by: AuditActor, change: Change) -> Result<AuditEntry, ApiError> {
+    let head = locked_head(to.conn()).await?;
+    let (entry, head) = log.link(unlinked(by, change), head);
+    let insert = entry_insert(&entry, head.at, Some(log.signer.seal(&entry.hash)))?;
+    let signed = entry.seq % log.checkpoint_every == 0;
+    match &mut to {
+        Place::Last(tx) if !signed => tx.execute_last(vec![insert]).await?,
+        _ => {
+            insert.execute(to.conn()).await?;
+        }
     }
-    .map_err(db_error)?;
-    if entry.seq % log.checkpoint_every == 0 {
+    if signed {
         // A refusal leaves the entry unsigned for now: verification names what went wrong.
-        match log.sign_at(to.conn(), entry.seq, &entry.hash, &entry.at, false).await {
+        match log.sign_at(to.conn(), entry.seq, &entry.hash, &entry.at).await {
             Ok(checkpoint) => {
-                checkpoint_insert(&checkpoint, &log.signer).execute(to.conn()).await.map_err(db_error)?;
+                checkpoint_insert(&checkpoint, &log.signer).execute(to.conn()).await?;
             }
             Err(e) => tracing::error!(seq = entry.seq, error = %e.message, "audit checkpoint not signed"),
         }
-    }
-    if let Some(mut last) = log.head.lock().ok().filter(|_| sqlite) {
-        *last = Some(head);
     }
     Ok(entry)
 }
@@ -542,24 +492,6 @@ async fn locked_head(conn: &mut AnyConnection) -> Result<ChainHead, sqlx::Error>
     Ok(ChainHead { seq, hash, at })
 }
 
-/// Makes `entry` the one after `head` (read from the database when not given) and stores it;
-/// returns it and the new head.
-async fn link_and_store(
-    to: &mut Appending<'_, '_, '_>,
-    log: &AuditLog,
-    entry: AuditEntry,
-    head: Option<ChainHead>,
-) -> Result<(AuditEntry, ChainHead), sqlx::Error> {
-    let head = match head {
-        Some(head) => head,
-        None => locked_head(to.conn()).await?,
-    };
-    let (entry, head) = log.link(entry, head);
-    let seal = log.signer.seal(&entry.hash);
-    to.insert(&entry, head.at, seal, entry.seq % log.checkpoint_every != 0).await?;
-    Ok((entry, head))
-}
-
 impl AuditLog {
     /// Makes `entry` the one after `head` — its number, its time (never before the head's, even
     /// if this process's clock is behind another's), its link and hash — and returns it with the
@@ -581,7 +513,7 @@ async fn stored_hash(conn: &mut AnyConnection, seq: i64) -> Result<Option<String
         .bind(seq)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 /// Stores an entry already linked and hashed, unsealed (as entries from before seals were kept),
@@ -600,7 +532,7 @@ fn entry_insert<'q>(
     at_ms: i64,
     seal: Option<String>,
 ) -> Result<Query<'q, Any, AnyArguments<'q>>, sqlx::Error> {
-    let terms = serde_json::to_string(&search::entry_terms(entry)).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let terms = serde_json::to_string(&terms::entry_terms(entry)).map_err(|e| sqlx::Error::Encode(e.into()))?;
     Ok(sqlx::query(
         "INSERT INTO audit_appends (seq, at, actor, actor_user, actor_token, action, target, model, version, \
          environment, before_state, after_state, reason, request_id, client_addr, prev_hash, hash, terms, seal) \
@@ -633,7 +565,7 @@ pub(crate) async fn insert_checkpoint(
     checkpoint: &Checkpoint,
     signer: &Signer,
 ) -> Result<(), ApiError> {
-    checkpoint_insert(checkpoint, signer).execute(conn).await.map_err(db_error)?;
+    checkpoint_insert(checkpoint, signer).execute(conn).await?;
     Ok(())
 }
 
@@ -654,11 +586,9 @@ pub(crate) fn checkpoint_insert<'q>(checkpoint: &Checkpoint, signer: &Signer) ->
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use app::domain::AuditAction;
 
-    use super::{AuditActor, AuditLog, AuditedFinal, AuditedTx, Change, Target, append, signing::Signer};
+    use super::{AuditActor, AuditLog, AuditedTx, Change, Target, append, signing::Signer};
     use crate::clock::Clock;
     use crate::db::Db;
     use crate::events::EventBus;
@@ -727,44 +657,6 @@ mod tests {
         let head: (i64, String) =
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(this.pool()).await.unwrap();
         assert_eq!(head, (4, chain[3].3.clone()), "the head is the last entry");
-        std::fs::remove_dir_all(dir).ok();
-    }
-
-    /// Final writes handed over at once link in order: the first to the real head when this
-    /// process's guess went stale (another process appended), and past one whose statement is
-    /// refused (a second model of a name; its entry undone with it) the next links to the entry
-    /// before it.
-    #[tokio::test]
-    async fn final_writes_link_in_order_after_a_stale_guess_and_past_a_refused_one() {
-        let dir = std::env::temp_dir().join(format!("modelgate-audit-{}", uuid::Uuid::new_v4()));
-        let file = dir.join("db.sqlite");
-        let (this, other) = (sqlite(&file).await, sqlite(&file).await);
-        let (mine, theirs) = (Arc::new(log()), log());
-        append_model(&this, &mine, "first", false).await;
-        append_model(&other, &theirs, "by another process", false).await;
-        let outcomes: Vec<_> = ["a", "b", "a", "c"]
-            .into_iter()
-            .map(|name| {
-                let change = Change::new(AuditAction::ModelCreate, Target::model(name));
-                let (write, outcome) = AuditedFinal::new(mine.clone(), AuditActor::system("test"), change, move || {
-                    sqlx::query(
-                        "INSERT INTO models (name, created_at, created_by, updated_at) VALUES ($1, 0, 'test', 0)",
-                    )
-                    .bind(name)
-                });
-                this.submit_final(Box::new(write));
-                outcome
-            })
-            .collect();
-        let seqs: Vec<Option<i64>> =
-            futures::future::join_all(outcomes).await.into_iter().map(|o| o.unwrap().ok().map(|e| e.seq)).collect();
-        assert_eq!(seqs, [Some(3), Some(4), None, Some(5)], "the refused model's entry is not in the chain");
-
-        let chain = chain(&this).await;
-        assert_eq!(targets(&chain), ["models/first", "models/by another process", "models/a", "models/b", "models/c"]);
-        let models: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM models ORDER BY id").fetch_all(this.pool()).await.unwrap();
-        assert_eq!(models, ["a", "b", "c"]);
         std::fs::remove_dir_all(dir).ok();
     }
 }

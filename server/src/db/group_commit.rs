@@ -13,20 +13,14 @@
 //! returns only after that durable commit and fails if it failed, so a caller sees what a
 //! transaction of its own would give it; a writer that ends without committing is rolled back to
 //! its savepoint and leaves the others' changes alone.
-//!
-//! A write whose statements can all be built once it is its turn — an audited change of one
-//! statement: its audit entry links to the chain head only then — need not hold the slot at all: it
-//! is handed to the next committer as a [`Final`], and that committer runs every final handed to
-//! it, each in a savepoint of its own, and the commit in one round trip.
 
 use std::borrow::Cow;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::TryStreamExt;
-use futures::future::BoxFuture;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, Execute, Executor};
@@ -41,61 +35,8 @@ pub(super) struct GroupCommit {
     slot: Arc<Mutex<Slot>>,
     /// How many writers wait for the slot.
     waiting: Arc<AtomicUsize>,
-    /// Final writes handed over for the next committer, and whether one is queued for the slot.
-    committing: Arc<std::sync::Mutex<Committing>>,
-}
-
-#[derive(Default)]
-struct Committing {
-    finals: Vec<Box<dyn Final>>,
-    /// A committer waits for the slot: it will commit the group open then and run these finals.
-    committer_queued: bool,
-}
-
-impl std::fmt::Debug for Committing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Committing")
-            .field("finals", &self.finals.len())
-            .field("committer_queued", &self.committer_queued)
-            .finish()
-    }
-}
-
-/// A write made only of statements built in its turn, run by a committer with the group's commit.
-pub(crate) trait Final: Send {
-    /// Builds the write's statements, one SQL statement each, in its turn: after those of every
-    /// final before it in the committer's batch, which have not run yet. Reads through `turn`
-    /// see the group without them.
-    fn build<'a>(&'a mut self, turn: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Vec<Statement>, sqlx::Error>>;
-
-    /// The statements built last did not run (those of a final before them failed): undoes what
-    /// building them assumed. They are built again.
-    fn not_run(&mut self);
-
-    /// The statements built last failed: undoes what building them assumed, and says whether to
-    /// build and run them again.
-    fn failed(&mut self, error: &sqlx::Error) -> bool;
-
-    /// Tells the writer how it ended: committed durably, or not and why.
-    fn done(self: Box<Self>, outcome: Result<(), sqlx::Error>);
-}
-
-/// One SQL statement with its values.
-pub(crate) type Statement = Query<'static, Any, AnyArguments<'static>>;
-
-/// The committer's turn, for a [`Final`] that reads while it builds.
-pub(crate) struct Turn<'s> {
-    slot: &'s mut Slot,
-}
-
-impl Turn<'_> {
-    /// The group's connection, with how the last writer ended settled first.
-    pub(crate) async fn conn(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
-        if self.slot.unsettled.is_some() {
-            self.slot.settle_then(Batch::default()).await.map_err(|(_, e)| e)?;
-        }
-        Ok(&mut self.slot.open.as_mut().ok_or_else(group_lost)?.conn)
-    }
+    /// Whether a committer is queued for the slot: it will commit the group open then.
+    committer_queued: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -136,22 +77,12 @@ const HAND_OVER: &str = "RELEASE writer; SAVEPOINT writer";
 
 impl GroupCommit {
     pub(super) fn new(connections: Connections) -> Self {
-        Self { connections, slot: Arc::default(), waiting: Arc::default(), committing: Arc::default() }
+        Self { connections, slot: Arc::default(), waiting: Arc::default(), committer_queued: Arc::default() }
     }
 
-    /// Hands a final write to the next committer.
-    pub(super) fn submit(&self, write: Box<dyn Final>) {
-        self.committing().finals.push(write);
-        self.commit_in_turn();
-    }
-
-    fn committing(&self) -> std::sync::MutexGuard<'_, Committing> {
-        self.committing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether writers wait for the slot or finals for a committer.
+    /// Whether writers wait for the slot.
     fn busy(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed) > 0 || !self.committing().finals.is_empty()
+        self.waiting.load(Ordering::Relaxed) > 0
     }
 
     /// Waits for the writer slot, opens a group transaction if none is open, and starts this
@@ -174,27 +105,19 @@ impl GroupCommit {
     }
 
     /// Queues a committer for the slot, unless one is queued already: it waits behind the writers
-    /// queued by now, runs the finals handed over by then, and commits the group open then,
-    /// opening the next group at once (and queuing the next committer) if writers or finals wait.
-    /// One queued committer serves every group opened and every final handed over before its
-    /// turn; should an earlier failure have ended the group it was queued for, it commits a
+    /// queued by now and commits the group open then, opening the next group at once (and queuing
+    /// the next committer) if writers wait. One queued committer serves every group opened before
+    /// its turn; should an earlier failure have ended the group it was queued for, it commits a
     /// later one early, which is harmless.
     fn commit_in_turn(&self) {
-        if std::mem::replace(&mut self.committing().committer_queued, true) {
+        if self.committer_queued.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
             let mut slot = this.slot.clone().lock_owned().await;
-            let finals = {
-                let mut committing = this.committing();
-                committing.committer_queued = false;
-                std::mem::take(&mut committing.finals)
-            };
-            let reopened = match finals.is_empty() {
-                true => slot.end(true, this.busy()).await,
-                false => slot.run_finals(finals, &this).await,
-            };
+            this.committer_queued.store(false, Ordering::Release);
+            let reopened = slot.end(true, this.busy()).await;
             if reopened {
                 this.commit_in_turn();
             }
@@ -263,21 +186,9 @@ impl Slot {
             false => Err((0, group_lost())),
             true => self.settle_then(Batch::of(if reopen { COMMIT_AND_OPEN } else { "COMMIT" })).await,
         };
-        self.close(committed, 0, reopen).await.1
-    }
-
-    /// Closes the group after the round trip that committed it (the commit its statement number
-    /// `commit_at`, followed by the next group's opening when `reopen`), or failed before; returns
-    /// whether it committed and whether the next group is open.
-    async fn close(
-        &mut self,
-        committed: Result<(), (usize, sqlx::Error)>,
-        commit_at: usize,
-        reopen: bool,
-    ) -> (bool, bool) {
         let (committed, reopened) = match committed {
             Ok(()) => (true, reopen),
-            Err((failed, e)) if failed <= commit_at => {
+            Err((0, e)) => {
                 tracing::error!(error = %e, "group commit failed");
                 (false, false)
             }
@@ -288,7 +199,7 @@ impl Slot {
         };
         self.unsettled = None;
         self.next_open = reopened;
-        let Some(OpenGroup { conn, outcome }) = self.open.take() else { return (false, false) };
+        let Some(OpenGroup { conn, outcome }) = self.open.take() else { return false };
         if reopened {
             self.open = Some(OpenGroup { conn, outcome: watch::Sender::new(None) });
         } else if !committed || reopen {
@@ -299,82 +210,7 @@ impl Slot {
             conn.close().await;
         }
         outcome.send_replace(Some(committed));
-        (committed, reopened)
-    }
-
-    /// Runs final writes in the open group (opening one if none is), each in a savepoint of its
-    /// own, in one round trip with the group's commit — and with the next group's opening when
-    /// writers or finals wait by then; tells each how it ended and returns whether the next group
-    /// is open. A final whose statements fail is rolled back to its savepoint alone (and built
-    /// again if it asks); those after it are built again and sent in the next round trip.
-    async fn run_finals(&mut self, mut finals: Vec<Box<dyn Final>>, group: &GroupCommit) -> bool {
-        if self.open.is_none() {
-            if let Err(e) = self.open_group(&group.connections).await {
-                let why = e.to_string();
-                finals.into_iter().for_each(|write| write.done(Err(sqlx::Error::Protocol(why.clone()))));
-                return false;
-            }
-            self.next_open = true;
-        }
-        let mut ran = Vec::new();
-        loop {
-            let mut batch = Batch::default();
-            if !std::mem::take(&mut self.next_open) {
-                batch.push_sql(SAVEPOINT);
-            }
-            // Each final sent, with the range of its statements among the batch's.
-            let mut sent = Vec::with_capacity(finals.len());
-            for mut write in finals.drain(..) {
-                let start = batch.statements;
-                match write.build(&mut Turn { slot: self }).await.and_then(|statements| batch.push_all(statements)) {
-                    Ok(()) => {
-                        sent.push((write, start..batch.statements));
-                        batch.push_sql(HAND_OVER);
-                    }
-                    Err(e) => write.done(Err(e)),
-                }
-            }
-            let commit_at = batch.statements;
-            let reopen = group.busy();
-            batch.push_sql(if reopen { COMMIT_AND_OPEN } else { "COMMIT" });
-            let result = self.settle_then(batch).await;
-            let failed = match &result {
-                Err((at, _)) if *at < commit_at => sent.iter().position(|(_, statements)| statements.contains(at)),
-                _ => None,
-            };
-            let (Some(failed), Err((_, error))) = (failed, &result) else {
-                // Committed, or the group failed as a whole (its commit, or a statement of its own).
-                ran.extend(sent.into_iter().map(|(write, _)| write));
-                let ended = match result {
-                    Err((at, error)) if at < commit_at => Err((0, error)),
-                    ended => ended,
-                };
-                let (committed, reopened) = self.close(ended, commit_at, reopen).await;
-                for write in ran {
-                    write.done(if committed { Ok(()) } else { Err(group_lost()) });
-                }
-                return reopened;
-            };
-            // The finals before the one that failed ran; it is undone; those after it did not run.
-            let mut rest: Vec<_> = sent.split_off(failed).into_iter().map(|(write, _)| write).collect();
-            ran.extend(sent.into_iter().map(|(write, _)| write));
-            rest.iter_mut().skip(1).rev().for_each(|write| write.not_run());
-            let mut rest = rest.into_iter();
-            if let Some(mut write) = rest.next() {
-                match write.failed(error) {
-                    true => finals.push(write),
-                    false => write.done(Err(result.err().map_or_else(group_lost, |(_, e)| e))),
-                }
-            }
-            finals.extend(rest);
-            self.unsettled = Some(UNDO);
-            if let Err((_, e)) = self.settle_then(Batch::of(SAVEPOINT)).await {
-                self.close(Err((0, e)), 0, false).await;
-                ran.into_iter().chain(finals).for_each(|write| write.done(Err(group_lost())));
-                return false;
-            }
-            self.next_open = true;
-        }
+        reopened
     }
 }
 
@@ -517,15 +353,10 @@ impl DerefMut for GroupWriter {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex as StdMutex};
     use std::time::Duration;
 
-    use futures::FutureExt;
-    use futures::future::BoxFuture;
     use sqlx::Row;
-    use tokio::sync::oneshot;
 
-    use super::{Final, Statement, Turn};
     use crate::db::{Db, WriteTx};
 
     /// A fresh SQLite database with a table of names and one whose rows must name one of them
@@ -669,93 +500,5 @@ mod tests {
         insert(&mut after, "names", "after").await;
         after.commit().await.unwrap();
         assert_eq!(stored(&db, "names").await, ["after", "holder"]);
-    }
-
-    /// A final write for the tests: inserts a name (once it failed, `then` instead, if given), and
-    /// notes what the committer told it.
-    struct Named {
-        name: &'static str,
-        then: Option<&'static str>,
-        failed: bool,
-        told: Arc<StdMutex<Vec<String>>>,
-        reply: Option<oneshot::Sender<Result<(), sqlx::Error>>>,
-    }
-
-    impl Final for Named {
-        fn build<'a>(&'a mut self, _: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Vec<Statement>, sqlx::Error>> {
-            let name = if self.failed { self.then.unwrap_or(self.name) } else { self.name };
-            self.told.lock().unwrap().push(format!("build {name}"));
-            let insert = sqlx::query("INSERT INTO names (name) VALUES ($1)").bind(name.to_string());
-            futures::future::ready(Ok(vec![insert])).boxed()
-        }
-
-        fn not_run(&mut self) {
-            self.told.lock().unwrap().push(format!("not run {}", self.name));
-        }
-
-        fn failed(&mut self, _: &sqlx::Error) -> bool {
-            self.told.lock().unwrap().push(format!("failed {}", self.name));
-            self.then.is_some() && !std::mem::replace(&mut self.failed, true)
-        }
-
-        fn done(mut self: Box<Self>, outcome: Result<(), sqlx::Error>) {
-            let _ = self.reply.take().expect("told once").send(outcome);
-        }
-    }
-
-    /// Final writes handed over while a writer holds the slot run together in one batch once it
-    /// commits: one that fails is undone alone (and built again when it asks), those after it
-    /// are told they did not run and run in the next round trip, and each hears of its commit
-    /// only once it is durable.
-    #[tokio::test]
-    async fn final_writes_run_together_and_a_failing_one_is_undone_alone() {
-        let db = scratch().await;
-        let mut holder = db.begin_write().await.unwrap();
-        insert(&mut holder, "names", "taken").await;
-        let told = Arc::new(StdMutex::new(Vec::new()));
-        let finals = [("a", None), ("taken", None), ("b", None), ("taken", Some("retried")), ("c", None)];
-        let outcomes: Vec<_> = finals
-            .into_iter()
-            .map(|(name, then)| {
-                let (reply, outcome) = oneshot::channel();
-                let told = told.clone();
-                db.submit_final(Box::new(Named { name, then, failed: false, told, reply: Some(reply) }));
-                let db = db.clone();
-                tokio::spawn(async move {
-                    let ok = outcome.await.unwrap().is_ok();
-                    (ok, ok && stored(&db, "names").await.contains(&name.to_string()))
-                })
-            })
-            .collect();
-        holder.commit().await.unwrap();
-        let outcomes: Vec<(bool, bool)> =
-            futures::future::join_all(outcomes).await.into_iter().map(Result::unwrap).collect();
-        assert_eq!(outcomes.iter().map(|(ok, _)| *ok).collect::<Vec<_>>(), [true, false, true, true, true]);
-        assert!(
-            outcomes.iter().all(|(ok, visible)| ok <= visible),
-            "a final heard of its commit before it was durable"
-        );
-        assert_eq!(stored(&db, "names").await, ["a", "b", "c", "retried", "taken"]);
-        assert_eq!(
-            *told.lock().unwrap(),
-            [
-                "build a",
-                "build taken",
-                "build b",
-                "build taken",
-                "build c",
-                "not run c",
-                "not run taken",
-                "not run b",
-                "failed taken",
-                "build b",
-                "build taken",
-                "build c",
-                "not run c",
-                "failed taken",
-                "build retried",
-                "build c",
-            ]
-        );
     }
 }

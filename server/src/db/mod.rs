@@ -20,8 +20,10 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 pub use connections::Conn;
 use connections::Connections;
-pub(crate) use group_commit::{Final, Statement, Turn};
 use group_commit::{GroupCommit, GroupWriter};
+
+/// One SQL statement with its values, owning them.
+pub(crate) type Statement = Query<'static, Any, AnyArguments<'static>>;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -95,7 +97,7 @@ impl WriteTx {
             WriteTx::Own(tx) => tx.commit().await,
             WriteTx::Grouped(writer) => writer.commit().await,
         }
-        .map_err(db_error)
+        .map_err(ApiError::from)
     }
 }
 
@@ -182,22 +184,12 @@ impl Db {
             Some(group) => group.join().await.map(WriteTx::Grouped),
             None => self.pool().begin().await.map(WriteTx::Own),
         }
-        .map_err(db_error)
-    }
-
-    /// Hands a write whose statements are all built in its turn to SQLite's group commit, whose
-    /// next committer runs it with the commit. PostgreSQL runs every write in a transaction of
-    /// its own instead ([`Db::begin_write`]): there the write is told so at once.
-    pub(crate) fn submit_final(&self, write: Box<dyn Final>) {
-        match &self.group {
-            Some(group) => group.submit(write),
-            None => write.done(Err(sqlx::Error::Configuration("final writes join SQLite's group commit only".into()))),
-        }
+        .map_err(ApiError::from)
     }
 
     /// A connection for reads.
-    pub(crate) async fn read(&self) -> Result<Conn, ApiError> {
-        self.connections.take().await.map_err(db_error)
+    pub async fn read(&self) -> Result<Conn, ApiError> {
+        self.connections.take().await.map_err(ApiError::from)
     }
 
     pub async fn close(&self) {
@@ -216,20 +208,6 @@ fn prepare_sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     Ok(if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") })
 }
 
-/// How the message begins when the database refuses a write made on a stale read (a trigger
-/// checking that what the write was based on still holds, e.g. `alias_moves`).
-const STALE_WRITE: &str = "stale write: ";
-
-/// Turns a database failure into an error that reveals nothing internal (and logs it), except a
-/// write refused as stale, which is a conflict the caller may resolve by reading again.
-pub fn db_error(e: sqlx::Error) -> ApiError {
-    if let Some(stale) = e.as_database_error().and_then(|e| e.message().split_once(STALE_WRITE)) {
-        return ApiError::conflict(stale.1);
-    }
-    tracing::error!(error = %e, "database error");
-    ApiError::internal()
-}
-
 /// Maps constraint violations to client errors, so races are decided by the database.
 pub trait DbResultExt<T> {
     /// A unique-constraint violation becomes `f()`; any other error is internal.
@@ -240,7 +218,7 @@ impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
     fn on_unique_violation(self, f: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
         match self {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(f()),
-            other => other.map_err(db_error),
+            other => other.map_err(ApiError::from),
         }
     }
 }

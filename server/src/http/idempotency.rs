@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use crate::db::db_error;
 use crate::store::Store;
 
 const HEADER: &str = "idempotency-key";
@@ -85,8 +84,7 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
     .bind(fingerprint)
     .bind(now)
     .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     if taken.rows_affected() == 1 {
         tx.commit().await?;
         return Ok(None);
@@ -98,8 +96,7 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
     .bind(user)
     .bind(key)
     .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     if stored.fingerprint != fingerprint {
         return Err(ApiError::invalid("Idempotency-Key", "this key was already used for a different request"));
     }
@@ -114,8 +111,7 @@ async fn claim(store: &Store, user: &str, key: &str, fingerprint: &str) -> Resul
             .bind(user)
             .bind(key)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         tx.commit().await?;
         return Ok(None);
     }
@@ -148,15 +144,13 @@ async fn remember(store: &Store, user: &str, key: &str, response: Response) -> R
         .bind(user)
         .bind(key)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     } else {
         sqlx::query("DELETE FROM idempotency_keys WHERE username = $1 AND key = $2")
             .bind(user)
             .bind(key)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
     }
     tx.commit().await?;
     let Some(bytes) = bytes else {
@@ -173,8 +167,7 @@ impl Store {
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(self.clock.now_ms() - RETENTION_MS)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         tx.commit().await
     }
 }

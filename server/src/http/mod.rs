@@ -9,11 +9,13 @@ mod extract;
 mod idempotency;
 mod identity;
 mod metrics;
+mod mlflow;
 mod models;
 mod ops;
 mod rollbacks;
 mod security;
 pub mod serve;
+mod state;
 mod webhooks;
 
 use std::path::Path;
@@ -24,7 +26,7 @@ use app::backend::BackendHandle;
 use app::error::ApiError;
 use app::session_cookie::CookiePolicy;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,26 +41,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use extract::parse_json;
+pub use state::AppState;
 
 use crate::store::Store;
-
-/// What every handler can reach. Cloned for every request by each layer and handler that takes
-/// it, so each part is a reference or a small value.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub leptos: Arc<LeptosOptions>,
-    pub prometheus: PrometheusHandle,
-    pub openapi: Arc<String>,
-    pub cookie_policy: CookiePolicy,
-    pub max_body_bytes: usize,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        LeptosOptions::clone(&state.leptos)
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -127,7 +112,7 @@ pub fn router(
     let console_files = Path::new(&*leptos.site_root).join(&*leptos.site_pkg_dir);
     Router::new()
         .merge(api)
-        .merge(crate::mlflow::router())
+        .merge(mlflow::router())
         .merge(ops::router())
         .merge(console)
         // The console's own files, straight from disk: leptos_axum's file handler can hand a file

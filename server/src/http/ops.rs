@@ -9,7 +9,6 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
 use super::{AppState, api_not_found};
-use crate::db::db_error;
 
 const REFERENCE_HTML: &str = include_str!("reference.html");
 const REFERENCE_JS: &str = include_str!("reference.js");
@@ -40,7 +39,11 @@ pub fn router() -> Router<AppState> {
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     // A failure is logged where it happens (checkout or statement).
     let answered = match s.store.conn().await {
-        Ok(mut conn) => sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&mut *conn).await.map_err(db_error).is_ok(),
+        Ok(mut conn) => sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(app::error::ApiError::from)
+            .is_ok(),
         Err(_) => false,
     };
     if answered { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "database unreachable") }

@@ -1,7 +1,7 @@
 //! Guardrails: rules on a model's metrics per environment, and the health they give each version
 //! there — re-evaluated inside every ingest and every rule change, stored, and announced when it changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use app::domain::*;
 use app::error::ApiError;
@@ -11,8 +11,8 @@ use super::chunks::{BLOCK_CHUNKS, CHUNK_POINTS};
 use super::{Appended, SeriesKey, chunk_points};
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
-use crate::db::db_error;
-use crate::store::{Store, model_id};
+use crate::store::Store;
+use crate::versions::model_id;
 
 #[derive(sqlx::FromRow)]
 struct GuardrailRow {
@@ -71,8 +71,7 @@ async fn rules(
     .bind(model_id)
     .bind(environment_id.unwrap_or(0))
     .fetch_all(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(rows.into_iter().map(GuardrailRow::into_guardrail).collect())
 }
 
@@ -161,8 +160,7 @@ impl WindowTally {
             .bind(from)
             .bind(to)
             .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
         if let (Some(low), Some(high)) = (low, high) {
             self.add_chunks(count, sum, low, high);
         }
@@ -219,8 +217,7 @@ async fn window(
     .bind(key.source.as_str())
     .bind(key.environment_id)
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let Some((series_id, chunk_count, last_at, last_value)) = series else { return Ok(tally) };
     let since = match rule.window {
         Window::Points(n) => {
@@ -244,8 +241,7 @@ async fn window(
             .bind(series_id)
             .bind(since)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?
+            .await?
     } else {
         // Blocks inside the window count from their stats; the blocks where it starts (usually one)
         // go down to their chunks, which count from their stats too; only the chunks where the
@@ -255,17 +251,18 @@ async fn window(
             (Some(first), Some(last)) => {
                 let blocks = (first * BLOCK_CHUNKS, (last + 1) * BLOCK_CHUNKS);
                 match tally.add_stats(conn, Level::Chunks, series_id, since, Some(blocks)).await? {
-                    (Some(first), Some(last)) => sqlx::query_scalar(
-                        "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 \
+                    (Some(first), Some(last)) => {
+                        sqlx::query_scalar(
+                            "SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND chunk_no >= $2 \
                          AND chunk_no <= $3 AND at_min < $4 AND at_max >= $4 ORDER BY chunk_no",
-                    )
-                    .bind(series_id)
-                    .bind(first)
-                    .bind(last)
-                    .bind(since)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(db_error)?,
+                        )
+                        .bind(series_id)
+                        .bind(first)
+                        .bind(last)
+                        .bind(since)
+                        .fetch_all(&mut *conn)
+                        .await?
+                    }
                     _ => Vec::new(),
                 }
             }
@@ -353,8 +350,7 @@ async fn set_health(
             .bind(version_id)
             .bind(environment_id)
             .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     let previous = stored.as_deref().and_then(Health::parse);
     if previous == Some(health) {
         return Ok(None);
@@ -368,8 +364,7 @@ async fn set_health(
     .bind(health.as_str())
     .bind(now)
     .execute(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(Some(HealthChange {
         version: number,
         environment: environment.to_string(),
@@ -447,8 +442,7 @@ async fn reevaluate_environment(
     .bind(model_id)
     .bind(environment_id)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let mut changes = Vec::new();
     for version in versions {
         let health =
@@ -469,8 +463,7 @@ impl Store {
              WHERE g.window_minutes IS NOT NULL ORDER BY g.model_id, g.environment_id",
         )
         .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let mut changed = 0;
         for (model_id, model, environment_id, environment) in targets {
             let mut tx = self.begin_data_write().await?;
@@ -483,71 +476,6 @@ impl Store {
         }
         Ok(changed)
     }
-}
-
-/// The stored health of versions (id, number) in every environment where it was evaluated.
-pub(crate) async fn stored_health(
-    conn: &mut AnyConnection,
-    versions: &[(i64, i64)],
-) -> Result<Vec<EnvironmentHealth>, ApiError> {
-    if versions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (1..=versions.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT h.version_id, e.name, h.health, h.evaluated_at FROM version_health h \
-         JOIN environments e ON e.id = h.environment_id WHERE h.version_id IN ({}) ORDER BY e.position, e.id",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query_as::<_, (i64, String, String, i64)>(&sql);
-    for (id, _) in versions {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(conn).await.map_err(db_error)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, environment, health, at)| {
-            let version = versions.iter().find(|(v, _)| *v == id)?.1;
-            Some(EnvironmentHealth {
-                environment,
-                version,
-                health: Health::parse(&health).unwrap_or_default(),
-                since: rfc3339(at),
-            })
-        })
-        .collect())
-}
-
-/// For each model, the stored health of its live version in each environment.
-pub(crate) async fn live_health(
-    conn: &mut AnyConnection,
-    model_ids: &[i64],
-) -> Result<HashMap<i64, Vec<EnvironmentHealth>>, ApiError> {
-    if model_ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let placeholders: Vec<String> = (1..=model_ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT d.model_id, e.name, d.version_number, h.health, h.evaluated_at FROM deployments d \
-         JOIN versions v ON v.model_id = d.model_id AND v.number = d.version_number \
-         JOIN version_health h ON h.version_id = v.id AND h.environment_id = d.environment_id \
-         JOIN environments e ON e.id = d.environment_id WHERE d.model_id IN ({}) ORDER BY e.position, e.id",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query_as::<_, (i64, String, i64, String, i64)>(&sql);
-    for id in model_ids {
-        query = query.bind(*id);
-    }
-    let mut out: HashMap<i64, Vec<EnvironmentHealth>> = HashMap::new();
-    for (model_id, environment, version, health, at) in query.fetch_all(conn).await.map_err(db_error)? {
-        out.entry(model_id).or_default().push(EnvironmentHealth {
-            environment,
-            version,
-            health: Health::parse(&health).unwrap_or_default(),
-            since: rfc3339(at),
-        });
-    }
-    Ok(out)
 }
 
 /// A version's health in every environment that has rules, with each rule evaluated now.
@@ -570,8 +498,7 @@ async fn rule_environment(conn: &mut AnyConnection, name: &str) -> Result<i64, A
     sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
         .bind(name)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| ApiError::invalid("environment", format!("no environment named '{name}'")))
 }
 
@@ -630,7 +557,7 @@ pub(crate) async fn save(
     if let Some(id) = id {
         query = query.bind(id);
     }
-    let new_id = query.fetch_one(&mut *tx).await.map_err(db_error)?;
+    let new_id = query.fetch_one(&mut *tx).await?;
     let (_, after) = find(&mut tx, model_id, model, new_id).await?;
     let mut changes = reevaluate_environment(&mut tx, model_id, (env_id, &input.environment), now).await?;
     if let Some((old_env, old)) = before.as_ref().filter(|(env, _)| *env != env_id) {
@@ -655,7 +582,7 @@ pub(crate) async fn delete(store: &Store, caller: &Caller, model: &str, id: i64)
     let mut tx = store.begin_write().await?;
     let model_id = model_id(&mut tx, model).await?;
     let (env_id, before) = find(&mut tx, model_id, model, id).await?;
-    sqlx::query("DELETE FROM guardrails WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+    sqlx::query("DELETE FROM guardrails WHERE id = $1").bind(id).execute(&mut *tx).await?;
     let changes = reevaluate_environment(&mut tx, model_id, (env_id, &before.environment), now).await?;
     let change =
         Change::new(AuditAction::GuardrailDelete, Target::guardrail(model, &before.environment, id)).before(&before);

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use sqlx::AnyConnection;
 
-use crate::db::db_error;
 use crate::metrics::guardrails::HealthChange;
-use crate::store::{Store, model_id};
+use crate::store::Store;
+use crate::versions::{model_id, stored_health};
 use chunks::{
     BLOCK_CHUNKS, CHUNK_POINTS, ChunkStats, Unit, bucket_points, bucket_size, buckets, pack, position, unpack,
 };
@@ -28,8 +28,7 @@ pub(crate) async fn version_ids(conn: &mut AnyConnection, model: &str, number: i
         .bind(model_id)
         .bind(number)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("model '{model}' has no version {number}")))?;
     Ok((model_id, id))
 }
@@ -161,8 +160,7 @@ async fn store_chunk(
     .bind(s.high.value)
     .bind(s.sum)
     .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     sqlx::query(
         "INSERT INTO metric_chunk_points (series_id, chunk_no, points) VALUES ($1, $2, $3) \
          ON CONFLICT (series_id, chunk_no) DO UPDATE SET points = excluded.points",
@@ -171,8 +169,7 @@ async fn store_chunk(
     .bind(chunk_no)
     .bind(pack(points))
     .execute(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -191,8 +188,7 @@ async fn store_block(conn: &mut AnyConnection, series_id: i64, block_no: i64) ->
     .bind(block_no * BLOCK_CHUNKS)
     .bind((block_no + 1) * BLOCK_CHUNKS)
     .execute(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -216,8 +212,7 @@ pub(crate) async fn chunk_points(
         .bind(chunk_nos[i])
         .bind(chunk_nos[j])
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         out.extend(rows.into_iter().map(|(no, bytes)| (no, unpack(&bytes))));
         i = j + 1;
     }
@@ -244,8 +239,7 @@ async fn append(
     .bind(series.source.as_str())
     .bind(series.environment_id)
     .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let mut started = before > 0;
     let new: Vec<MetricPoint> = points
         .iter()
@@ -298,13 +292,11 @@ async fn append(
     .bind(stats.low.value)
     .bind(stats.high.value)
     .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let row = sqlx::query_as::<_, SeriesRow>(&format!("SELECT {SERIES_COLUMNS} FROM {SERIES_FROM} WHERE s.id = $1"))
         .bind(id)
         .fetch_one(conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok((row, new))
 }
 
@@ -329,8 +321,7 @@ async fn read_series(
     .bind(from)
     .bind(to)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let in_range = |p: &MetricPoint| (from..=to).contains(&position(p, axis));
     let whole = |c: &ChunkRow| {
         let (lo, hi) = c.stats().range(axis);
@@ -382,8 +373,7 @@ impl Store {
         .bind(number)
         .bind(key)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         if rows.is_empty() {
             version_ids(conn, model, number).await?;
             return Err(ApiError::not_found(format!("version {number} of '{model}' has no metric '{key}'")));
@@ -465,8 +455,7 @@ pub(crate) async fn store_points(
                     let id = sqlx::query_scalar::<_, i64>("SELECT id FROM environments WHERE name = $1")
                         .bind(name)
                         .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(db_error)?
+                        .await?
                         .ok_or_else(|| {
                             ApiError::invalid(
                                 &format!("points[{i}].environment"),
@@ -513,7 +502,7 @@ impl Store {
             keys: stored.keys,
             points: stored.points,
         };
-        crate::events::announce_points(self, event).await;
+        crate::events::announce_points(&self.db, &self.events, event).await;
         self.health_changed(model, stored.changes).await;
     }
 }
@@ -534,7 +523,7 @@ impl Metrics for Store {
         let (model_id, version_id) = version_ids(&mut tx, model, number).await?;
         let stored = store_points(&mut tx, model, (model_id, version_id, number), &batch.points, now).await?;
         tx.commit().await?;
-        let health = guardrails::stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
+        let health = stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
         let series = stored.series.clone();
         self.metrics_stored(model, stored).await;
         Ok(IngestReport { accepted: batch.points.len(), series, health })
@@ -549,8 +538,7 @@ impl Metrics for Store {
         ))
         .bind(version_id)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(rows.iter().map(SeriesRow::summary).collect())
     }
 
@@ -595,8 +583,7 @@ impl Metrics for Store {
         )
         .bind(id)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let guarded: Vec<String> = guardrails::load(&mut conn, id, None).await?.into_iter().map(|g| g.metric).collect();
         let widest = counts
             .iter()
@@ -613,8 +600,7 @@ impl Metrics for Store {
         .bind(id)
         .bind(&key)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .into_iter()
         .map(|r| (r.version_number.unwrap_or_default(), r))
         .collect();
@@ -676,5 +662,20 @@ impl Metrics for Store {
         let mut conn = self.conn().await?;
         let (model_id, version_id) = version_ids(&mut conn, model, number).await?;
         guardrails::reports(&mut conn, model_id, version_id, self.clock.now_ms()).await
+    }
+}
+
+impl Store {
+    /// After a commit that changed versions' health (its events stored with it): relays the
+    /// events, and files a rollback request for a live version that turned failing where the
+    /// environment's policy asks for one.
+    pub(crate) async fn health_changed(&self, model: &str, changes: Vec<HealthChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.events.stored();
+        for change in changes.into_iter().filter(|c| c.health == Health::Failing) {
+            self.file_automatic_rollback(model, &change.environment, change.version).await;
+        }
     }
 }

@@ -16,9 +16,10 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditActor, AuditedTx, Change, Target};
 use crate::clock::rfc3339;
-use crate::db::{DbResultExt, db_error};
-use crate::deployments::{LiveChange, change_live_version, deployment_change};
-use crate::store::{Store, model_id};
+use crate::db::DbResultExt;
+use crate::live::{LiveChange, announce_move, change_live_version, deployment_change};
+use crate::store::Store;
+use crate::versions::model_id;
 use plan::Live;
 
 #[derive(sqlx::FromRow)]
@@ -110,7 +111,7 @@ async fn reviews(conn: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i64, V
         query = query.bind(*id);
     }
     let mut out: HashMap<i64, Vec<Review>> = HashMap::new();
-    for (id, reviewer, actor, decision, comment, at) in query.fetch_all(conn).await.map_err(db_error)? {
+    for (id, reviewer, actor, decision, comment, at) in query.fetch_all(conn).await? {
         let decision = Decision::parse(&decision).unwrap_or(Decision::Reject);
         out.entry(id).or_default().push(Review { reviewer, actor, decision, comment, at: rfc3339(at) });
     }
@@ -121,8 +122,7 @@ async fn load_row(conn: &mut AnyConnection, id: i64) -> Result<RequestRow, ApiEr
     sqlx::query_as::<_, RequestRow>(&format!("{REQUEST_SELECT} WHERE r.id = $1"))
         .bind(id)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("rollback request {id} not found")))
 }
 
@@ -134,11 +134,7 @@ async fn load(conn: &mut AnyConnection, id: i64, now: i64) -> Result<RollbackReq
 
 /// Locks a request's row for the rest of the transaction (concurrent reviews take turns), then reads it.
 async fn lock(conn: &mut AnyConnection, id: i64) -> Result<RequestRow, ApiError> {
-    sqlx::query("UPDATE rollback_requests SET status = status WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    sqlx::query("UPDATE rollback_requests SET status = status WHERE id = $1").bind(id).execute(&mut *conn).await?;
     load_row(conn, id).await
 }
 
@@ -182,8 +178,7 @@ async fn close_if_open(
     .bind(&by.name)
     .bind(id)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     if closed.rows_affected() == 0 {
         return Ok(None);
     }
@@ -227,8 +222,7 @@ async fn expire_overdue(tx: &mut AuditedTx<'_>, scope: Option<(i64, i64)>, now: 
     .bind(model)
     .bind(environment)
     .fetch_all(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let mut expired = 0;
     for (id, required) in &ids {
         let outcome = format!("not approved by {required} reviewer(s) in time");
@@ -256,8 +250,7 @@ pub(crate) async fn supersede_open(
     .bind(environment_id)
     .bind(except.unwrap_or(0))
     .fetch_all(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     for id in ids {
         close_if_open(tx, id, RollbackStatus::Stale, why, &Acting::from(by), now).await?;
     }
@@ -305,11 +298,10 @@ async fn execute(
     .bind(event.revision)
     .bind(row.id)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let action = if kind == DeploymentKind::BreakGlass { AuditAction::BreakGlass } else { AuditAction::Rollback };
     tx.record(by.audit.clone(), deployment_change(action, &event)).await?;
-    tx.announce(ServerEvent::Deployment { deployment: event });
+    announce_move(tx, event).await?;
     let request = load(tx, row.id, now).await?;
     tx.announce(ServerEvent::Rollback { request: request.clone() });
     Ok(request)
@@ -606,8 +598,7 @@ impl Rollbacks for Store {
             sqlx::query_scalar("SELECT COUNT(*) FROM rollback_reviews WHERE request_id = $1 AND decision = 'approve'")
                 .bind(id)
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
         let target = Target::rollback(&row.model, &row.environment, id);
         let request = match decision {
             Decision::Reject => {
@@ -719,8 +710,7 @@ impl Rollbacks for Store {
             .bind(&input.comment)
             .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let request = load(&mut tx, id, now).await?;
         tx.announce(ServerEvent::Rollback { request: request.clone() });
         let change = Change::new(AuditAction::RollbackAcknowledge, Target::rollback(&row.model, &row.environment, id))
@@ -752,8 +742,7 @@ impl Rollbacks for Store {
         .bind(now)
         .bind(awaiting)
         .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let rows: Vec<RequestRow> =
             sqlx::query_as(&format!("{REQUEST_SELECT} {filter} ORDER BY r.id DESC LIMIT $6 OFFSET $7"))
                 .bind(&query.model)
@@ -764,8 +753,7 @@ impl Rollbacks for Store {
                 .bind(i64::from(limit))
                 .bind(offset as i64)
                 .fetch_all(&mut *conn)
-                .await
-                .map_err(db_error)?;
+                .await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut reviews = reviews(&mut conn, &ids).await?;
         let items = rows

@@ -8,8 +8,7 @@ use app::error::ApiError;
 use sqlx::AnyConnection;
 
 use crate::clock::rfc3339;
-use crate::db::db_error;
-use crate::registry::load_version;
+use crate::versions::load_version;
 
 /// Rows of the metric comparison a dialog shows.
 const COMPARED_METRICS: usize = 12;
@@ -31,8 +30,7 @@ pub(crate) async fn live(
             .bind(model_id)
             .bind(environment_id)
             .fetch_optional(conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     Ok(row.map(|(version, revision)| Live { version, revision }))
 }
 
@@ -63,8 +61,7 @@ pub(crate) async fn candidates(
     .bind(model_id)
     .bind(environment_id)
     .fetch_all(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -105,8 +102,7 @@ pub(crate) async fn is_registered(conn: &mut AnyConnection, model_id: i64, numbe
         .bind(model_id)
         .bind(number)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(found.is_some())
 }
 
@@ -143,15 +139,13 @@ pub(crate) async fn comparison(
     .bind(target)
     .bind(environment_id)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let guarded: Vec<(String, String)> =
         sqlx::query_as("SELECT DISTINCT metric, source FROM guardrails WHERE model_id = $1 AND environment_id = $2")
             .bind(model_id)
             .bind(environment_id)
             .fetch_all(conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     let mut by_key: BTreeMap<(String, String), (Option<f64>, Option<f64>)> = BTreeMap::new();
     for (number, key, source, value) in rows {
         let slot = by_key.entry((key, source)).or_default();
@@ -190,5 +184,5 @@ pub(crate) async fn open_request(
     .bind(now)
     .fetch_optional(conn)
     .await
-    .map_err(db_error)
+    .map_err(ApiError::from)
 }

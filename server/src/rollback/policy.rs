@@ -7,7 +7,6 @@ use sqlx::AnyConnection;
 
 use crate::audit::{AuditedTx, Change, Target};
 use crate::clock::{parse_rfc3339, rfc3339};
-use crate::db::db_error;
 use crate::store::{from_json, to_json};
 
 /// Approvals a new environment's rollbacks need until an admin says otherwise: guarded by default.
@@ -56,18 +55,15 @@ pub(crate) async fn load(conn: &mut AnyConnection, environment: &str) -> Result<
     sqlx::query_as::<_, PolicyRow>(&format!("{POLICY_SELECT} WHERE e.name = $1"))
         .bind(environment)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .map(PolicyRow::into_policy)
         .ok_or_else(|| ApiError::not_found(format!("environment '{environment}' not found")))
 }
 
 /// Every environment's policy, in environment order.
 pub(crate) async fn load_all(conn: &mut AnyConnection) -> Result<Vec<Policy>, ApiError> {
-    let rows: Vec<PolicyRow> = sqlx::query_as(&format!("{POLICY_SELECT} ORDER BY e.position, e.id"))
-        .fetch_all(conn)
-        .await
-        .map_err(db_error)?;
+    let rows: Vec<PolicyRow> =
+        sqlx::query_as(&format!("{POLICY_SELECT} ORDER BY e.position, e.id")).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|r| r.into_policy().1).collect())
 }
 
@@ -128,8 +124,7 @@ pub(crate) async fn update(
     .bind(now)
     .bind(&actor.name)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let (_, after) = load(tx, environment).await?;
     let change = Change::new(AuditAction::PolicyUpdate, Target::policy(environment))
         .before(&PolicyInput::from(&before))

@@ -12,7 +12,6 @@ use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::targets::{PublicOnly, Targets, check_url};
-use crate::db::db_error;
 use crate::store::Store;
 
 /// The signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
@@ -135,8 +134,7 @@ async fn deliver_due(
     .bind(now)
     .bind(BATCH)
     .fetch_all(&mut *store.conn().await?)
-    .await
-    .map_err(db_error)?;
+    .await?;
     if !due.is_empty() {
         let claimed = claim(store, due, now).await?;
         let outcomes = futures::future::join_all(claimed.iter().map(|d| send(client, d, targets))).await;
@@ -147,8 +145,7 @@ async fn deliver_due(
          FROM webhook_deliveries WHERE status = 'pending'",
     )
     .fetch_one(&mut *store.conn().await?)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let until_next = next.map_or(POLL, |at| Duration::from_millis((at - store.clock.now_ms()).max(0) as u64));
     Ok(until_next.min(POLL))
 }
@@ -165,8 +162,7 @@ async fn claim(store: &Store, due: Vec<Due>, now: i64) -> Result<Vec<Due>, ApiEr
         .bind(d.id)
         .bind(now)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         if taken.rows_affected() == 1 {
             claimed.push(d);
         }
@@ -230,8 +226,7 @@ async fn record(store: &Store, claimed: &[Due], outcomes: &[Outcome], retry: Ret
         .bind(&outcome.error)
         .bind(outcome.duration_ms)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let attempts = d.attempts + 1;
         let (status, next) = if outcome.delivered() {
             ("delivered", now)
@@ -252,8 +247,7 @@ async fn record(store: &Store, claimed: &[Due], outcomes: &[Outcome], retry: Ret
         .bind(outcome.delivered().then_some(now))
         .bind(d.id)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     tx.commit().await
 }

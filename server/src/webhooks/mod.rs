@@ -13,7 +13,6 @@ use sqlx::AnyConnection;
 
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
-use crate::db::db_error;
 use crate::identity::random_secret;
 use crate::store::Store;
 
@@ -47,8 +46,7 @@ pub(crate) async fn enqueue(
     .bind(&deployment.model)
     .bind(&deployment.environment)
     .execute(conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -96,8 +94,7 @@ async fn load(conn: &mut AnyConnection, id: i64) -> Result<Webhook, ApiError> {
     sqlx::query_as::<_, WebhookRow>(&format!("{WEBHOOK_COLUMNS} WHERE w.id = $1"))
         .bind(id)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .map(WebhookRow::into_webhook)
         .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))
 }
@@ -110,11 +107,8 @@ async fn filter_id(
     name: &Option<String>,
 ) -> Result<Option<i64>, ApiError> {
     let Some(name) = name else { return Ok(None) };
-    let id: Option<i64> = sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?;
+    let id: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1")).bind(name).fetch_optional(conn).await?;
     id.map(Some).ok_or_else(|| ApiError::invalid(field, format!("no {field} named '{name}'")))
 }
 
@@ -142,17 +136,15 @@ struct AttemptRow {
 impl Webhooks for Store {
     async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>, ApiError> {
         caller.require(Permission::ManageWebhooks)?;
-        let rows: Vec<WebhookRow> = sqlx::query_as(&format!("{WEBHOOK_COLUMNS} ORDER BY w.id"))
-            .fetch_all(&mut *self.conn().await?)
-            .await
-            .map_err(db_error)?;
+        let rows: Vec<WebhookRow> =
+            sqlx::query_as(&format!("{WEBHOOK_COLUMNS} ORDER BY w.id")).fetch_all(&mut *self.conn().await?).await?;
         Ok(rows.into_iter().map(WebhookRow::into_webhook).collect())
     }
 
     async fn create_webhook(&self, caller: &Caller, input: NewWebhook) -> Result<CreatedWebhook, ApiError> {
         caller.require(Permission::ManageWebhooks)?;
         input.validate()?;
-        if self.webhook_targets == targets::Targets::PublicOnly {
+        if self.part::<targets::Targets>().copied().unwrap_or_default() == targets::Targets::PublicOnly {
             targets::check_url(&input.url).map_err(|why| ApiError::invalid("url", why))?;
         }
         let mut tx = self.begin_write().await?;
@@ -171,8 +163,7 @@ impl Webhooks for Store {
         .bind(self.clock.now_ms())
         .bind(caller.actor().name)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let webhook = load(&mut tx, id).await?;
         tx.commit(caller, Change::new(AuditAction::WebhookCreate, Target::webhook(id)).after(&webhook)).await?;
         Ok(CreatedWebhook { webhook, secret })
@@ -188,8 +179,7 @@ impl Webhooks for Store {
             .bind(patch.description.as_deref().unwrap_or(&before.description))
             .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let after = load(&mut tx, id).await?;
         let change = Change::new(AuditAction::WebhookUpdate, Target::webhook(id)).before(&before).after(&after);
         tx.commit(caller, change).await?;
@@ -205,7 +195,7 @@ impl Webhooks for Store {
             "DELETE FROM webhook_deliveries WHERE webhook_id = $1",
             "DELETE FROM webhooks WHERE id = $1",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
         tx.commit(caller, Change::new(AuditAction::WebhookDelete, Target::webhook(id)).before(&before)).await?;
         Ok(before)
@@ -226,8 +216,7 @@ impl Webhooks for Store {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "SELECT id, event_id, payload, status, next_attempt_at, created_at, delivered_at FROM webhook_deliveries \
              WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
@@ -236,8 +225,7 @@ impl Webhooks for Store {
         .bind(i64::from(limit))
         .bind(offset as i64)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let attempts: Vec<AttemptRow> = sqlx::query_as(
             "SELECT a.delivery_id, a.at, a.status_code, a.error, a.duration_ms FROM webhook_attempts a \
              JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 AND d.id <= $2 AND d.id >= $3 \
@@ -247,8 +235,7 @@ impl Webhooks for Store {
         .bind(rows.first().map_or(0, |r| r.id))
         .bind(rows.last().map_or(0, |r| r.id))
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let items = rows
             .into_iter()
             .map(|r| {

@@ -13,10 +13,11 @@ use sqlx::AnyConnection;
 use super::wire::*;
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::audit::{Change, Target};
-use crate::db::{DbResultExt, db_error};
-use crate::http::AppState;
+use crate::db::DbResultExt;
+use crate::http::state::AppState;
 use crate::metrics::StoredPoints;
 use crate::store::{Store, from_json, to_json};
+use crate::tracking::{self, RunMetric};
 
 /// MLflow's log-batch limits.
 const MAX_BATCH_METRICS: usize = 1000;
@@ -98,8 +99,7 @@ async fn experiment(conn: &mut AnyConnection, id: i64) -> Result<ExperimentRow, 
     sqlx::query_as(&format!("SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| MlflowError::not_found(format!("No Experiment with id={id} exists")))
 }
 
@@ -112,21 +112,8 @@ async fn run(conn: &mut AnyConnection, id: &str) -> Result<RunRow, MlflowError> 
     sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM mlflow_runs WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| MlflowError::not_found(format!("Run with id={id} not found")))
-}
-
-/// Locks a run's row until the transaction ends, so its points and the versions registered from
-/// it are written one after the other; false when there is no such run.
-pub(super) async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<bool, ApiError> {
-    let locked = sqlx::query("UPDATE mlflow_runs SET status = status WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
-    Ok(locked > 0)
 }
 
 /// Keys of params, tags and metrics: what MLflow accepts (letters, digits, `_ - . / :` and spaces).
@@ -222,8 +209,7 @@ pub async fn get_experiment_by_name(
         sqlx::query_as(&format!("SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE name = $1"))
             .bind(&req.experiment_name)
             .fetch_optional(&mut *s.store.conn().await?)
-            .await
-            .map_err(db_error)?;
+            .await?;
     let found = found.ok_or_else(|| {
         MlflowError::not_found(format!("Could not find experiment with name '{}'", req.experiment_name))
     })?;
@@ -248,7 +234,7 @@ pub async fn search_experiments(
     for bind in binds {
         query = query.bind(bind);
     }
-    let rows = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
+    let rows = query.fetch_all(&mut *s.store.conn().await?).await?;
     let (rows, next) = super::filter::next_page(rows, limit, offset);
     let experiments: Vec<Experiment> = rows.into_iter().map(ExperimentRow::into_wire).collect();
     Ok(Json(super::filter::with_token(json!({ "experiments": experiments }), next)))
@@ -284,8 +270,7 @@ pub async fn create_run(
     .bind(req.start_time.unwrap_or(now))
     .bind(&caller.actor().name)
     .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let mut tags = req.tags.clone();
     if !tags.iter().any(|t| t.key == "mlflow.runName") {
         tags.push(KeyValue { key: "mlflow.runName".into(), value: name });
@@ -303,21 +288,18 @@ async fn load_run(conn: &mut AnyConnection, id: &str) -> Result<Run, MlflowError
         sqlx::query_as("SELECT key, value FROM mlflow_run_params WHERE run_id = $1 ORDER BY key")
             .bind(id)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     let tags: Vec<(String, String)> =
         sqlx::query_as("SELECT key, value FROM mlflow_run_tags WHERE run_id = $1 ORDER BY key")
             .bind(id)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     // A NaN is stored as NULL (see `points::write_metrics`).
     let metrics: Vec<(String, Option<f64>, i64, i64)> =
         sqlx::query_as("SELECT key, value, at, step FROM mlflow_latest_metrics WHERE run_id = $1 ORDER BY key")
             .bind(id)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     let pairs = |rows: Vec<(String, String)>| rows.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
     Ok(Run {
         info,
@@ -372,8 +354,7 @@ pub async fn update_run(
     .bind(req.end_time)
     .bind(req.run_name.as_ref().filter(|n| !n.is_empty()))
     .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     if let Some(name) = req.run_name.filter(|n| !n.is_empty()) {
         write_tags(&mut tx, id, &[KeyValue { key: "mlflow.runName".into(), value: name }]).await?;
     }
@@ -392,8 +373,7 @@ async fn write_tags(conn: &mut AnyConnection, run_id: &str, tags: &[KeyValue]) -
         .bind(&tag.key)
         .bind(&tag.value)
         .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     Ok(())
 }
@@ -408,16 +388,14 @@ async fn write_params(conn: &mut AnyConnection, run_id: &str, params: &[KeyValue
         .bind(&param.key)
         .bind(&param.value)
         .execute(&mut *conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         if inserted == 0 {
             let old: String = sqlx::query_scalar("SELECT value FROM mlflow_run_params WHERE run_id = $1 AND key = $2")
                 .bind(run_id)
                 .bind(&param.key)
                 .fetch_one(&mut *conn)
-                .await
-                .map_err(db_error)?;
+                .await?;
             if old != param.value {
                 return Err(MlflowError::invalid(format!(
                     "Changing param values is not allowed. Param with key='{}' was already logged with \
@@ -435,25 +413,20 @@ pub(crate) async fn run_lineage(
     conn: &mut AnyConnection,
     run_id: &str,
 ) -> Result<Option<(BTreeMap<String, String>, Option<String>)>, ApiError> {
-    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM mlflow_runs WHERE id = $1")
-        .bind(run_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT id FROM mlflow_runs WHERE id = $1").bind(run_id).fetch_optional(&mut *conn).await?;
     if exists.is_none() {
         return Ok(None);
     }
     let params: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM mlflow_run_params WHERE run_id = $1")
         .bind(run_id)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     let commit: Option<String> =
         sqlx::query_scalar("SELECT value FROM mlflow_run_tags WHERE run_id = $1 AND key = 'mlflow.source.git.commit'")
             .bind(run_id)
             .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     Ok(Some((params.into_iter().collect(), commit)))
 }
 
@@ -513,7 +486,7 @@ async fn log_into(
     batch: &LogBatch,
     now: i64,
 ) -> Result<Vec<(String, StoredPoints)>, MlflowError> {
-    if !lock_run(conn, run_id).await? {
+    if !tracking::lock_run(conn, run_id).await? {
         return Err(MlflowError::not_found(format!("Run with id={run_id} not found")));
     }
     write_params(conn, run_id, &batch.params).await?;
@@ -521,8 +494,13 @@ async fn log_into(
     if batch.metrics.is_empty() {
         return Ok(Vec::new());
     }
-    super::points::write_metrics(conn, run_id, &batch.metrics).await?;
-    Ok(super::points::mirror_to_versions(conn, run_id, &batch.metrics, now).await?)
+    let metrics: Vec<RunMetric> = batch
+        .metrics
+        .iter()
+        .map(|m| RunMetric { key: m.key.clone(), value: m.value, timestamp: m.timestamp, step: m.step })
+        .collect();
+    tracking::write_metrics(conn, run_id, &metrics).await?;
+    Ok(tracking::mirror_to_versions(conn, run_id, &metrics, now).await?)
 }
 
 pub async fn log_batch(

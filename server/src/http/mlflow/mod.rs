@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// The routes, relative to the server root.
 pub fn router() -> Router<AppState> {
@@ -121,6 +121,12 @@ impl From<ApiError> for MlflowError {
     }
 }
 
+impl From<sqlx::Error> for MlflowError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl IntoResponse for MlflowError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error_code": self.code, "message": self.message });
@@ -141,7 +147,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .await
             .map_err(|_| MlflowError::invalid("the request body could not be read (or is too large)"))?;
         let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        crate::http::parse_json(bytes).map(Body).map_err(MlflowError::from)
+        crate::http::extract::parse_json(bytes).map(Body).map_err(MlflowError::from)
     }
 }
 
@@ -158,7 +164,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
             object.entry(key.into_owned()).or_insert(serde_json::Value::String(value.into_owned()));
         }
         let bytes = serde_json::to_vec(&object).map_err(|_| MlflowError::invalid("query parameters"))?;
-        crate::http::parse_json(&bytes).map(Params).map_err(MlflowError::from)
+        crate::http::extract::parse_json(&bytes).map(Params).map_err(MlflowError::from)
     }
 }
 

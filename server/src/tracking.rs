@@ -1,22 +1,35 @@
-//! A run's metric points: appended per key into 512-point chunks with the latest per key kept,
-//! read back as MLflow's metric history, and stored as the evaluation series of every version
+//! MLflow run storage below the wire API: a run's metric points appended per key into 512-point
+//! chunks with the latest per key kept, and stored as the evaluation series of every version
 //! registered from the run.
 
 use std::collections::BTreeMap;
 
-use app::domain::{MetricPoint, MetricSource, NewMetricPoint, Permission};
+use app::domain::{MetricPoint, MetricSource, NewMetricPoint};
 use app::error::ApiError;
-use axum::Json;
-use axum::extract::State;
 use sqlx::AnyConnection;
 
-use super::tracking::{lock_run, require_run};
-use super::wire::{GetHistory, KeyedMetric};
-use super::{MlflowCaller, MlflowError, MlflowResult, Params};
-use crate::db::db_error;
-use crate::http::AppState;
 use crate::metrics::chunks::{CHUNK_POINTS, pack, unpack};
 use crate::metrics::{StoredPoints, store_points, version_ids};
+
+/// A point of a run's metric with its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunMetric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+/// Locks a run's row until the transaction ends, so its points and the versions registered from
+/// it are written one after the other; false when there is no such run.
+pub(crate) async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<bool, ApiError> {
+    let locked = sqlx::query("UPDATE mlflow_runs SET status = status WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(locked > 0)
+}
 
 /// Appends one key's points: fills its last chunk, then starts new ones.
 async fn append_points(
@@ -31,8 +44,7 @@ async fn append_points(
     .bind(run_id)
     .bind(key)
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let mut rest = points;
     let mut next = 0;
     if let Some((last_no, bytes)) = last {
@@ -51,8 +63,7 @@ async fn append_points(
             .bind(tail.len() as i64)
             .bind(pack(&tail))
             .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
         }
     }
     for piece in rest.chunks(CHUNK_POINTS) {
@@ -65,8 +76,7 @@ async fn append_points(
         .bind(piece.len() as i64)
         .bind(pack(piece))
         .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
         next += 1;
     }
     Ok(())
@@ -75,11 +85,11 @@ async fn append_points(
 /// Appends points to a run, each key's to its chunks, and keeps the latest per key: the highest
 /// step, then time, then value. A value may be NaN or infinite, as in MLflow: the chunks keep it
 /// as is, the latest value a NaN as NULL (SQLite stores no NaN). The caller holds the run's row lock.
-pub(super) async fn write_metrics(
+pub(crate) async fn write_metrics(
     conn: &mut AnyConnection,
     run_id: &str,
-    metrics: &[KeyedMetric],
-) -> Result<(), MlflowError> {
+    metrics: &[RunMetric],
+) -> Result<(), ApiError> {
     let mut by_key: BTreeMap<&str, Vec<MetricPoint>> = BTreeMap::new();
     for m in metrics {
         by_key.entry(&m.key).or_default().push(MetricPoint { step: m.step, timestamp: m.timestamp, value: m.value });
@@ -87,7 +97,7 @@ pub(super) async fn write_metrics(
     for (key, points) in &by_key {
         append_points(conn, run_id, key, points).await?;
     }
-    let mut latest: BTreeMap<&str, &KeyedMetric> = BTreeMap::new();
+    let mut latest: BTreeMap<&str, &RunMetric> = BTreeMap::new();
     for m in metrics {
         let newer = latest.get(m.key.as_str()).is_none_or(|l| {
             (m.step, m.timestamp).cmp(&(l.step, l.timestamp)).then(m.value.total_cmp(&l.value)).is_ge()
@@ -111,18 +121,17 @@ pub(super) async fn write_metrics(
         .bind(m.timestamp)
         .bind(m.step)
         .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     Ok(())
 }
 
 /// Stores points of a run as evaluation points of each version registered from it: the finite
 /// ones, which a chart can draw and a guardrail compare (the run's history keeps the others).
-pub(super) async fn mirror_to_versions(
+pub(crate) async fn mirror_to_versions(
     conn: &mut AnyConnection,
     run_id: &str,
-    metrics: &[KeyedMetric],
+    metrics: &[RunMetric],
     now: i64,
 ) -> Result<Vec<(String, StoredPoints)>, ApiError> {
     let versions: Vec<(String, i64)> = sqlx::query_as(
@@ -130,8 +139,7 @@ pub(super) async fn mirror_to_versions(
     )
     .bind(run_id)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let points: Vec<NewMetricPoint> = metrics.iter().filter(|m| m.value.is_finite()).map(evaluation_point).collect();
     let mut stored = Vec::with_capacity(versions.len());
     for (model, number) in versions {
@@ -142,7 +150,7 @@ pub(super) async fn mirror_to_versions(
     Ok(stored)
 }
 
-fn evaluation_point(m: &KeyedMetric) -> NewMetricPoint {
+fn evaluation_point(m: &RunMetric) -> NewMetricPoint {
     NewMetricPoint {
         key: m.key.clone(),
         value: m.value,
@@ -169,8 +177,7 @@ pub(crate) async fn copy_run_metrics(
         sqlx::query_as("SELECT key, points FROM mlflow_metric_chunks WHERE run_id = $1 ORDER BY key, chunk_no")
             .bind(run_id)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .await?;
     if chunks.is_empty() {
         return Ok(StoredPoints::default());
     }
@@ -178,68 +185,10 @@ pub(crate) async fn copy_run_metrics(
         .iter()
         .flat_map(|(key, bytes)| {
             unpack(bytes).into_iter().filter(|p| p.value.is_finite()).map(|p| {
-                evaluation_point(&KeyedMetric {
-                    key: key.clone(),
-                    value: p.value,
-                    timestamp: p.timestamp,
-                    step: p.step,
-                })
+                evaluation_point(&RunMetric { key: key.clone(), value: p.value, timestamp: p.timestamp, step: p.step })
             })
         })
         .collect();
     let (model_id, version_id) = version_ids(conn, model, number).await?;
     store_points(conn, model, (model_id, version_id, number), &points, now).await
-}
-
-/// Every point of one metric of a run, in the order logged, paged by `max_results` (at most 25,000).
-pub async fn metric_history(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Params(req): Params<GetHistory>,
-) -> MlflowResult<History> {
-    caller.require(Permission::Read)?;
-    let run_id = req.run.id()?;
-    let limit = match req.max_results {
-        None => 25_000,
-        Some(n) if (1..=25_000).contains(&n) => n,
-        Some(n) => return Err(MlflowError::invalid(format!("max_results: must be 1 to 25000 (got {n})"))),
-    };
-    let offset: usize = match req.page_token.as_deref().filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => {
-            t.parse().map_err(|_| MlflowError::invalid(format!("page_token: {t:?} is not a token this server gave")))?
-        }
-    };
-    let limit = limit as usize;
-    let mut conn = s.store.conn().await?;
-    require_run(&mut conn, run_id).await?;
-    let first_chunk = (offset / CHUNK_POINTS) as i64;
-    let chunk_count = (offset % CHUNK_POINTS + limit).div_ceil(CHUNK_POINTS) as i64 + 1;
-    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT points FROM mlflow_metric_chunks WHERE run_id = $1 AND key = $2 AND chunk_no >= $3 \
-         ORDER BY chunk_no LIMIT $4",
-    )
-    .bind(run_id)
-    .bind(&req.metric_key)
-    .bind(first_chunk)
-    .bind(chunk_count)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let mut points = chunks.iter().flat_map(|bytes| unpack(bytes)).skip(offset % CHUNK_POINTS);
-    let metrics: Vec<KeyedMetric> = points
-        .by_ref()
-        .take(limit)
-        .map(|p| KeyedMetric { key: req.metric_key.clone(), value: p.value, timestamp: p.timestamp, step: p.step })
-        .collect();
-    let next_page_token = points.next().is_some().then(|| (offset + metrics.len()).to_string());
-    Ok(Json(History { metrics, next_page_token }))
-}
-
-/// The answer of `metrics/get-history`, serialized straight from the points.
-#[derive(serde::Serialize)]
-pub struct History {
-    metrics: Vec<KeyedMetric>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_page_token: Option<String>,
 }

@@ -10,16 +10,16 @@ use app::domain::*;
 use app::error::ApiError;
 use async_trait::async_trait;
 use futures::{Stream, StreamExt, TryStreamExt};
-use serde_json::Value;
 use sqlx::AnyConnection;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
-use super::chain::{ChainVerifier, entry_hash, entry_time};
-use super::insert_checkpoint;
-use super::merkle::{self, Subtree};
-use super::signing::{parse_public_key, verify_checkpoint};
-use crate::db::{Dialect, db_error};
+use crate::audit::chain::{ChainVerifier, entry_hash, entry_time};
+use crate::audit::insert_checkpoint;
+use crate::audit::merkle::{self, Subtree};
+use crate::audit::signing::{parse_public_key, verify_checkpoint};
+use crate::audit::terms::words;
+use crate::db::Dialect;
 
 /// An I/O failure of the server's own (a file it keeps), logged and answered as a 500.
 fn internal(error: &anyhow::Error) -> ApiError {
@@ -105,50 +105,13 @@ fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
     Err(ApiError::invalid(field, format!("{text:?} is not a time; use RFC 3339 (2026-01-31T12:00:00Z) or 2026-01-31")))
 }
 
-/// At most this many distinct words of an entry are indexed for free-text search.
-const MAX_TERMS: usize = 200;
-
-/// The words of a text as search terms: lowercase runs of letters and digits, 2 to 64 bytes long.
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 2 && w.len() <= 64)
-        .map(str::to_lowercase)
-}
-
-fn strings_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
-    match value {
-        Value::String(s) => out.push(s),
-        Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
-        Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
-        _ => {}
-    }
-}
-
-/// The words free-text search finds an entry by: in its target, actor, action, reason and the
-/// text values of its before and after states.
-pub(crate) fn entry_terms(e: &AuditEntry) -> BTreeSet<String> {
-    let mut texts = vec![e.target.as_str(), e.actor.as_str(), e.action.as_str()];
-    texts.extend(e.reason.as_deref());
-    for state in [&e.before, &e.after].into_iter().flatten() {
-        strings_in(state, &mut texts);
-    }
-    let mut terms = BTreeSet::new();
-    for word in texts.into_iter().flat_map(words) {
-        if terms.len() == MAX_TERMS {
-            break;
-        }
-        terms.insert(word);
-    }
-    terms
-}
-
 /// The first entry at or after `ms` (entry times never go backwards, so this bounds a time range).
 async fn first_seq_at(conn: &mut AnyConnection, ms: i64) -> Result<Option<i64>, ApiError> {
     sqlx::query_scalar("SELECT seq FROM audit_entries WHERE at >= $1 ORDER BY at, seq LIMIT 1")
         .bind(ms)
         .fetch_optional(conn)
         .await
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 /// The WHERE clause (beyond the cursor) and its binds for a query's filters, and the table the
@@ -305,7 +268,7 @@ impl Filter {
         for n in self.numbers.iter().chain(extra) {
             q = q.bind(*n);
         }
-        q.fetch_all(conn).await.map_err(db_error)
+        q.fetch_all(conn).await.map_err(ApiError::from)
     }
 }
 
@@ -315,10 +278,8 @@ impl Store {
     /// of a second: an audited write only queues its entry's terms (one row beside the entry instead
     /// of one per word, each on a page of its own), and this writes many entries' words at once.
     pub async fn index_audit_terms(&self) -> Result<u64, ApiError> {
-        let first: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_term_queue")
-            .fetch_one(&mut *self.conn().await?)
-            .await
-            .map_err(db_error)?;
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM audit_term_queue").fetch_one(&mut *self.conn().await?).await?;
         let Some(first) = first else { return Ok(0) };
         let mut tx = self.begin_data_write().await?;
         let upto = first + INDEX_BATCH;
@@ -331,10 +292,9 @@ impl Store {
                 )
                 .bind(upto)
                 .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
                 let deleted = sqlx::query("DELETE FROM audit_term_queue WHERE seq < $1").bind(upto).execute(&mut *tx);
-                deleted.await.map_err(db_error)?.rows_affected()
+                deleted.await?.rows_affected()
             }
             // Exactly the rows deleted are indexed, whatever commits meanwhile.
             Dialect::Postgres => {
@@ -346,8 +306,7 @@ impl Store {
                 )
                 .bind(upto)
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
                 moved as u64
             }
         };
@@ -378,7 +337,7 @@ impl Store {
             let (store, filter) = (store.clone(), filter.clone());
             async move {
                 if done {
-                    return Ok(None);
+                    return Ok::<_, ApiError>(None);
                 }
                 let sql = |n: usize| {
                     format!(
@@ -427,7 +386,7 @@ impl Store {
                 sqlx::query_scalar::<_, String>("SELECT hash FROM audit_entries WHERE seq <= $1 ORDER BY seq")
                     .bind(size)
                     .fetch(&mut *conn);
-            while let Some(hash) = hashes.try_next().await.map_err(db_error)? {
+            while let Some(hash) = hashes.try_next().await? {
                 leaves.push(merkle::digest(&hash).ok_or_else(ApiError::internal)?);
             }
         }
@@ -467,7 +426,7 @@ impl Store {
         for b in binds {
             query = query.bind(*b);
         }
-        let rows = query.fetch_all(&mut *self.conn().await?).await.map_err(db_error)?;
+        let rows = query.fetch_all(&mut *self.conn().await?).await?;
         Ok(rows
             .into_iter()
             .map(|(seq, hash, root, signed_at, key_id, signature)| Checkpoint {
@@ -486,13 +445,12 @@ impl Store {
         let current = self.audit.signer.public().clone();
         let stored: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT public_key FROM audit_checkpoints")
             .fetch_all(&mut *self.conn().await?)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let previous = stored
             .into_iter()
             .filter(|(k,)| *k != current.public_key)
             .filter_map(|(k,)| parse_public_key(&k).ok())
-            .map(|k| super::signing::public_key_info(&k))
+            .map(|k| crate::audit::signing::public_key_info(&k))
             .collect();
         Ok(PublicKeys { current, previous })
     }
@@ -501,21 +459,19 @@ impl Store {
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(&mut *self.conn().await?)
             .await
-            .map_err(db_error)
+            .map_err(ApiError::from)
     }
 
     /// Signs and stores a checkpoint at the head of the chain (unless the log is empty), and keeps
     /// it outside the database.
     pub async fn checkpoint_head(&self) -> Result<Option<Checkpoint>, ApiError> {
         let mut tx = self.db.begin_write().await?;
-        let (seq, hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *tx).await?;
         if seq == 0 {
             return Ok(None);
         }
-        let checkpoint = self.audit.sign_at(&mut tx, seq, &hash, &entry_time(self.clock.now_ms()), false).await?;
+        let checkpoint = self.audit.sign_at(&mut tx, seq, &hash, &entry_time(self.clock.now_ms())).await?;
         insert_checkpoint(&mut tx, &checkpoint, &self.audit.signer).await?;
         tx.commit().await?;
         self.audit.witness.keep(&checkpoint).map_err(|e| internal(&e))?;
@@ -543,7 +499,7 @@ impl Store {
         }
         let checkpoint = {
             let mut conn = self.conn().await?;
-            self.audit.sign_at(&mut conn, seq, &hash, &entry_time(self.clock.now_ms()), false).await?
+            self.audit.sign_at(&mut conn, seq, &hash, &entry_time(self.clock.now_ms())).await?
         };
         self.audit.witness.keep(&checkpoint).map_err(|e| internal(&e))
     }
@@ -662,8 +618,7 @@ impl AuditTrail for Store {
             sqlx::query_as(&format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE seq = $1"))
                 .bind(seq)
                 .fetch_optional(&mut *self.conn().await?)
-                .await
-                .map_err(db_error)?;
+                .await?;
         row.map(EntryRow::into_entry).ok_or_else(|| ApiError::not_found(format!("audit entry {seq} not found")))
     }
 
@@ -702,34 +657,5 @@ mod tests {
         f.number("version =", 3);
         let sql = f.render("FROM {from} WHERE seq < $3 {filter}");
         assert_eq!(sql, "FROM audit_entries WHERE seq < $3  AND actor_user = $1 AND version = $2");
-    }
-
-    #[test]
-    fn entries_are_found_by_the_words_of_their_target_reason_and_states() {
-        let entry = AuditEntry {
-            seq: 1,
-            at: String::new(),
-            actor: "alice (token ci)".into(),
-            actor_user: Some("alice".into()),
-            actor_token: Some("ci".into()),
-            action: "version.quarantine".into(),
-            target: "models/fraud-detector/versions/3".into(),
-            model: Some("fraud-detector".into()),
-            version: Some(3),
-            environment: None,
-            before: Some(serde_json::json!({ "tags": ["Gradient-Boosted"], "n": 5 })),
-            after: None,
-            reason: Some("Label leakage, see OPS-1234".into()),
-            request_id: None,
-            client_addr: None,
-            prev_hash: String::new(),
-            hash: String::new(),
-        };
-        let terms = entry_terms(&entry);
-        for word in ["fraud", "detector", "quarantine", "leakage", "ops", "1234", "gradient", "boosted", "alice", "ci"]
-        {
-            assert!(terms.contains(word), "{word}: {terms:?}");
-        }
-        assert!(!terms.contains("3") && !terms.contains("5"), "one-character words are not indexed");
     }
 }

@@ -3,12 +3,12 @@
 //! environment's live version — read freely, moved only by Modelgate's deploy and rollback flows
 //! when the environment's policy guards it. Other aliases are plain, audited labels.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{LazyLock, Mutex};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use app::backend::{Deployments, Registry};
 use app::domain::*;
-use app::error::{ApiError, ErrorCode};
+use app::error::ApiError;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -17,12 +17,12 @@ use sqlx::{AnyConnection, Row};
 use super::filter::{Filter, next_page, page};
 use super::wire::{self, Alias, KeyValue, ModelVersion, RegisteredModel};
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
-use crate::audit::{AuditedTx, Change, Target};
+use crate::audit::{Change, Target};
 use crate::clock::parse_rfc3339;
-use crate::db::db_error;
-use crate::http::AppState;
-use crate::registry::{VERSION_COLUMNS, find_versions, insert_version, version_of_row};
-use crate::store::{Store, model_id};
+use crate::http::state::AppState;
+use crate::registry::insert_version;
+use crate::store::Store;
+use crate::versions::{VERSION_COLUMNS, find_versions, model_id, version_of_row};
 
 /// The version tag that carries (or attaches) a version's artifact digest.
 pub const DIGEST_TAG: &str = "modelgate.artifact_digest";
@@ -91,8 +91,7 @@ async fn plain_aliases(conn: &mut AnyConnection, model: &str) -> Result<Vec<(Str
     let plain = sqlx::query_as("SELECT alias, version_number FROM model_aliases WHERE model_id = $1 ORDER BY alias")
         .bind(id)
         .fetch_all(conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(plain)
 }
 
@@ -144,31 +143,26 @@ async fn version_with_aliases(
         Pick::Number(number) => (None, Some(number)),
         Pick::Alias(alias) => (Some(alias), None),
     };
-    let rows = sqlx::query(&PICKED_VERSION)
-        .bind(model)
-        .bind(alias)
-        .bind(number)
-        .fetch_all(&mut *store.conn().await?)
-        .await
-        .map_err(db_error)?;
+    let rows =
+        sqlx::query(&PICKED_VERSION).bind(model).bind(alias).bind(number).fetch_all(&mut *store.conn().await?).await?;
     let first = rows.first().ok_or_else(|| no_model(model))?;
-    let picked: Option<i64> = first.try_get("picked").map_err(db_error)?;
+    let picked: Option<i64> = first.try_get("picked")?;
     let picked = picked
         .ok_or_else(|| MlflowError::invalid(format!("Registered model alias {} not found.", alias.unwrap_or(""))))?;
-    if first.try_get::<Option<i64>, _>("id").map_err(db_error)?.is_none() {
+    if first.try_get::<Option<i64>, _>("id")?.is_none() {
         return Err(ApiError::not_found(format!("model '{model}' has no version {picked}")).into());
     }
     let (mut plain, mut live) = (Vec::new(), Vec::new());
     for row in &rows {
-        let name: Option<String> = row.try_get("alias_name").map_err(db_error)?;
-        let kind: Option<String> = row.try_get("alias_kind").map_err(db_error)?;
+        let name: Option<String> = row.try_get("alias_name")?;
+        let kind: Option<String> = row.try_get("alias_kind")?;
         match (name, kind.as_deref()) {
             (Some(name), Some("live")) => live.push(name),
             (Some(name), _) => plain.push(name),
             (None, _) => {}
         }
     }
-    let version = version_of_row(first, live).map_err(db_error)?;
+    let version = version_of_row(first, live)?;
     let aliases = with_environments(plain, &version);
     Ok(version_wire(version, aliases))
 }
@@ -234,7 +228,7 @@ pub async fn search_models(
     for bind in binds {
         query = query.bind(bind);
     }
-    let names = query.fetch_all(&mut *s.store.conn().await?).await.map_err(db_error)?;
+    let names = query.fetch_all(&mut *s.store.conn().await?).await?;
     let (names, next) = next_page(names, limit, offset);
     let mut models = Vec::with_capacity(names.len());
     for name in names {
@@ -259,8 +253,7 @@ pub async fn update_model(
             .bind(description)
             .bind(s.store.clock.now_ms())
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let after = Model { description: description.clone(), ..before.clone() };
         let change = Change::new(AuditAction::ModelUpdate, Target::model(&req.name)).before(&before).after(&after);
         tx.commit(&caller, change).await?;
@@ -289,11 +282,7 @@ pub async fn delete_model(
     let id = model_id(&mut tx, &req.name).await?;
     for table in ["guardrails", "model_aliases", "models"] {
         let column = if table == "models" { "id" } else { "model_id" };
-        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1")).bind(id).execute(&mut *tx).await?;
     }
     tx.commit(&caller, Change::new(AuditAction::ModelDelete, Target::model(&req.name)).before(&model)).await?;
     Ok(Json(json!({})))
@@ -440,8 +429,7 @@ async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError
     )
     .bind(alias)
     .fetch_optional(&mut *store.conn().await?)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(AliasKind::of(approvals))
 }
 
@@ -478,41 +466,6 @@ struct AliasState {
     environment: Option<Option<i64>>,
 }
 
-/// Where this process's last sets left plain aliases: the model's id and the version, by model and
-/// alias name. A set is made on this guess instead of reading first: the database checks the move
-/// against it (`alias_moves`), so a stale guess (another process's set, a deleted alias, a new
-/// environment of the alias's name) is refused and read again. Bounded: emptied when full.
-#[derive(Debug, Default)]
-pub struct AliasGuesses(Mutex<HashMap<(String, String), (i64, i64)>>);
-
-impl AliasGuesses {
-    const MAX: usize = 10_000;
-
-    /// The state a set of `alias` on `model` is guessed to find, if this process has set it (the
-    /// version asked for is taken to exist: the move checks that too).
-    fn state(&self, model: &str, alias: &str) -> Option<AliasState> {
-        let guesses = self.0.lock().ok()?;
-        let &(model_id, version) = guesses.get(&(model.to_string(), alias.to_string()))?;
-        Some(AliasState { model_id, version_exists: true, before: Some(version), environment: None })
-    }
-
-    /// Records where a set left `alias`: the model's id and the version.
-    fn remember(&self, model: &str, alias: &str, model_id: i64, version: i64) {
-        let Ok(mut guesses) = self.0.lock() else { return };
-        if guesses.len() >= Self::MAX {
-            guesses.clear();
-        }
-        guesses.insert((model.to_string(), alias.to_string()), (model_id, version));
-    }
-
-    /// Forgets `alias` (after a refused guess, or a delete).
-    fn forget(&self, model: &str, alias: &str) {
-        if let Ok(mut guesses) = self.0.lock() {
-            guesses.remove(&(model.to_string(), alias.to_string()));
-        }
-    }
-}
-
 async fn alias_state(conn: &mut AnyConnection, req: &wire::SetAlias, number: i64) -> Result<AliasState, MlflowError> {
     let (model_id, version, before, environment, approvals): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
         sqlx::query_as(
@@ -526,22 +479,13 @@ async fn alias_state(conn: &mut AnyConnection, req: &wire::SetAlias, number: i64
         .bind(number)
         .bind(&req.alias)
         .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| no_model(&req.name))?;
     Ok(AliasState { model_id, version_exists: version.is_some(), before, environment: environment.map(|_| approvals) })
 }
 
 /// Sets a plain alias; an unguarded environment's alias deploys the version there (with every
-/// check of a deploy), a guarded one is refused.
-///
-/// What the set depends on is guessed from this process's last set of the alias
-/// ([`AliasGuesses`]) or read before writing, and the alias is moved by one statement the database
-/// refuses should the alias, the version or an environment of its name not be as guessed or read
-/// (view `alias_moves`): a final write ([`Store::write_final`]), which on SQLite the group
-/// commit's committer runs with its audit entry and the commit, never holding the writer slot.
-/// A refused move is read again inside a write of its own (where, on SQLite, nothing else can
-/// change it; on PostgreSQL a change committed meanwhile is met by reading again).
+/// check of a deploy), a guarded one is refused. What the set depends on is read inside its write.
 pub async fn set_alias(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
@@ -549,71 +493,51 @@ pub async fn set_alias(
 ) -> MlflowResult<Value> {
     check_alias(&req.alias)?;
     let number = version_number(&req.version)?;
-    let by = caller.actor().name;
-    let guesses = &s.store.alias_guesses;
-    let mut state = match guesses.state(&req.name, &req.alias) {
-        Some(guessed) => guessed,
-        None => alias_state(&mut *s.store.conn().await?, &req, number).await?,
-    };
-    let mut joined: Option<AuditedTx> = None;
-    loop {
-        match AliasKind::of(state.environment) {
-            AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
-            AliasKind::Environment { guarded: false } => {
-                // A deploy is a write of its own, with every check of a deploy.
-                drop(joined);
-                let input = DeployInput {
-                    version: number,
-                    reason: format!("alias '{}' set through the MLflow API", req.alias),
-                    expected_revision: None,
-                };
-                s.store.deploy(&caller, &req.name, &req.alias, input).await?;
-                return Ok(Json(json!({})));
-            }
-            AliasKind::Label => caller.require(Permission::EditVersions)?,
+    let mut tx = s.store.begin_write().await?;
+    // The model's row stays locked until the set commits, so concurrent sets of its aliases read
+    // one after the other and each records the version it replaced.
+    sqlx::query("UPDATE models SET next_version = next_version WHERE name = $1")
+        .bind(&req.name)
+        .execute(&mut *tx)
+        .await?;
+    let state = alias_state(&mut tx, &req, number).await?;
+    match AliasKind::of(state.environment) {
+        AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
+        AliasKind::Environment { guarded: false } => {
+            // A deploy is a write of its own, with every check of a deploy.
+            drop(tx);
+            let input = DeployInput {
+                version: number,
+                reason: format!("alias '{}' set through the MLflow API", req.alias),
+                expected_revision: None,
+            };
+            s.store.deploy(&caller, &req.name, &req.alias, input).await?;
+            return Ok(Json(json!({})));
         }
-        if !state.version_exists {
-            return Err(MlflowError::not_found(format!(
-                "Model Version (name={}, version={number}) not found",
-                req.name
-            )));
-        }
-        let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
-            .after(&json!({ "alias": req.alias, "version": number }));
-        if let Some(previous) = state.before {
-            change = change.before(&json!({ "alias": req.alias, "version": previous }));
-        }
-        let (model_id, read_version, at) = (state.model_id, state.before, s.store.clock.now_ms());
-        let (alias, by) = (req.alias.clone(), by.clone());
-        let moved = move || {
-            sqlx::query(
-                "INSERT INTO alias_moves (model_id, alias, version_number, read_version, updated_at, updated_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(model_id)
-            .bind(alias.clone())
-            .bind(number)
-            .bind(read_version)
-            .bind(at)
-            .bind(by.clone())
-        };
-        // First without holding the writer slot; after a stale read, read again in a write.
-        let moved = match joined.take() {
-            Some(write) => write.commit_then(&caller, change, Some(&moved)).await,
-            None => s.store.write_final(&caller, change, moved).await,
-        };
-        match moved {
-            Err(e) if e.code == ErrorCode::Conflict => guesses.forget(&req.name, &req.alias),
-            Err(e) => return Err(e.into()),
-            Ok(_) => {
-                guesses.remember(&req.name, &req.alias, model_id, number);
-                return Ok(Json(json!({})));
-            }
-        }
-        let mut again = s.store.begin_write().await?;
-        state = alias_state(&mut again, &req, number).await?;
-        joined = Some(again);
+        AliasKind::Label => caller.require(Permission::EditVersions)?,
     }
+    if !state.version_exists {
+        return Err(MlflowError::not_found(format!("Model Version (name={}, version={number}) not found", req.name)));
+    }
+    sqlx::query(
+        "INSERT INTO model_aliases (model_id, alias, version_number, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model_id, alias) DO UPDATE SET \
+         version_number = excluded.version_number, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    )
+    .bind(state.model_id)
+    .bind(&req.alias)
+    .bind(number)
+    .bind(s.store.clock.now_ms())
+    .bind(caller.actor().name)
+    .execute(&mut *tx)
+    .await?;
+    let mut change = Change::new(AuditAction::AliasSet, Target::version(&req.name, number))
+        .after(&json!({ "alias": req.alias, "version": number }));
+    if let Some(previous) = state.before {
+        change = change.before(&json!({ "alias": req.alias, "version": previous }));
+    }
+    tx.commit(&caller, change).await?;
+    Ok(Json(json!({})))
 }
 
 /// The version an alias points at: a plain alias, else the environment of that name's live version.
@@ -649,9 +573,7 @@ pub async fn delete_alias(
             .bind(id)
             .bind(&req.alias)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-    s.store.alias_guesses.forget(&req.name, &req.alias);
+            .await?;
     if let Some(number) = removed {
         let change = Change::new(AuditAction::AliasDelete, Target::version(&req.name, number))
             .before(&json!({ "alias": req.alias, "version": number }));

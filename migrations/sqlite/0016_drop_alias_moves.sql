@@ -1,0 +1,4 @@
+-- An MLflow alias set is an ordinary audited write (read in the write, then upsert): the view that
+-- checked a move against what it was read as outside the write is no longer used.
+DROP TRIGGER IF EXISTS alias_moves_move;
+DROP VIEW IF EXISTS alias_moves;
