@@ -10,9 +10,6 @@ MLFLOW_VERSION=3.17.2
 source scripts/env.sh
 
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
-# The build tools are built without their release profiles' link-time optimisation: they orchestrate
-# the build, so the minutes LTO costs to install them buy nothing measurable.
-fast_install() { CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install --quiet "$@"; }
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   step "adding the wasm32-unknown-unknown target"
@@ -21,14 +18,14 @@ fi
 
 if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
   step "installing cargo-leptos $CARGO_LEPTOS_VERSION (no_downloads)"
-  fast_install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  cargo install --quiet cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
 fi
 
 if [ -f Cargo.lock ]; then
   bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
   if [ -n "$bindgen" ] && [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ]; then
     step "installing wasm-bindgen-cli $bindgen (matches Cargo.lock)"
-    fast_install wasm-bindgen-cli --version "$bindgen"
+    cargo install --quiet wasm-bindgen-cli --version "$bindgen"
   fi
 fi
 
