@@ -188,7 +188,7 @@ impl Db {
     }
 
     /// A connection for reads.
-    pub async fn read(&self) -> Result<Conn, ApiError> {
+    pub(crate) async fn read(&self) -> Result<Conn, ApiError> {
         self.connections.take().await.map_err(ApiError::from)
     }
 
