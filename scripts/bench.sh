@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/env.sh
 source scripts/bench-lib.sh
-cargo leptos build --release --split
+bash scripts/build.sh --release
 cargo build --release -p modelgate-tests --bin loadgen --bin metricsbench --bin rollbackbench --bin auditbench
 
 dir=$(mktemp -d)

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
+ESBUILD_VERSION=0.28.2
 MLFLOW_VERSION=3.17.2
 source scripts/env.sh
 
@@ -16,22 +16,10 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
-  step "installing cargo-leptos $CARGO_LEPTOS_VERSION (no_downloads)"
-  cargo install --quiet cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
-fi
-
-if [ -f Cargo.lock ]; then
-  bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
-  if [ -n "$bindgen" ] && [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ]; then
-    step "installing wasm-bindgen-cli $bindgen (matches Cargo.lock)"
-    cargo install --quiet wasm-bindgen-cli --version "$bindgen"
-  fi
-fi
-
-if [ ! -x .tools/node_modules/.bin/wasm-opt ]; then
-  step "installing wasm-opt (binaryen from npm)"
-  npm install --silent --prefix .tools "binaryen@$BINARYEN_VERSION"
+if [ ! -x .tools/node_modules/.bin/wasm-opt ] || [ ! -x .tools/node_modules/.bin/esbuild ] \
+  || [ "$(.tools/node_modules/.bin/esbuild --version)" != "$ESBUILD_VERSION" ]; then
+  step "installing wasm-opt (binaryen) and esbuild from npm"
+  npm install --silent --prefix .tools "binaryen@$BINARYEN_VERSION" "esbuild@$ESBUILD_VERSION"
 fi
 
 if [ "${1:-}" != "--tests" ]; then

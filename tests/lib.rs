@@ -295,11 +295,11 @@ pub async fn expect_error(response: Response, status: u16, field: Option<&str>) 
     body
 }
 
-/// The debug `modelgate` binary built by `cargo leptos build` (scripts/test.sh builds it first),
+/// The debug `modelgate` binary built by `scripts/build.sh` (scripts/test.sh builds it first),
 /// signing with the tests' audit key.
 pub fn modelgate() -> std::process::Command {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/modelgate");
-    assert!(path.exists(), "{} is missing: run `cargo leptos build` first", path.display());
+    assert!(path.exists(), "{} is missing: run `scripts/build.sh` first", path.display());
     let mut command = std::process::Command::new(path);
     command.env("MODELGATE_AUDIT_KEY", TEST_AUDIT_KEY);
     command.env("MODELGATE_AUDIT_WITNESS_FILE", witness_file());

@@ -47,7 +47,7 @@ async fn console_files_and_icon_are_served_whole_while_not_found_pages_render() 
     let app = TestApp::spawn(Backend::Sqlite).await;
     let pkg = site_root().join("pkg");
     let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&pkg)
-        .expect("the built console (cargo leptos build) is in target/site")
+        .expect("the built console (scripts/build.sh) is in target/site")
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.ends_with(".js") || name.ends_with(".css"))
         .map(|name| {

@@ -1,5 +1,5 @@
 //! End-to-end in a real headless Chromium (Debian's, through chromedriver): the console as a
-//! person uses it. Needs the built site (`cargo leptos build`, which `scripts/test.sh` runs).
+//! person uses it. Needs the built site (`scripts/build.sh`, which `scripts/test.sh` runs).
 //! Screenshots of each screen are written to `target/screenshots/`.
 
 mod browser;

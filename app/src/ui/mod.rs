@@ -23,7 +23,7 @@ use crate::server_fns::{SignIn, SignOut, current_user, pending_reviews};
 use live::LiveChanges;
 
 /// Declares each screen but the models list, a model's page and sign-in as a lazy route: its code
-/// is split into a WASM chunk of its own (`cargo leptos build --split`), fetched on the first visit
+/// is split into a WASM chunk of its own (`scripts/build.sh` splits it out), fetched on the first visit
 /// to it. The model page, where a rollback starts, stays in the main bundle: split out, its many
 /// shared chunks would compress worse than the whole.
 macro_rules! lazy_pages {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the console: the `modelgate` server binary and the site it serves from target/site (the
+# WASM chunks, their JavaScript glue, the stylesheet). `--release` builds what the run command serves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+if [ "${1:-}" = --release ]; then
+  server_profile=release wasm_profile=wasm-release wasm_dir=wasm-release
+else
+  server_profile=dev wasm_profile=dev wasm_dir=debug
+fi
+pkg=target/site/pkg
+
+# The WASM builds in a target directory of its own so both cargo runs share the two cores at once
+# instead of waiting on each other's lock.
+cargo build --quiet -p frontend --lib --target wasm32-unknown-unknown --profile "$wasm_profile" \
+  --target-dir target/front &
+wasm_build=$!
+trap 'kill "$wasm_build" 2>/dev/null || true' EXIT
+# The site builder runs for seconds even unoptimised, so it is always the quick-to-compile dev build.
+cargo build --quiet -p site-builder
+cargo build --quiet -p server --bin modelgate --profile "$server_profile"
+wait "$wasm_build"
+
+target/debug/site-builder "target/front/wasm32-unknown-unknown/$wasm_dir/frontend.wasm" "$pkg"
+if [ "$server_profile" = release ]; then
+  printf '%s\n' "$pkg"/*.wasm | xargs -P "$(nproc)" -I{} \
+    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int {} -o {}
+  # wasm-bindgen's glue names the split loader once per import; the repeated keys are harmless.
+  esbuild --log-level=warning --log-override:duplicate-object-key=silent --minify \
+    --allow-overwrite "$pkg/modelgate.js" --outfile="$pkg/modelgate.js"
+  minify=--minify
+fi
+esbuild --log-level=warning --bundle ${minify:-} --target=chrome109,firefox115,safari15.6 \
+  style/main.css --outfile="$pkg/modelgate.css"
