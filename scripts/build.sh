@@ -25,8 +25,11 @@ wait "$wasm_build"
 
 target/debug/site-builder "target/front/wasm32-unknown-unknown/$wasm_dir/frontend.wasm" "$pkg"
 if [ "$server_profile" = release ]; then
+  # wasm-opt drops the names the split chunks carry, after a warning per chunk that it does not
+  # know their label names: only that warning is filtered out.
   printf '%s\n' "$pkg"/*.wasm | xargs -P "$(nproc)" -I{} \
-    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int {} -o {}
+    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int {} -o {} 2>&1 \
+    | { grep -v '^warning: unknown name subsection' || true; }
   # wasm-bindgen's glue names the split loader once per import; the repeated keys are harmless.
   esbuild --log-level=warning --log-override:duplicate-object-key=silent --minify \
     --allow-overwrite "$pkg/modelgate.js" --outfile="$pkg/modelgate.js"

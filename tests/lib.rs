@@ -136,6 +136,8 @@ impl TestApp {
         config.site_root = site_root().display().to_string();
         config.audit.key = Some(TEST_AUDIT_KEY.into());
         config.audit.witness_file = witness_file();
+        config.artifact_store =
+            std::env::temp_dir().join(format!("modelgate-artifacts-{}", uuid::Uuid::new_v4())).display().to_string();
         // The suite's webhook receivers listen on loopback.
         config.webhooks.allow_private = true;
         configure(&mut config);

@@ -11,6 +11,7 @@ use axum::Router;
 use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
 
+use crate::artifacts::Artifacts;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -34,8 +35,12 @@ impl Application {
             Db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
         db.migrate().await.context("migrating the database")?;
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
-        let store =
-            Store::new(db, clock, audit).with_identity(config.auth_settings()).with_part(config.webhooks.targets());
+        let artifacts = Artifacts::open(&config.artifact_store)
+            .with_context(|| format!("opening the artifact store {}", config.artifact_store))?;
+        let store = Store::new(db, clock, audit)
+            .with_identity(config.auth_settings())
+            .with_part(config.webhooks.targets())
+            .with_part(artifacts);
         let store = Arc::new(store);
         events::start_relay(&store.events, &store.db, &config.database_url)
             .await

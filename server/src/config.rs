@@ -17,6 +17,12 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/modelgate.db")]
     pub database_url: String,
 
+    /// Where artifacts are kept: a directory (created if missing) or `s3://bucket[/prefix]`, with
+    /// credentials, region and endpoint from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ENDPOINT` and `AWS_ALLOW_HTTP`.
+    #[arg(long, env = "MODELGATE_ARTIFACT_STORE", default_value = "data/artifacts")]
+    pub artifact_store: String,
+
     /// Address to listen on.
     #[arg(long, env = "MODELGATE_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -202,6 +208,7 @@ impl Config {
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
+            artifact_store: "data/artifacts".into(),
             addr: "127.0.0.1:0".parse().expect("valid address"),
             site_root: "target/site".into(),
             max_body_bytes: 4 * 1024 * 1024,

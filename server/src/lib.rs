@@ -1,6 +1,7 @@
 //! Modelgate's backend: configuration, database, the service layer per domain concept, and HTTP.
 
 pub mod application;
+pub mod artifacts;
 pub mod audit;
 pub mod clock;
 pub mod config;

@@ -14,6 +14,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("versions", 1),
     ("registry", 1),
     ("tracking", 1),
+    ("artifacts", 1),
     ("live", 1),
     ("rollback", 1),
     ("deployments", 1),

@@ -15,7 +15,9 @@ on_both_backends!(
     every_mlflow_endpoint_checks_the_callers_role,
     concurrent_alias_sets_each_record_the_version_they_replaced,
     an_alias_set_on_a_stale_guess_reads_the_alias_again,
-    non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts
+    non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts,
+    run_artifacts_go_up_and_come_back_byte_identical_with_server_computed_digests,
+    artifact_requests_that_escape_or_break_off_store_nothing
 );
 
 /// The Python of the venv with the pinned `mlflow-skinny` client.
@@ -28,11 +30,17 @@ fn python() -> PathBuf {
 /// Runs one phase of tests/mlflow/pipeline.py with `credentials` as environment variables;
 /// returns the JSON line it prints.
 async fn pipeline(app: &TestApp, phase: &str, model: &str, credentials: &[(&str, &str)]) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mlflow/pipeline.py");
+    client_script(app, "pipeline.py", &[phase, model, "production"], credentials).await
+}
+
+/// Runs the MLflow client script tests/mlflow/`script` with `args` and `credentials` as
+/// environment variables; returns the JSON line it prints.
+async fn client_script(app: &TestApp, script: &str, args: &[&str], credentials: &[(&str, &str)]) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mlflow").join(script);
     let mut command = std::process::Command::new(python());
     command
-        .arg(script)
-        .args([phase, model, "production"])
+        .arg(path)
+        .args(args)
         .env("MLFLOW_TRACKING_URI", &app.base)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("GIT_PYTHON_REFRESH", "quiet")
@@ -42,7 +50,11 @@ async fn pipeline(app: &TestApp, phase: &str, model: &str, credentials: &[(&str,
         .envs(credentials.iter().copied());
     let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "pipeline {phase} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("the pipeline prints JSON")
 }
 
@@ -650,5 +662,108 @@ async fn non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts(
     let loss = series.as_array().unwrap().iter().find(|s| s["key"] == "loss").expect("a loss series");
     assert_eq!((loss["count"].as_i64(), loss["min"].as_f64(), loss["max"].as_f64()), (Some(2), Some(0.25), Some(0.5)));
     assert!(series.as_array().unwrap().iter().all(|s| s["key"] != "accuracy"), "{series}");
+    app.stop().await;
+}
+
+/// The answer to an artifact-proxy request: status and JSON body.
+async fn artifact_call(client: &Client, app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let url = app.url(&format!("/api/2.0/mlflow-artifacts/artifacts{path}"));
+    let response = client.request(method, url).body(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
+}
+
+async fn run_artifacts_go_up_and_come_back_byte_identical_with_server_computed_digests(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = modelgate_tests::create_user(&app.store, "trainer", &[Role::Operator]).await;
+    let out = client_script(&app, "artifacts.py", &["churn"], &[("MLFLOW_TRACKING_TOKEN", &token)]).await;
+    let (run, experiment) = (out["run_id"].as_str().unwrap(), out["experiment_id"].as_str().unwrap());
+
+    // The digest the server computed while each file streamed in is the client's own.
+    let digests = out["sha256"].as_object().unwrap();
+    assert_eq!(digests.len(), 5, "{out}");
+    for (path, sha256) in digests {
+        let url = app.url(&format!("/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/{path}"));
+        let response = app.client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["etag"], format!("\"sha256:{}\"", sha256.as_str().unwrap()).as_str(), "{path}");
+    }
+
+    // Every upload is audited, by the trainer.
+    let page = json(app.get("/api/v1/audit?action=artifact.upload").await, 200).await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{page}");
+    assert!(entries.iter().all(|e| e["actor_user"] == "trainer"), "{page}");
+    app.stop().await;
+}
+
+async fn artifact_requests_that_escape_or_break_off_store_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, experiment) = call(&app.client, &app, Method::POST, "experiments/create", json!({"name": "escapes"})).await;
+    let experiment = experiment["experiment_id"].as_str().unwrap().to_string();
+    let (_, run) =
+        call(&app.client, &app, Method::POST, "runs/create", json!({"experiment_id": experiment, "start_time": 1}))
+            .await;
+    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let root = format!("/{experiment}/{run}/artifacts");
+    let put = Method::PUT;
+
+    // Paths that reach outside the store, or outside any run, are refused and name the field.
+    for path in [format!("{root}/..%2F..%2F..%2Fetc%2Fpasswd"), format!("{root}/a%5C..%5Cb"), "/%2Fetc%2Fpasswd".into()]
+    {
+        let message = mlflow_error(
+            artifact_call(&app.client, &app, put.clone(), &path, b"x".to_vec()).await,
+            "INVALID_PARAMETER_VALUE",
+            400,
+        );
+        assert!(message.starts_with("path: "), "{path}: {message}");
+    }
+    let message = mlflow_error(
+        artifact_call(&app.client, &app, put.clone(), &format!("/{experiment}/{}/artifacts/f", "0".repeat(32)), vec![])
+            .await,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+    );
+    assert!(message.contains("no run"), "{message}");
+    let viewer = app.client_as("watcher", &[Role::Viewer]).await;
+    mlflow_error(
+        artifact_call(&viewer, &app, put.clone(), &format!("{root}/f"), b"x".to_vec()).await,
+        "PERMISSION_DENIED",
+        403,
+    );
+
+    // An upload that breaks off (the client promised 1,000 bytes and hung up after 10) stores nothing.
+    let token = modelgate_tests::create_user(&app.store, "uploader", &[Role::Operator]).await;
+    let mut socket = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "PUT /api/2.0/mlflow-artifacts/artifacts{root}/broken.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 1000\r\n\r\n0123456789"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes()).await.unwrap();
+    drop(socket);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let listing = json(
+        app.client.get(app.url(&format!("/api/2.0/mlflow-artifacts/artifacts?path={root}"))).send().await.unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(listing, json!({"files": []}), "nothing of the broken upload is listed");
+
+    // A 0-byte file is a file; deleting it leaves nothing behind, and is audited.
+    let (status, _) = artifact_call(&app.client, &app, put, &format!("{root}/empty"), vec![]).await;
+    assert_eq!(status, 200);
+    let listing = json(
+        app.client.get(app.url(&format!("/api/2.0/mlflow-artifacts/artifacts?path={root}"))).send().await.unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(listing, json!({"files": [{"path": "empty", "is_dir": false, "file_size": 0}]}));
+    let (status, _) = artifact_call(&app.client, &app, Method::DELETE, &format!("{root}/empty"), vec![]).await;
+    assert_eq!(status, 200);
+    let (status, body) = artifact_call(&app.client, &app, Method::GET, &format!("{root}/empty"), vec![]).await;
+    assert_eq!((status, body["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
+    let page = json(app.get("/api/v1/audit?action=artifact.delete").await, 200).await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1, "{page}");
     app.stop().await;
 }

@@ -44,10 +44,12 @@ pub enum AuditAction {
     RunCreate,
     RunUpdate,
     RunLog,
+    ArtifactUpload,
+    ArtifactDelete,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 38] = [
+    pub const ALL: [AuditAction; 40] = [
         AuditAction::ModelCreate,
         AuditAction::VersionRegister,
         AuditAction::VersionUpdate,
@@ -86,6 +88,8 @@ impl AuditAction {
         AuditAction::RunCreate,
         AuditAction::RunUpdate,
         AuditAction::RunLog,
+        AuditAction::ArtifactUpload,
+        AuditAction::ArtifactDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +132,8 @@ impl AuditAction {
             AuditAction::RunCreate => "run.create",
             AuditAction::RunUpdate => "run.update",
             AuditAction::RunLog => "run.log",
+            AuditAction::ArtifactUpload => "artifact.upload",
+            AuditAction::ArtifactDelete => "artifact.delete",
         }
     }
 }

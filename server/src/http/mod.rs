@@ -143,8 +143,13 @@ pub fn router(
 
 /// Answers 408 when a request is not answered within `limit` — its body read included, so a
 /// client sending slowly holds nothing long. Streamed bodies (live events, exports) are not
-/// bounded: the limit is on the response's head.
+/// bounded: the limit is on the response's head. Artifact uploads are bounded by their idle time
+/// (`mlflow/artifacts.rs`).
 async fn within(limit: Duration, req: Request, next: Next) -> Response {
+    // An artifact upload takes as long as its file: it is bounded by its idle time instead.
+    if req.method() == axum::http::Method::PUT && req.uri().path().starts_with(mlflow::ARTIFACTS) {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(

@@ -6,6 +6,7 @@
 //! model versions and aliases onto Modelgate's models, versions and environments; `wire` holds the
 //! message shapes.
 
+pub mod artifacts;
 pub mod filter;
 pub mod points;
 pub mod registry;
@@ -23,6 +24,9 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 use crate::http::state::AppState;
+
+/// MLflow's artifact proxy: a run's `mlflow-artifacts:/<path>` is `{ARTIFACTS}/<path>` here.
+pub const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts";
 
 /// The routes, relative to the server root.
 pub fn router() -> Router<AppState> {
@@ -56,7 +60,12 @@ pub fn router() -> Router<AppState> {
         .route(&route("model-versions/update"), axum::routing::patch(registry::update_version))
         .route(&route("model-versions/set-tag"), post(registry::set_version_tag))
         .route(&format!("{BASE}/{{*rest}}"), axum::routing::any(endpoint_not_found))
-        .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(no_artifacts))
+        .route(ARTIFACTS, get(artifacts::list))
+        .route(
+            &format!("{ARTIFACTS}/{{*path}}"),
+            get(artifacts::download).put(artifacts::upload).delete(artifacts::delete),
+        )
+        .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(endpoint_not_found))
 }
 
 /// An error as MLflow's servers send it: a code name, a message, and the status MLflow gives it.
@@ -172,14 +181,6 @@ async fn endpoint_not_found(req: Request) -> MlflowError {
     MlflowError::new(
         "ENDPOINT_NOT_FOUND",
         format!("{} {} is not part of Modelgate's MLflow-compatible API", req.method(), req.uri().path()),
-    )
-}
-
-async fn no_artifacts() -> MlflowError {
-    MlflowError::new(
-        "NOT_IMPLEMENTED",
-        "Modelgate stores no artifacts: keep them in your artifact store and register the version \
-         with its source URI and a modelgate.artifact_digest tag",
     )
 }
 

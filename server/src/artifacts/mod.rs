@@ -1,0 +1,257 @@
+//! Artifacts: the files of MLflow runs, kept in object storage (a directory under the data dir, or
+//! an S3-compatible bucket) with the size and sha256 the server computed as each file streamed in.
+//!
+//! A file is written to storage first, then recorded (row and audit entry in one transaction): a
+//! listing or a download only ever sees recorded files, so an upload that broke off or failed to
+//! record leaves nothing anyone can read, and repeating it overwrites what it left.
+
+pub mod path;
+
+use std::sync::Arc;
+
+use app::domain::{AuditAction, Caller, Permission};
+use app::error::ApiError;
+use futures::stream::{BoxStream, Stream, StreamExt};
+use hyper::body::Bytes;
+use object_store::{ObjectStore, WriteMultipart};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use path::ArtifactPath;
+
+use crate::audit::{Change, Target};
+use crate::store::Store;
+
+/// Parts of one upload in flight to storage at once (each up to 5 MiB): memory stays flat however
+/// large the file.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
+
+/// Where artifacts are kept: the store's part.
+pub struct Artifacts {
+    storage: Arc<dyn ObjectStore>,
+}
+
+impl Artifacts {
+    /// Artifacts under `location`: `s3://bucket[/prefix]` (credentials, region and endpoint from the
+    /// standard `AWS_*` variables) or a directory, created if missing.
+    pub fn open(location: &str) -> anyhow::Result<Self> {
+        let storage: Arc<dyn ObjectStore> = if let Some(bucket_and_prefix) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = bucket_and_prefix.split_once('/').unwrap_or((bucket_and_prefix, ""));
+            let s3 = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).build()?;
+            match prefix.trim_matches('/') {
+                "" => Arc::new(s3),
+                prefix => Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)),
+            }
+        } else {
+            std::fs::create_dir_all(location)?;
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(location)?)
+        };
+        Ok(Self { storage })
+    }
+}
+
+/// A recorded file: its path, size in bytes and sha256 (hex).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct StoredFile {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// One entry of a directory listing: a file with its size, or a directory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedEntry {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: Option<i64>,
+}
+
+impl Store {
+    fn artifacts(&self) -> Result<&Artifacts, ApiError> {
+        self.part::<Artifacts>().ok_or_else(|| {
+            tracing::error!("the store was built without an artifact store");
+            ApiError::internal()
+        })
+    }
+
+    /// Streams `body` into storage at `path` (inside an existing run's artifact root), hashing it
+    /// as it goes, then records the file and audits the upload.
+    pub async fn put_artifact<E: std::fmt::Display>(
+        &self,
+        caller: &Caller,
+        path: &ArtifactPath,
+        body: impl Stream<Item = Result<Bytes, E>>,
+    ) -> Result<StoredFile, ApiError> {
+        caller.require(Permission::PushMetrics)?;
+        let run = self.owning_run(path).await?;
+        if path.segments().count() < 4 {
+            return Err(ApiError::invalid("path", format!("`{path}` is a run's artifact root: name a file inside it")));
+        }
+        let location = object_path(path)?;
+        let mut upload =
+            WriteMultipart::new(self.artifacts()?.storage.put_multipart(&location).await.map_err(storage_error)?);
+        let (mut hasher, mut size) = (Sha256::new(), 0i64);
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    return Err(ApiError::bad_request(format!("the upload of {path} broke off: {e}")));
+                }
+            };
+            hasher.update(&chunk);
+            size += chunk.len() as i64;
+            if let Err(e) = upload.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+                return Err(storage_error(e));
+            }
+            upload.put(chunk);
+        }
+        upload.finish().await.map_err(storage_error)?;
+        let stored = StoredFile { path: path.to_string(), size, sha256: hex::encode(hasher.finalize()) };
+
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO artifacts (path, size, sha256, created_at, created_by) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, \
+             created_at = excluded.created_at, created_by = excluded.created_by",
+        )
+        .bind(&stored.path)
+        .bind(stored.size)
+        .bind(&stored.sha256)
+        .bind(self.clock.now_ms())
+        .bind(caller.actor().name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit(caller, Change::new(AuditAction::ArtifactUpload, Target::run(&run)).after(&stored)).await?;
+        Ok(stored)
+    }
+
+    /// A recorded file and its bytes, streamed from storage.
+    pub async fn open_artifact(
+        &self,
+        caller: &Caller,
+        path: &ArtifactPath,
+    ) -> Result<(StoredFile, BoxStream<'static, Result<Bytes, object_store::Error>>), ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let file: Option<StoredFile> = sqlx::query_as("SELECT path, size, sha256 FROM artifacts WHERE path = $1")
+            .bind(path.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        drop(conn);
+        let file = file.ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;
+        let bytes = self.artifacts()?.storage.get(&object_path(path)?).await.map_err(storage_error)?;
+        Ok((file, bytes.into_stream()))
+    }
+
+    /// The files and directories directly inside `dir` (the root when `None`), by name.
+    pub async fn list_artifacts(
+        &self,
+        caller: &Caller,
+        dir: Option<&ArtifactPath>,
+    ) -> Result<Vec<ListedEntry>, ApiError> {
+        caller.require(Permission::Read)?;
+        let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
+        let files = self.files_under(&prefix).await?;
+        let mut entries: Vec<ListedEntry> = Vec::new();
+        for file in files {
+            let rest = &file.path[prefix.len()..];
+            let entry = match rest.split_once('/') {
+                Some((name, _)) => ListedEntry { name: name.into(), is_dir: true, size: None },
+                None => ListedEntry { name: rest.into(), is_dir: false, size: Some(file.size) },
+            };
+            if entries.last() != Some(&entry) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Deletes the file at `path`, or every file under it when it names a directory.
+    pub async fn delete_artifacts(&self, caller: &Caller, path: &ArtifactPath) -> Result<Vec<StoredFile>, ApiError> {
+        caller.require(Permission::PushMetrics)?;
+        let run = self.owning_run(path).await?;
+        let mut doomed = self.files_under(&format!("{path}/")).await?;
+        let mut conn = self.conn().await?;
+        doomed.extend(
+            sqlx::query_as::<_, StoredFile>("SELECT path, size, sha256 FROM artifacts WHERE path = $1")
+                .bind(path.as_str())
+                .fetch_optional(&mut *conn)
+                .await?,
+        );
+        drop(conn);
+        if doomed.is_empty() {
+            return Err(ApiError::not_found(format!("no artifact at {path}")));
+        }
+        let mut tx = self.begin_write().await?;
+        for file in &doomed {
+            sqlx::query("DELETE FROM artifacts WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
+        }
+        tx.commit(caller, Change::new(AuditAction::ArtifactDelete, Target::run(&run)).before(&doomed)).await?;
+        let storage = &self.artifacts()?.storage;
+        for file in &doomed {
+            let location = object_store::path::Path::from(file.path.as_str());
+            if let Err(e) = storage.delete(&location).await {
+                tracing::warn!(path = %file.path, error = %e, "deleting a recorded artifact's bytes failed");
+            }
+        }
+        Ok(doomed)
+    }
+
+    /// The recorded files whose path starts with `prefix` (`""` or ending in `/`), in path order.
+    async fn files_under(&self, prefix: &str) -> Result<Vec<StoredFile>, ApiError> {
+        let mut conn = self.conn().await?;
+        // Every path under `prefix` sorts between `prefix` and `prefix` with its '/' raised to '0'.
+        let end = format!("{}0", prefix.strip_suffix('/').unwrap_or(prefix));
+        let files = if prefix.is_empty() {
+            sqlx::query_as("SELECT path, size, sha256 FROM artifacts ORDER BY path").fetch_all(&mut *conn).await?
+        } else {
+            sqlx::query_as("SELECT path, size, sha256 FROM artifacts WHERE path > $1 AND path < $2 ORDER BY path")
+                .bind(prefix)
+                .bind(&end)
+                .fetch_all(&mut *conn)
+                .await?
+        };
+        Ok(files)
+    }
+
+    /// The run whose artifact root (`<experiment>/<run>/artifacts/…`) holds `path`.
+    async fn owning_run(&self, path: &ArtifactPath) -> Result<String, ApiError> {
+        let segments: Vec<&str> = path.segments().collect();
+        let (experiment, run) = match segments.as_slice() {
+            [experiment, run, "artifacts", ..] => (*experiment, *run),
+            _ => {
+                return Err(ApiError::invalid(
+                    "path",
+                    format!(
+                        "`{path}` is outside every run's artifacts: write under <experiment id>/<run id>/artifacts/"
+                    ),
+                ));
+            }
+        };
+        let mut conn = self.conn().await?;
+        let found: Option<(i64,)> = sqlx::query_as("SELECT experiment_id FROM mlflow_runs WHERE id = $1")
+            .bind(run)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match found {
+            Some((id,)) if id.to_string() == experiment => Ok(run.to_owned()),
+            _ => Err(ApiError::not_found(format!("no run {run} in experiment {experiment}"))),
+        }
+    }
+}
+
+fn object_path(path: &ArtifactPath) -> Result<object_store::path::Path, ApiError> {
+    object_store::path::Path::parse(path.as_str()).map_err(|e| ApiError::invalid("path", e))
+}
+
+fn storage_error(e: object_store::Error) -> ApiError {
+    match e {
+        object_store::Error::NotFound { path, .. } => ApiError::not_found(format!("no artifact at {path}")),
+        e => {
+            tracing::error!(error = %e, "artifact storage failed");
+            ApiError::internal()
+        }
+    }
+}
