@@ -16,11 +16,15 @@ use hyper::body::Bytes;
 use object_store::{ObjectStore, WriteMultipart};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
 
 pub use path::ArtifactPath;
 
 use crate::audit::{Change, Target};
 use crate::store::Store;
+
+/// A recorded file's columns, as [`StoredFile`] reads them.
+const FILE_COLUMNS: &str = "SELECT path, size, sha256 FROM artifacts";
 
 /// Parts of one upload in flight to storage at once (each up to 5 MiB): memory stays flat however
 /// large the file.
@@ -59,7 +63,7 @@ pub struct StoredFile {
 }
 
 /// One entry of a directory listing: a file with its size, or a directory.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListedEntry {
     pub name: String,
     pub is_dir: bool,
@@ -83,10 +87,10 @@ impl Store {
         body: impl Stream<Item = Result<Bytes, E>>,
     ) -> Result<StoredFile, ApiError> {
         caller.require(Permission::PushMetrics)?;
-        let run = self.owning_run(path).await?;
         if path.segments().count() < 4 {
             return Err(ApiError::invalid("path", format!("`{path}` is a run's artifact root: name a file inside it")));
         }
+        let run = self.owning_run(path).await?;
         let location = object_path(path)?;
         let mut upload =
             WriteMultipart::new(self.artifacts()?.storage.put_multipart(&location).await.map_err(storage_error)?);
@@ -102,9 +106,7 @@ impl Store {
             };
             hasher.update(&chunk);
             size += chunk.len() as i64;
-            if let Err(e) = upload.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
-                return Err(storage_error(e));
-            }
+            upload.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await.map_err(storage_error)?;
             upload.put(chunk);
         }
         upload.finish().await.map_err(storage_error)?;
@@ -134,13 +136,9 @@ impl Store {
         path: &ArtifactPath,
     ) -> Result<(StoredFile, BoxStream<'static, Result<Bytes, object_store::Error>>), ApiError> {
         caller.require(Permission::Read)?;
-        let mut conn = self.conn().await?;
-        let file: Option<StoredFile> = sqlx::query_as("SELECT path, size, sha256 FROM artifacts WHERE path = $1")
-            .bind(path.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-        drop(conn);
-        let file = file.ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;
+        let file = recorded_file(&mut *self.conn().await?, path)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;
         let bytes = self.artifacts()?.storage.get(&object_path(path)?).await.map_err(storage_error)?;
         Ok((file, bytes.into_stream()))
     }
@@ -153,7 +151,7 @@ impl Store {
     ) -> Result<Vec<ListedEntry>, ApiError> {
         caller.require(Permission::Read)?;
         let prefix = dir.map(|d| format!("{d}/")).unwrap_or_default();
-        let files = self.files_under(&prefix).await?;
+        let files = files_under(&mut *self.conn().await?, &prefix).await?;
         let mut entries: Vec<ListedEntry> = Vec::new();
         for file in files {
             let rest = &file.path[prefix.len()..];
@@ -172,19 +170,12 @@ impl Store {
     pub async fn delete_artifacts(&self, caller: &Caller, path: &ArtifactPath) -> Result<Vec<StoredFile>, ApiError> {
         caller.require(Permission::PushMetrics)?;
         let run = self.owning_run(path).await?;
-        let mut doomed = self.files_under(&format!("{path}/")).await?;
-        let mut conn = self.conn().await?;
-        doomed.extend(
-            sqlx::query_as::<_, StoredFile>("SELECT path, size, sha256 FROM artifacts WHERE path = $1")
-                .bind(path.as_str())
-                .fetch_optional(&mut *conn)
-                .await?,
-        );
-        drop(conn);
+        let mut tx = self.begin_write().await?;
+        let mut doomed = files_under(&mut tx, &format!("{path}/")).await?;
+        doomed.extend(recorded_file(&mut tx, path).await?);
         if doomed.is_empty() {
             return Err(ApiError::not_found(format!("no artifact at {path}")));
         }
-        let mut tx = self.begin_write().await?;
         for file in &doomed {
             sqlx::query("DELETE FROM artifacts WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
         }
@@ -197,23 +188,6 @@ impl Store {
             }
         }
         Ok(doomed)
-    }
-
-    /// The recorded files whose path starts with `prefix` (`""` or ending in `/`), in path order.
-    async fn files_under(&self, prefix: &str) -> Result<Vec<StoredFile>, ApiError> {
-        let mut conn = self.conn().await?;
-        // Every path under `prefix` sorts between `prefix` and `prefix` with its '/' raised to '0'.
-        let end = format!("{}0", prefix.strip_suffix('/').unwrap_or(prefix));
-        let files = if prefix.is_empty() {
-            sqlx::query_as("SELECT path, size, sha256 FROM artifacts ORDER BY path").fetch_all(&mut *conn).await?
-        } else {
-            sqlx::query_as("SELECT path, size, sha256 FROM artifacts WHERE path > $1 AND path < $2 ORDER BY path")
-                .bind(prefix)
-                .bind(&end)
-                .fetch_all(&mut *conn)
-                .await?
-        };
-        Ok(files)
     }
 
     /// The run whose artifact root (`<experiment>/<run>/artifacts/…`) holds `path`.
@@ -240,6 +214,27 @@ impl Store {
             _ => Err(ApiError::not_found(format!("no run {run} in experiment {experiment}"))),
         }
     }
+}
+
+/// The recorded file at `path`, if any.
+async fn recorded_file(conn: &mut AnyConnection, path: &ArtifactPath) -> Result<Option<StoredFile>, ApiError> {
+    Ok(sqlx::query_as(&format!("{FILE_COLUMNS} WHERE path = $1")).bind(path.as_str()).fetch_optional(conn).await?)
+}
+
+/// The recorded files whose path starts with `prefix` (`""` or ending in `/`), in path order.
+async fn files_under(conn: &mut AnyConnection, prefix: &str) -> Result<Vec<StoredFile>, ApiError> {
+    // Every path under `prefix` sorts between `prefix` and `prefix` with its '/' raised to '0'.
+    let end = format!("{}0", prefix.strip_suffix('/').unwrap_or(prefix));
+    let files = if prefix.is_empty() {
+        sqlx::query_as(&format!("{FILE_COLUMNS} ORDER BY path")).fetch_all(conn).await?
+    } else {
+        sqlx::query_as(&format!("{FILE_COLUMNS} WHERE path > $1 AND path < $2 ORDER BY path"))
+            .bind(prefix)
+            .bind(&end)
+            .fetch_all(conn)
+            .await?
+    };
+    Ok(files)
 }
 
 fn object_path(path: &ArtifactPath) -> Result<object_store::path::Path, ApiError> {

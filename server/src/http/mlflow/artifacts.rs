@@ -20,7 +20,6 @@ const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 pub struct ListRequest {
-    #[serde(default)]
     path: Option<String>,
 }
 
