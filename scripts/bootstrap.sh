@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs the tools the console's build needs (with --tests also the MLflow client and Chromium the
-# tests need), from package registries only; idempotent and fast when warm.
+# Installs the tools the console's build needs (with --tests also the MLflow client, an S3 server
+# and Chromium the tests need), from package registries only; idempotent and fast when warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BINARYEN_VERSION=132.0.0
 ESBUILD_VERSION=0.28.2
 MLFLOW_VERSION=3.17.2
+SKLEARN_VERSION=1.9.1
+MATPLOTLIB_VERSION=3.11.2
+# The newest s3s-fs that builds with this machine's Rust (1.95).
+S3S_FS_VERSION=0.14.1
 source scripts/env.sh
 
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
@@ -28,10 +32,18 @@ if [ "${1:-}" != "--tests" ]; then
 fi
 
 mlflow_python=.tools/mlflow/bin/python
-if [ "$("$mlflow_python" -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))' 2>/dev/null)" != "$MLFLOW_VERSION" ]; then
-  step "installing the MLflow client (mlflow-skinny $MLFLOW_VERSION) in .tools/mlflow for the compatibility tests"
+installed() { "$mlflow_python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null; }
+if [ "$(installed mlflow)" != "$MLFLOW_VERSION" ] || [ "$(installed scikit-learn)" != "$SKLEARN_VERSION" ] \
+  || [ "$(installed matplotlib)" != "$MATPLOTLIB_VERSION" ]; then
+  step "installing MLflow $MLFLOW_VERSION, scikit-learn and matplotlib in .tools/mlflow for the compatibility tests"
   python3 -m venv .tools/mlflow
-  "$mlflow_python" -m pip install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION"
+  "$mlflow_python" -m pip install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION" \
+    "scikit-learn==$SKLEARN_VERSION" "matplotlib==$MATPLOTLIB_VERSION"
+fi
+
+if [ "$(s3s-fs --version 2>/dev/null)" != "s3s-fs $S3S_FS_VERSION" ]; then
+  step "installing s3s-fs $S3S_FS_VERSION (an S3-protocol server) from crates.io for the S3 artifact-store tests"
+  cargo install --quiet --locked --features binary --version "$S3S_FS_VERSION" s3s-fs
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -112,6 +112,8 @@ pub struct TestApp {
     pub anonymous: Client,
     pub store: Arc<Store>,
     pub clock: Clock,
+    /// The directory the server keeps artifacts in (removed when the app is dropped).
+    pub artifact_store: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _db: TestDb,
@@ -136,8 +138,8 @@ impl TestApp {
         config.site_root = site_root().display().to_string();
         config.audit.key = Some(TEST_AUDIT_KEY.into());
         config.audit.witness_file = witness_file();
-        config.artifact_store =
-            std::env::temp_dir().join(format!("modelgate-artifacts-{}", uuid::Uuid::new_v4())).display().to_string();
+        let artifact_store = std::env::temp_dir().join(format!("modelgate-artifacts-{}", uuid::Uuid::new_v4()));
+        config.artifact_store = artifact_store.display().to_string();
         // The suite's webhook receivers listen on loopback.
         config.webhooks.allow_private = true;
         configure(&mut config);
@@ -161,6 +163,7 @@ impl TestApp {
             anonymous: bearer_client(""),
             store,
             clock,
+            artifact_store,
             shutdown: Some(tx),
             server: Some(server),
             _db: db,
@@ -245,6 +248,7 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+        let _ = std::fs::remove_dir_all(&self.artifact_store);
     }
 }
 
@@ -339,10 +343,16 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server with `args` on `database_url` and waits until it is ready.
     pub async fn start(database_url: &str, args: &[&str]) -> Self {
+        Self::start_with_env(database_url, args, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with more environment variables.
+    pub async fn start_with_env(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = modelgate()
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("MODELGATE_ADDR", format!("127.0.0.1:{port}"))
             .env("MODELGATE_LOG_FORMAT", "json")

@@ -20,6 +20,7 @@ pub trait Registry: Send + Sync {
     async fn list_versions(&self, caller: &Caller, model: &str, query: VersionQuery)
     -> Result<Page<Version>, ApiError>;
     async fn get_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError>;
+    async fn version_files(&self, caller: &Caller, model: &str, number: i64) -> Result<VersionFiles, ApiError>;
     async fn update_version(
         &self,
         caller: &Caller,

@@ -24,7 +24,8 @@ struct ModelRow {
     description: String,
     owner_team: String,
     tags: String,
-    next_version: i64,
+    version_count: i64,
+    latest_version: Option<i64>,
     created_at: i64,
     created_by: String,
     updated_at: i64,
@@ -32,14 +33,13 @@ struct ModelRow {
 
 impl ModelRow {
     fn into_model(self, live: Vec<LiveVersion>, health: Vec<EnvironmentHealth>) -> Model {
-        let count = self.next_version - 1;
         Model {
             name: self.name,
             description: self.description,
             owner_team: self.owner_team,
             tags: from_json(&self.tags),
-            version_count: count,
-            latest_version: (count > 0).then_some(count),
+            version_count: self.version_count,
+            latest_version: self.latest_version,
             created_at: rfc3339(self.created_at),
             created_by: self.created_by,
             updated_at: rfc3339(self.updated_at),
@@ -49,9 +49,14 @@ impl ModelRow {
     }
 }
 
-const MODEL_COLUMNS: &str = "id, name, description, owner_team, tags, next_version, created_at, created_by, updated_at";
+/// A model's columns with how many versions it has and its newest (numbers are never reused, so
+/// a deleted version leaves a gap).
+const MODEL_COLUMNS: &str = "id, name, description, owner_team, tags, \
+     (SELECT COUNT(*) FROM versions v WHERE v.model_id = models.id) AS version_count, \
+     (SELECT MAX(v.number) FROM versions v WHERE v.model_id = models.id) AS latest_version, \
+     created_at, created_by, updated_at";
 
-async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiError> {
+pub(crate) async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<Model, ApiError> {
     let row: ModelRow = sqlx::query_as(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = $1"))
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -123,6 +128,7 @@ pub(crate) async fn insert_version(
         number,
         artifact_uri: input.artifact_uri,
         artifact_digest: input.artifact_digest,
+        artifact_root: None,
         framework: input.framework,
         parameters: input.parameters,
         lineage: input.lineage,
@@ -192,7 +198,7 @@ impl Registry for Store {
             ModelSort::Name => "name",
             ModelSort::UpdatedAt => "updated_at",
             ModelSort::CreatedAt => "created_at",
-            ModelSort::Versions => "next_version",
+            ModelSort::Versions => "version_count",
         };
         let direction = match query.order.unwrap_or_default() {
             Order::Asc => "ASC",
@@ -295,6 +301,30 @@ impl Registry for Store {
         load_version(&mut *self.conn().await?, model, number).await
     }
 
+    async fn version_files(&self, caller: &Caller, model: &str, number: i64) -> Result<VersionFiles, ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let version = load_version(&mut conn, model, number).await?;
+        let Some(root) = version.artifact_root else {
+            return Ok(VersionFiles {
+                artifact_uri: version.artifact_uri,
+                artifact_digest: version.artifact_digest,
+                digest_computed_by_server: false,
+                files: Vec::new(),
+            });
+        };
+        let files = crate::artifacts::files_under(&mut conn, &format!("{root}/")).await?;
+        Ok(VersionFiles {
+            artifact_uri: format!("mlflow-artifacts:/{root}"),
+            artifact_digest: version.artifact_digest,
+            digest_computed_by_server: true,
+            files: files
+                .into_iter()
+                .map(|f| VersionFile { path: f.path[root.len() + 1..].to_string(), size: f.size, sha256: f.sha256 })
+                .collect(),
+        })
+    }
+
     async fn update_version(
         &self,
         caller: &Caller,
@@ -375,6 +405,48 @@ impl Registry for Store {
             Change::new(AuditAction::VersionRelease, Target::version(model, number)).before(&current).after(&updated);
         tx.commit(caller, change).await?;
         Ok(updated)
+    }
+}
+
+impl Store {
+    /// Deletes a version that was never live, nor named by a rollback request (the deployment
+    /// history and the audit trail keep referring to those): its metric series and plain aliases
+    /// go with it; its number is never given again.
+    pub async fn delete_version(&self, caller: &Caller, model: &str, number: i64) -> Result<Version, ApiError> {
+        caller.require(Permission::RegisterVersions)?;
+        let mut tx = self.begin_write().await?;
+        let (model_id, version_id) = crate::metrics::version_ids(&mut tx, model, number).await?;
+        sqlx::query("UPDATE models SET updated_at = $2 WHERE id = $1")
+            .bind(model_id)
+            .bind(self.clock.now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let current = load_version(&mut tx, model, number).await?;
+        let (deployed, requested): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM deployment_history WHERE model_id = $1 AND (to_version = $2 OR from_version = $2)), \
+                    (SELECT COUNT(*) FROM rollback_requests WHERE model_id = $1 AND (to_version = $2 OR from_version = $2))",
+        )
+        .bind(model_id)
+        .bind(number)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !current.live_in.is_empty() || deployed > 0 || requested > 0 {
+            return Err(ApiError::conflict(format!(
+                "version {number} of model '{model}' has been live or named by a rollback request \
+                 ({deployed} deployment(s), {requested} request(s)): the deployment history and the audit \
+                 trail refer to it, so it is kept; quarantine it to keep it from being deployed"
+            )));
+        }
+        crate::metrics::forget_version(&mut tx, version_id).await?;
+        sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND version_number = $2")
+            .bind(model_id)
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM versions WHERE id = $1").bind(version_id).execute(&mut *tx).await?;
+        let change = Change::new(AuditAction::VersionDelete, Target::version(model, number)).before(&current);
+        tx.commit(caller, change).await?;
+        Ok(current)
     }
 }
 

@@ -31,6 +31,14 @@ pub(crate) async fn lock_run(conn: &mut AnyConnection, id: &str) -> Result<bool,
     Ok(locked > 0)
 }
 
+/// Locks a run like [`lock_run`] and returns its experiment, or `None` when there is no such run.
+pub(crate) async fn lock_run_experiment(conn: &mut AnyConnection, id: &str) -> Result<Option<i64>, ApiError> {
+    if !lock_run(conn, id).await? {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar("SELECT experiment_id FROM mlflow_runs WHERE id = $1").bind(id).fetch_optional(conn).await?)
+}
+
 /// Appends one key's points: fills its last chunk, then starts new ones.
 async fn append_points(
     conn: &mut AnyConnection,

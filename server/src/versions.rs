@@ -36,6 +36,7 @@ pub(crate) struct VersionRow {
     pub(crate) number: i64,
     pub(crate) artifact_uri: String,
     pub(crate) artifact_digest: Option<String>,
+    pub(crate) artifact_root: Option<String>,
     pub(crate) framework: String,
     pub(crate) parameters: String,
     pub(crate) run_id: Option<String>,
@@ -54,7 +55,8 @@ pub(crate) struct VersionRow {
 }
 
 /// A version's columns, from `versions v` joined with `models m`, as [`version_of_row`] reads them.
-pub(crate) const VERSION_COLUMNS: &str = "v.id, m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.framework, \
+pub(crate) const VERSION_COLUMNS: &str = "v.id, m.name AS model, v.number, v.artifact_uri, v.artifact_digest, v.artifact_root, \
+     v.framework, \
      v.parameters, v.run_id, v.run_link, v.git_commit, v.dataset_ref, v.dataset_hash, v.parent_version, \
      v.description, v.tags, v.created_at, v.created_by, v.quarantine_reason, v.quarantined_at, v.quarantined_by";
 
@@ -69,6 +71,7 @@ impl VersionRow {
             number: self.number,
             artifact_uri: self.artifact_uri,
             artifact_digest: self.artifact_digest,
+            artifact_root: self.artifact_root,
             framework: self.framework,
             parameters: from_json(&self.parameters),
             lineage: Lineage {

@@ -33,15 +33,20 @@ async fn pipeline(app: &TestApp, phase: &str, model: &str, credentials: &[(&str,
     client_script(app, "pipeline.py", &[phase, model, "production"], credentials).await
 }
 
-/// Runs the MLflow client script tests/mlflow/`script` with `args` and `credentials` as
-/// environment variables; returns the JSON line it prints.
-async fn client_script(app: &TestApp, script: &str, args: &[&str], credentials: &[(&str, &str)]) -> Value {
+/// Runs the MLflow client script tests/mlflow/`script` against `app` with `args` and
+/// `credentials` as environment variables; returns the JSON line it prints.
+pub(crate) async fn client_script(app: &TestApp, script: &str, args: &[&str], credentials: &[(&str, &str)]) -> Value {
+    client_script_at(&app.base, script, args, credentials).await
+}
+
+/// [`client_script`] against the server at `base`.
+pub(crate) async fn client_script_at(base: &str, script: &str, args: &[&str], credentials: &[(&str, &str)]) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mlflow").join(script);
     let mut command = std::process::Command::new(python());
     command
         .arg(path)
         .args(args)
-        .env("MLFLOW_TRACKING_URI", &app.base)
+        .env("MLFLOW_TRACKING_URI", base)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("GIT_PYTHON_REFRESH", "quiet")
         .env_remove("MLFLOW_TRACKING_TOKEN")
@@ -151,7 +156,7 @@ async fn the_mlflow_client_logs_a_run_and_registers_it_into_the_one_registry(bac
 }
 
 /// An MLflow call with a JSON body (or query parameters for GET) as `client`.
-async fn call(client: &Client, app: &TestApp, method: Method, endpoint: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn call(client: &Client, app: &TestApp, method: Method, endpoint: &str, body: Value) -> (u16, Value) {
     let request = modelgate_tests::mlflow_request(client, &app.base, method, endpoint, &body);
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -160,7 +165,7 @@ async fn call(client: &Client, app: &TestApp, method: Method, endpoint: &str, bo
 }
 
 /// Asserts MLflow's error shape, code and status; returns the message.
-fn mlflow_error((status, body): (u16, Value), code: &str, expected_status: u16) -> String {
+pub(crate) fn mlflow_error((status, body): (u16, Value), code: &str, expected_status: u16) -> String {
     assert_eq!((status, body["error_code"].as_str()), (expected_status, Some(code)), "{body}");
     body["message"].as_str().unwrap().to_string()
 }
@@ -210,7 +215,23 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
         "RESOURCE_DOES_NOT_EXIST",
         404,
     );
-    mlflow_error(call(c, &app, post.clone(), "runs/search", json!({})).await, "ENDPOINT_NOT_FOUND", 404);
+    mlflow_error(call(c, &app, post.clone(), "traces/search", json!({})).await, "ENDPOINT_NOT_FOUND", 404);
+    for (filter, names) in [
+        ("metrics.accuracy > 'high'", "a number"),
+        ("params.alpha > 1", "a quoted value"),
+        ("datasets.name = 'x'", "not searchable"),
+        ("attributes.colour = 'red'", "unknown run attribute"),
+        ("metrics.accuracy >", "needs a quoted value, a number or a list"),
+    ] {
+        let search = json!({"experiment_ids": ["0"], "filter": filter});
+        let message =
+            mlflow_error(call(c, &app, post.clone(), "runs/search", search).await, "INVALID_PARAMETER_VALUE", 400);
+        assert!(message.starts_with("filter: ") && message.contains(names), "{filter}: {message}");
+    }
+    let search = json!({"experiment_ids": ["0"], "order_by": ["metrics.accuracy sideways"]});
+    let message =
+        mlflow_error(call(c, &app, post.clone(), "runs/search", search).await, "INVALID_PARAMETER_VALUE", 400);
+    assert!(message.starts_with("order_by: "), "{message}");
     let not_json = c.post(app.url("/api/2.0/mlflow/runs/create")).header("content-type", "application/json").body("{");
     let response = not_json.send().await.unwrap();
     assert_eq!(response.status(), 400);
@@ -331,13 +352,18 @@ async fn mlflow_requests_get_mlflow_errors_and_aliases_follow_environments(backe
     }
     assert_eq!(steps, (0..1100).collect::<Vec<i64>>(), "every point once, in order, over two pages");
 
-    // Registry: names follow Modelgate's rules; versions are numbers.
-    let message = mlflow_error(
-        call(c, &app, post.clone(), "registered-models/create", json!({"name": "Fraud Model"})).await,
-        "INVALID_PARAMETER_VALUE",
-        400,
-    );
-    assert!(message.contains("name"), "{message}");
+    // Registry: names as MLflow allows them, and one URL path segment; versions are numbers.
+    assert_eq!(call(c, &app, post.clone(), "registered-models/create", json!({"name": "Fraud Model"})).await.0, 200);
+    let model = json(app.get("/api/v1/models/Fraud%20Model").await, 200).await;
+    assert_eq!(model["name"], "Fraud Model");
+    for bad in ["fraud/model", "fraud:model", "50% off", " padded"] {
+        let message = mlflow_error(
+            call(c, &app, post.clone(), "registered-models/create", json!({"name": bad})).await,
+            "INVALID_PARAMETER_VALUE",
+            400,
+        );
+        assert!(message.contains("name"), "{bad}: {message}");
+    }
     assert_eq!(call(c, &app, post.clone(), "registered-models/create", json!({"name": "churn"})).await.0, 200);
     mlflow_error(
         call(c, &app, post.clone(), "registered-models/create", json!({"name": "churn"})).await,
@@ -490,6 +516,11 @@ async fn every_mlflow_endpoint_checks_the_callers_role(backend: Backend) {
             .0,
         200
     );
+    let logged = json!({"experiment_id": "0", "source_run_id": run, "tags": [{"key": "t", "value": "1"}]});
+    let (_, logged) = call(c, &app, Method::POST, "logged-models", logged).await;
+    let logged = format!("logged-models/{}", logged["model"]["info"]["model_id"].as_str().unwrap());
+    let (logged_tags, logged_tag, logged_params) =
+        (format!("{logged}/tags"), format!("{logged}/tags/t"), format!("{logged}/params"));
     let anonymous = bearer_client("");
     let viewer = app.client_as("viewer", &[Role::Viewer]).await;
     let head = app.audit_head().await;
@@ -506,6 +537,11 @@ async fn every_mlflow_endpoint_checks_the_callers_role(backend: Backend) {
         (get.clone(), "registered-models/alias", json!({"name": "m", "alias": "best"})),
         (get.clone(), "model-versions/get", json!({"name": "m", "version": "1"})),
         (get.clone(), "model-versions/search", json!({"filter": "name='m'"})),
+        (get.clone(), "model-versions/get-download-uri", json!({"name": "m", "version": "1"})),
+        (get.clone(), logged.as_str(), json!({})),
+        (post.clone(), "logged-models/search", json!({"experiment_ids": ["0"]})),
+        (post.clone(), "runs/search", json!({"experiment_ids": ["0"], "filter": "metrics.m > 0"})),
+        (post.clone(), "registered-models/get-latest-versions", json!({"name": "m"})),
     ];
     let writes = [
         (post.clone(), "experiments/create", json!({"name": "e"})),
@@ -523,6 +559,28 @@ async fn every_mlflow_endpoint_checks_the_callers_role(backend: Backend) {
         (post.clone(), "model-versions/create", version),
         (patch.clone(), "model-versions/update", json!({"name": "m", "version": "1", "description": "d"})),
         (post.clone(), "model-versions/set-tag", json!({"name": "m", "version": "1", "key": "k", "value": "v"})),
+        (post.clone(), "logged-models", json!({"experiment_id": "0"})),
+        (patch.clone(), logged.as_str(), json!({"status": "LOGGED_MODEL_READY"})),
+        (patch.clone(), logged_tags.as_str(), json!({"tags": [{"key": "k", "value": "v"}]})),
+        (delete.clone(), logged_tag.as_str(), json!({})),
+        (post.clone(), logged_params.as_str(), json!({"params": [{"key": "k", "value": "v"}]})),
+        (delete.clone(), logged.as_str(), json!({})),
+        (post.clone(), "runs/log-inputs", json!({"run_id": run, "datasets": []})),
+        (post.clone(), "runs/outputs", json!({"run_id": run, "models": []})),
+        (post.clone(), "experiments/update", json!({"experiment_id": "0", "new_name": "x"})),
+        (post.clone(), "experiments/set-experiment-tag", json!({"experiment_id": "0", "key": "k", "value": "v"})),
+        (post.clone(), "experiments/delete-experiment-tag", json!({"experiment_id": "0", "key": "k"})),
+        (post.clone(), "experiments/delete", json!({"experiment_id": "0"})),
+        (post.clone(), "experiments/restore", json!({"experiment_id": "0"})),
+        (post.clone(), "runs/delete", json!({"run_id": run})),
+        (post.clone(), "runs/restore", json!({"run_id": run})),
+        (post.clone(), "runs/delete-tag", json!({"run_id": run, "key": "t"})),
+        (post.clone(), "registered-models/rename", json!({"name": "m", "new_name": "m2"})),
+        (post.clone(), "registered-models/set-tag", json!({"name": "m", "key": "k", "value": "v"})),
+        (delete.clone(), "registered-models/delete-tag", json!({"name": "m", "key": "k"})),
+        (post.clone(), "model-versions/transition-stage", json!({"name": "m", "version": "1", "stage": "Staging"})),
+        (delete.clone(), "model-versions/delete", json!({"name": "m", "version": "1"})),
+        (delete.clone(), "model-versions/delete-tag", json!({"name": "m", "version": "1", "key": "k"})),
     ];
     for (method, endpoint, body) in reads.iter().chain(writes.iter()) {
         let answer = call(&anonymous, &app, method.clone(), endpoint, body.clone()).await;
@@ -666,7 +724,13 @@ async fn non_finite_metric_values_stay_in_the_run_and_out_of_the_version_charts(
 }
 
 /// The answer to an artifact-proxy request: status and JSON body.
-async fn artifact_call(client: &Client, app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn artifact_call(
+    client: &Client,
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
     let url = app.url(&format!("/api/2.0/mlflow-artifacts/artifacts{path}"));
     let response = client.request(method, url).body(body).send().await.unwrap();
     let status = response.status().as_u16();
@@ -682,7 +746,7 @@ async fn run_artifacts_go_up_and_come_back_byte_identical_with_server_computed_d
 
     // The digest the server computed while each file streamed in is the client's own.
     let digests = out["sha256"].as_object().unwrap();
-    assert_eq!(digests.len(), 5, "{out}");
+    assert_eq!(digests.len(), 6, "{out}");
     for (path, sha256) in digests {
         let url = app.url(&format!("/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/{path}"));
         let response = app.client.get(url).send().await.unwrap();
@@ -693,7 +757,7 @@ async fn run_artifacts_go_up_and_come_back_byte_identical_with_server_computed_d
     // Every upload is audited, by the trainer.
     let page = json(app.get("/api/v1/audit?action=artifact.upload").await, 200).await;
     let entries = page["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 5, "{page}");
+    assert_eq!(entries.len(), 6, "{page}");
     assert!(entries.iter().all(|e| e["actor_user"] == "trainer"), "{page}");
     app.stop().await;
 }
@@ -765,5 +829,24 @@ async fn artifact_requests_that_escape_or_break_off_store_nothing(backend: Backe
     assert_eq!((status, body["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
     let page = json(app.get("/api/v1/audit?action=artifact.delete").await, 200).await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 1, "{page}");
+
+    // A file uploaded again is replaced whole: readers get the new bytes, the old ones are gone.
+    for content in ["first draft", "final"] {
+        let (status, _) =
+            artifact_call(&app.client, &app, Method::PUT, &format!("{root}/notes.txt"), content.into()).await;
+        assert_eq!(status, 200);
+    }
+    let url = app.url(&format!("/api/2.0/mlflow-artifacts/artifacts{root}/notes.txt"));
+    assert_eq!(app.client.get(url).send().await.unwrap().text().await.unwrap(), "final");
+    assert_eq!(stored_objects(&app), 1, "only the bytes a recorded file points at are kept");
     app.stop().await;
+}
+
+/// How many objects the app's artifact store holds.
+fn stored_objects(app: &TestApp) -> usize {
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .map_or(0, |entries| entries.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum())
+    }
+    count(&app.artifact_store)
 }

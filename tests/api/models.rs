@@ -7,7 +7,7 @@ use serde_json::json;
 on_both_backends!(
     model_is_registered_and_read_back,
     duplicate_model_name_is_a_conflict_even_when_racing,
-    model_names_must_be_url_safe_slugs,
+    model_names_are_mlflows_and_one_path_segment,
     unknown_model_is_404,
     models_list_filters_sorts_and_paginates,
 );
@@ -43,14 +43,23 @@ async fn duplicate_model_name_is_a_conflict_even_when_racing(backend: Backend) {
     assert_eq!(list["total"], 1);
 }
 
-async fn model_names_must_be_url_safe_slugs(backend: Backend) {
+async fn model_names_are_mlflows_and_one_path_segment(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for bad in ["", "Upper", "has space", "slash/name", "-leading", "x".repeat(65).as_str()] {
+    for bad in ["", "  ", " leading", "slash/name", "colon:name", "what?", "50%", "..", "x".repeat(257).as_str()] {
         let body = expect_error(app.post("/api/v1/models", &json!({ "name": bad })).await, 422, Some("name")).await;
         assert!(body["error"]["message"].as_str().unwrap().starts_with("name:"), "{body}");
     }
     let list = json(app.get("/api/v1/models").await, 200).await;
     assert_eq!(list["total"], 0, "nothing is stored by a refused request");
+
+    // Case, spaces, dots and any letters, percent-encoded in the path; case-sensitive.
+    for name in ["IrisClf", "iris clf v2", "fraud.detector", "Ünïcode (v2)"] {
+        json(app.post("/api/v1/models", &json!({ "name": name })).await, 201).await;
+        let read = json(app.get(&format!("/api/v1/models/{}", app::domain::percent_encoded(name))).await, 200).await;
+        assert_eq!(read["name"], name);
+    }
+    json(app.post("/api/v1/models", &json!({ "name": "irisclf" })).await, 201).await;
+    expect_error(app.get("/api/v1/models/IRISCLF").await, 404, None).await;
 }
 
 async fn unknown_model_is_404(backend: Backend) {

@@ -1,8 +1,9 @@
 //! MLflow-compatibility benchmark (see `scripts/bench-mlflow.sh`): the same MLflow REST requests
 //! against Modelgate and against a real MLflow server, side by side, and the ratio per request.
 //!
-//! Usage: `mlflowbench --modelgate URL --token TOKEN [--mlflow URL] [--count N]` (without `--mlflow`,
-//! Modelgate alone is measured)
+//! Usage: `mlflowbench --modelgate URL --token TOKEN [--mlflow URL] [--count N] [--runs N]` (without
+//! `--mlflow`, Modelgate alone is measured; `runs/search` over `--runs` runs, default 10,000, is
+//! measured on Modelgate alone)
 
 mod harness;
 
@@ -153,7 +154,9 @@ async fn scenarios(target: Target, prefix: &str, count: usize) -> Vec<Sample> {
 
     // Aliases: sets and gets alternating (the targeted figure), then each alone, to show where
     // the time goes. A set is an audited write; a get a read.
-    for (clients, sets, gets) in [(1, true, true), (8, true, true), (8, false, true), (8, true, false)] {
+    for (clients, sets, gets) in
+        [(1, true, true), (8, true, true), (8, false, true), (8, true, false), (1, false, true)]
+    {
         let (tt, m) = (t.clone(), Arc::new(model.clone()));
         let versions = count.min(50);
         let what = match (sets, gets) {
@@ -184,6 +187,18 @@ async fn scenarios(target: Target, prefix: &str, count: usize) -> Vec<Sample> {
         );
     }
 
+    let (tt, m) = (t.clone(), Arc::new(model.clone()));
+    samples.push(
+        run("get-download-uri, 1 client", 1, WINDOW, Some(count * 2), move |i| {
+            let (t, m) = (tt.clone(), m.clone());
+            async move {
+                let query = json!({ "name": *m, "version": (1 + i % count).to_string() });
+                t.get("model-versions/get-download-uri", query).await.is_some()
+            }
+        })
+        .await,
+    );
+
     let (tt, m) = (t.clone(), Arc::new(model));
     samples.push(
         run(&format!("version search ({count} versions)"), 1, WINDOW, Some((count / 4).max(10)), move |_| {
@@ -195,6 +210,47 @@ async fn scenarios(target: Target, prefix: &str, count: usize) -> Vec<Sample> {
         })
         .await,
     );
+    samples
+}
+
+/// `runs/search` over `runs` runs of one experiment (each with an `acc` metric and a `kind`
+/// param): a metric filter keeping about half, ordered by that metric, a page of 100 and of 1,000.
+async fn search_runs(target: Target, prefix: &str, runs: usize) -> Vec<Sample> {
+    let t = Arc::new(target);
+    let created =
+        t.post("experiments/create", json!({ "name": format!("{prefix}-search") })).await.expect("experiment");
+    let experiment = Arc::new(created["experiment_id"].as_str().expect("experiment id").to_string());
+    let (tt, e) = (t.clone(), experiment.clone());
+    run("(setup: runs with a metric)", 8, 0, Some(runs), move |i| {
+        let (t, e) = (tt.clone(), e.clone());
+        async move {
+            let Some(run) = t.post("runs/create", json!({ "experiment_id": *e, "start_time": i })).await else {
+                return false;
+            };
+            let id = run["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string();
+            let body = json!({ "run_id": id, "params": [{ "key": "kind", "value": if i % 2 == 0 { "tree" } else { "linear" } }],
+                "metrics": [{ "key": "acc", "value": ((i * 7919) % runs) as f64 / runs as f64, "timestamp": 1, "step": 0 }] });
+            t.post("runs/log-batch", body).await.is_some()
+        }
+    })
+    .await;
+    let mut samples = Vec::new();
+    for page in [100, 1000] {
+        let (tt, e) = (t.clone(), experiment.clone());
+        let name = format!("runs/search ({runs} runs, metric filter + order, page {page})");
+        samples.push(
+            run(&name, 1, WINDOW, Some(100), move |_| {
+                let (t, e) = (tt.clone(), e.clone());
+                async move {
+                    let body = json!({ "experiment_ids": [*e], "filter": "metrics.acc > 0.5",
+                        "order_by": ["metrics.acc DESC"], "max_results": page });
+                    let found = t.post("runs/search", body).await;
+                    found.is_some_and(|found| found["runs"].as_array().is_some_and(|r| r.len() == page))
+                }
+            })
+            .await,
+        );
+    }
     samples
 }
 
@@ -212,9 +268,13 @@ async fn main() {
     let count = number_arg("--count", 200);
     let prefix = format!("b{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let ours = Target { name: "modelgate", base: modelgate, client: bearer_client(&token) };
-    let mut mg = scenarios(ours, &prefix, count).await;
+    let mut mg = scenarios(ours.clone(), &prefix, count).await;
     println!("== Modelgate");
     print_table(&mut mg);
+    let runs = number_arg("--runs", 10_000);
+    let mut searches = search_runs(ours.clone(), &prefix, runs).await;
+    println!("\n== Modelgate alone\n");
+    print_table(&mut searches);
     let Some(mlflow) = mlflow else { return };
     let theirs = Target { name: "mlflow", base: mlflow, client: bearer_client("") };
     let mut ml = scenarios(theirs, &prefix, count).await;

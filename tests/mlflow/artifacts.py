@@ -1,14 +1,19 @@
-"""Run artifacts through the real, unmodified `mlflow` client: log_text, log_dict and log_artifact
-(a 0-byte file, a unicode name, a 3 MiB binary) go up through the artifact proxy and come back
+"""Run artifacts through the real, unmodified `mlflow` client: log_text, log_dict, log_figure and
+log_artifact (a 0-byte file, a unicode name, a 3 MiB binary) go up through the artifact proxy and come back
 byte-identical. Prints one JSON line: the run and the sha256 of every file it uploaded.
 """
 
 import hashlib
+import io
 import json
 import os
 import sys
 import tempfile
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import mlflow
 from mlflow import MlflowClient
 
@@ -22,6 +27,12 @@ with tempfile.TemporaryDirectory() as local, mlflow.start_run() as run:
     mlflow.log_text("hello, artifacts\n", "notes/readme.txt")
     uploaded["notes/readme.txt"] = b"hello, artifacts\n"
     mlflow.log_dict({"features": ["amount", "merchant"], "threshold": 0.7}, "config.json")
+    figure, axes = plt.subplots()
+    axes.plot([0, 1, 2], [0.2, 0.6, 0.9])
+    mlflow.log_figure(figure, "plots/curve.png")
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format="png")
+    uploaded["plots/curve.png"] = rendered.getvalue()
     files = {
         "empty.bin": b"",
         "données-графики.txt": "unicode name\n".encode(),
@@ -35,7 +46,7 @@ with tempfile.TemporaryDirectory() as local, mlflow.start_run() as run:
         uploaded[f"model/{name}"] = data
 
     top = sorted((f.path, f.is_dir) for f in client.list_artifacts(run.info.run_id))
-    assert top == [("config.json", False), ("model", True), ("notes", True)], top
+    assert top == [("config.json", False), ("model", True), ("notes", True), ("plots", True)], top
     # Straight through the artifact repository: the runs:/ listing of a subdirectory also looks for
     # a logged model of that name.
     listed = mlflow.artifacts.list_artifacts(artifact_uri=f"{run.info.artifact_uri}/model")

@@ -46,10 +46,19 @@ pub enum AuditAction {
     RunLog,
     ArtifactUpload,
     ArtifactDelete,
+    LoggedModelCreate,
+    LoggedModelUpdate,
+    LoggedModelDelete,
+    ExperimentUpdate,
+    ExperimentDelete,
+    ExperimentRestore,
+    RunDelete,
+    RunRestore,
+    VersionDelete,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 40] = [
+    pub const ALL: [AuditAction; 49] = [
         AuditAction::ModelCreate,
         AuditAction::VersionRegister,
         AuditAction::VersionUpdate,
@@ -90,6 +99,15 @@ impl AuditAction {
         AuditAction::RunLog,
         AuditAction::ArtifactUpload,
         AuditAction::ArtifactDelete,
+        AuditAction::LoggedModelCreate,
+        AuditAction::LoggedModelUpdate,
+        AuditAction::LoggedModelDelete,
+        AuditAction::ExperimentUpdate,
+        AuditAction::ExperimentDelete,
+        AuditAction::ExperimentRestore,
+        AuditAction::RunDelete,
+        AuditAction::RunRestore,
+        AuditAction::VersionDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +152,15 @@ impl AuditAction {
             AuditAction::RunLog => "run.log",
             AuditAction::ArtifactUpload => "artifact.upload",
             AuditAction::ArtifactDelete => "artifact.delete",
+            AuditAction::LoggedModelCreate => "logged_model.create",
+            AuditAction::LoggedModelUpdate => "logged_model.update",
+            AuditAction::LoggedModelDelete => "logged_model.delete",
+            AuditAction::ExperimentUpdate => "experiment.update",
+            AuditAction::ExperimentDelete => "experiment.delete",
+            AuditAction::ExperimentRestore => "experiment.restore",
+            AuditAction::RunDelete => "run.delete",
+            AuditAction::RunRestore => "run.restore",
+            AuditAction::VersionDelete => "version.delete",
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct Version {
     pub artifact_uri: String,
     /// `sha256:` followed by 64 lower-case hex digits; a version without one cannot be deployed.
     pub artifact_digest: Option<String>,
+    /// The artifact store's directory holding this version's files, when the registry holds them:
+    /// `artifact_digest` was then computed by the server over that directory's file list.
+    #[serde(default)]
+    pub artifact_root: Option<String>,
     pub framework: String,
     pub parameters: BTreeMap<String, String>,
     pub lineage: Lineage,
@@ -141,4 +145,42 @@ pub struct VersionPatch {
 #[serde(deny_unknown_fields)]
 pub struct QuarantineInput {
     pub reason: String,
+}
+
+/// One file of a version the registry holds: its path below the version's root, size in bytes and
+/// sha256 (hex), as the server computed it while the file streamed in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionFile {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// Response of `GET /api/v1/models/{model}/versions/{version}/files`: where the version's files
+/// are and its digest, with whom the digest came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionFiles {
+    /// `mlflow-artifacts:/<root>` when the registry holds the files, else the version's own URI.
+    pub artifact_uri: String,
+    pub artifact_digest: Option<String>,
+    /// True when the server computed `artifact_digest` over `files` (see docs/mlflow.md), false
+    /// when the client supplied it for files kept elsewhere.
+    pub digest_computed_by_server: bool,
+    /// Empty when the files are kept elsewhere.
+    pub files: Vec<VersionFile>,
+}
+
+/// Percent-encodes everything but letters, digits and `-._~`: a model name as one segment of a
+/// URL path (`iris clf v2` → `iris%20clf%20v2`), or a query value.
+pub fn percent_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }

@@ -19,7 +19,7 @@ const MAX_PARAMETER_KEY: usize = 250;
 const MAX_PARAMETER_VALUE: usize = 6000;
 const MAX_REASON: usize = 1000;
 
-/// A model or environment name: a URL-safe slug.
+/// An environment, user or team name: a URL-safe slug.
 pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
@@ -35,6 +35,39 @@ pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
     }
     if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(ApiError::invalid(field, "must start with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// Longest model name.
+const MAX_MODEL_NAME: usize = 256;
+/// Characters a model name may not hold: MLflow's `/` and `:`, and those with a meaning of their
+/// own in a URL's path or query, so a name is one path segment however a link is decoded.
+const NOT_IN_MODEL_NAMES: &[char] = &['/', ':', '?', '#', '%', '&', '=', '+', ';', ',', '@', '$', '\\'];
+
+/// A model name as MLflow allows them (`IrisClf`, `iris clf v2`, `fraud.detector`): 1 to 256
+/// printable characters without leading or trailing spaces, none of [`NOT_IN_MODEL_NAMES`], and
+/// neither `.` nor `..`. Names are case-sensitive; in URLs they are percent-encoded
+/// ([`super::percent_encoded`]).
+pub fn model_name(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_MODEL_NAME {
+        return Err(ApiError::invalid(field, format!("must be at most {MAX_MODEL_NAME} characters")));
+    }
+    if value.trim() != value {
+        return Err(ApiError::invalid(field, "must not start or end with spaces"));
+    }
+    if let Some(bad) = value.chars().find(|c| c.is_control() || NOT_IN_MODEL_NAMES.contains(c)) {
+        let listed: String = NOT_IN_MODEL_NAMES.iter().map(|c| format!("{c} ")).collect();
+        return Err(ApiError::invalid(
+            field,
+            format!("may not contain {bad:?} (nor control characters or any of {})", listed.trim_end()),
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(ApiError::invalid(field, "must not be '.' or '..'"));
     }
     Ok(())
 }
@@ -159,7 +192,7 @@ pub fn version_number(field: &str, n: i64) -> Result<(), ApiError> {
 
 impl NewModel {
     pub fn validate(&self) -> Result<(), ApiError> {
-        name("name", &self.name)?;
+        model_name("name", &self.name)?;
         text("description", &self.description, MAX_DESCRIPTION)?;
         single_line("owner_team", &self.owner_team, MAX_NAME)?;
         tags("tags", &self.tags)
@@ -311,7 +344,7 @@ impl NewWebhook {
     pub fn validate(&self) -> Result<(), ApiError> {
         http_link("url", &self.url)?;
         if let Some(model) = &self.model {
-            name("model", model)?;
+            model_name("model", model)?;
         }
         if let Some(environment) = &self.environment {
             name("environment", environment)?;
@@ -517,6 +550,18 @@ mod tests {
         assert!(name("name", "fraud-detector_v2").is_ok());
         for bad in ["", "Fraud", "-lead", "a b", "a/b", "ü", &"x".repeat(65)] {
             let err = name("name", bad).unwrap_err();
+            assert_eq!(err.field(), Some("name"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn model_names_are_what_mlflow_allows_and_one_percent_encoded() {
+        for good in ["IrisClf", "iris clf v2", "fraud.detector", "a", "Ünïcode (v2)", &"x".repeat(256)] {
+            assert!(model_name("name", good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "  ", " lead", "trail ", "a/b", "a:b", "a?b", "a#b", "50%", "a\nb", ".", "..", &"x".repeat(257)]
+        {
+            let err = model_name("name", bad).unwrap_err();
             assert_eq!(err.field(), Some("name"), "{bad:?}");
         }
     }

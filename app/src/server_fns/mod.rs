@@ -35,6 +35,8 @@ pub struct ModelPageData {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VersionPageData {
     pub version: Version,
+    /// The files the registry holds for the version (none when they are kept elsewhere).
+    pub files: Vec<VersionFile>,
     pub may_edit: bool,
     pub may_quarantine: bool,
     /// The version's latest audit entries, for callers who may read the audit log.
@@ -370,7 +372,9 @@ pub async fn remove_guardrail(model: String, id: i64) -> Result<Guardrail, ApiEr
 pub async fn version_page(model: String, number: i64) -> Result<VersionPageData, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let version = backend.get_version(&caller, &model, number).await?;
+    let files = backend.version_files(&caller, &model, number).await?.files;
     Ok(VersionPageData {
+        files,
         audit_trail: audit_trail(&backend, &caller, &model, Some(number)).await?,
         version,
         may_edit: caller.can(Permission::EditVersions),

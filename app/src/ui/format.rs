@@ -19,20 +19,15 @@ pub fn version(n: Option<i64>) -> String {
     n.map_or_else(|| "—".to_string(), |n| format!("v{n}"))
 }
 
-/// Percent-encodes a query value.
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// `1234` → `1.2 KB`, `5_600_000` → `5.6 MB` (the browser's export progress).
-#[cfg(any(feature = "hydrate", test))]
+/// `17` → `17 B`, `1234` → `1.2 KB`, `5_600_000` → `5.6 MB`, `3e9` → `3.0 GB`: file sizes and an
+/// export's progress.
 pub fn bytes(n: usize) -> String {
-    if n < 1_000_000 { format!("{:.1} KB", n as f64 / 1e3) } else { format!("{:.1} MB", n as f64 / 1e6) }
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.1} GB", n as f64 / 1e9),
+    }
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -119,6 +114,7 @@ mod tests {
         assert_eq!(short_digest(&format!("sha256:{}", "a1".repeat(32))), "a1a1a1a1a1a1");
         assert_eq!(version(Some(3)), "v3");
         assert_eq!(version(None), "—");
+        assert_eq!(bytes(17), "17 B");
         assert_eq!(bytes(1234), "1.2 KB");
         assert_eq!(bytes(5_600_000), "5.6 MB");
     }

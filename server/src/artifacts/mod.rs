@@ -1,11 +1,15 @@
-//! Artifacts: the files of MLflow runs, kept in object storage (a directory under the data dir, or
-//! an S3-compatible bucket) with the size and sha256 the server computed as each file streamed in.
+//! Artifacts: the files of MLflow runs and logged models, kept in object storage (a directory under
+//! the data dir, or an S3-compatible bucket) with the size and sha256 the server computed as each
+//! file streamed in.
 //!
-//! A file is written to storage first, then recorded (row and audit entry in one transaction): a
-//! listing or a download only ever sees recorded files, so an upload that broke off or failed to
-//! record leaves nothing anyone can read, and repeating it overwrites what it left.
+//! Each upload's bytes go to a key of their own; then one transaction records the file (its row
+//! pointing at that key) with its audit entry. A listing or a download only ever sees recorded
+//! files, so an upload that broke off or failed to record leaves nothing anyone can read, and a
+//! replaced file's old bytes stay readable until the switch commits (then they are removed).
 
+pub mod owner;
 pub mod path;
+pub mod tree;
 
 use std::sync::Arc;
 
@@ -18,13 +22,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
+pub use owner::Owner;
 pub use path::ArtifactPath;
 
-use crate::audit::{Change, Target};
+use crate::audit::Change;
 use crate::store::Store;
 
 /// A recorded file's columns, as [`StoredFile`] reads them.
-const FILE_COLUMNS: &str = "SELECT path, size, sha256 FROM artifacts";
+const FILE_COLUMNS: &str = "SELECT path, size, sha256, object_key FROM artifacts";
 
 /// Parts of one upload in flight to storage at once (each up to 5 MiB): memory stays flat however
 /// large the file.
@@ -52,6 +57,13 @@ impl Artifacts {
         };
         Ok(Self { storage })
     }
+
+    /// Removes bytes no recorded file points at (any more); a failure only leaves garbage behind.
+    async fn discard(&self, key: &str) {
+        if let Err(e) = self.storage.delete(&object_store::path::Path::from(key)).await {
+            tracing::warn!(key, error = %e, "removing unrecorded artifact bytes failed");
+        }
+    }
 }
 
 /// A recorded file: its path, size in bytes and sha256 (hex).
@@ -60,6 +72,9 @@ pub struct StoredFile {
     pub path: String,
     pub size: i64,
     pub sha256: String,
+    /// Where its bytes are in storage.
+    #[serde(skip)]
+    pub object_key: String,
 }
 
 /// One entry of a directory listing: a file with its size, or a directory.
@@ -78,8 +93,8 @@ impl Store {
         })
     }
 
-    /// Streams `body` into storage at `path` (inside an existing run's artifact root), hashing it
-    /// as it goes, then records the file and audits the upload.
+    /// Streams `body` into storage, hashing it as it goes, then records it as the file at `path`
+    /// (inside a run's artifact root or a pending logged model's) and audits the upload.
     pub async fn put_artifact<E: std::fmt::Display>(
         &self,
         caller: &Caller,
@@ -87,13 +102,13 @@ impl Store {
         body: impl Stream<Item = Result<Bytes, E>>,
     ) -> Result<StoredFile, ApiError> {
         caller.require(Permission::PushMetrics)?;
-        if path.segments().count() < 4 {
-            return Err(ApiError::invalid("path", format!("`{path}` is a run's artifact root: name a file inside it")));
-        }
-        let run = self.owning_run(path).await?;
-        let location = object_path(path)?;
-        let mut upload =
-            WriteMultipart::new(self.artifacts()?.storage.put_multipart(&location).await.map_err(storage_error)?);
+        let owner = Owner::of_file(path)?;
+        owner.check_writable(&mut *self.conn().await?, path).await?;
+        let artifacts = self.artifacts()?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let key = format!("objects/{}/{id}", &id[..2]);
+        let location = object_store::path::Path::from(key.as_str());
+        let mut upload = WriteMultipart::new(artifacts.storage.put_multipart(&location).await.map_err(storage_error)?);
         let (mut hasher, mut size) = (Sha256::new(), 0i64);
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
@@ -110,23 +125,51 @@ impl Store {
             upload.put(chunk);
         }
         upload.finish().await.map_err(storage_error)?;
-        let stored = StoredFile { path: path.to_string(), size, sha256: hex::encode(hasher.finalize()) };
+        let stored =
+            StoredFile { path: path.to_string(), size, sha256: hex::encode(hasher.finalize()), object_key: key };
+        match self.record_artifact(caller, &owner, path, &stored).await {
+            Ok(replaced) => {
+                if let Some(old) = replaced {
+                    artifacts.discard(&old).await;
+                }
+                Ok(stored)
+            }
+            Err(e) => {
+                artifacts.discard(&stored.object_key).await;
+                Err(e)
+            }
+        }
+    }
 
+    /// Records `stored` as the file at `path` (the owner checked again inside the write); returns
+    /// the storage key of the bytes it replaced.
+    async fn record_artifact(
+        &self,
+        caller: &Caller,
+        owner: &Owner,
+        path: &ArtifactPath,
+        stored: &StoredFile,
+    ) -> Result<Option<String>, ApiError> {
         let mut tx = self.begin_write().await?;
+        owner.lock(&mut tx).await?;
+        owner.check_writable(&mut tx, path).await?;
+        let replaced = recorded_file(&mut tx, path).await?.map(|f| f.object_key);
         sqlx::query(
-            "INSERT INTO artifacts (path, size, sha256, created_at, created_by) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, \
-             created_at = excluded.created_at, created_by = excluded.created_by",
+            "INSERT INTO artifacts (path, size, sha256, object_key, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (path) DO UPDATE SET size = excluded.size, \
+             sha256 = excluded.sha256, object_key = excluded.object_key, created_at = excluded.created_at, \
+             created_by = excluded.created_by",
         )
         .bind(&stored.path)
         .bind(stored.size)
         .bind(&stored.sha256)
+        .bind(&stored.object_key)
         .bind(self.clock.now_ms())
         .bind(caller.actor().name)
         .execute(&mut *tx)
         .await?;
-        tx.commit(caller, Change::new(AuditAction::ArtifactUpload, Target::run(&run)).after(&stored)).await?;
-        Ok(stored)
+        tx.commit(caller, Change::new(AuditAction::ArtifactUpload, owner.target()).after(stored)).await?;
+        Ok(replaced)
     }
 
     /// A recorded file and its bytes, streamed from storage.
@@ -139,7 +182,8 @@ impl Store {
         let file = recorded_file(&mut *self.conn().await?, path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;
-        let bytes = self.artifacts()?.storage.get(&object_path(path)?).await.map_err(storage_error)?;
+        let location = object_store::path::Path::from(file.object_key.as_str());
+        let bytes = self.artifacts()?.storage.get(&location).await.map_err(storage_error)?;
         Ok((file, bytes.into_stream()))
     }
 
@@ -166,11 +210,19 @@ impl Store {
         Ok(entries)
     }
 
+    /// Every recorded file under the directory `root`, in path order.
+    pub async fn artifacts_under(&self, caller: &Caller, root: &str) -> Result<Vec<StoredFile>, ApiError> {
+        caller.require(Permission::Read)?;
+        files_under(&mut *self.conn().await?, &format!("{root}/")).await
+    }
+
     /// Deletes the file at `path`, or every file under it when it names a directory.
     pub async fn delete_artifacts(&self, caller: &Caller, path: &ArtifactPath) -> Result<Vec<StoredFile>, ApiError> {
         caller.require(Permission::PushMetrics)?;
-        let run = self.owning_run(path).await?;
+        let owner = Owner::of(path)?;
         let mut tx = self.begin_write().await?;
+        owner.lock(&mut tx).await?;
+        owner.check_writable(&mut tx, path).await?;
         let mut doomed = files_under(&mut tx, &format!("{path}/")).await?;
         doomed.extend(recorded_file(&mut tx, path).await?);
         if doomed.is_empty() {
@@ -179,40 +231,12 @@ impl Store {
         for file in &doomed {
             sqlx::query("DELETE FROM artifacts WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
         }
-        tx.commit(caller, Change::new(AuditAction::ArtifactDelete, Target::run(&run)).before(&doomed)).await?;
-        let storage = &self.artifacts()?.storage;
+        tx.commit(caller, Change::new(AuditAction::ArtifactDelete, owner.target()).before(&doomed)).await?;
+        let artifacts = self.artifacts()?;
         for file in &doomed {
-            let location = object_store::path::Path::from(file.path.as_str());
-            if let Err(e) = storage.delete(&location).await {
-                tracing::warn!(path = %file.path, error = %e, "deleting a recorded artifact's bytes failed");
-            }
+            artifacts.discard(&file.object_key).await;
         }
         Ok(doomed)
-    }
-
-    /// The run whose artifact root (`<experiment>/<run>/artifacts/…`) holds `path`.
-    async fn owning_run(&self, path: &ArtifactPath) -> Result<String, ApiError> {
-        let segments: Vec<&str> = path.segments().collect();
-        let (experiment, run) = match segments.as_slice() {
-            [experiment, run, "artifacts", ..] => (*experiment, *run),
-            _ => {
-                return Err(ApiError::invalid(
-                    "path",
-                    format!(
-                        "`{path}` is outside every run's artifacts: write under <experiment id>/<run id>/artifacts/"
-                    ),
-                ));
-            }
-        };
-        let mut conn = self.conn().await?;
-        let found: Option<(i64,)> = sqlx::query_as("SELECT experiment_id FROM mlflow_runs WHERE id = $1")
-            .bind(run)
-            .fetch_optional(&mut *conn)
-            .await?;
-        match found {
-            Some((id,)) if id.to_string() == experiment => Ok(run.to_owned()),
-            _ => Err(ApiError::not_found(format!("no run {run} in experiment {experiment}"))),
-        }
     }
 }
 
@@ -222,7 +246,7 @@ async fn recorded_file(conn: &mut AnyConnection, path: &ArtifactPath) -> Result<
 }
 
 /// The recorded files whose path starts with `prefix` (`""` or ending in `/`), in path order.
-async fn files_under(conn: &mut AnyConnection, prefix: &str) -> Result<Vec<StoredFile>, ApiError> {
+pub(crate) async fn files_under(conn: &mut AnyConnection, prefix: &str) -> Result<Vec<StoredFile>, ApiError> {
     // Every path under `prefix` sorts between `prefix` and `prefix` with its '/' raised to '0'.
     let end = format!("{}0", prefix.strip_suffix('/').unwrap_or(prefix));
     let files = if prefix.is_empty() {
@@ -235,10 +259,6 @@ async fn files_under(conn: &mut AnyConnection, prefix: &str) -> Result<Vec<Store
             .await?
     };
     Ok(files)
-}
-
-fn object_path(path: &ArtifactPath) -> Result<object_store::path::Path, ApiError> {
-    object_store::path::Path::parse(path.as_str()).map_err(|e| ApiError::invalid("path", e))
 }
 
 fn storage_error(e: object_store::Error) -> ApiError {

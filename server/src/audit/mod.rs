@@ -264,6 +264,10 @@ impl Target {
         Self { path: format!("mlflow/runs/{id}"), ..Default::default() }
     }
 
+    pub fn logged_model(id: &str) -> Self {
+        Self { path: format!("mlflow/logged-models/{id}"), ..Default::default() }
+    }
+
     pub fn token(id: i64) -> Self {
         Self { path: format!("tokens/{id}"), ..Default::default() }
     }

@@ -20,6 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register_version, list_versions))
         .routes(routes!(get_version, update_version))
         .routes(routes!(quarantine_version, release_version))
+        .routes(routes!(version_files))
+        .route("/api/v1/models/{model}/versions/{version}/files/{*path}", axum::routing::get(download_version_file))
 }
 
 /// Register a model.
@@ -132,4 +134,44 @@ async fn release_version(
     ApiPath((model, number)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     Ok(Json(s.store.release_version(&caller, &model, version_number(&number)?).await?))
+}
+
+/// A version's files with their sizes and sha256, and its digest with who computed it. Each file
+/// downloads from `GET /api/v1/models/{model}/versions/{version}/files/{path}` (`path` may hold
+/// `/`), its sha256 as the `ETag`.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/files", tag = "versions",
+    params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number")),
+    responses((status = 200, body = VersionFiles), (status = 404, body = ErrorBody)))]
+async fn version_files(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath((model, number)): ApiPath<(String, String)>,
+) -> Result<Json<VersionFiles>, ApiError> {
+    Ok(Json(s.store.version_files(&caller, &model, version_number(&number)?).await?))
+}
+
+/// One of a version's files, streamed, with its sha256 as the `ETag`.
+async fn download_version_file(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath((model, number, path)): ApiPath<(String, String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let version = s.store.get_version(&caller, &model, version_number(&number)?).await?;
+    let root = version.artifact_root.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "version {number} of model '{model}' keeps its files elsewhere ({})",
+            version.artifact_uri
+        ))
+    })?;
+    let path = crate::artifacts::ArtifactPath::parse("path", &format!("{root}/{}", path.trim_start_matches('/')))?;
+    let (file, bytes) = s.store.open_artifact(&caller, &path).await?;
+    let name = percent_encoded(file.path.rsplit('/').next().unwrap_or("file"));
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+        (axum::http::header::CONTENT_LENGTH, file.size.to_string()),
+        (axum::http::header::ETAG, format!("\"sha256:{}\"", file.sha256)),
+        (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename*=UTF-8''{name}")),
+    ];
+    Ok((headers, axum::body::Body::from_stream(bytes)).into_response())
 }

@@ -33,6 +33,22 @@ pub(crate) async fn version_ids(conn: &mut AnyConnection, model: &str, number: i
     Ok((model_id, id))
 }
 
+/// Removes a version's metric series (every chunk, block and point of them) and its health.
+pub(crate) async fn forget_version(conn: &mut AnyConnection, version_id: i64) -> Result<(), ApiError> {
+    for table in ["metric_chunks", "metric_blocks", "metric_chunk_points"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE series_id IN (SELECT id FROM metric_series WHERE version_id = $1)"
+        ))
+        .bind(version_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for table in ["metric_series", "version_health"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE version_id = $1")).bind(version_id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// A series row: identity, counts, ends and extremes.
 #[derive(sqlx::FromRow)]
 struct SeriesRow {

@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::domain::{AuditAction, AuditEntry, AuditQuery, IntegrityStatus};
+use crate::domain::{AuditAction, AuditEntry, AuditQuery, IntegrityStatus, percent_encoded};
 use crate::server_fns::{AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::diff::diff;
@@ -30,7 +30,7 @@ pub fn AuditPage() -> impl IntoView {
     let filter_string = move || {
         filters()
             .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("&{k}={}", format::urlencode(v))))
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("&{k}={}", percent_encoded(v))))
             .collect::<String>()
     };
     let value = move |key: &'static str| move || param(key).unwrap_or_default();
@@ -202,8 +202,8 @@ fn to_query(filters: &[(&str, Option<String>); 8], before: Option<i64>) -> Audit
 /// Where an entry's target lives in the console, if anywhere.
 fn target_href(e: &AuditEntry) -> Option<String> {
     match (&e.model, e.version) {
-        (Some(m), Some(n)) => Some(format!("/models/{m}/versions/{n}")),
-        (Some(m), None) => Some(format!("/models/{m}")),
+        (Some(m), Some(n)) => Some(format!("/models/{}/versions/{n}", percent_encoded(m))),
+        (Some(m), None) => Some(format!("/models/{}", percent_encoded(m))),
         _ if e.target.starts_with("users/") => Some("/admin/users".into()),
         _ if e.target.starts_with("tokens/") => Some("/tokens".into()),
         _ => None,

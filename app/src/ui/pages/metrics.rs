@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::domain::{DeploymentKind, Guardrail, HealthReport, MetricAxis, ModelMetrics};
+use crate::domain::{DeploymentKind, Guardrail, HealthReport, MetricAxis, ModelMetrics, percent_encoded};
 use crate::server_fns::{ChartData, ChartLine, ChartPoint, Threshold, VersionMetricsData, version_metrics};
 use crate::ui::chart::{ChartSource, Marker, MetricChart};
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
@@ -107,7 +107,7 @@ fn MetricsBody(
                 {axis_choice("time", "Time", data.axis)}
             </fieldset>
             <button type="submit">"Show"</button>
-            <a class="muted" href=format!("/api/v1/models/{model}/versions/{number}/metrics")>"All series (JSON)"</a>
+            <a class="muted" href=format!("/api/v1/models/{}/versions/{number}/metrics", percent_encoded(&model))>"All series (JSON)"</a>
         </form>
         {if has_charts {
             view! {
@@ -115,8 +115,8 @@ fn MetricsBody(
                     {data.charts.into_iter().map(|chart| {
                         let csv = format!(
                             "/api/v1/models/{}/versions/{number}/metrics/{}.csv",
-                            format::urlencode(&model),
-                            format::urlencode(&chart.key)
+                            percent_encoded(&model),
+                            percent_encoded(&chart.key)
                         );
                         view! {
                             <div class="chart-cell">
@@ -131,7 +131,7 @@ fn MetricsBody(
             view! {
                 <p class="muted" id="no-metrics">
                     "No metric points yet. Push them with "
-                    <code>{format!("POST /api/v1/models/{model}/versions/{number}/metrics")}</code>"."
+                    <code>{format!("POST /api/v1/models/{}/versions/{number}/metrics", percent_encoded(&model))}</code>"."
                 </p>
             }.into_any()
         }}
@@ -167,7 +167,7 @@ pub fn AcrossVersions(model: String, metrics: ModelMetrics, guardrails: Vec<Guar
         <section class="panel" id="across-versions">
             <header class="panel-head">
                 <h2>"Metrics across versions"</h2>
-                <form method="get" action=format!("/models/{model}")>
+                <form method="get" action=format!("/models/{}", percent_encoded(&model))>
                     <label class="inline">"Metric "
                         <select name="metric">
                             {metrics.keys.iter().map(|k| view! { <option value=k.clone() selected=*k == key>{k.clone()}</option> }).collect_view()}
@@ -235,7 +235,7 @@ fn live_updates(
     {
         use wasm_bindgen::JsCast;
         use wasm_bindgen::closure::Closure;
-        let url = format!("/api/v1/events?model={}&version={number}", format::urlencode(model));
+        let url = format!("/api/v1/events?model={}&version={number}", percent_encoded(model));
         let Ok(source) = web_sys::EventSource::new(&url) else { return };
         let on_metrics = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
             let Some(text) = ev.data().as_string() else { return };

@@ -13,6 +13,7 @@ use super::metrics::AcrossVersions;
 use super::rollback::{DialogTarget, RollbackActions, RollbackDialog};
 use crate::domain::{
     DeploymentEvent, DeploymentKind, EnvironmentHealth, Health, LiveVersion, RollbackRequest, Version, VersionMetric,
+    percent_encoded,
 };
 use crate::server_fns::{DeployVersion, ModelPageData, RemoveGuardrail, SaveGuardrail, model_overview};
 use crate::ui::chart::Sparkline;
@@ -88,7 +89,7 @@ fn Overview(
         rollbacks,
         proposals,
     } = overview;
-    let trail_href = format!("/audit?model={}", format::urlencode(&model.name));
+    let trail_href = format!("/audit?model={}", percent_encoded(&model.name));
     let versions = StoredValue::new(versions.items);
     let environments: Vec<String> = model.live.iter().map(|l| l.environment.clone()).collect();
     let failing: Vec<EnvironmentHealth> =
@@ -111,7 +112,7 @@ fn Overview(
             </dl>
         </div>
         {failing.into_iter().map(|h| {
-            let href = format!("/models/{}/versions/{}#metrics", model.name, h.version);
+            let href = format!("/models/{}/versions/{}#metrics", percent_encoded(&model.name), h.version);
             let proposal = proposals.iter().find(|(env, _)| *env == h.environment).and_then(|(_, v)| *v);
             let env = h.environment.clone();
             view! {
@@ -166,7 +167,7 @@ fn EnvironmentCard(
     may_roll_back: bool,
     dialog: DialogTarget,
 ) -> impl IntoView {
-    let version_href = live.version.map(|v| format!("/models/{}/versions/{v}", live.model));
+    let version_href = live.version.map(|v| format!("/models/{}/versions/{v}", percent_encoded(&live.model)));
     let current = live.version;
     let env = live.environment.clone();
     let dialog_env = env.clone();
@@ -265,7 +266,7 @@ fn VersionsTable(
     let rows = versions.into_iter().map(|v| {
         let haystack = format!("v{} {} {} {} {}", v.number, v.framework, v.description, v.tags.join(" "), v.created_by).to_lowercase();
         let visible = move || filter.with(|f| f.is_empty() || haystack.contains(&f.to_lowercase()));
-        let href = format!("/models/{model}/versions/{}", v.number);
+        let href = format!("/models/{}/versions/{}", percent_encoded(&model), v.number);
         let status = version_status(&v);
         let metric = trend.iter().find(|m| m.version == v.number).cloned();
         let key = key.clone().unwrap_or_default();

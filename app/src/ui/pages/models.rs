@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use crate::domain::{Model, ModelQuery, ModelSort, Order};
+use crate::domain::{Model, ModelQuery, ModelSort, Order, percent_encoded};
 use crate::server_fns::list_models;
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
@@ -45,7 +45,7 @@ pub fn ModelsPage() -> impl IntoView {
             let mut href = format!("/?sort={key}&order={}", if next_desc { "desc" } else { "asc" });
             if !q.is_empty() {
                 href.push_str("&q=");
-                href.push_str(&format::urlencode(&q));
+                href.push_str(&percent_encoded(&q));
             }
             href
         };
@@ -100,7 +100,7 @@ pub fn ModelsPage() -> impl IntoView {
 
 #[component]
 fn ModelRow(model: Model) -> impl IntoView {
-    let href = format!("/models/{}", model.name);
+    let href = format!("/models/{}", percent_encoded(&model.name));
     let name = model.name.clone();
     view! {
         <tr data-model=model.name>

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use crate::domain::{RollbackKind, RollbackRequest, RollbackStatus};
+use crate::domain::{RollbackKind, RollbackRequest, RollbackStatus, percent_encoded};
 use crate::server_fns::{AcknowledgeBreakGlass, CancelRollback, ReviewQueueData, ReviewRollback, review_queue};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -102,7 +102,7 @@ fn Queue(data: ReviewQueueData, actions: ReviewActions) -> impl IntoView {
                         <tbody>{recent.into_iter().map(|r| view! {
                             <tr data-rollback=r.id>
                                 <td>{format!("#{}", r.id)}" "<KindBadge kind=r.kind/></td>
-                                <td><A href=format!("/models/{}", r.model)>{r.model.clone()}</A>{format!(" · {}", r.environment)}</td>
+                                <td><A href=format!("/models/{}", percent_encoded(&r.model))>{r.model.clone()}</A>{format!(" · {}", r.environment)}</td>
                                 <td>{format!("v{} → v{}", r.from_version, r.to_version)}</td>
                                 <td><StatusBadge status=r.status/></td>
                                 <td class="muted">{r.outcome.clone()}</td>
@@ -183,7 +183,7 @@ fn ReviewCard(
         <article class="panel review-card" class:break-glass=needs_ack data-rollback=id>
             <header class="review-head">
                 <h2>
-                    <A href=format!("/models/{}", request.model)>{request.model.clone()}</A>
+                    <A href=format!("/models/{}", percent_encoded(&request.model))>{request.model.clone()}</A>
                     <span class="muted">{format!(" · {}", request.environment)}</span>
                 </h2>
                 <span>{format!("#{id} ")}<KindBadge kind=request.kind/></span>

@@ -8,7 +8,7 @@ use leptos_router::hooks::use_params_map;
 use super::AuditTrail;
 use super::metrics::{VersionMetrics, version_metrics_resource};
 use super::model::Tags;
-use crate::domain::Version;
+use crate::domain::{Version, VersionFile, percent_encoded};
 use crate::server_fns::{EditVersion, QuarantineVersion, ReleaseVersion, version_page};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -30,10 +30,10 @@ pub fn VersionPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match version.await {
                     Ok(page) => {
-                        let all_href = format!("/audit?model={}&version={}", format::urlencode(&page.version.model), page.version.number);
+                        let all_href = format!("/audit?model={}&version={}", percent_encoded(&page.version.model), page.version.number);
                         let (model, number) = (page.version.model.clone(), page.version.number);
                         view! {
-                            <VersionDetail version=page.version edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
+                            <VersionDetail version=page.version files=page.files edit quarantine release may_edit=page.may_edit may_quarantine=page.may_quarantine/>
                             <VersionMetrics model number data=metrics set_reloads/>
                             {page.audit_trail.map(|entries| view! { <AuditTrail entries all_href/> })}
                         }.into_any()
@@ -48,6 +48,7 @@ pub fn VersionPage() -> impl IntoView {
 #[component]
 fn VersionDetail(
     version: Version,
+    files: Vec<VersionFile>,
     edit: ServerAction<EditVersion>,
     quarantine: ServerAction<QuarantineVersion>,
     release: ServerAction<ReleaseVersion>,
@@ -55,7 +56,7 @@ fn VersionDetail(
     may_quarantine: bool,
 ) -> impl IntoView {
     let v = version;
-    let model_href = format!("/models/{}", v.model);
+    let model_href = format!("/models/{}", percent_encoded(&v.model));
     let model_name = v.model.clone();
     let hidden_key = {
         let (model, number) = (v.model.clone(), v.number);
@@ -69,7 +70,7 @@ fn VersionDetail(
     let (edit_key, quarantine_key, release_key) = (hidden_key.clone(), hidden_key.clone(), hidden_key);
     let lineage = v.lineage.clone();
     let parent = lineage.parent_version.map(|p| {
-        let href = format!("/models/{}/versions/{p}", v.model);
+        let href = format!("/models/{}/versions/{p}", percent_encoded(&v.model));
         view! { <A href=href>{format!("v{p}")}</A> }
     });
     view! {
@@ -100,11 +101,19 @@ fn VersionDetail(
                     <dt>"URI"</dt><dd><code class="wrap">{v.artifact_uri.clone()}</code></dd>
                     <dt>"Digest"</dt>
                     <dd>{match v.artifact_digest.clone() {
-                        Some(d) => view! { <code class="wrap">{d}</code> }.into_any(),
+                        Some(d) => view! {
+                            <code class="wrap">{d}</code>
+                            <span class="muted digest-source">{if v.artifact_root.is_some() {
+                                format!("computed by the server over {} file(s)", files.len())
+                            } else {
+                                "supplied at registration".to_string()
+                            }}</span>
+                        }.into_any(),
                         None => view! { <span class="badge warn">"missing — cannot be deployed"</span> }.into_any(),
                     }}</dd>
                     <dt>"Framework"</dt><dd>{v.framework.clone()}</dd>
                 </dl>
+                {(!files.is_empty()).then(|| view! { <VersionFileList model=v.model.clone() number=v.number files/> })}
                 <h2>"Lineage"</h2>
                 <dl class="facts" id="lineage">
                     <dt>"Training run"</dt>
@@ -185,6 +194,32 @@ fn VersionDetail(
                 <ActionResult value=move || release.value().get() success="Released."/>
             </section>
             })}
+        </div>
+    }
+}
+
+/// The files the registry holds for a version: path (a download link), size and sha256.
+#[component]
+fn VersionFileList(model: String, number: i64, files: Vec<VersionFile>) -> impl IntoView {
+    let base = format!("/api/v1/models/{}/versions/{number}/files", percent_encoded(&model));
+    view! {
+        <h2>"Files"</h2>
+        <div class="table-scroll">
+            <table class="table compact" id="files">
+                <thead><tr><th scope="col">"Path"</th><th scope="col" class="num">"Size"</th><th scope="col">"sha256"</th></tr></thead>
+                <tbody>
+                    {files.into_iter().map(|f| {
+                        let href = format!("{base}/{}", f.path.split('/').map(percent_encoded).collect::<Vec<_>>().join("/"));
+                        view! {
+                            <tr>
+                                <td><a href=href download>{f.path.clone()}</a></td>
+                                <td class="num">{format::bytes(f.size.max(0) as usize)}</td>
+                                <td><code title=f.sha256.clone()>{format::short_digest(&f.sha256)}</code></td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
         </div>
     }
 }

@@ -2,14 +2,20 @@
 //! versions into the one registry, on MLflow's wire rules (query strings for GET, JSON bodies
 //! otherwise, millisecond times, versions as strings, `{"error_code", "message"}` errors).
 //!
-//! `tracking` keeps experiments and runs, `points` their metric points; `registry` maps registered models,
-//! model versions and aliases onto Modelgate's models, versions and environments; `wire` holds the
-//! message shapes.
+//! `experiments` and `tracking` keep experiments and runs (`checks` their input rules),
+//! `search_runs` searches runs, `points` keeps their metric points, `logged_models` MLflow 3's
+//! logged models, `artifacts` the artifact proxy; `registry` maps registered models, model versions
+//! and aliases onto Modelgate's models, versions and environments; `wire` holds the message shapes.
+//! Every answer under MLflow's paths (`/api/3.0/mlflow` and `/ajax-api` too) is in MLflow's shape.
 
 pub mod artifacts;
+pub mod checks;
+pub mod experiments;
 pub mod filter;
+pub mod logged_models;
 pub mod points;
 pub mod registry;
+pub mod search_runs;
 pub mod tracking;
 pub mod wire;
 
@@ -33,10 +39,15 @@ pub fn router() -> Router<AppState> {
     const BASE: &str = "/api/2.0/mlflow";
     let route = |path: &str| format!("{BASE}/{path}");
     Router::new()
-        .route(&route("experiments/create"), post(tracking::create_experiment))
-        .route(&route("experiments/get"), get(tracking::get_experiment))
-        .route(&route("experiments/get-by-name"), get(tracking::get_experiment_by_name))
-        .route(&route("experiments/search"), post(tracking::search_experiments))
+        .route(&route("experiments/create"), post(experiments::create_experiment))
+        .route(&route("experiments/get"), get(experiments::get_experiment))
+        .route(&route("experiments/get-by-name"), get(experiments::get_experiment_by_name))
+        .route(&route("experiments/search"), post(experiments::search_experiments))
+        .route(&route("experiments/update"), post(experiments::update_experiment))
+        .route(&route("experiments/delete"), post(experiments::delete_experiment))
+        .route(&route("experiments/restore"), post(experiments::restore_experiment))
+        .route(&route("experiments/set-experiment-tag"), post(experiments::set_experiment_tag))
+        .route(&route("experiments/delete-experiment-tag"), post(experiments::delete_experiment_tag))
         .route(&route("runs/create"), post(tracking::create_run))
         .route(&route("runs/get"), get(tracking::get_run))
         .route(&route("runs/update"), post(tracking::update_run))
@@ -44,7 +55,22 @@ pub fn router() -> Router<AppState> {
         .route(&route("runs/log-metric"), post(tracking::log_metric))
         .route(&route("runs/log-parameter"), post(tracking::log_param))
         .route(&route("runs/set-tag"), post(tracking::set_tag))
+        .route(&route("runs/delete-tag"), post(tracking::delete_tag))
+        .route(&route("runs/delete"), post(tracking::delete_run))
+        .route(&route("runs/restore"), post(tracking::restore_run))
+        .route(&route("runs/search"), post(search_runs::search))
+        .route(&route("runs/log-inputs"), post(tracking::log_inputs))
+        .route(&route("runs/outputs"), post(tracking::log_outputs))
         .route(&route("metrics/get-history"), get(points::metric_history))
+        .route(&route("logged-models"), post(logged_models::create))
+        .route(&route("logged-models/search"), post(logged_models::search))
+        .route(
+            &route("logged-models/{id}"),
+            get(logged_models::get).patch(logged_models::finalize).delete(logged_models::delete),
+        )
+        .route(&route("logged-models/{id}/tags"), axum::routing::patch(logged_models::set_tags))
+        .route(&route("logged-models/{id}/tags/{key}"), axum::routing::delete(logged_models::delete_tag))
+        .route(&route("logged-models/{id}/params"), post(logged_models::log_params))
         .route(&route("registered-models/create"), post(registry::create_model))
         .route(&route("registered-models/get"), get(registry::get_model))
         .route(&route("registered-models/search"), get(registry::search_models))
@@ -56,6 +82,14 @@ pub fn router() -> Router<AppState> {
         )
         .route(&route("model-versions/create"), post(registry::create_version))
         .route(&route("model-versions/get"), get(registry::get_version))
+        .route(&route("model-versions/get-download-uri"), get(registry::get_download_uri))
+        .route(&route("model-versions/transition-stage"), post(registry::transition_stage))
+        .route(&route("model-versions/delete"), axum::routing::delete(registry::delete_version))
+        .route(&route("model-versions/delete-tag"), axum::routing::delete(registry::delete_version_tag))
+        .route(&route("registered-models/rename"), post(registry::rename_model))
+        .route(&route("registered-models/set-tag"), post(registry::set_model_tag))
+        .route(&route("registered-models/delete-tag"), axum::routing::delete(registry::delete_model_tag))
+        .route(&route("registered-models/get-latest-versions"), post(registry::get_latest_versions))
         .route(&route("model-versions/search"), get(registry::search_versions))
         .route(&route("model-versions/update"), axum::routing::patch(registry::update_version))
         .route(&route("model-versions/set-tag"), post(registry::set_version_tag))
@@ -66,6 +100,51 @@ pub fn router() -> Router<AppState> {
             get(artifacts::download).put(artifacts::upload).delete(artifacts::delete),
         )
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(endpoint_not_found))
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/api/3.0/mlflow/{*rest}", axum::routing::any(endpoint_not_found))
+        .route("/ajax-api/{*rest}", axum::routing::any(endpoint_not_found))
+}
+
+/// Whether `path` is MLflow's: its clients read every answer there in MLflow's shape.
+fn is_mlflow_path(path: &str) -> bool {
+    ["/api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/", "/api/3.0/mlflow/", "/ajax-api/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+        || path == ARTIFACTS
+}
+
+/// Rewrites the native errors the middleware answers MLflow paths with (a refused token, a body
+/// too large, a timeout, a cross-site request) into MLflow's shape, so its clients report their
+/// code (`UNAUTHENTICATED`, `PERMISSION_DENIED`, …) rather than a parse failure.
+pub async fn native_errors_in_mlflow_shape(req: Request, next: axum::middleware::Next) -> Response {
+    if !is_mlflow_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let response = next.run(req).await;
+    if response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    match serde_json::from_slice::<app::error::ErrorBody>(&bytes) {
+        Ok(app::error::ErrorBody { error: native }) => {
+            let status = parts.status;
+            let mut answer = MlflowError::from(native).into_response();
+            *answer.status_mut() = status;
+            answer
+        }
+        Err(_) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
+}
+
+/// `GET /api/3.0/mlflow/server-info`: what the client asks before choosing how to move artifacts.
+async fn server_info() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "store_type": "Modelgate",
+        "workspaces_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+    }))
 }
 
 /// An error as MLflow's servers send it: a code name, a message, and the status MLflow gives it.

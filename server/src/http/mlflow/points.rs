@@ -48,7 +48,13 @@ pub async fn metric_history(
     let metrics: Vec<KeyedMetric> = points
         .by_ref()
         .take(limit)
-        .map(|p| KeyedMetric { key: req.metric_key.clone(), value: p.value, timestamp: p.timestamp, step: p.step })
+        .map(|p| KeyedMetric {
+            key: req.metric_key.clone(),
+            value: p.value,
+            timestamp: p.timestamp,
+            step: p.step,
+            model_id: None,
+        })
         .collect();
     let next_page_token = points.next().is_some().then(|| (offset + metrics.len()).to_string());
     Ok(Json(History { metrics, next_page_token }))

@@ -14,14 +14,18 @@ use axum::extract::State;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Row};
 
+use super::checks::{MAX_TAG_VALUE, check_key, check_value};
 use super::filter::{Filter, next_page, page};
+use super::logged_models::logged_model;
 use super::wire::{self, Alias, KeyValue, ModelVersion, RegisteredModel};
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
+use crate::artifacts::{ArtifactPath, tree};
 use crate::audit::{Change, Target};
 use crate::clock::parse_rfc3339;
+use crate::db::DbResultExt;
 use crate::http::state::AppState;
-use crate::registry::insert_version;
-use crate::store::Store;
+use crate::registry::{insert_version, load_model};
+use crate::store::{Store, to_json};
 use crate::versions::{VERSION_COLUMNS, find_versions, model_id, version_of_row};
 
 /// The version tag that carries (or attaches) a version's artifact digest.
@@ -67,7 +71,7 @@ fn version_wire(v: Version, aliases: Vec<String>) -> ModelVersion {
         creation_timestamp: at,
         last_updated_timestamp: at,
         user_id: v.created_by,
-        current_stage: "None",
+        current_stage: stage_of(&v.live_in),
         description: v.description,
         source: v.artifact_uri,
         run_id: v.lineage.run_id.unwrap_or_default(),
@@ -75,6 +79,20 @@ fn version_wire(v: Version, aliases: Vec<String>) -> ModelVersion {
         run_link: v.lineage.run_link.unwrap_or_default(),
         tags,
         aliases,
+    }
+}
+
+/// MLflow's stage of a version: the environment it is live in — `Production` or `Staging` for
+/// environments of those names, preferred in that order, else the first other one as named —
+/// or `None`.
+fn stage_of(live_in: &[String]) -> String {
+    let mut names: Vec<&String> = live_in.iter().collect();
+    names.sort_by_key(|n| (n.as_str() != "production", n.as_str() != "staging", n.as_str()));
+    match names.first().map(|n| n.as_str()) {
+        None => "None".into(),
+        Some("production") => "Production".into(),
+        Some("staging") => "Staging".into(),
+        Some(other) => other.into(),
     }
 }
 
@@ -288,19 +306,89 @@ pub async fn delete_model(
     Ok(Json(json!({})))
 }
 
+/// The files the registry holds for a version registered from `source`: a logged model's
+/// (`models:/<model id>`, or `model_id`) or a run's directory (`runs:/<run>/<path>`,
+/// `mlflow-artifacts:/<path>`).
+struct HeldFiles {
+    root: String,
+    digest: String,
+    count: usize,
+    run_id: Option<String>,
+}
+
+/// What the registry holds for `req`, read inside the registration's write; `None` when the source
+/// lies elsewhere (its digest is then the client's to give).
+async fn held_files(conn: &mut AnyConnection, req: &wire::CreateVersion) -> Result<Option<HeldFiles>, MlflowError> {
+    let from_source = req.source.strip_prefix("models:/").filter(|id| id.starts_with("m-") && !id.contains('/'));
+    let logged = req.model_id.as_deref().filter(|m| !m.is_empty()).or(from_source);
+    if let Some(id) = logged {
+        let model = logged_model(conn, id, false).await?;
+        if model.status != "LOGGED_MODEL_READY" {
+            return Err(MlflowError::invalid(format!(
+                "model_id: logged model {id} is {}: finalize it (LOGGED_MODEL_READY) before registering a version of it",
+                model.status
+            )));
+        }
+        let root = model.root();
+        let digest = model.digest.clone().ok_or_else(|| {
+            MlflowError::invalid(format!("model_id: logged model {id} has no files at mlflow-artifacts:/{root}"))
+        })?;
+        let count = crate::artifacts::files_under(conn, &format!("{root}/")).await?.len();
+        return Ok(Some(HeldFiles { root, digest, count, run_id: model.source_run_id }));
+    }
+    let root = if let Some(rest) = req.source.strip_prefix("runs:/") {
+        let (run, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(experiment) = crate::tracking::lock_run_experiment(conn, run).await? else { return Ok(None) };
+        match sub.trim_matches('/') {
+            "" => format!("{experiment}/{run}/artifacts"),
+            sub => format!("{experiment}/{run}/artifacts/{sub}"),
+        }
+    } else if let Some(path) = req.source.strip_prefix("mlflow-artifacts:") {
+        path.trim_start_matches('/').trim_end_matches('/').to_string()
+    } else {
+        return Ok(None);
+    };
+    let root = ArtifactPath::parse("source", &root)?;
+    Ok(tree::digest_of(conn, root.as_str()).await?.map(|(digest, count)| HeldFiles {
+        root: root.to_string(),
+        digest,
+        count,
+        run_id: None,
+    }))
+}
+
+/// Registers a version. When the registry holds its files, the digest is the server's (a
+/// `modelgate.artifact_digest` tag that disagrees is refused) and those files stay as they are.
 pub async fn create_version(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
     Body(req): Body<wire::CreateVersion>,
 ) -> MlflowResult<Value> {
     caller.require(Permission::RegisterVersions)?;
-    let run_id = req.run_id.filter(|r| !r.is_empty());
+    let mut tx = s.store.begin_write().await?;
+    let held = held_files(&mut tx, &req).await?;
+    let tagged = req.tags.iter().find(|t| t.key == DIGEST_TAG).map(|t| t.value.clone());
+    let digest = match (&held, tagged) {
+        (Some(held), Some(tagged)) => {
+            let tagged = validate::digest(DIGEST_TAG, &tagged).map_err(|e| MlflowError::invalid(e.message))?;
+            if tagged != held.digest {
+                return Err(MlflowError::invalid(format!(
+                    "{DIGEST_TAG}: {tagged} disagrees with {}, the digest the server computed over the {} \
+                     file(s) at mlflow-artifacts:/{}",
+                    held.digest, held.count, held.root
+                )));
+            }
+            Some(tagged)
+        }
+        (Some(held), None) => Some(held.digest.clone()),
+        (None, tagged) => tagged,
+    };
+    let run_id = req.run_id.clone().filter(|r| !r.is_empty()).or_else(|| held.as_ref().and_then(|h| h.run_id.clone()));
     let lineage_of_run = match &run_id {
-        Some(id) => super::tracking::run_lineage(&mut *s.store.conn().await?, id).await?,
+        Some(id) => super::tracking::run_lineage(&mut tx, id).await?,
         None => None,
     };
     let (parameters, git_commit) = lineage_of_run.unwrap_or_default();
-    let digest = req.tags.iter().find(|t| t.key == DIGEST_TAG).map(|t| t.value.clone());
     let input = NewVersion {
         artifact_uri: req.source,
         artifact_digest: digest,
@@ -317,12 +405,38 @@ pub async fn create_version(
         _ => e.into(),
     })?;
     let now = s.store.clock.now_ms();
-    let mut tx = s.store.begin_write().await?;
-    let (version, stored) = insert_version(&mut tx, &caller, &req.name, input, now).await?;
+    let (mut version, stored) = insert_version(&mut tx, &caller, &req.name, input, now).await?;
+    if let Some(held) = held {
+        sqlx::query(
+            "UPDATE versions SET artifact_root = $1 WHERE number = $2 AND model_id = (SELECT id FROM models WHERE name = $3)",
+        )
+        .bind(&held.root)
+        .bind(version.number)
+        .bind(&req.name)
+        .execute(&mut *tx)
+        .await?;
+        version.artifact_root = Some(held.root);
+    }
     let change = Change::new(AuditAction::VersionRegister, Target::version(&req.name, version.number)).after(&version);
     tx.commit(&caller, change).await?;
     s.store.metrics_stored(&req.name, stored).await;
     Ok(Json(json!({ "model_version": version_wire(version, Vec::new()) })))
+}
+
+/// Where a client downloads a version's files: the registry's own copy when it holds them, else
+/// the version's source.
+pub async fn get_download_uri(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Params(req): Params<wire::VersionRef>,
+) -> MlflowResult<Value> {
+    let number = version_number(&req.version)?;
+    let version = s.store.get_version(&caller, &req.name, number).await?;
+    let uri = match version.artifact_root {
+        Some(root) => format!("mlflow-artifacts:/{root}"),
+        None => version.artifact_uri,
+    };
+    Ok(Json(json!({ "artifact_uri": uri })))
 }
 
 pub async fn get_version(
@@ -433,12 +547,15 @@ async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError
     Ok(AliasKind::of(approvals))
 }
 
-fn guarded(model: &str, environment: &str, what: &str) -> MlflowError {
+/// The refusal of a change through the MLflow API of what a guarded environment's policy governs;
+/// `subject` is what was to change (`alias 'production'`, `stage 'Production'`).
+fn guarded(model: &str, environment: &str, subject: &str, what: &str) -> MlflowError {
+    let model_path = app::domain::percent_encoded(model);
     MlflowError::permission_denied(format!(
-        "alias '{environment}' is the live version of model '{model}' in environment '{environment}', \
+        "{subject} is the live version of model '{model}' in environment '{environment}', \
          whose rollback policy guards it, so it cannot be {what} through the MLflow API: deploy with \
-         POST /api/v1/models/{model}/environments/{environment}/deploy (or the console's Deploy), or \
-         request a reviewed rollback with POST /api/v1/models/{model}/environments/{environment}/rollbacks"
+         POST /api/v1/models/{model_path}/environments/{environment}/deploy (or the console's Deploy), or \
+         request a reviewed rollback with POST /api/v1/models/{model_path}/environments/{environment}/rollbacks"
     ))
 }
 
@@ -502,7 +619,9 @@ pub async fn set_alias(
         .await?;
     let state = alias_state(&mut tx, &req, number).await?;
     match AliasKind::of(state.environment) {
-        AliasKind::Environment { guarded: true } => return Err(guarded(&req.name, &req.alias, "moved")),
+        AliasKind::Environment { guarded: true } => {
+            return Err(guarded(&req.name, &req.alias, &format!("alias '{}'", req.alias), "moved"));
+        }
         AliasKind::Environment { guarded: false } => {
             // A deploy is a write of its own, with every check of a deploy.
             drop(tx);
@@ -557,7 +676,7 @@ pub async fn delete_alias(
 ) -> MlflowResult<Value> {
     if let AliasKind::Environment { guarded: is_guarded } = alias_kind(&s.store, &req.alias).await? {
         return Err(if is_guarded {
-            guarded(&req.name, &req.alias, "removed")
+            guarded(&req.name, &req.alias, &format!("alias '{}'", req.alias), "removed")
         } else {
             MlflowError::permission_denied(format!(
                 "alias '{}' is the live version of environment '{}': deploy another version to change it",
@@ -579,5 +698,208 @@ pub async fn delete_alias(
             .before(&json!({ "alias": req.alias, "version": number }));
         tx.commit(&caller, change).await?;
     }
+    Ok(Json(json!({})))
+}
+
+/// One audited change of a registered model: `change` edits it inside the write and returns its
+/// name after the change.
+async fn change_model(
+    store: &Store,
+    caller: &Caller,
+    name: &str,
+    change: impl AsyncFnOnce(&mut AnyConnection, &Model) -> Result<String, MlflowError>,
+) -> Result<Model, MlflowError> {
+    caller.require(Permission::RegisterModels)?;
+    let mut tx = store.begin_write().await?;
+    let locked = sqlx::query("UPDATE models SET updated_at = $2 WHERE name = $1")
+        .bind(name)
+        .bind(store.clock.now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if locked == 0 {
+        return Err(no_model(name));
+    }
+    let before = load_model(&mut tx, name).await?;
+    let renamed = change(&mut tx, &before).await?;
+    let after = load_model(&mut tx, &renamed).await?;
+    tx.commit(caller, Change::new(AuditAction::ModelUpdate, Target::model(&renamed)).before(&before).after(&after))
+        .await?;
+    Ok(after)
+}
+
+/// `registered-models/rename`: the model keeps its versions, history and live versions.
+pub async fn rename_model(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::RenameModel>,
+) -> MlflowResult<Value> {
+    validate::model_name("new_name", &req.new_name)?;
+    let model = change_model(&s.store, &caller, &req.name, async |tx, _| {
+        sqlx::query("UPDATE models SET name = $2 WHERE name = $1")
+            .bind(&req.name)
+            .bind(&req.new_name)
+            .execute(&mut *tx)
+            .await
+            .on_unique_violation(|| ApiError::conflict("taken"))
+            .map_err(|e| match e.code {
+                app::error::ErrorCode::Conflict => {
+                    MlflowError::already_exists(format!("Registered Model (name={}) already exists.", req.new_name))
+                }
+                _ => e.into(),
+            })?;
+        Ok(req.new_name.clone())
+    })
+    .await?;
+    Ok(Json(json!({ "registered_model": model_wire(&s.store, &caller, model).await? })))
+}
+
+/// `registered-models/set-tag`.
+pub async fn set_model_tag(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::ModelTag>,
+) -> MlflowResult<Value> {
+    check_key("key", &req.key)?;
+    check_value("value", &req.value, MAX_TAG_VALUE)?;
+    change_model(&s.store, &caller, &req.name, async |tx, before| {
+        let tag = KeyValue { key: req.key.clone(), value: req.value.clone() };
+        let mut labels: Vec<String> = before.tags.iter().filter(|l| tag_of(l).key != tag.key).cloned().collect();
+        labels.push(label_of(&tag));
+        write_model_tags(tx, &req.name, &labels).await
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+/// `registered-models/delete-tag`.
+pub async fn delete_model_tag(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::ModelTag>,
+) -> MlflowResult<Value> {
+    change_model(&s.store, &caller, &req.name, async |tx, before| {
+        let labels: Vec<String> = before.tags.iter().filter(|l| tag_of(l).key != req.key).cloned().collect();
+        if labels.len() == before.tags.len() {
+            return Err(MlflowError::not_found(format!(
+                "No tag with key '{}' on registered model '{}'",
+                req.key, req.name
+            )));
+        }
+        write_model_tags(tx, &req.name, &labels).await
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+async fn write_model_tags(conn: &mut AnyConnection, name: &str, labels: &[String]) -> Result<String, MlflowError> {
+    sqlx::query("UPDATE models SET tags = $2 WHERE name = $1").bind(name).bind(to_json(&labels)).execute(conn).await?;
+    Ok(name.to_string())
+}
+
+/// `registered-models/get-latest-versions`: per stage asked (all when none is), the version live
+/// in the environment of that name, and for `None` the newest version live nowhere.
+pub async fn get_latest_versions(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::LatestVersions>,
+) -> MlflowResult<Value> {
+    let model = s.store.get_model(&caller, &req.name).await?;
+    let stages: Vec<String> = if req.stages.is_empty() {
+        std::iter::once("None".to_string()).chain(model.live.iter().map(|l| l.environment.clone())).collect()
+    } else {
+        req.stages.clone()
+    };
+    let mut numbers = Vec::new();
+    for stage in &stages {
+        let number = if stage.eq_ignore_ascii_case("none") {
+            sqlx::query_scalar(
+                "SELECT MAX(v.number) FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.model_id = v.model_id AND d.version_number = v.number)",
+            )
+            .bind(&req.name)
+            .fetch_one(&mut *s.store.conn().await?)
+            .await?
+        } else {
+            model.live.iter().find(|l| l.environment.eq_ignore_ascii_case(stage)).and_then(|l| l.version)
+        };
+        numbers.extend(number.filter(|n| !numbers.contains(n)));
+    }
+    let mut versions = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        versions.push(version_with_aliases(&s.store, &caller, &req.name, Pick::Number(number)).await?);
+    }
+    Ok(Json(json!({ "model_versions": versions })))
+}
+
+/// `model-versions/transition-stage`: a stage is the environment of that name (`Production` is
+/// `production`); moving a version into it is a deploy there, with every check of one, refused
+/// where the environment's policy guards it.
+pub async fn transition_stage(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::TransitionStage>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Deploy)?;
+    let number = version_number(&req.version)?;
+    let environment = req.stage.to_lowercase();
+    match alias_kind(&s.store, &environment).await? {
+        AliasKind::Label => {
+            let known: Vec<String> = s.store.list_environments(&caller).await?.into_iter().map(|e| e.name).collect();
+            return Err(MlflowError::invalid(format!(
+                "stage: '{}' is no environment here; a stage is the environment of the same name ({}), \
+                 and a version leaves one when another is deployed there",
+                req.stage,
+                known.join(", ")
+            )));
+        }
+        AliasKind::Environment { guarded: true } => {
+            return Err(guarded(&req.name, &environment, &format!("stage '{}'", req.stage), "moved"));
+        }
+        AliasKind::Environment { guarded: false } => {
+            let input = DeployInput {
+                version: number,
+                reason: format!("stage '{}' set through the MLflow API", req.stage),
+                expected_revision: None,
+            };
+            s.store.deploy(&caller, &req.name, &environment, input).await?;
+        }
+    }
+    let version = version_with_aliases(&s.store, &caller, &req.name, Pick::Number(number)).await?;
+    Ok(Json(json!({ "model_version": version })))
+}
+
+/// `model-versions/delete`: only a version that was never live nor named by a rollback request.
+pub async fn delete_version(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::VersionRef>,
+) -> MlflowResult<Value> {
+    let number = version_number(&req.version)?;
+    s.store.delete_version(&caller, &req.name, number).await?;
+    Ok(Json(json!({})))
+}
+
+/// `model-versions/delete-tag`; the server's digest is no tag to delete.
+pub async fn delete_version_tag(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<wire::DeleteVersionTag>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::EditVersions)?;
+    let number = version_number(&req.version)?;
+    if req.key == DIGEST_TAG {
+        return Err(MlflowError::invalid(format!("key: {DIGEST_TAG} is the version's digest, which is never removed")));
+    }
+    let current = s.store.get_version(&caller, &req.name, number).await?;
+    let tags: Vec<String> = current.tags.iter().filter(|l| tag_of(l).key != req.key).cloned().collect();
+    if tags.len() == current.tags.len() {
+        return Err(MlflowError::not_found(format!(
+            "No tag with key '{}' on version {number} of registered model '{}'",
+            req.key, req.name
+        )));
+    }
+    let patch = VersionPatch { tags: Some(tags), ..VersionPatch::default() };
+    s.store.update_version(&caller, &req.name, number, patch).await?;
     Ok(Json(json!({})))
 }

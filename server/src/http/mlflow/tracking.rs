@@ -1,5 +1,5 @@
-//! MLflow tracking: experiments, runs, their params (write-once) and tags (overwritten), and the
-//! log requests that also append metric points (see `points`).
+//! MLflow runs: their params (write-once), tags (overwritten), inputs and outputs, delete and
+//! restore, and the log requests that also append metric points (see `points`).
 
 use std::collections::BTreeMap;
 
@@ -10,10 +10,11 @@ use axum::extract::State;
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
 
+use super::checks::{MAX_KEY, MAX_PARAM_VALUE, check_key, check_tags, check_value, parse_experiment_id};
+use super::experiments::{active_experiment, lifecycle};
 use super::wire::*;
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::audit::{Change, Target};
-use crate::db::DbResultExt;
 use crate::http::state::AppState;
 use crate::metrics::StoredPoints;
 use crate::store::{Store, from_json, to_json};
@@ -23,41 +24,11 @@ use crate::tracking::{self, RunMetric};
 const MAX_BATCH_METRICS: usize = 1000;
 const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
-const MAX_KEY: usize = 250;
-const MAX_PARAM_VALUE: usize = 6000;
-const MAX_TAG_VALUE: usize = 8000;
+/// The kinds of a run's links (`mlflow_run_links`).
+const DATASET_INPUT: &str = "dataset_input";
+const MODEL_INPUT: &str = "model_input";
+const MODEL_OUTPUT: &str = "model_output";
 const RUN_STATUSES: [&str; 5] = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
-
-#[derive(sqlx::FromRow)]
-struct ExperimentRow {
-    id: i64,
-    name: String,
-    artifact_location: String,
-    tags: String,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl ExperimentRow {
-    fn into_wire(self) -> Experiment {
-        let tags: BTreeMap<String, String> = from_json(&self.tags);
-        Experiment {
-            experiment_id: self.id.to_string(),
-            name: self.name,
-            artifact_location: if self.artifact_location.is_empty() {
-                format!("mlflow-artifacts:/{}", self.id)
-            } else {
-                self.artifact_location
-            },
-            lifecycle_stage: "active",
-            creation_time: self.created_at,
-            last_update_time: self.updated_at,
-            tags: tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
-        }
-    }
-}
-
-const EXPERIMENT_COLUMNS: &str = "id, name, artifact_location, tags, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct RunRow {
@@ -68,6 +39,7 @@ struct RunRow {
     status: String,
     start_time: i64,
     end_time: Option<i64>,
+    deleted_at: Option<i64>,
 }
 
 impl RunRow {
@@ -82,26 +54,12 @@ impl RunRow {
             status: self.status,
             start_time: self.start_time,
             end_time: self.end_time,
-            lifecycle_stage: "active",
+            lifecycle_stage: lifecycle(self.deleted_at),
         }
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, name, user_id, status, start_time, end_time";
-
-fn parse_experiment_id(id: &str) -> Result<i64, MlflowError> {
-    id.trim()
-        .parse()
-        .map_err(|_| MlflowError::invalid(format!("experiment_id: {id:?} is not an experiment id (a whole number)")))
-}
-
-async fn experiment(conn: &mut AnyConnection, id: i64) -> Result<ExperimentRow, MlflowError> {
-    sqlx::query_as(&format!("SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| MlflowError::not_found(format!("No Experiment with id={id} exists")))
-}
+const RUN_COLUMNS: &str = "id, experiment_id, name, user_id, status, start_time, end_time, deleted_at";
 
 /// `RESOURCE_DOES_NOT_EXIST` unless the run exists.
 pub(super) async fn require_run(conn: &mut AnyConnection, id: &str) -> Result<(), MlflowError> {
@@ -116,128 +74,21 @@ async fn run(conn: &mut AnyConnection, id: &str) -> Result<RunRow, MlflowError> 
         .ok_or_else(|| MlflowError::not_found(format!("Run with id={id} not found")))
 }
 
-/// Keys of params, tags and metrics: what MLflow accepts (letters, digits, `_ - . / :` and spaces).
-fn check_key(field: &str, key: &str) -> Result<(), MlflowError> {
-    if key.is_empty() || key.chars().count() > MAX_KEY {
-        return Err(MlflowError::invalid(format!("{field}: a key of 1 to {MAX_KEY} characters is required")));
+/// Locks a run for a write of its data; refuses one that does not exist or is deleted.
+async fn lock_active_run(conn: &mut AnyConnection, id: &str) -> Result<(), MlflowError> {
+    if !tracking::lock_run(conn, id).await? {
+        return Err(MlflowError::not_found(format!("Run with id={id} not found")));
     }
-    if let Some(bad) = key.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | ' '))) {
+    if run(conn, id).await?.deleted_at.is_some() {
         return Err(MlflowError::invalid(format!(
-            "{field}: {key:?} may contain only letters, digits, '_', '-', '.', '/', ':' and spaces (found {bad:?})"
+            "run_id: the run {id} must be in the 'active' state (it is deleted; restore it with runs/restore)"
         )));
-    }
-    if key.starts_with('/') || key.split('/').any(|part| part == "..") {
-        return Err(MlflowError::invalid(format!("{field}: {key:?} must be a relative path without '..'")));
-    }
-    Ok(())
-}
-
-fn check_value(field: &str, value: &str, max: usize) -> Result<(), MlflowError> {
-    if value.chars().count() > max {
-        return Err(MlflowError::invalid(format!("{field}: at most {max} characters (got {})", value.chars().count())));
-    }
-    Ok(())
-}
-
-fn check_tags(field: &str, tags: &[KeyValue]) -> Result<(), MlflowError> {
-    for (i, tag) in tags.iter().enumerate() {
-        check_key(&format!("{field}[{i}].key"), &tag.key)?;
-        check_value(&format!("{field}[{i}].value"), &tag.value, MAX_TAG_VALUE)?;
     }
     Ok(())
 }
 
 fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-pub async fn create_experiment(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Body(req): Body<CreateExperiment>,
-) -> MlflowResult<Value> {
-    caller.require(Permission::PushMetrics)?;
-    if req.name.trim().is_empty() {
-        return Err(MlflowError::invalid("name: an experiment name is required"));
-    }
-    check_value("name", &req.name, 500)?;
-    check_tags("tags", &req.tags)?;
-    if let Some(location) = req.artifact_location.as_deref().filter(|l| !l.is_empty()) {
-        validate::artifact_uri("artifact_location", location)?;
-    }
-    let tags: BTreeMap<&str, &str> = req.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
-    let now = s.store.clock.now_ms();
-    let mut tx = s.store.begin_write().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO mlflow_experiments (name, artifact_location, tags, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $4) RETURNING id",
-    )
-    .bind(&req.name)
-    .bind(req.artifact_location.unwrap_or_default())
-    .bind(to_json(&tags))
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await
-    .on_unique_violation(|| ApiError::conflict(format!("Experiment(name={}) already exists.", req.name)))
-    .map_err(|e| match e.code {
-        app::error::ErrorCode::Conflict => MlflowError::already_exists(e.message),
-        _ => e.into(),
-    })?;
-    let created = experiment(&mut tx, id).await?.into_wire();
-    tx.commit(&caller, Change::new(AuditAction::ExperimentCreate, Target::experiment(id)).after(&created)).await?;
-    Ok(Json(json!({ "experiment_id": id.to_string() })))
-}
-
-pub async fn get_experiment(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Params(req): Params<ExperimentId>,
-) -> MlflowResult<Value> {
-    caller.require(Permission::Read)?;
-    let id = parse_experiment_id(&req.experiment_id)?;
-    let found = experiment(&mut *s.store.conn().await?, id).await?;
-    Ok(Json(json!({ "experiment": found.into_wire() })))
-}
-
-pub async fn get_experiment_by_name(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Params(req): Params<ExperimentName>,
-) -> MlflowResult<Value> {
-    caller.require(Permission::Read)?;
-    let found: Option<ExperimentRow> =
-        sqlx::query_as(&format!("SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE name = $1"))
-            .bind(&req.experiment_name)
-            .fetch_optional(&mut *s.store.conn().await?)
-            .await?;
-    let found = found.ok_or_else(|| {
-        MlflowError::not_found(format!("Could not find experiment with name '{}'", req.experiment_name))
-    })?;
-    Ok(Json(json!({ "experiment": found.into_wire() })))
-}
-
-/// Every experiment by name, optionally filtered by `name` (`=`, `LIKE`, `ILIKE`).
-pub async fn search_experiments(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Body(req): Body<SearchExperiments>,
-) -> MlflowResult<Value> {
-    caller.require(Permission::Read)?;
-    let filter = super::filter::Filter::parse(req.filter.as_deref(), &["name"])?;
-    let (limit, offset) = super::filter::page(req.max_results, req.page_token.as_deref(), 1000)?;
-    let (clause, binds) = filter.sql(|_| "name");
-    let sql = format!(
-        "SELECT {EXPERIMENT_COLUMNS} FROM mlflow_experiments WHERE {clause} ORDER BY id LIMIT {} OFFSET {offset}",
-        limit + 1
-    );
-    let mut query = sqlx::query_as::<_, ExperimentRow>(&sql);
-    for bind in binds {
-        query = query.bind(bind);
-    }
-    let rows = query.fetch_all(&mut *s.store.conn().await?).await?;
-    let (rows, next) = super::filter::next_page(rows, limit, offset);
-    let experiments: Vec<Experiment> = rows.into_iter().map(ExperimentRow::into_wire).collect();
-    Ok(Json(super::filter::with_token(json!({ "experiments": experiments }), next)))
 }
 
 pub async fn create_run(
@@ -258,7 +109,7 @@ pub async fn create_run(
     let now = s.store.clock.now_ms();
     let id = new_run_id();
     let mut tx = s.store.begin_write().await?;
-    experiment(&mut tx, experiment_id).await?;
+    active_experiment(&mut tx, experiment_id).await?;
     sqlx::query(
         "INSERT INTO mlflow_runs (id, experiment_id, name, user_id, status, start_time, created_by) \
          VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6)",
@@ -281,43 +132,95 @@ pub async fn create_run(
     Ok(Json(json!({ "run": created })))
 }
 
-/// A run with its params, tags and the latest point of each metric.
+/// A run with its params, tags, latest metric values, inputs and outputs.
 async fn load_run(conn: &mut AnyConnection, id: &str) -> Result<Run, MlflowError> {
-    let info = run(conn, id).await?.info();
-    let params: Vec<(String, String)> =
-        sqlx::query_as("SELECT key, value FROM mlflow_run_params WHERE run_id = $1 ORDER BY key")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let tags: Vec<(String, String)> =
-        sqlx::query_as("SELECT key, value FROM mlflow_run_tags WHERE run_id = $1 ORDER BY key")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    // A NaN is stored as NULL (see `points::write_metrics`).
-    let metrics: Vec<(String, Option<f64>, i64, i64)> =
-        sqlx::query_as("SELECT key, value, at, step FROM mlflow_latest_metrics WHERE run_id = $1 ORDER BY key")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let pairs = |rows: Vec<(String, String)>| rows.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
-    Ok(Run {
-        info,
-        data: RunData {
-            metrics: metrics
-                .into_iter()
-                .map(|(key, value, timestamp, step)| KeyedMetric {
-                    key,
-                    value: value.unwrap_or(f64::NAN),
-                    timestamp,
-                    step,
-                })
-                .collect(),
-            params: pairs(params),
-            tags: pairs(tags),
-        },
-        inputs: json!({}),
-    })
+    run(conn, id).await?;
+    Ok(load_runs(conn, &[id.to_string()]).await?.remove(0))
+}
+
+/// Runs read a few hundred at a time: one statement per table for each batch.
+const RUN_BATCH: usize = 500;
+
+/// The runs `ids` (all existing) in that order, each with its params, tags, the latest point of
+/// each metric, its inputs and outputs.
+pub(super) async fn load_runs(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<Run>, MlflowError> {
+    let mut runs = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(RUN_BATCH) {
+        let marks: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+        let within = format!("run_id IN ({})", marks.join(", "));
+        let infos: Vec<RunRow> = bound(
+            sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM mlflow_runs WHERE id IN ({})", marks.join(", "))),
+            batch,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let pairs = |table: &str| format!("SELECT run_id, key, value FROM {table} WHERE {within} ORDER BY run_id, key");
+        let params: Vec<(String, String, String)> =
+            bound(sqlx::query_as(&pairs("mlflow_run_params")), batch).fetch_all(&mut *conn).await?;
+        let tags: Vec<(String, String, String)> =
+            bound(sqlx::query_as(&pairs("mlflow_run_tags")), batch).fetch_all(&mut *conn).await?;
+        // A NaN is stored as NULL (see `points::write_metrics`).
+        let metrics: Vec<(String, String, Option<f64>, i64, i64)> = bound(
+            sqlx::query_as(&format!(
+                "SELECT run_id, key, value, at, step FROM mlflow_latest_metrics WHERE {within} ORDER BY run_id, key"
+            )),
+            batch,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let links: Vec<(String, String, String)> =
+            bound(sqlx::query_as(&format!("SELECT run_id, kind, body FROM mlflow_run_links WHERE {within}")), batch)
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut by_id: BTreeMap<String, Run> = infos
+            .into_iter()
+            .map(|row| {
+                let run = Run {
+                    info: row.info(),
+                    data: RunData { metrics: Vec::new(), params: Vec::new(), tags: Vec::new() },
+                    inputs: json!({ "dataset_inputs": [], "model_inputs": [] }),
+                    outputs: json!({ "model_outputs": [] }),
+                };
+                (run.info.run_id.clone(), run)
+            })
+            .collect();
+        for (id, key, value) in params {
+            by_id.entry(id).and_modify(|r| r.data.params.push(KeyValue { key, value }));
+        }
+        for (id, key, value) in tags {
+            by_id.entry(id).and_modify(|r| r.data.tags.push(KeyValue { key, value }));
+        }
+        for (id, key, value, timestamp, step) in metrics {
+            let metric = KeyedMetric { key, value: value.unwrap_or(f64::NAN), timestamp, step, model_id: None };
+            by_id.entry(id).and_modify(|r| r.data.metrics.push(metric));
+        }
+        for (id, kind, body) in links {
+            let (side, list) = match kind.as_str() {
+                DATASET_INPUT => ("inputs", "dataset_inputs"),
+                MODEL_INPUT => ("inputs", "model_inputs"),
+                _ => ("outputs", "model_outputs"),
+            };
+            by_id.entry(id).and_modify(|r| {
+                let target = if side == "inputs" { &mut r.inputs } else { &mut r.outputs };
+                if let Some(items) = target[list].as_array_mut() {
+                    items.push(from_json(&body));
+                }
+            });
+        }
+        runs.extend(batch.iter().filter_map(|id| by_id.remove(id)));
+    }
+    Ok(runs)
+}
+
+/// `query` with `ids` bound in order.
+fn bound<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    ids: &'q [String],
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
+    for id in ids {
+        query = query.bind(id);
+    }
+    query
 }
 
 pub async fn get_run(
@@ -486,9 +389,7 @@ async fn log_into(
     batch: &LogBatch,
     now: i64,
 ) -> Result<Vec<(String, StoredPoints)>, MlflowError> {
-    if !tracking::lock_run(conn, run_id).await? {
-        return Err(MlflowError::not_found(format!("Run with id={run_id} not found")));
-    }
+    lock_active_run(conn, run_id).await?;
     write_params(conn, run_id, &batch.params).await?;
     write_tags(conn, run_id, &batch.tags).await?;
     if batch.metrics.is_empty() {
@@ -500,6 +401,7 @@ async fn log_into(
         .map(|m| RunMetric { key: m.key.clone(), value: m.value, timestamp: m.timestamp, step: m.step })
         .collect();
     tracking::write_metrics(conn, run_id, &metrics).await?;
+    super::logged_models::write_model_metrics(conn, run_id, &batch.metrics).await?;
     Ok(tracking::mirror_to_versions(conn, run_id, &metrics, now).await?)
 }
 
@@ -539,5 +441,114 @@ pub async fn set_tag(
 ) -> MlflowResult<Value> {
     let batch = LogBatch { run: req.run, metrics: Vec::new(), params: Vec::new(), tags: vec![req.pair] };
     log(&s.store, &caller, batch).await?;
+    Ok(Json(json!({})))
+}
+
+/// `runs/log-inputs`: datasets and logged models a run used.
+pub async fn log_inputs(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<RunLinks>,
+) -> MlflowResult<Value> {
+    let links = req.datasets.iter().map(|d| (DATASET_INPUT, d)).chain(req.models.iter().map(|m| (MODEL_INPUT, m)));
+    link(&s.store, &caller, req.run.id()?, links.collect()).await
+}
+
+/// `runs/outputs`: logged models a run made.
+pub async fn log_outputs(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<RunLinks>,
+) -> MlflowResult<Value> {
+    link(&s.store, &caller, req.run.id()?, req.models.iter().map(|m| (MODEL_OUTPUT, m)).collect()).await
+}
+
+/// Records a run's links (each as MLflow sent it; a model named must exist), audited as a log.
+async fn link(store: &Store, caller: &Caller, run_id: &str, links: Vec<(&str, &Value)>) -> MlflowResult<Value> {
+    caller.require(Permission::PushMetrics)?;
+    let mut tx = store.begin_write().await?;
+    lock_active_run(&mut tx, run_id).await?;
+    for (kind, body) in &links {
+        if kind != &DATASET_INPUT {
+            let model = body["model_id"].as_str().unwrap_or_default();
+            super::logged_models::logged_model(&mut tx, model, false).await?;
+        }
+        sqlx::query("INSERT INTO mlflow_run_links (run_id, kind, body) VALUES ($1, $2, $3)")
+            .bind(run_id)
+            .bind(kind)
+            .bind(to_json(body))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let recorded: Vec<Value> = links.iter().map(|(kind, body)| json!({ "kind": kind, "link": body })).collect();
+    tx.commit(caller, Change::new(AuditAction::RunLog, Target::run(run_id)).after(&json!({ "links": recorded })))
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// `runs/delete` and `runs/restore`: a run leaves searches (its data kept) or comes back.
+async fn set_deleted(store: &Store, caller: &Caller, req: &RunRef, delete: bool) -> MlflowResult<Value> {
+    caller.require(Permission::PushMetrics)?;
+    let id = req.id()?;
+    let mut tx = store.begin_write().await?;
+    tracking::lock_run(&mut tx, id).await?;
+    let before = run(&mut tx, id).await?;
+    if before.deleted_at.is_some() == delete {
+        return Err(MlflowError::invalid(format!("run_id: run {id} is already {}", lifecycle(before.deleted_at))));
+    }
+    if !delete {
+        let experiment = before.experiment_id.to_string();
+        active_experiment(&mut tx, parse_experiment_id(&experiment)?).await?;
+    }
+    sqlx::query("UPDATE mlflow_runs SET deleted_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(delete.then(|| store.clock.now_ms()))
+        .execute(&mut *tx)
+        .await?;
+    let after = run(&mut tx, id).await?.info();
+    let action = if delete { AuditAction::RunDelete } else { AuditAction::RunRestore };
+    tx.commit(caller, Change::new(action, Target::run(id)).before(&before.info()).after(&after)).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_run(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<RunRef>,
+) -> MlflowResult<Value> {
+    set_deleted(&s.store, &caller, &req, true).await
+}
+
+pub async fn restore_run(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<RunRef>,
+) -> MlflowResult<Value> {
+    set_deleted(&s.store, &caller, &req, false).await
+}
+
+/// `runs/delete-tag`: removes one tag of an active run, audited as a log of the run.
+pub async fn delete_tag(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<DeleteRunTag>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::PushMetrics)?;
+    let id = req.run.id()?;
+    let mut tx = s.store.begin_write().await?;
+    lock_active_run(&mut tx, id).await?;
+    let removed: Option<String> =
+        sqlx::query_scalar("DELETE FROM mlflow_run_tags WHERE run_id = $1 AND key = $2 RETURNING value")
+            .bind(id)
+            .bind(&req.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(value) = removed else {
+        return Err(MlflowError::not_found(format!("No tag with name: {} in run with id {id}", req.key)));
+    };
+    let change = Change::new(AuditAction::RunLog, Target::run(id))
+        .before(&json!({ "tags": { req.key.clone(): value } }))
+        .after(&json!({ "tags": {} }));
+    tx.commit(&caller, change).await?;
     Ok(Json(json!({})))
 }

@@ -46,6 +46,9 @@ pub struct KeyedMetric {
     pub timestamp: i64,
     #[serde(default, deserialize_with = "integer")]
     pub step: i64,
+    /// The logged model the point is (also) about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +63,7 @@ pub struct Run {
     pub info: RunInfo,
     pub data: RunData,
     pub inputs: serde_json::Value,
+    pub outputs: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,7 +90,7 @@ pub struct ModelVersion {
     pub creation_timestamp: i64,
     pub last_updated_timestamp: i64,
     pub user_id: String,
-    pub current_stage: &'static str,
+    pub current_stage: String,
     pub description: String,
     pub source: String,
     pub run_id: String,
@@ -134,8 +138,31 @@ pub struct ExperimentName {
     pub experiment_name: String,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct UpdateExperiment {
+    pub experiment_id: String,
+    pub new_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExperimentTag {
+    pub experiment_id: String,
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteRunTag {
+    #[serde(flatten)]
+    pub run: RunRef,
+    pub key: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchExperiments {
+    #[serde(default)]
+    pub view_type: Option<String>,
     #[serde(default, deserialize_with = "optional_integer")]
     pub max_results: Option<i64>,
     #[serde(default)]
@@ -246,6 +273,9 @@ pub struct CreateVersion {
     pub source: String,
     #[serde(default)]
     pub run_id: Option<String>,
+    /// The logged model the version is registered from (MLflow 3).
+    #[serde(default)]
+    pub model_id: Option<String>,
     #[serde(default)]
     pub run_link: Option<String>,
     #[serde(default)]
@@ -278,6 +308,41 @@ pub struct SetVersionTag {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct DeleteVersionTag {
+    pub name: String,
+    pub version: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RenameModel {
+    pub name: String,
+    pub new_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ModelTag {
+    pub name: String,
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LatestVersions {
+    pub name: String,
+    #[serde(default)]
+    pub stages: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TransitionStage {
+    pub name: String,
+    pub version: String,
+    pub stage: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct SetAlias {
     pub name: String,
     pub alias: String,
@@ -304,7 +369,7 @@ fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-fn optional_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(super) fn optional_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     integer(d).map(Some)
 }
 
@@ -335,4 +400,95 @@ fn protobuf_double<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> 
         f64::NEG_INFINITY => s.serialize_str("-Infinity"),
         v => s.serialize_f64(v),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateLoggedModel {
+    pub experiment_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    #[serde(default)]
+    pub source_run_id: Option<String>,
+    #[serde(default)]
+    pub params: Vec<KeyValue>,
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AllowDeleted {
+    #[serde(default)]
+    pub allow_deleted: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FinalizeLoggedModel {
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoggedModelTags {
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoggedModelParams {
+    #[serde(default)]
+    pub params: Vec<KeyValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrderBy {
+    pub field_name: String,
+    #[serde(default = "yes")]
+    pub ascending: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchLoggedModels {
+    #[serde(default)]
+    pub experiment_ids: Vec<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub max_results: Option<i64>,
+    #[serde(default)]
+    pub order_by: Vec<OrderBy>,
+    #[serde(default)]
+    pub page_token: Option<String>,
+}
+
+/// `runs/log-inputs` and `runs/outputs`: what a run used (datasets, models) and made (models).
+#[derive(Debug, Deserialize)]
+pub struct RunLinks {
+    #[serde(flatten)]
+    pub run: RunRef,
+    #[serde(default)]
+    pub datasets: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub models: Vec<serde_json::Value>,
+}
+
+/// `runs/search`.
+#[derive(Debug, Deserialize)]
+pub struct SearchRuns {
+    #[serde(default)]
+    pub experiment_ids: Vec<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub run_view_type: Option<String>,
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub max_results: Option<i64>,
+    #[serde(default)]
+    pub order_by: Vec<String>,
+    #[serde(default)]
+    pub page_token: Option<String>,
 }

@@ -1,0 +1,4 @@
+-- MLflow's lifecycle: a deleted experiment or run is kept, restorable and hidden from searches
+-- until restored (deleted_at is when it was deleted, NULL while active).
+ALTER TABLE mlflow_experiments ADD COLUMN deleted_at BIGINT;
+ALTER TABLE mlflow_runs ADD COLUMN deleted_at BIGINT;

@@ -1,0 +1,194 @@
+//! `runs/search` (what `mlflow.search_runs` and `mlflow runs list` call): the runs of some
+//! experiments filtered on their latest metrics, params, tags and attributes, ordered by any of
+//! those (runs without the key last), a page at a time.
+
+use app::domain::Permission;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::checks::parse_experiment_id;
+use super::filter::{Comparison, Literal, comparisons, next_page, order_key, page, with_token};
+use super::tracking::load_runs;
+use super::wire::SearchRuns;
+use super::{Body, MlflowCaller, MlflowError, MlflowResult};
+use crate::http::state::AppState;
+
+/// MLflow's page sizes for runs: 1,000 by default, 50,000 at most.
+const DEFAULT_RESULTS: i64 = 1000;
+const MAX_RESULTS: i64 = 50_000;
+
+/// What a filter or `order_by` names: a run's latest metric, param, tag, or one of its attributes.
+enum Field {
+    Metric(String),
+    Param(String),
+    Tag(String),
+    /// A column of `mlflow_runs r`, numeric or not.
+    Attribute {
+        column: &'static str,
+        numeric: bool,
+    },
+}
+
+impl Field {
+    fn parse(field: &str, name: &str) -> Result<Self, MlflowError> {
+        let (kind, key) = field.split_once('.').unwrap_or(("attributes", field));
+        let named = || -> Result<String, MlflowError> {
+            if key.is_empty() {
+                return Err(MlflowError::invalid(format!("{name}: '{field}' names no key")));
+            }
+            Ok(key.to_string())
+        };
+        Ok(match kind {
+            "metric" | "metrics" => Field::Metric(named()?),
+            "param" | "params" | "parameter" | "parameters" => Field::Param(named()?),
+            "tag" | "tags" => Field::Tag(named()?),
+            "attribute" | "attributes" | "attr" | "run" => {
+                let (column, numeric) = match key {
+                    "run_id" | "run_uuid" | "id" => ("r.id", false),
+                    "run_name" => ("r.name", false),
+                    "status" => ("r.status", false),
+                    "user_id" => ("r.user_id", false),
+                    "start_time" | "created" | "Created" => ("r.start_time", true),
+                    "end_time" => ("r.end_time", true),
+                    other => {
+                        return Err(MlflowError::invalid(format!(
+                            "{name}: unknown run attribute '{other}' (run_id, run_name, status, user_id, \
+                             start_time, end_time)"
+                        )));
+                    }
+                };
+                Field::Attribute { column, numeric }
+            }
+            other => {
+                return Err(MlflowError::invalid(format!(
+                    "{name}: '{other}.' is not searchable here (metrics., params., tags., attributes.)"
+                )));
+            }
+        })
+    }
+
+    /// The field's value for the run `r`, as an SQL expression binding its key into `sql`.
+    fn value(&self, sql: &mut Sql) -> String {
+        let (table, key) = match self {
+            Field::Metric(key) => ("mlflow_latest_metrics", key),
+            Field::Param(key) => ("mlflow_run_params", key),
+            Field::Tag(key) => ("mlflow_run_tags", key),
+            Field::Attribute { column, .. } => return column.to_string(),
+        };
+        let key = sql.bind(Bind::Text(key.clone()));
+        format!("(SELECT x.value FROM {table} x WHERE x.run_id = r.id AND x.key = {key})")
+    }
+
+    fn numeric(&self) -> bool {
+        matches!(self, Field::Metric(_) | Field::Attribute { numeric: true, .. })
+    }
+}
+
+enum Bind {
+    Text(String),
+    Number(f64),
+}
+
+/// A statement being written with its bind values.
+#[derive(Default)]
+struct Sql {
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// The condition one comparison puts on the run `r`.
+    fn condition(&mut self, c: &Comparison) -> Result<String, MlflowError> {
+        let field = Field::parse(&c.attribute, "filter")?;
+        let wrong =
+            |wanted: &str| MlflowError::invalid(format!("filter: `{} {} …` needs {wanted}", c.attribute, c.operator));
+        let value = field.value(self);
+        match (&c.value, c.operator) {
+            (Literal::Number(n), "=" | "!=" | "<" | "<=" | ">" | ">=") if field.numeric() => {
+                Ok(format!("{value} {} {}", c.operator, self.bind(Bind::Number(*n))))
+            }
+            _ if field.numeric() => Err(wrong("a number compared with =, !=, <, <=, > or >=")),
+            (Literal::Text(t), "=" | "!=" | "LIKE") => {
+                Ok(format!("{value} {} {}", c.operator, self.bind(Bind::Text(t.clone()))))
+            }
+            (Literal::Text(t), "ILIKE") => {
+                Ok(format!("LOWER({value}) LIKE {}", self.bind(Bind::Text(t.to_lowercase()))))
+            }
+            (Literal::List(items), op @ ("IN" | "NOT IN"))
+                if matches!(field, Field::Attribute { column: "r.id", .. }) =>
+            {
+                if items.is_empty() {
+                    return Ok(if op == "IN" { "1 = 0" } else { "1 = 1" }.into());
+                }
+                let marks: Vec<String> = items.iter().map(|i| self.bind(Bind::Text(i.clone()))).collect();
+                Ok(format!("{value} {op} ({})", marks.join(", ")))
+            }
+            (Literal::List(_), _) => Err(wrong("IN only on run_id")),
+            _ => Err(wrong("a quoted value compared with =, !=, LIKE or ILIKE")),
+        }
+    }
+}
+
+/// `POST runs/search`.
+pub async fn search(
+    State(s): State<AppState>,
+    MlflowCaller(caller): MlflowCaller,
+    Body(req): Body<SearchRuns>,
+) -> MlflowResult<Value> {
+    caller.require(Permission::Read)?;
+    let (limit, offset) = page(req.max_results.or(Some(DEFAULT_RESULTS)), req.page_token.as_deref(), MAX_RESULTS)?;
+    let experiments = req.experiment_ids.iter().map(|e| parse_experiment_id(e)).collect::<Result<Vec<i64>, _>>()?;
+    if experiments.is_empty() {
+        return Ok(Json(json!({ "runs": [] })));
+    }
+    let mut sql = Sql::default();
+    let listed = experiments.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let mut conditions = vec![format!("r.experiment_id IN ({listed})")];
+    conditions.push(
+        match req.run_view_type.as_deref().unwrap_or("ACTIVE_ONLY") {
+            "ACTIVE_ONLY" | "1" => "r.deleted_at IS NULL",
+            "DELETED_ONLY" | "2" => "r.deleted_at IS NOT NULL",
+            "ALL" | "3" => "1 = 1",
+            other => {
+                return Err(MlflowError::invalid(format!(
+                    "run_view_type: {other:?} is not ACTIVE_ONLY, DELETED_ONLY or ALL"
+                )));
+            }
+        }
+        .to_string(),
+    );
+    for comparison in comparisons(req.filter.as_deref())? {
+        conditions.push(sql.condition(&comparison)?);
+    }
+    let mut order = Vec::new();
+    for clause in &req.order_by {
+        let (field, ascending) = order_key(clause)?;
+        let value = Field::parse(&field, "order_by")?.value(&mut sql);
+        // Runs without the key come last, whichever way the rest are ordered.
+        order.push(format!("({value}) IS NULL, {value} {}", if ascending { "ASC" } else { "DESC" }));
+    }
+    order.extend(["r.start_time DESC".to_string(), "r.id".to_string()]);
+    let statement = format!(
+        "SELECT r.id FROM mlflow_runs r WHERE {} ORDER BY {} LIMIT {} OFFSET {offset}",
+        conditions.join(" AND "),
+        order.join(", "),
+        limit + 1
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&statement);
+    for bind in sql.binds {
+        query = match bind {
+            Bind::Text(t) => query.bind(t),
+            Bind::Number(n) => query.bind(n),
+        };
+    }
+    let mut conn = s.store.conn().await?;
+    let ids = query.fetch_all(&mut *conn).await?;
+    let (ids, next) = next_page(ids, limit, offset);
+    let runs = load_runs(&mut conn, &ids).await?;
+    Ok(Json(with_token(json!({ "runs": runs }), next)))
+}
