@@ -108,6 +108,8 @@ impl Drop for TestDb {
 /// `client` acts as an operator and admin through an API token; see [`TestApp::client_as`].
 pub struct TestApp {
     pub base: String,
+    /// The API token `client` sends (user `tester`: operator and admin).
+    pub token: String,
     pub client: Client,
     pub anonymous: Client,
     pub store: Arc<Store>,
@@ -160,6 +162,7 @@ impl TestApp {
         Self {
             base,
             client: bearer_client(&token),
+            token,
             anonymous: bearer_client(""),
             store,
             clock,
@@ -207,6 +210,16 @@ impl TestApp {
     /// The sequence number at the head of the audit chain.
     pub async fn audit_head(&self) -> i64 {
         json(self.get("/api/v1/audit/status").await, 200).await["head_seq"].as_i64().unwrap()
+    }
+
+    /// How many objects the app's artifact store holds.
+    pub fn stored_objects(&self) -> usize {
+        fn count(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum()
+            })
+        }
+        count(&self.artifact_store)
     }
 
     pub fn url(&self, path: &str) -> String {

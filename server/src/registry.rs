@@ -7,6 +7,7 @@ use app::error::ApiError;
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 
+use crate::artifacts::{Upload, record_upload};
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::DbResultExt;
@@ -68,13 +69,15 @@ pub(crate) async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<M
     Ok(row.into_model(live, health))
 }
 
-/// Inserts a (validated) version inside the caller's write transaction; a version whose lineage
-/// names an MLflow run takes that run's metric points as its evaluation series.
+/// Inserts a (validated) version inside the caller's write transaction, its files at
+/// `artifact_root` when the registry holds them; a version whose lineage names an MLflow run takes
+/// that run's metric points as its evaluation series.
 pub(crate) async fn insert_version(
     conn: &mut AnyConnection,
     caller: &Caller,
     model: &str,
     input: NewVersion,
+    artifact_root: Option<String>,
     now: i64,
 ) -> Result<(Version, StoredPoints), ApiError> {
     let (id, number): (i64, i64) = sqlx::query_as(
@@ -103,7 +106,8 @@ pub(crate) async fn insert_version(
     sqlx::query(
         "INSERT INTO versions (model_id, number, artifact_uri, artifact_digest, framework, parameters, \
          run_id, run_link, git_commit, dataset_ref, dataset_hash, parent_version, description, tags, \
-         created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         created_at, created_by, artifact_root) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(id)
     .bind(number)
@@ -121,6 +125,7 @@ pub(crate) async fn insert_version(
     .bind(to_json(&input.tags))
     .bind(now)
     .bind(&caller.actor().name)
+    .bind(&artifact_root)
     .execute(&mut *conn)
     .await?;
     let version = Version {
@@ -128,7 +133,7 @@ pub(crate) async fn insert_version(
         number,
         artifact_uri: input.artifact_uri,
         artifact_digest: input.artifact_digest,
-        artifact_root: None,
+        artifact_root,
         framework: input.framework,
         parameters: input.parameters,
         lineage: input.lineage,
@@ -246,7 +251,7 @@ impl Registry for Store {
         let input = input.validated()?;
         let now = self.clock.now_ms();
         let mut tx = self.begin_write().await?;
-        let (version, stored) = insert_version(&mut tx, caller, model, input, now).await?;
+        let (version, stored) = insert_version(&mut tx, caller, model, input, None, now).await?;
         let change = Change::new(AuditAction::VersionRegister, Target::version(model, version.number)).after(&version);
         tx.commit(caller, change).await?;
         self.metrics_stored(model, stored).await;
@@ -409,6 +414,56 @@ impl Registry for Store {
 }
 
 impl Store {
+    /// Registers a version with the files of `upload`, which the registry then holds: its artifact
+    /// URI is theirs and its digest the server's over them (a digest in `input` must agree).
+    /// Nothing is kept when the registration fails.
+    pub async fn register_uploaded(
+        &self,
+        caller: &Caller,
+        model: &str,
+        input: NewVersion,
+        upload: Upload,
+    ) -> Result<Version, ApiError> {
+        let registered = self.register_upload_once(caller, model, input, &upload).await;
+        if registered.is_err() {
+            self.discard_upload(upload).await;
+        }
+        registered
+    }
+
+    async fn register_upload_once(
+        &self,
+        caller: &Caller,
+        model: &str,
+        mut input: NewVersion,
+        upload: &Upload,
+    ) -> Result<Version, ApiError> {
+        caller.require(Permission::RegisterVersions)?;
+        let digest = upload.digest().ok_or_else(|| ApiError::invalid("file", "send at least one file"))?;
+        if let Some(given) = &input.artifact_digest
+            && validate::digest("artifact_digest", given)? != digest
+        {
+            return Err(ApiError::invalid(
+                "artifact_digest",
+                format!(
+                    "{given} disagrees with {digest}, the digest the server computed over the {} uploaded file(s)",
+                    upload.files.len()
+                ),
+            ));
+        }
+        input.artifact_uri = format!("mlflow-artifacts:/{}", upload.root);
+        input.artifact_digest = Some(digest);
+        let input = input.validated()?;
+        let now = self.clock.now_ms();
+        let mut tx = self.begin_write().await?;
+        record_upload(&mut tx, upload, now, &caller.actor().name).await?;
+        let (version, stored) = insert_version(&mut tx, caller, model, input, Some(upload.root.clone()), now).await?;
+        let change = Change::new(AuditAction::VersionRegister, Target::version(model, version.number)).after(&version);
+        tx.commit(caller, change).await?;
+        self.metrics_stored(model, stored).await;
+        Ok(version)
+    }
+
     /// Deletes a version that was never live, nor named by a rollback request (the deployment
     /// history and the audit trail keep referring to those): its metric series and plain aliases
     /// go with it; its number is never given again.

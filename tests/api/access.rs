@@ -30,6 +30,7 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/models/{model}"
             | "/api/v1/models/{model}/versions"
             | "/api/v1/models/{model}/versions/{version}"
+            | "/api/v1/models/{model}/versions/{version}/files"
             | "/api/v1/environments"
             | "/api/v1/models/{model}/environments/{environment}"
             | "/api/v1/models/{model}/environments/{environment}/history"

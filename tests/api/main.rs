@@ -17,6 +17,7 @@ mod ops;
 mod rollbacks;
 mod s3;
 mod tamper;
+mod version_files;
 mod versions;
 mod web;
 mod webhooks;

@@ -733,3 +733,50 @@ async fn admin_edits_a_policy_freezes_an_environment_and_registers_a_webhook() {
     assert!(browser.page_errors().await.is_empty(), "{:#?}", browser.page_errors().await);
     browser.close().await;
 }
+
+/// A model named as MLflow users name them, its version registered with its files: the models
+/// list links to it, the version page lists the files with the server's digest and downloads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_page_lists_the_files_the_registry_holds() {
+    let (app, browser) = demo_console().await;
+    let c = &browser.client;
+    json(app.post("/api/v1/models", &serde_json::json!({ "name": "Iris clf v2" })).await, 201).await;
+    let weights: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let form = reqwest::multipart::Form::new()
+        .part("version", reqwest::multipart::Part::text(r#"{"framework": "sklearn"}"#))
+        .part("file", reqwest::multipart::Part::bytes(weights.clone()).file_name("model.pkl"))
+        .part("file", reqwest::multipart::Part::bytes(b"flavors: {}\n".to_vec()).file_name("MLmodel"))
+        .part("file", reqwest::multipart::Part::bytes(b"numpy==2.1\n".to_vec()).file_name("env/requirements.txt"));
+    let response = app.client.post(app.url("/api/v1/models/Iris%20clf%20v2/versions")).multipart(form).send().await;
+    let version = json(response.unwrap(), 201).await;
+
+    c.goto(&app.url("/")).await.unwrap();
+    sign_in(&browser, "operator", DEMO_PASSWORD).await;
+    browser.wait_for(r#"tr[data-model="Iris clf v2"] a"#).await.click().await.unwrap();
+    browser.wait_for(r#"#versions tr[data-version="1"] a"#).await.click().await.unwrap();
+    browser.wait_for("#files").await;
+    browser.wait_hydrated().await;
+    assert!(c.current_url().await.unwrap().as_str().ends_with("/models/Iris%20clf%20v2/versions/1"));
+    assert_eq!(browser.text_of("h1").await, "Iris clf v2 v1");
+    let source = browser.text_of(".digest-source").await;
+    assert_eq!(source, "computed by the server over 3 file(s)");
+    let digest = version["artifact_digest"].as_str().unwrap();
+    assert!(browser.text_of(".facts").await.contains(digest), "the server's digest is shown");
+    let rows = texts_of(&browser, "#files tbody tr").await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[2].contains("model.pkl") && rows[2].contains("40.0 KB"), "{rows:?}");
+    // The download link serves the file's bytes to the signed-in browser.
+    let fetched = c
+        .execute_async(
+            "const done = arguments[0];
+             const link = document.querySelector('#files a[href$=\"model.pkl\"]');
+             fetch(link.href).then(r => r.arrayBuffer().then(b => done([r.status, b.byteLength])));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched, serde_json::json!([200, weights.len()]));
+    assert!(browser.page_errors().await.is_empty(), "{:#?}", browser.page_errors().await);
+    browser.screenshot("version-files").await;
+    browser.close().await;
+}

@@ -58,6 +58,39 @@ impl Artifacts {
         Ok(Self { storage })
     }
 
+    /// Streams `body` into storage under a key of its own, hashing it as it goes: the file that
+    /// would be at `path`, which nothing points at yet.
+    async fn store<E: std::fmt::Display>(
+        &self,
+        path: &ArtifactPath,
+        body: impl Stream<Item = Result<Bytes, E>>,
+    ) -> Result<StoredFile, ApiError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let key = format!("objects/{}/{id}", &id[..2]);
+        let location = object_store::path::Path::from(key.as_str());
+        let mut upload = WriteMultipart::new(self.storage.put_multipart(&location).await.map_err(storage_error)?);
+        let (mut hasher, mut size) = (Sha256::new(), 0i64);
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    return Err(ApiError::bad_request(format!("the upload of {path} broke off: {e}")));
+                }
+            };
+            hasher.update(&chunk);
+            size += chunk.len() as i64;
+            if let Err(e) = upload.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+                let _ = upload.abort().await;
+                return Err(storage_error(e));
+            }
+            upload.put(chunk);
+        }
+        upload.finish().await.map_err(storage_error)?;
+        Ok(StoredFile { path: path.to_string(), size, sha256: hex::encode(hasher.finalize()), object_key: key })
+    }
+
     /// Removes bytes no recorded file points at (any more); a failure only leaves garbage behind.
     async fn discard(&self, key: &str) {
         if let Err(e) = self.storage.delete(&object_store::path::Path::from(key)).await {
@@ -105,28 +138,7 @@ impl Store {
         let owner = Owner::of_file(path)?;
         owner.check_writable(&mut *self.conn().await?, path).await?;
         let artifacts = self.artifacts()?;
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let key = format!("objects/{}/{id}", &id[..2]);
-        let location = object_store::path::Path::from(key.as_str());
-        let mut upload = WriteMultipart::new(artifacts.storage.put_multipart(&location).await.map_err(storage_error)?);
-        let (mut hasher, mut size) = (Sha256::new(), 0i64);
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let _ = upload.abort().await;
-                    return Err(ApiError::bad_request(format!("the upload of {path} broke off: {e}")));
-                }
-            };
-            hasher.update(&chunk);
-            size += chunk.len() as i64;
-            upload.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await.map_err(storage_error)?;
-            upload.put(chunk);
-        }
-        upload.finish().await.map_err(storage_error)?;
-        let stored =
-            StoredFile { path: path.to_string(), size, sha256: hex::encode(hasher.finalize()), object_key: key };
+        let stored = artifacts.store(path, body).await?;
         match self.record_artifact(caller, &owner, path, &stored).await {
             Ok(replaced) => {
                 if let Some(old) = replaced {
@@ -238,6 +250,79 @@ impl Store {
         }
         Ok(doomed)
     }
+}
+
+/// The files of a version being registered with them: streamed into storage, not recorded yet.
+/// [`record_upload`] records them in the registration's write; [`Store::discard_upload`] removes
+/// them when the registration fails.
+pub struct Upload {
+    /// Their directory: `registry/<upload id>`, which the artifact proxy never writes.
+    pub root: String,
+    pub files: Vec<StoredFile>,
+}
+
+impl Upload {
+    /// The digest over the files (see [`tree`]); none when there is no file.
+    pub fn digest(&self) -> Option<String> {
+        (!self.files.is_empty()).then(|| tree::digest(&self.root, &self.files))
+    }
+}
+
+impl Store {
+    /// A new, empty upload for a caller who may register versions.
+    pub fn start_upload(&self, caller: &Caller) -> Result<Upload, ApiError> {
+        caller.require(Permission::RegisterVersions)?;
+        Ok(Upload { root: format!("registry/{}", uuid::Uuid::new_v4().simple()), files: Vec::new() })
+    }
+
+    /// Streams one file of `upload` into storage; `name` is its path below the version's root.
+    pub async fn upload_file<E: std::fmt::Display>(
+        &self,
+        upload: &mut Upload,
+        name: &str,
+        body: impl Stream<Item = Result<Bytes, E>>,
+    ) -> Result<(), ApiError> {
+        ArtifactPath::parse("file", name)?;
+        let path = ArtifactPath::parse("file", &format!("{}/{name}", upload.root))?;
+        if upload.files.iter().any(|f| f.path == path.as_str()) {
+            return Err(ApiError::invalid("file", format!("{name:?} is sent twice")));
+        }
+        let stored = self.artifacts()?.store(&path, body).await?;
+        upload.files.push(stored);
+        Ok(())
+    }
+
+    /// Removes an upload's bytes (its registration failed).
+    pub async fn discard_upload(&self, upload: Upload) {
+        if let Ok(artifacts) = self.artifacts() {
+            for file in &upload.files {
+                artifacts.discard(&file.object_key).await;
+            }
+        }
+    }
+}
+
+/// Records an upload's files inside the caller's write.
+pub(crate) async fn record_upload(
+    conn: &mut AnyConnection,
+    upload: &Upload,
+    now: i64,
+    actor: &str,
+) -> Result<(), ApiError> {
+    for file in &upload.files {
+        sqlx::query(
+            "INSERT INTO artifacts (path, size, sha256, object_key, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&file.path)
+        .bind(file.size)
+        .bind(&file.sha256)
+        .bind(&file.object_key)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The recorded file at `path`, if any.

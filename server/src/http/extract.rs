@@ -129,3 +129,29 @@ pub fn version_number(raw: &str) -> Result<i64, ApiError> {
         _ => Err(ApiError::invalid("version", format!("'{raw}' is not a version number"))),
     }
 }
+
+/// An upload whose next bytes do not come within this long is abandoned (nothing is stored).
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An upload's chunks, ending in an error when the client goes quiet for [`UPLOAD_IDLE`]: uploads
+/// take as long as their files, so they are bounded by their idle time instead of the request
+/// timeout.
+pub fn idle_bounded<E: std::fmt::Display>(
+    chunks: impl futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, String>> {
+    use futures::StreamExt;
+    futures::stream::unfold(chunks, |mut chunks| async move {
+        match tokio::time::timeout(UPLOAD_IDLE, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), chunks)),
+            Ok(Some(Err(e))) => Some((Err(e.to_string()), chunks)),
+            Ok(None) => None,
+            Err(_) => Some((Err(format!("no bytes for {} s", UPLOAD_IDLE.as_secs())), chunks)),
+        }
+    })
+}
+
+/// The `multipart/form-data` boundary of a request, if it is one.
+pub fn multipart_boundary(headers: &axum::http::HeaderMap) -> Option<String> {
+    let content_type = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    multer::parse_boundary(content_type).ok()
+}

@@ -144,11 +144,11 @@ pub fn router(
 
 /// Answers 408 when a request is not answered within `limit` — its body read included, so a
 /// client sending slowly holds nothing long. Streamed bodies (live events, exports) are not
-/// bounded: the limit is on the response's head. Artifact uploads are bounded by their idle time
-/// (`mlflow/artifacts.rs`).
+/// bounded: the limit is on the response's head. Uploads (an artifact's `PUT`, a version
+/// registered with its files as `multipart/form-data`) take as long as their files: they are
+/// bounded by their idle time instead (`extract::idle_bounded`).
 async fn within(limit: Duration, req: Request, next: Next) -> Response {
-    // An artifact upload takes as long as its file: it is bounded by its idle time instead.
-    if req.method() == axum::http::Method::PUT && req.uri().path().starts_with(mlflow::ARTIFACTS) {
+    if is_upload(&req) {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {
@@ -159,6 +159,17 @@ async fn within(limit: Duration, req: Request, next: Next) -> Response {
         )
         .into_response(),
     }
+}
+
+/// Whether a request is an upload: an artifact's `PUT` through MLflow's proxy, or a version
+/// registered with its files.
+fn is_upload(req: &Request) -> bool {
+    let path = req.uri().path();
+    (req.method() == axum::http::Method::PUT && path.starts_with(mlflow::ARTIFACTS))
+        || (req.method() == axum::http::Method::POST
+            && path.starts_with("/api/v1/models/")
+            && path.ends_with("/versions")
+            && extract::multipart_boundary(req.headers()).is_some())
 }
 
 /// Server functions answer every error with 500; give it the status its [`ApiError`] code names

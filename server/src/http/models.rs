@@ -4,14 +4,14 @@ use app::backend::Registry;
 use app::domain::*;
 use app::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiPath, ApiQuery, version_number};
+use super::extract::{ApiJson, ApiPath, ApiQuery, idle_bounded, multipart_boundary, parse_json, version_number};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,7 +59,11 @@ async fn get_model(
     Ok(Json(s.store.get_model(&caller, &model).await?))
 }
 
-/// Register a new version; the server assigns its number.
+/// Register a new version; the server assigns its number. As JSON, its files live elsewhere
+/// (`artifact_uri` and `artifact_digest` given). As `multipart/form-data`, the registry keeps its
+/// files: a part named `version` holds the JSON fields (no `artifact_uri`; an `artifact_digest`
+/// must agree with the server's), then one part named `file` per file, its filename the file's
+/// path in the version (`onnx/model.onnx`); the digest is the server's over them.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions", tag = "versions", request_body = NewVersion,
     params(("model" = String, Path, description = "Model name")),
     responses((status = 201, body = Version), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -67,10 +71,77 @@ async fn register_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     ApiPath(model): ApiPath<String>,
-    ApiJson(input): ApiJson<NewVersion>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Version>), ApiError> {
-    let version = s.store.register_version(&caller, &model, input).await?;
+    let version = match multipart_boundary(request.headers()) {
+        Some(boundary) => {
+            // The fields are JSON of a few KB; only the files are as large as they are.
+            let limits = multer::SizeLimit::new().for_field("version", 1 << 20);
+            let constraints = multer::Constraints::new().size_limit(limits);
+            let parts =
+                multer::Multipart::with_constraints(request.into_body().into_data_stream(), boundary, constraints);
+            register_with_files(&s, &caller, &model, parts).await?
+        }
+        None => {
+            let ApiJson(input) = ApiJson::<NewVersion>::from_request(request, &s).await?;
+            s.store.register_version(&caller, &model, input).await?
+        }
+    };
     Ok((StatusCode::CREATED, Json(version)))
+}
+
+/// Streams each file part into the artifact store, then registers the version with them; nothing
+/// is kept when a part is refused, the body breaks off or the registration fails.
+async fn register_with_files(
+    s: &AppState,
+    caller: &Caller,
+    model: &str,
+    mut parts: multer::Multipart<'static>,
+) -> Result<Version, ApiError> {
+    let broken = |e: multer::Error| ApiError::bad_request(format!("the multipart body could not be read: {e}"));
+    let mut upload = s.store.start_upload(caller)?;
+    let mut fields = None;
+    let read: Result<NewVersion, ApiError> = async {
+        while let Some(part) = parts.next_field().await.map_err(broken)? {
+            match part.name() {
+                Some("version") => {
+                    let bytes = part.bytes().await.map_err(broken)?;
+                    let mut object: serde_json::Map<String, serde_json::Value> = parse_json(&bytes)?;
+                    if object.contains_key("artifact_uri") {
+                        return Err(ApiError::invalid(
+                            "artifact_uri",
+                            "is the registry's own for uploaded files: leave it out",
+                        ));
+                    }
+                    object.insert("artifact_uri".into(), serde_json::Value::String(String::new()));
+                    fields = Some(parse_json(&serde_json::to_vec(&object).unwrap_or_default())?);
+                }
+                Some("file") => {
+                    let name = part.file_name().map(str::to_owned).ok_or_else(|| {
+                        ApiError::invalid("file", "each file part needs a filename: the file's path in the version")
+                    })?;
+                    s.store.upload_file(&mut upload, &name, idle_bounded(part)).await?;
+                }
+                other => {
+                    return Err(ApiError::invalid(
+                        other.unwrap_or("part"),
+                        "is no part of a registration: send `version`, then one `file` part per file",
+                    ));
+                }
+            }
+        }
+        fields
+            .take()
+            .ok_or_else(|| ApiError::invalid("version", "send the version's fields as JSON in a part named `version`"))
+    }
+    .await;
+    match read {
+        Ok(input) => s.store.register_uploaded(caller, model, input, upload).await,
+        Err(e) => {
+            s.store.discard_upload(upload).await;
+            Err(e)
+        }
+    }
 }
 
 /// List a model's versions, newest first.

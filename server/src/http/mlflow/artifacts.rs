@@ -1,22 +1,17 @@
 //! MLflow's artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/…`): what the client calls for a
 //! run's `mlflow-artifacts:/` URI — upload (PUT, streamed), download (GET, streamed), list, delete.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::artifacts::ArtifactPath;
+use crate::http::extract::idle_bounded;
 use crate::http::state::AppState;
-
-/// An upload whose next bytes do not come within this long is abandoned (nothing is stored).
-const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 pub struct ListRequest {
@@ -52,9 +47,7 @@ pub async fn upload(
     body: Body,
 ) -> MlflowResult<Value> {
     let path = ArtifactPath::parse("path", &path)?;
-    let chunks = body.into_data_stream();
-    let chunks = with_idle_limit(chunks);
-    s.store.put_artifact(&caller, &path, chunks).await?;
+    s.store.put_artifact(&caller, &path, idle_bounded(body.into_data_stream())).await?;
     Ok(axum::Json(json!({})))
 }
 
@@ -83,18 +76,4 @@ pub async fn delete(
     let path = ArtifactPath::parse("path", &path)?;
     s.store.delete_artifacts(&caller, &path).await?;
     Ok(axum::Json(json!({})))
-}
-
-/// The body's chunks, ending in an error when the client goes quiet for [`UPLOAD_IDLE`].
-fn with_idle_limit(
-    chunks: axum::body::BodyDataStream,
-) -> impl futures::Stream<Item = Result<axum::body::Bytes, String>> {
-    futures::stream::unfold(chunks, |mut chunks| async move {
-        match tokio::time::timeout(UPLOAD_IDLE, chunks.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), chunks)),
-            Ok(Some(Err(e))) => Some((Err(e.to_string()), chunks)),
-            Ok(None) => None,
-            Err(_) => Some((Err(format!("no bytes for {} s", UPLOAD_IDLE.as_secs())), chunks)),
-        }
-    })
 }

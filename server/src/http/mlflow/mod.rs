@@ -99,6 +99,7 @@ pub fn router() -> Router<AppState> {
             &format!("{ARTIFACTS}/{{*path}}"),
             get(artifacts::download).put(artifacts::upload).delete(artifacts::delete),
         )
+        .route("/api/2.0/mlflow-artifacts/mpu/{*rest}", axum::routing::any(multipart_upload))
         .route("/api/2.0/mlflow-artifacts/{*rest}", axum::routing::any(endpoint_not_found))
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/api/3.0/mlflow/{*rest}", axum::routing::any(endpoint_not_found))
@@ -135,6 +136,18 @@ pub async fn native_errors_in_mlflow_shape(req: Request, next: axum::middleware:
         }
         Err(_) => Response::from_parts(parts, axum::body::Body::from(bytes)),
     }
+}
+
+/// The proxy's multipart uploads (`mpu/create`, …), which a client set to use them
+/// (`MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`) asks for before a large file: answered with MLflow's
+/// own words for "not here", on which the client sends the file in one streamed `PUT`, which is
+/// hashed and stored as it arrives.
+async fn multipart_upload() -> MlflowError {
+    MlflowError::new(
+        "NOT_IMPLEMENTED",
+        "Multipart upload is not supported for the current artifact repository: Modelgate streams a \
+         file of any size in one PUT",
+    )
 }
 
 /// `GET /api/3.0/mlflow/server-info`: what the client asks before choosing how to move artifacts.

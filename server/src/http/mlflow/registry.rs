@@ -405,18 +405,7 @@ pub async fn create_version(
         _ => e.into(),
     })?;
     let now = s.store.clock.now_ms();
-    let (mut version, stored) = insert_version(&mut tx, &caller, &req.name, input, now).await?;
-    if let Some(held) = held {
-        sqlx::query(
-            "UPDATE versions SET artifact_root = $1 WHERE number = $2 AND model_id = (SELECT id FROM models WHERE name = $3)",
-        )
-        .bind(&held.root)
-        .bind(version.number)
-        .bind(&req.name)
-        .execute(&mut *tx)
-        .await?;
-        version.artifact_root = Some(held.root);
-    }
+    let (version, stored) = insert_version(&mut tx, &caller, &req.name, input, held.map(|h| h.root), now).await?;
     let change = Change::new(AuditAction::VersionRegister, Target::version(&req.name, version.number)).after(&version);
     tx.commit(&caller, change).await?;
     s.store.metrics_stored(&req.name, stored).await;
