@@ -35,6 +35,7 @@ async fn autologging_records_metrics_files_and_a_model_and_finishes_the_run(back
     assert_eq!(models.len(), 1, "{out}");
     assert_eq!(models[0]["source_run_id"], out["run_id"]);
     assert!(models[0]["status"].as_str().unwrap().contains("READY"), "{out}");
+    assert_eq!(out["active_metrics"]["val_accuracy"], 0.93, "a metric logged under the active model: {out}");
     app.stop().await;
 }
 

@@ -37,9 +37,17 @@ if PHASE == "autolog":
     mlflow.sklearn.autolog()
     with mlflow.start_run() as run:
         LogisticRegression(max_iter=500).fit(X, y)
+    # MLflow 3's active model: later metrics are the logged model's too.
+    active = mlflow.set_active_model(name="iris-active")
+    with mlflow.start_run():
+        mlflow.log_metric("val_accuracy", 0.93)
+    active_metrics = {m.key: m.value for m in mlflow.get_logged_model(active.model_id).metrics}
     finished = client.get_run(run.info.run_id)
     files = sorted(f.path for f in client.list_artifacts(run.info.run_id))
-    models = mlflow.search_logged_models(experiment_ids=[finished.info.experiment_id], output_format="list")
+    models = mlflow.search_logged_models(
+        experiment_ids=[finished.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
     print(json.dumps({
         "run_id": run.info.run_id,
         "status": finished.info.status,
@@ -47,6 +55,7 @@ if PHASE == "autolog":
         "params": finished.data.params,
         "files": files,
         "models": [{"model_id": m.model_id, "status": str(m.status), "source_run_id": m.source_run_id} for m in models],
+        "active_metrics": active_metrics,
     }))
 
 elif PHASE == "search":

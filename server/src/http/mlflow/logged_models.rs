@@ -15,7 +15,6 @@ use sqlx::AnyConnection;
 use super::checks::{MAX_PARAM_VALUE, check_key, check_tags, check_value, parse_experiment_id};
 use super::experiments::active_experiment;
 use super::filter::{Filter, next_page, page, with_token};
-use super::registry::DIGEST_TAG;
 use super::wire::*;
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::artifacts::owner::PENDING;

@@ -5,7 +5,8 @@
 //! `experiments` and `tracking` keep experiments and runs (`checks` their input rules),
 //! `search_runs` searches runs, `points` keeps their metric points, `logged_models` MLflow 3's
 //! logged models, `artifacts` the artifact proxy; `registry` maps registered models, model versions
-//! and aliases onto Modelgate's models, versions and environments; `wire` holds the message shapes.
+//! and aliases onto Modelgate's models, versions and environments, `stages` MLflow's stages onto
+//! environments; `wire` holds the message shapes.
 //! Every answer under MLflow's paths (`/api/3.0/mlflow` and `/ajax-api` too) is in MLflow's shape.
 
 pub mod artifacts;
@@ -16,6 +17,7 @@ pub mod logged_models;
 pub mod points;
 pub mod registry;
 pub mod search_runs;
+pub mod stages;
 pub mod tracking;
 pub mod wire;
 
@@ -83,13 +85,13 @@ pub fn router() -> Router<AppState> {
         .route(&route("model-versions/create"), post(registry::create_version))
         .route(&route("model-versions/get"), get(registry::get_version))
         .route(&route("model-versions/get-download-uri"), get(registry::get_download_uri))
-        .route(&route("model-versions/transition-stage"), post(registry::transition_stage))
+        .route(&route("model-versions/transition-stage"), post(stages::transition_stage))
         .route(&route("model-versions/delete"), axum::routing::delete(registry::delete_version))
         .route(&route("model-versions/delete-tag"), axum::routing::delete(registry::delete_version_tag))
         .route(&route("registered-models/rename"), post(registry::rename_model))
         .route(&route("registered-models/set-tag"), post(registry::set_model_tag))
         .route(&route("registered-models/delete-tag"), axum::routing::delete(registry::delete_model_tag))
-        .route(&route("registered-models/get-latest-versions"), post(registry::get_latest_versions))
+        .route(&route("registered-models/get-latest-versions"), post(stages::get_latest_versions))
         .route(&route("model-versions/search"), get(registry::search_versions))
         .route(&route("model-versions/update"), axum::routing::patch(registry::update_version))
         .route(&route("model-versions/set-tag"), post(registry::set_version_tag))

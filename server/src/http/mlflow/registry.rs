@@ -17,7 +17,7 @@ use sqlx::{AnyConnection, Row};
 use super::checks::{MAX_TAG_VALUE, check_key, check_value};
 use super::filter::{Filter, next_page, page};
 use super::logged_models::logged_model;
-use super::wire::{self, Alias, KeyValue, ModelVersion, RegisteredModel};
+use super::wire::{self, Alias, DIGEST_TAG, KeyValue, ModelVersion, RegisteredModel, stage_of};
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::artifacts::{ArtifactPath, tree};
 use crate::audit::{Change, Target};
@@ -28,8 +28,6 @@ use crate::registry::{insert_version, load_model};
 use crate::store::{Store, to_json};
 use crate::versions::{VERSION_COLUMNS, find_versions, model_id, version_of_row};
 
-/// The version tag that carries (or attaches) a version's artifact digest.
-pub const DIGEST_TAG: &str = "modelgate.artifact_digest";
 const MAX_ALIAS: usize = 255;
 
 fn millis(rfc3339: &str) -> i64 {
@@ -51,7 +49,7 @@ fn no_model(name: &str) -> MlflowError {
     MlflowError::not_found(format!("model '{name}' not found"))
 }
 
-fn version_number(text: &str) -> Result<i64, MlflowError> {
+pub(super) fn version_number(text: &str) -> Result<i64, MlflowError> {
     text.trim()
         .parse::<i64>()
         .ok()
@@ -82,20 +80,6 @@ fn version_wire(v: Version, aliases: Vec<String>) -> ModelVersion {
     }
 }
 
-/// MLflow's stage of a version: the environment it is live in — `Production` or `Staging` for
-/// environments of those names, preferred in that order, else the first other one as named —
-/// or `None`.
-fn stage_of(live_in: &[String]) -> String {
-    let mut names: Vec<&String> = live_in.iter().collect();
-    names.sort_by_key(|n| (n.as_str() != "production", n.as_str() != "staging", n.as_str()));
-    match names.first().map(|n| n.as_str()) {
-        None => "None".into(),
-        Some("production") => "Production".into(),
-        Some("staging") => "Staging".into(),
-        Some(other) => other.into(),
-    }
-}
-
 /// Every alias of a model (plain ones and one per environment with a live version), by version.
 async fn aliases(conn: &mut AnyConnection, model: &Model) -> Result<BTreeMap<String, i64>, MlflowError> {
     let plain = plain_aliases(conn, &model.name).await?;
@@ -121,7 +105,7 @@ fn with_environments(mut aliases: Vec<String>, version: &Version) -> Vec<String>
 }
 
 /// Which version of a model to read.
-enum Pick<'a> {
+pub(super) enum Pick<'a> {
     Number(i64),
     /// The version a plain alias names, else the live version of the environment of that name.
     Alias(&'a str),
@@ -150,7 +134,7 @@ static PICKED_VERSION: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// A version with its aliases, read in one statement after checking the caller may read.
-async fn version_with_aliases(
+pub(super) async fn version_with_aliases(
     store: &Store,
     caller: &Caller,
     model: &str,
@@ -508,7 +492,7 @@ pub async fn search_versions(
 }
 
 /// What an alias name means: a plain label, or an environment (guarded or not by its policy).
-enum AliasKind {
+pub(super) enum AliasKind {
     Label,
     Environment { guarded: bool },
 }
@@ -525,7 +509,7 @@ impl AliasKind {
     }
 }
 
-async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError> {
+pub(super) async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError> {
     let approvals: Option<Option<i64>> = sqlx::query_scalar(
         "SELECT p.approvals_required FROM environments e \
          LEFT JOIN rollback_policies p ON p.environment_id = e.id WHERE e.name = $1",
@@ -538,7 +522,7 @@ async fn alias_kind(store: &Store, alias: &str) -> Result<AliasKind, MlflowError
 
 /// The refusal of a change through the MLflow API of what a guarded environment's policy governs;
 /// `subject` is what was to change (`alias 'production'`, `stage 'Production'`).
-fn guarded(model: &str, environment: &str, subject: &str, what: &str) -> MlflowError {
+pub(super) fn guarded(model: &str, environment: &str, subject: &str, what: &str) -> MlflowError {
     let model_path = app::domain::percent_encoded(model);
     MlflowError::permission_denied(format!(
         "{subject} is the live version of model '{model}' in environment '{environment}', \
@@ -784,78 +768,6 @@ pub async fn delete_model_tag(
 async fn write_model_tags(conn: &mut AnyConnection, name: &str, labels: &[String]) -> Result<String, MlflowError> {
     sqlx::query("UPDATE models SET tags = $2 WHERE name = $1").bind(name).bind(to_json(&labels)).execute(conn).await?;
     Ok(name.to_string())
-}
-
-/// `registered-models/get-latest-versions`: per stage asked (all when none is), the version live
-/// in the environment of that name, and for `None` the newest version live nowhere.
-pub async fn get_latest_versions(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Body(req): Body<wire::LatestVersions>,
-) -> MlflowResult<Value> {
-    let model = s.store.get_model(&caller, &req.name).await?;
-    let stages: Vec<String> = if req.stages.is_empty() {
-        std::iter::once("None".to_string()).chain(model.live.iter().map(|l| l.environment.clone())).collect()
-    } else {
-        req.stages.clone()
-    };
-    let mut numbers = Vec::new();
-    for stage in &stages {
-        let number = if stage.eq_ignore_ascii_case("none") {
-            sqlx::query_scalar(
-                "SELECT MAX(v.number) FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1 \
-                 AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.model_id = v.model_id AND d.version_number = v.number)",
-            )
-            .bind(&req.name)
-            .fetch_one(&mut *s.store.conn().await?)
-            .await?
-        } else {
-            model.live.iter().find(|l| l.environment.eq_ignore_ascii_case(stage)).and_then(|l| l.version)
-        };
-        numbers.extend(number.filter(|n| !numbers.contains(n)));
-    }
-    let mut versions = Vec::with_capacity(numbers.len());
-    for number in numbers {
-        versions.push(version_with_aliases(&s.store, &caller, &req.name, Pick::Number(number)).await?);
-    }
-    Ok(Json(json!({ "model_versions": versions })))
-}
-
-/// `model-versions/transition-stage`: a stage is the environment of that name (`Production` is
-/// `production`); moving a version into it is a deploy there, with every check of one, refused
-/// where the environment's policy guards it.
-pub async fn transition_stage(
-    State(s): State<AppState>,
-    MlflowCaller(caller): MlflowCaller,
-    Body(req): Body<wire::TransitionStage>,
-) -> MlflowResult<Value> {
-    caller.require(Permission::Deploy)?;
-    let number = version_number(&req.version)?;
-    let environment = req.stage.to_lowercase();
-    match alias_kind(&s.store, &environment).await? {
-        AliasKind::Label => {
-            let known: Vec<String> = s.store.list_environments(&caller).await?.into_iter().map(|e| e.name).collect();
-            return Err(MlflowError::invalid(format!(
-                "stage: '{}' is no environment here; a stage is the environment of the same name ({}), \
-                 and a version leaves one when another is deployed there",
-                req.stage,
-                known.join(", ")
-            )));
-        }
-        AliasKind::Environment { guarded: true } => {
-            return Err(guarded(&req.name, &environment, &format!("stage '{}'", req.stage), "moved"));
-        }
-        AliasKind::Environment { guarded: false } => {
-            let input = DeployInput {
-                version: number,
-                reason: format!("stage '{}' set through the MLflow API", req.stage),
-                expected_revision: None,
-            };
-            s.store.deploy(&caller, &req.name, &environment, input).await?;
-        }
-    }
-    let version = version_with_aliases(&s.store, &caller, &req.name, Pick::Number(number)).await?;
-    Ok(Json(json!({ "model_version": version })))
 }
 
 /// `model-versions/delete`: only a version that was never live nor named by a rollback request.

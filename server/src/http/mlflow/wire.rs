@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The tag that carries a version's (or a logged model's) artifact digest.
+pub const DIGEST_TAG: &str = "modelgate.artifact_digest";
+
 /// A key with a value: run params and tags, experiment, model and version tags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyValue {
@@ -491,4 +494,18 @@ pub struct SearchRuns {
     pub order_by: Vec<String>,
     #[serde(default)]
     pub page_token: Option<String>,
+}
+
+/// MLflow's stage of a version: the environment it is live in — `Production` or `Staging` for
+/// environments of those names, preferred in that order, else the first other one as named —
+/// or `None`.
+pub fn stage_of(live_in: &[String]) -> String {
+    let mut names: Vec<&String> = live_in.iter().collect();
+    names.sort_by_key(|n| (n.as_str() != "production", n.as_str() != "staging", n.as_str()));
+    match names.first().map(|n| n.as_str()) {
+        None => "None".into(),
+        Some("production") => "Production".into(),
+        Some("staging") => "Staging".into(),
+        Some(other) => other.into(),
+    }
 }
