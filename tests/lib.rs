@@ -323,6 +323,8 @@ pub fn modelgate() -> std::process::Command {
     command.env("MODELGATE_AUDIT_KEY", TEST_AUDIT_KEY);
     command.env("MODELGATE_AUDIT_WITNESS_FILE", witness_file());
     command.env("MODELGATE_WEBHOOK_ALLOW_PRIVATE", "true");
+    let artifacts = std::env::temp_dir().join(format!("modelgate-artifacts-{}", uuid::Uuid::new_v4()));
+    command.env("MODELGATE_ARTIFACT_STORE", artifacts);
     command
 }
 

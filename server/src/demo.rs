@@ -75,6 +75,19 @@ fn digest_of(model: &str, number: i64) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(format!("{model}/{number}").as_bytes())))
 }
 
+/// How many of each model's newest versions are registered with their files (the older ones
+/// name files kept elsewhere, with a digest their pipeline supplied).
+const HELD_VERSIONS: i64 = 2;
+
+/// A demo version's files: MLflow's model descriptor, the model, its requirements.
+fn demo_files(m: &DemoModel, n: i64) -> [(&'static str, Vec<u8>); 3] {
+    let seed = Sha256::digest(format!("{}/{n}", m.name));
+    let weights: Vec<u8> = (0..16_384usize).map(|i| seed[i % 32].wrapping_mul(i as u8 | 1)).collect();
+    let descriptor = format!("flavors:\n  {}:\n    model_file: model.bin\nmodel_version: {n}\n", m.framework);
+    let requirements = format!("{}\nnumpy==2.1.3\n", m.framework);
+    [("MLmodel", descriptor.into_bytes()), ("model.bin", weights), ("requirements.txt", requirements.into_bytes())]
+}
+
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
@@ -142,28 +155,34 @@ pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option
                 ("epochs".to_string(), (10 * n).to_string()),
             ]);
             let commit = hex::encode(Sha256::digest(format!("{}-{n}", m.name).as_bytes()));
-            store
-                .register_version(
-                    &actor,
-                    m.name,
-                    NewVersion {
-                        artifact_uri: format!("s3://models/{}/{n}/model.bin", m.name),
-                        artifact_digest: Some(digest_of(m.name, n)),
-                        framework: m.framework.into(),
-                        parameters,
-                        lineage: Lineage {
-                            run_id: Some(format!("run-{}-{n:03}", m.name)),
-                            run_link: Some(format!("https://mlflow.example.com/#/runs/{}-{n:03}", m.name)),
-                            git_commit: Some(commit[..40].to_string()),
-                            dataset_ref: Some(format!("s3://datasets/{}/snapshot-{n:02}.parquet", m.name)),
-                            dataset_hash: Some(format!("sha256:{}", &commit[..64])),
-                            parent_version: (n > 1).then_some(n - 1),
-                        },
-                        description: format!("Retrained on snapshot {n:02}."),
-                        tags: if n == m.versions { vec!["candidate".into()] } else { vec![] },
-                    },
-                )
-                .await?;
+            let input = NewVersion {
+                artifact_uri: format!("s3://models/{}/{n}/model.bin", m.name),
+                artifact_digest: Some(digest_of(m.name, n)),
+                framework: m.framework.into(),
+                parameters,
+                lineage: Lineage {
+                    run_id: Some(format!("run-{}-{n:03}", m.name)),
+                    run_link: Some(format!("https://mlflow.example.com/#/runs/{}-{n:03}", m.name)),
+                    git_commit: Some(commit[..40].to_string()),
+                    dataset_ref: Some(format!("s3://datasets/{}/snapshot-{n:02}.parquet", m.name)),
+                    dataset_hash: Some(format!("sha256:{}", &commit[..64])),
+                    parent_version: (n > 1).then_some(n - 1),
+                },
+                description: format!("Retrained on snapshot {n:02}."),
+                tags: if n == m.versions { vec!["candidate".into()] } else { vec![] },
+            };
+            if n + HELD_VERSIONS > m.versions {
+                // The newest versions' files are the registry's own, their digest the server's.
+                let mut upload = store.start_upload(&actor)?;
+                for (name, bytes) in demo_files(m, n) {
+                    let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes.into())]);
+                    store.upload_file(&mut upload, name, body).await?;
+                }
+                let input = NewVersion { artifact_uri: String::new(), artifact_digest: None, ..input };
+                store.register_uploaded(&actor, m.name, input, upload).await?;
+            } else {
+                store.register_version(&actor, m.name, input).await?;
+            }
             clock.advance(2 * DAY_MS);
         }
         for (env, sequence) in [("staging", m.staging), ("production", m.production)] {

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use app::domain::{Checkpoint, NewToken, NewUser, Role};
 use clap::{Parser, Subcommand};
 use server::application::{Application, shutdown_signal};
+use server::artifacts::Artifacts;
 use server::audit::AuditActor;
 use server::audit::offline::{Expectations, verify_export};
 use server::audit::signing::parse_public_key;
@@ -38,7 +39,7 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Load the demo users and data set into an empty database and exit.
-    SeedDemo(DatabaseArgs),
+    SeedDemo(SeedArgs),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -48,6 +49,15 @@ enum Command {
     /// Work with audit log exports.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Where the demo versions' files go, as `modelgate serve` keeps them.
+    #[arg(long, env = "MODELGATE_ARTIFACT_STORE", default_value = "data/artifacts")]
+    artifact_store: String,
 }
 
 #[derive(clap::Args)]
@@ -176,13 +186,17 @@ async fn main() -> anyhow::Result<ExitCode> {
             db.migrate().await?;
             println!("migrations applied");
         }
-        Command::SeedDemo(args) => match demo::seed(&store(&args).await?, None).await? {
-            Some(users) => {
-                println!("demo data seeded");
-                demo::print_credentials(&users, false);
+        Command::SeedDemo(args) => {
+            let artifacts = Artifacts::open(&args.artifact_store)
+                .with_context(|| format!("opening the artifact store {}", args.artifact_store))?;
+            match demo::seed(&store(&args.db).await?.with_part(artifacts), None).await? {
+                Some(users) => {
+                    println!("demo data seeded");
+                    demo::print_credentials(&users, false);
+                }
+                None => println!("database already has users; nothing seeded"),
             }
-            None => println!("database already has users; nothing seeded"),
-        },
+        }
         Command::User(UserCommand::Add { username, roles, display_name, db }) => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
