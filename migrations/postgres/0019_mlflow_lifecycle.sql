@@ -2,3 +2,6 @@
 -- until restored (deleted_at is when it was deleted, NULL while active).
 ALTER TABLE mlflow_experiments ADD COLUMN deleted_at BIGINT;
 ALTER TABLE mlflow_runs ADD COLUMN deleted_at BIGINT;
+
+-- Runs searched by a metric (`metrics.accuracy > 0.9`, ordered by it) start from that key's values.
+CREATE INDEX mlflow_latest_metrics_key_value_idx ON mlflow_latest_metrics (key, value);

@@ -15,12 +15,14 @@ use std::sync::Arc;
 
 use app::domain::{AuditAction, Caller, Permission};
 use app::error::ApiError;
+use futures::TryStreamExt;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use hyper::body::Bytes;
-use object_store::{ObjectStore, WriteMultipart};
+use object_store::{GetResultPayload, ObjectStore, WriteMultipart};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
+use tokio_util::io::ReaderStream;
 
 pub use owner::Owner;
 pub use path::ArtifactPath;
@@ -34,6 +36,9 @@ const FILE_COLUMNS: &str = "SELECT path, size, sha256, object_key FROM artifacts
 /// Parts of one upload in flight to storage at once (each up to 5 MiB): memory stays flat however
 /// large the file.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
+
+/// Bytes read at once from a file of the directory store for a download.
+const FILE_READ: usize = 1 << 20;
 
 /// Where artifacts are kept: the store's part.
 pub struct Artifacts {
@@ -195,8 +200,16 @@ impl Store {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;
         let location = object_store::path::Path::from(file.object_key.as_str());
-        let bytes = self.artifacts()?.storage.get(&location).await.map_err(storage_error)?;
-        Ok((file, bytes.into_stream()))
+        let got = self.artifacts()?.storage.get(&location).await.map_err(storage_error)?;
+        let bytes = match got.payload {
+            // A file of the directory store, read a MiB at a time: the object store's own reads of
+            // 8 KiB made a gigabyte 131,072 reads and body frames, and downloads a third as fast.
+            GetResultPayload::File(file, _) => ReaderStream::with_capacity(tokio::fs::File::from_std(file), FILE_READ)
+                .map_err(|e| object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) })
+                .boxed(),
+            GetResultPayload::Stream(stream) => stream,
+        };
+        Ok((file, bytes))
     }
 
     /// The files and directories directly inside `dir` (the root when `None`), by name.

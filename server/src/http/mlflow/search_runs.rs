@@ -8,6 +8,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::checks::parse_experiment_id;
+use super::experiments::view_condition;
 use super::filter::{Comparison, Literal, comparisons, next_page, order_key, page, with_token};
 use super::tracking::load_runs;
 use super::wire::SearchRuns;
@@ -68,16 +69,16 @@ impl Field {
         })
     }
 
-    /// The field's value for the run `r`, as an SQL expression binding its key into `sql`.
-    fn value(&self, sql: &mut Sql) -> String {
+    /// The field's value for the run `r` as an SQL expression: a column of `r`, or of the row of
+    /// its key joined in `sql` — an inner join when the run must have the key (a filter names it).
+    fn value(&self, sql: &mut Sql, required: bool) -> String {
         let (table, key) = match self {
             Field::Metric(key) => ("mlflow_latest_metrics", key),
             Field::Param(key) => ("mlflow_run_params", key),
             Field::Tag(key) => ("mlflow_run_tags", key),
             Field::Attribute { column, .. } => return column.to_string(),
         };
-        let key = sql.bind(Bind::Text(key.clone()));
-        format!("(SELECT x.value FROM {table} x WHERE x.run_id = r.id AND x.key = {key})")
+        format!("{}.value", sql.join(table, key, required))
     }
 
     fn numeric(&self) -> bool {
@@ -90,9 +91,18 @@ enum Bind {
     Number(f64),
 }
 
-/// A statement being written with its bind values.
+/// One key's row joined to each run: its table, key, alias and whether every run must have it.
+struct Join {
+    table: &'static str,
+    key: String,
+    alias: String,
+    required: bool,
+}
+
+/// A statement being written: the keys it joins and its bind values.
 #[derive(Default)]
 struct Sql {
+    joins: Vec<Join>,
     binds: Vec<Bind>,
 }
 
@@ -102,12 +112,39 @@ impl Sql {
         format!("${}", self.binds.len())
     }
 
+    /// The alias of `key`'s row of `table`, joined once however often it is named. A filter on a
+    /// key needs it (inner join: with an index on key and value the database can start from the
+    /// key's rows); an order alone keeps runs without it, last (left join).
+    fn join(&mut self, table: &'static str, key: &str, required: bool) -> String {
+        if let Some(join) = self.joins.iter_mut().find(|j| j.table == table && j.key == key) {
+            join.required |= required;
+            return join.alias.clone();
+        }
+        let alias = format!("k{}", self.joins.len());
+        self.joins.push(Join { table, key: key.to_string(), alias: alias.clone(), required });
+        alias
+    }
+
+    /// The `JOIN` clauses of the keys named, their keys bound.
+    fn join_clauses(&mut self) -> String {
+        let joins = std::mem::take(&mut self.joins);
+        let clauses: Vec<String> = joins
+            .iter()
+            .map(|j| {
+                let key = self.bind(Bind::Text(j.key.clone()));
+                let kind = if j.required { "JOIN" } else { "LEFT JOIN" };
+                format!("{kind} {} {a} ON {a}.run_id = r.id AND {a}.key = {key}", j.table, a = j.alias)
+            })
+            .collect();
+        clauses.join(" ")
+    }
+
     /// The condition one comparison puts on the run `r`.
     fn condition(&mut self, c: &Comparison) -> Result<String, MlflowError> {
         let field = Field::parse(&c.attribute, "filter")?;
         let wrong =
             |wanted: &str| MlflowError::invalid(format!("filter: `{} {} …` needs {wanted}", c.attribute, c.operator));
-        let value = field.value(self);
+        let value = field.value(self, true);
         match (&c.value, c.operator) {
             (Literal::Number(n), "=" | "!=" | "<" | "<=" | ">" | ">=") if field.numeric() => {
                 Ok(format!("{value} {} {}", c.operator, self.bind(Bind::Number(*n))))
@@ -149,32 +186,21 @@ pub async fn search(
     let mut sql = Sql::default();
     let listed = experiments.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let mut conditions = vec![format!("r.experiment_id IN ({listed})")];
-    conditions.push(
-        match req.run_view_type.as_deref().unwrap_or("ACTIVE_ONLY") {
-            "ACTIVE_ONLY" | "1" => "r.deleted_at IS NULL",
-            "DELETED_ONLY" | "2" => "r.deleted_at IS NOT NULL",
-            "ALL" | "3" => "1 = 1",
-            other => {
-                return Err(MlflowError::invalid(format!(
-                    "run_view_type: {other:?} is not ACTIVE_ONLY, DELETED_ONLY or ALL"
-                )));
-            }
-        }
-        .to_string(),
-    );
+    conditions.push(view_condition("run_view_type", req.run_view_type.as_deref())?.to_string());
     for comparison in comparisons(req.filter.as_deref())? {
         conditions.push(sql.condition(&comparison)?);
     }
     let mut order = Vec::new();
     for clause in &req.order_by {
         let (field, ascending) = order_key(clause)?;
-        let value = Field::parse(&field, "order_by")?.value(&mut sql);
+        let value = Field::parse(&field, "order_by")?.value(&mut sql, false);
         // Runs without the key come last, whichever way the rest are ordered.
-        order.push(format!("({value}) IS NULL, {value} {}", if ascending { "ASC" } else { "DESC" }));
+        order.push(format!("{value} IS NULL, {value} {}", if ascending { "ASC" } else { "DESC" }));
     }
     order.extend(["r.start_time DESC".to_string(), "r.id".to_string()]);
+    let joins = sql.join_clauses();
     let statement = format!(
-        "SELECT r.id FROM mlflow_runs r WHERE {} ORDER BY {} LIMIT {} OFFSET {offset}",
+        "SELECT r.id FROM mlflow_runs r {joins} WHERE {} ORDER BY {} LIMIT {} OFFSET {offset}",
         conditions.join(" AND "),
         order.join(", "),
         limit + 1
