@@ -5,13 +5,12 @@
 use app::domain::Permission;
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
 
 use super::checks::parse_experiment_id;
 use super::experiments::view_condition;
-use super::filter::{Comparison, Literal, comparisons, next_page, order_key, page, with_token};
+use super::filter::{Comparison, Literal, comparisons, next_page, order_key, page};
 use super::tracking::load_runs;
-use super::wire::SearchRuns;
+use super::wire::{Run, SearchRuns};
 use super::{Body, MlflowCaller, MlflowError, MlflowResult};
 use crate::http::state::AppState;
 
@@ -69,16 +68,19 @@ impl Field {
         })
     }
 
-    /// The field's value for the run `r` as an SQL expression: a column of `r`, or of the row of
-    /// its key joined in `sql` — an inner join when the run must have the key (a filter names it).
-    fn value(&self, sql: &mut Sql, required: bool) -> String {
+    /// The field's value for the run `r` as an SQL expression — a column of `r`, or of the row of
+    /// its key joined in `sql`, an inner join when the run must have the key (a filter names it) —
+    /// and whether it can be NULL.
+    fn value(&self, sql: &mut Sql, required: bool) -> (String, bool) {
         let (table, key) = match self {
             Field::Metric(key) => ("mlflow_latest_metrics", key),
             Field::Param(key) => ("mlflow_run_params", key),
             Field::Tag(key) => ("mlflow_run_tags", key),
-            Field::Attribute { column, .. } => return column.to_string(),
+            Field::Attribute { column, .. } => return (column.to_string(), *column == "r.end_time"),
         };
-        format!("{}.value", sql.join(table, key, required))
+        let (alias, inner) = sql.join(table, key, required);
+        // A metric whose latest value is NaN is stored as NULL; a filter on it never holds.
+        (format!("{alias}.value"), !inner)
     }
 
     fn numeric(&self) -> bool {
@@ -115,14 +117,15 @@ impl Sql {
     /// The alias of `key`'s row of `table`, joined once however often it is named. A filter on a
     /// key needs it (inner join: with an index on key and value the database can start from the
     /// key's rows); an order alone keeps runs without it, last (left join).
-    fn join(&mut self, table: &'static str, key: &str, required: bool) -> String {
+    /// Also whether it is an inner join (so far).
+    fn join(&mut self, table: &'static str, key: &str, required: bool) -> (String, bool) {
         if let Some(join) = self.joins.iter_mut().find(|j| j.table == table && j.key == key) {
             join.required |= required;
-            return join.alias.clone();
+            return (join.alias.clone(), join.required);
         }
         let alias = format!("k{}", self.joins.len());
         self.joins.push(Join { table, key: key.to_string(), alias: alias.clone(), required });
-        alias
+        (alias, required)
     }
 
     /// The `JOIN` clauses of the keys named, their keys bound.
@@ -144,7 +147,7 @@ impl Sql {
         let field = Field::parse(&c.attribute, "filter")?;
         let wrong =
             |wanted: &str| MlflowError::invalid(format!("filter: `{} {} …` needs {wanted}", c.attribute, c.operator));
-        let value = field.value(self, true);
+        let (value, _) = field.value(self, true);
         match (&c.value, c.operator) {
             (Literal::Number(n), "=" | "!=" | "<" | "<=" | ">" | ">=") if field.numeric() => {
                 Ok(format!("{value} {} {}", c.operator, self.bind(Bind::Number(*n))))
@@ -176,12 +179,12 @@ pub async fn search(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
     Body(req): Body<SearchRuns>,
-) -> MlflowResult<Value> {
+) -> MlflowResult<Found> {
     caller.require(Permission::Read)?;
     let (limit, offset) = page(req.max_results.or(Some(DEFAULT_RESULTS)), req.page_token.as_deref(), MAX_RESULTS)?;
     let experiments = req.experiment_ids.iter().map(|e| parse_experiment_id(e)).collect::<Result<Vec<i64>, _>>()?;
     if experiments.is_empty() {
-        return Ok(Json(json!({ "runs": [] })));
+        return Ok(Json(Found { runs: Vec::new(), next_page_token: None }));
     }
     let mut sql = Sql::default();
     let listed = experiments.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
@@ -193,9 +196,11 @@ pub async fn search(
     let mut order = Vec::new();
     for clause in &req.order_by {
         let (field, ascending) = order_key(clause)?;
-        let value = Field::parse(&field, "order_by")?.value(&mut sql, false);
-        // Runs without the key come last, whichever way the rest are ordered.
-        order.push(format!("{value} IS NULL, {value} {}", if ascending { "ASC" } else { "DESC" }));
+        let (value, nullable) = Field::parse(&field, "order_by")?.value(&mut sql, false);
+        let way = if ascending { "ASC" } else { "DESC" };
+        // Runs without the key come last, whichever way the rest are ordered; when every run has
+        // it (a filter needs it), the order is the index's own and the database stops at the page.
+        order.push(if nullable { format!("{value} IS NULL, {value} {way}") } else { format!("{value} {way}") });
     }
     order.extend(["r.start_time DESC".to_string(), "r.id".to_string()]);
     let joins = sql.join_clauses();
@@ -215,6 +220,14 @@ pub async fn search(
     let mut conn = s.store.conn().await?;
     let ids = query.fetch_all(&mut *conn).await?;
     let (ids, next) = next_page(ids, limit, offset);
-    let runs = load_runs(&mut conn, &ids).await?;
-    Ok(Json(with_token(json!({ "runs": runs }), next)))
+    // Serialized straight from the runs (a JSON value tree of a thousand runs cost as much again).
+    Ok(Json(Found { runs: load_runs(&mut conn, &ids).await?, next_page_token: next }))
+}
+
+/// A page of runs.
+#[derive(serde::Serialize)]
+pub struct Found {
+    runs: Vec<Run>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
 }
