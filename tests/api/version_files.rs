@@ -108,6 +108,13 @@ async fn an_upload_refused_or_broken_off_keeps_nothing(backend: Backend) {
     let viewer = app.client_as("looker", &[Role::Viewer]).await;
     expect_error(register(&app, &viewer, form(json!({}), &files)).await, 403, None).await;
 
+    // Refused while the client still has megabytes to send: the refusal is read, not a broken
+    // connection (the server drains what is left, within bounds).
+    let large = vec![("weights.bin", vec![3u8; 24 << 20])];
+    expect_error(register(&app, &viewer, form(json!({}), &large)).await, 403, None).await;
+    let early = form(json!({ "artifact_uri": "s3://elsewhere" }), &large);
+    expect_error(register(&app, &app.client, early).await, 422, Some("artifact_uri")).await;
+
     // A body that breaks off in the middle of a file.
     let boundary = "modelgate-test-boundary";
     let head = format!(

@@ -155,3 +155,24 @@ pub fn multipart_boundary(headers: &axum::http::HeaderMap) -> Option<String> {
     let content_type = headers.get(CONTENT_TYPE)?.to_str().ok()?;
     multer::parse_boundary(content_type).ok()
 }
+
+/// What a refused upload may still send before its refusal goes out: at most this many bytes,
+/// for at most this long. A client still sending then reads the refusal instead of a broken
+/// connection; one that would send for ever is cut off.
+pub const DRAIN_BYTES: usize = 64 << 20;
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops the rest of a refused upload's body, within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+pub async fn drain<E>(body: &mut (impl futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin)) {
+    use futures::StreamExt;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut left = DRAIN_BYTES;
+        while let Some(Ok(chunk)) = body.next().await {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                return;
+            }
+        }
+    })
+    .await;
+}

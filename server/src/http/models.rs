@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiJson, ApiPath, ApiQuery, idle_bounded, multipart_boundary, parse_json, version_number};
+use super::extract::{
+    ApiJson, ApiPath, ApiQuery, DRAIN_TIME, drain, idle_bounded, multipart_boundary, parse_json, version_number,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -99,7 +101,13 @@ async fn register_with_files(
     mut parts: multer::Multipart<'static>,
 ) -> Result<Version, ApiError> {
     let broken = |e: multer::Error| ApiError::bad_request(format!("the multipart body could not be read: {e}"));
-    let mut upload = s.store.start_upload(caller)?;
+    let mut upload = match s.store.start_upload(caller) {
+        Ok(upload) => upload,
+        Err(e) => {
+            drain_parts(&mut parts).await;
+            return Err(e);
+        }
+    };
     let mut fields = None;
     let read: Result<NewVersion, ApiError> = async {
         while let Some(part) = parts.next_field().await.map_err(broken)? {
@@ -139,9 +147,20 @@ async fn register_with_files(
         Ok(input) => s.store.register_uploaded(caller, model, input, upload).await,
         Err(e) => {
             s.store.discard_upload(upload).await;
+            drain_parts(&mut parts).await;
             Err(e)
         }
     }
+}
+
+/// Reads what is left of a refused registration's parts (see [`drain`]).
+async fn drain_parts(parts: &mut multer::Multipart<'static>) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Ok(Some(mut part)) = parts.next_field().await {
+            drain(&mut part).await;
+        }
+    })
+    .await;
 }
 
 /// List a model's versions, newest first.

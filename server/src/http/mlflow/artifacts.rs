@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{MlflowCaller, MlflowError, MlflowResult, Params};
 use crate::artifacts::ArtifactPath;
-use crate::http::extract::idle_bounded;
+use crate::http::extract::{drain, idle_bounded};
 use crate::http::state::AppState;
 
 #[derive(Deserialize)]
@@ -39,15 +39,23 @@ pub async fn list(
     Ok(axum::Json(json!({ "files": files })))
 }
 
-/// `PUT …/artifacts/{path}`: the request body, streamed into the store.
+/// `PUT …/artifacts/{path}`: the request body, streamed into the store; a refused upload's body
+/// is drained (within bounds) so the client reads the refusal.
 pub async fn upload(
     State(s): State<AppState>,
     MlflowCaller(caller): MlflowCaller,
     Path(path): Path<String>,
     body: Body,
 ) -> MlflowResult<Value> {
-    let path = ArtifactPath::parse("path", &path)?;
-    s.store.put_artifact(&caller, &path, idle_bounded(body.into_data_stream())).await?;
+    let mut body = Box::pin(idle_bounded(body.into_data_stream()));
+    let stored = match ArtifactPath::parse("path", &path) {
+        Ok(path) => s.store.put_artifact(&caller, &path, &mut body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        drain(&mut body).await;
+        return Err(e.into());
+    }
     Ok(axum::Json(json!({})))
 }
 
