@@ -235,12 +235,6 @@ impl Store {
         Ok(entries)
     }
 
-    /// Every recorded file under the directory `root`, in path order.
-    pub async fn artifacts_under(&self, caller: &Caller, root: &str) -> Result<Vec<StoredFile>, ApiError> {
-        caller.require(Permission::Read)?;
-        files_under(&mut *self.conn().await?, &format!("{root}/")).await
-    }
-
     /// Deletes the file at `path`, or every file under it when it names a directory.
     pub async fn delete_artifacts(&self, caller: &Caller, path: &ArtifactPath) -> Result<Vec<StoredFile>, ApiError> {
         caller.require(Permission::PushMetrics)?;
