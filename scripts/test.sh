@@ -19,7 +19,7 @@ trap 'rm -f "$log"' EXIT
 
 echo "== unit tests"
 cargo test -p app --features ssr --lib 2>&1 | tee -a "$log"
-cargo test -p server --lib --test floors 2>&1 | tee -a "$log"
+cargo test -p server --lib --bins --test floors 2>&1 | tee -a "$log"
 
 echo "== API tests (SQLite and PostgreSQL) and end-to-end tests (headless Chromium)"
 # Bounded, so a hung test fails the run instead of holding CI to its limit.

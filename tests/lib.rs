@@ -125,6 +125,9 @@ pub struct TestApp {
 /// public key (`GET /api/v1/audit/public-key`).
 pub const TEST_AUDIT_KEY: &str = "dGVzdHMgc2lnbiB0aGVpciBhdWRpdCBjaGVja3B0cyE=";
 
+/// The assignment signing key of test servers (a base64 Ed25519 seed).
+pub const TEST_ASSIGNMENT_KEY: &str = "dGVzdHMgc2lnbiB0aGVpciBhc3NpZ25tZW50cyBvayE=";
+
 /// 2026-01-01T00:00:00Z, where every test's clock starts.
 pub const TEST_EPOCH_MS: i64 = 1_767_225_600_000;
 
@@ -140,6 +143,7 @@ impl TestApp {
         config.site_root = site_root().display().to_string();
         config.audit.key = Some(TEST_AUDIT_KEY.into());
         config.audit.witness_file = witness_file();
+        config.fleet.assignment_key = Some(TEST_ASSIGNMENT_KEY.into());
         let artifact_store = std::env::temp_dir().join(format!("modelgate-artifacts-{}", uuid::Uuid::new_v4()));
         config.artifact_store = artifact_store.display().to_string();
         // The suite's webhook receivers listen on loopback.
@@ -273,7 +277,8 @@ pub fn origin(client_addr: &str) -> Origin {
     Origin { request_id: None, client_addr: Some(client_addr.into()) }
 }
 
-/// Creates a user with `roles` and an API token holding all of them; returns the token.
+/// Creates a user with `roles` and an API token holding all of them (an agent's for staging);
+/// returns the token.
 pub async fn create_user(store: &Store, username: &str, roles: &[Role]) -> String {
     let user = NewUser {
         username: username.into(),
@@ -282,7 +287,14 @@ pub async fn create_user(store: &Store, username: &str, roles: &[Role]) -> Strin
         roles: roles.to_vec(),
     };
     store.bootstrap_user(AuditActor::system("tests"), user).await.expect("create user");
-    let token = NewToken { name: "tests".into(), owner: None, roles: roles.to_vec(), expires_in_days: None };
+    let token = NewToken {
+        name: "tests".into(),
+        owner: None,
+        roles: roles.to_vec(),
+        // An agent token serves staging, where the tests deploy.
+        environments: if roles.contains(&Role::Agent) { vec!["staging".into()] } else { Vec::new() },
+        expires_in_days: None,
+    };
     store.bootstrap_token(username, token).await.expect("create token").token
 }
 
@@ -315,12 +327,13 @@ pub async fn expect_error(response: Response, status: u16, field: Option<&str>) 
 }
 
 /// The debug `modelgate` binary built by `scripts/build.sh` (scripts/test.sh builds it first),
-/// signing with the tests' audit key.
+/// signing with the tests' audit and assignment keys.
 pub fn modelgate() -> std::process::Command {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/modelgate");
     assert!(path.exists(), "{} is missing: run `scripts/build.sh` first", path.display());
     let mut command = std::process::Command::new(path);
     command.env("MODELGATE_AUDIT_KEY", TEST_AUDIT_KEY);
+    command.env("MODELGATE_ASSIGNMENT_KEY", TEST_ASSIGNMENT_KEY);
     command.env("MODELGATE_AUDIT_WITNESS_FILE", witness_file());
     command.env("MODELGATE_WEBHOOK_ALLOW_PRIVATE", "true");
     let artifacts = std::env::temp_dir().join(format!("modelgate-artifacts-{}", uuid::Uuid::new_v4()));

@@ -211,10 +211,25 @@ pub trait AuditTrail: Send + Sync {
     async fn verify_audit(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError>;
 }
 
-/// Everything the console needs from the server.
-pub trait Backend: Registry + Deployments + Metrics + Rollbacks + Webhooks + Identity + AuditTrail {}
+/// The serving fleet as the console shows it.
+#[async_trait]
+pub trait Fleets: Send + Sync {
+    /// Every agent of a (model, environment) by group, and the live version's rollout.
+    async fn fleet(&self, caller: &Caller, model: &str, environment: &str) -> Result<Fleet, ApiError>;
+    /// What was live at `at` (RFC 3339) and what each group served then.
+    async fn environment_state(
+        &self,
+        caller: &Caller,
+        model: &str,
+        environment: &str,
+        at: &str,
+    ) -> Result<EnvironmentState, ApiError>;
+}
 
-impl<T: Registry + Deployments + Metrics + Rollbacks + Webhooks + Identity + AuditTrail> Backend for T {}
+/// Everything the console needs from the server.
+pub trait Backend: Registry + Deployments + Metrics + Rollbacks + Webhooks + Identity + AuditTrail + Fleets {}
+
+impl<T: Registry + Deployments + Metrics + Rollbacks + Webhooks + Identity + AuditTrail + Fleets> Backend for T {}
 
 /// How server functions reach the backend: provided as Leptos context by the server.
 pub type BackendHandle = Arc<dyn Backend>;

@@ -1,5 +1,5 @@
-//! Building and running the server: connect, migrate, start the event relay, webhook deliverer
-//! and periodic jobs, seed, bind, serve until shut down.
+//! Building and running the server: connect, migrate, load the signing keys, start the event
+//! relay, webhook deliverer and periodic jobs, seed, bind, serve until shut down.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,10 +37,12 @@ impl Application {
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
         let artifacts = Artifacts::open(&config.artifact_store)
             .with_context(|| format!("opening the artifact store {}", config.artifact_store))?;
+        let signer = config.fleet.signer().context("loading the assignment signing key")?;
         let store = Store::new(db, clock, audit)
             .with_identity(config.auth_settings())
             .with_part(config.webhooks.targets())
-            .with_part(artifacts);
+            .with_part(artifacts)
+            .with_part(signer);
         let store = Arc::new(store);
         events::start_relay(&store.events, &store.db, &config.database_url)
             .await
@@ -72,6 +74,11 @@ impl Application {
         // Requests past their time-to-live are closed as expired (they already read as expired).
         spawn_every(Arc::downgrade(&store), minute, "expiring rollback requests", |store| async move {
             store.expire_rollbacks().await.map(|_| ())
+        });
+        // Agents silent for three heartbeats go lost; rollouts past their deadline are decided.
+        let sweep = std::time::Duration::from_millis(config.fleet.sweep_ms.max(1));
+        spawn_every(Arc::downgrade(&store), sweep, "sweeping the serving fleet", |store| async move {
+            store.sweep_fleet().await.map(|_| ())
         });
         let hour = std::time::Duration::from_secs(3600);
         spawn_every(Arc::downgrade(&store), hour, "forgetting old idempotency keys", |store| async move {

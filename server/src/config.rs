@@ -89,6 +89,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+    #[command(flatten)]
+    pub fleet: FleetConfig,
 }
 
 /// How webhook deliveries are retried.
@@ -163,6 +165,39 @@ pub struct AuditConfig {
     pub index_ms: u64,
 }
 
+/// The serving fleet: the key that signs assignments and how long a signature holds.
+#[derive(Debug, Clone, Args)]
+pub struct FleetConfig {
+    /// The Ed25519 key that signs assignments, inline: PKCS#8 PEM or a base64 32-byte seed. Takes
+    /// precedence over the key file.
+    #[arg(long = "assignment-key", env = "MODELGATE_ASSIGNMENT_KEY", hide_env_values = true)]
+    pub assignment_key: Option<String>,
+    /// File with the assignment signing key (PKCS#8 PEM); generated, owner-only, when missing.
+    #[arg(
+        long = "assignment-key-file",
+        env = "MODELGATE_ASSIGNMENT_KEY_FILE",
+        default_value = "data/assignment-signing.key"
+    )]
+    pub assignment_key_file: PathBuf,
+    /// Seconds an assignment stays valid after it is signed (agents refuse it afterwards).
+    #[arg(long = "assignment-ttl-secs", env = "MODELGATE_ASSIGNMENT_TTL_SECS", default_value_t = 3600)]
+    pub assignment_ttl_secs: u64,
+    /// How often lost agents and rollouts past their deadline are looked for, in milliseconds.
+    #[arg(long = "fleet-sweep-ms", env = "MODELGATE_FLEET_SWEEP_MS", default_value_t = 1000)]
+    pub sweep_ms: u64,
+}
+
+impl FleetConfig {
+    pub fn signer(&self) -> anyhow::Result<crate::fleet::assignment::AssignmentSigner> {
+        let ttl_ms = i64::try_from(self.assignment_ttl_secs.clamp(1, 366 * 86_400) * 1000).unwrap_or(i64::MAX);
+        crate::fleet::assignment::AssignmentSigner::load(
+            self.assignment_key.as_deref(),
+            &self.assignment_key_file,
+            ttl_ms,
+        )
+    }
+}
+
 impl Default for AuditConfig {
     fn default() -> Self {
         from_env_and_defaults()
@@ -226,6 +261,7 @@ impl Config {
             log_format: LogFormat::Text,
             audit: AuditConfig::default(),
             webhooks: WebhookConfig::default(),
+            fleet: from_env_and_defaults(),
         }
     }
 }

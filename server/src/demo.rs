@@ -135,6 +135,7 @@ pub async fn seed(live: &Store, password: Option<&str>) -> anyhow::Result<Option
         roles: Roles::from([Role::Operator, Role::Admin]),
         token: None,
         origin: Origin::default(),
+        environments: Vec::new(),
     };
     for m in MODELS {
         store

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::DbResultExt;
-use crate::live::{
-    HistoryRow, LiveChange, LiveRow, announce_move, change_live_version, deployment_change, environments, live_version,
-};
+use crate::fleet::assignment::AssignmentSigner;
+use crate::fleet::{HISTORY_COLUMNS, HistoryRow};
+use crate::live::{LiveChange, LiveRow, environments, live_version, move_live_version};
 use crate::rollback::{policy, supersede_open};
 use crate::store::Store;
 use crate::versions::{environment_id, model_id};
@@ -94,7 +94,7 @@ impl Deployments for Store {
         // Open rollback requests first: the same lock order as an approval (request, then live version).
         let why = format!("stale: v{} went live by a deploy by {}", input.version, caller.actor().name);
         supersede_open(&mut tx, (model_id, environment_id), None, &why, caller, now).await?;
-        let event = change_live_version(
+        let event = move_live_version(
             &mut tx,
             LiveChange {
                 model,
@@ -107,10 +107,10 @@ impl Deployments for Store {
                 request: None,
                 now,
             },
+            caller,
+            self.part::<AssignmentSigner>(),
         )
         .await?;
-        tx.record(caller, deployment_change(AuditAction::Deploy, &event)).await?;
-        announce_move(&mut tx, event.clone()).await?;
         tx.finish().await?;
         Ok(event)
     }
@@ -139,13 +139,12 @@ impl Deployments for Store {
         .bind(env_id)
         .fetch_one(&mut *conn)
         .await?;
-        let rows: Vec<HistoryRow> = sqlx::query_as(
-            "SELECT m.name AS model, e.name AS environment, h.revision, h.from_version, h.to_version, h.kind, \
-             h.reason, h.actor, h.created_at, h.request_id FROM deployment_history h \
+        let rows: Vec<HistoryRow> = sqlx::query_as(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM deployment_history h \
              JOIN models m ON m.id = h.model_id JOIN environments e ON e.id = h.environment_id \
              WHERE h.model_id = $1 AND ($2 IS NULL OR h.environment_id = $2) \
-             ORDER BY h.id DESC LIMIT $3 OFFSET $4",
-        )
+             ORDER BY h.id DESC LIMIT $3 OFFSET $4"
+        ))
         .bind(model_id)
         .bind(env_id)
         .bind(i64::from(limit))

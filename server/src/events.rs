@@ -1,7 +1,7 @@
 //! The event bus: changes are stored in `events` inside the transaction that makes them, numbered
 //! in commit order, and relayed from there to every subscriber of this process — so all replicas
 //! on one database tell the same story, and a subscriber that reconnects can ask for what it missed.
-//! Metric points (a "refresh" hint at ingest rates) skip the table: they go to this process's
+//! Metric points and agent reports (a "refresh" hint at ingest rates) skip the table: they go to this process's
 //! subscribers and, on PostgreSQL, to the other replicas' as a notification.
 
 use std::sync::Arc;
@@ -20,8 +20,9 @@ use crate::db::{Db, Dialect};
 const BACKLOG: usize = 1024;
 /// The PostgreSQL channel a commit that stored events notifies, so other replicas relay at once.
 const CHANNEL: &str = "modelgate_events";
-/// The PostgreSQL channel new metric points are announced on, the event itself as the payload.
-const POINTS_CHANNEL: &str = "modelgate_points";
+/// The PostgreSQL channel transient events (new metric points, agent reports) are announced on,
+/// the event itself as the payload.
+const TRANSIENT_CHANNEL: &str = "modelgate_transient";
 /// A notification's payload stays under PostgreSQL's limit of 8,000 bytes: an announcement of
 /// more keys than fit is split, each part naming some of them.
 const MAX_PAYLOAD: usize = 7_000;
@@ -42,7 +43,7 @@ pub struct Numbered {
 pub struct EventBus {
     sender: broadcast::Sender<Numbered>,
     stored: Notify,
-    /// This process among the replicas, so it skips its own point announcements.
+    /// This process among the replicas, so it skips its own transient announcements.
     origin: String,
 }
 
@@ -56,25 +57,25 @@ impl Default for EventBus {
     }
 }
 
-/// New metric points as announced to the other replicas.
+/// A transient event as announced to the other replicas.
 #[derive(Serialize, Deserialize)]
-struct PointsNotice {
+struct TransientNotice {
     origin: String,
     event: ServerEvent,
 }
 
 impl EventBus {
-    /// Sends a transient event (new metric points) to this process's subscribers.
+    /// Sends a transient event (new metric points, an agent's report) to this process's subscribers.
     pub fn publish_transient(&self, event: ServerEvent) {
         let _ = self.sender.send(Numbered { id: None, event: Arc::new(event) });
     }
 
-    /// Relays a point announcement from another replica to this process's subscribers.
+    /// Relays a transient announcement from another replica to this process's subscribers.
     fn relay_notice(&self, payload: &str) {
-        match serde_json::from_str::<PointsNotice>(payload) {
+        match serde_json::from_str::<TransientNotice>(payload) {
             Ok(notice) if notice.origin != self.origin => self.publish_transient(notice.event),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "an unreadable point announcement"),
+            Err(e) => tracing::warn!(error = %e, "an unreadable transient announcement"),
         }
     }
 
@@ -82,7 +83,7 @@ impl EventBus {
     /// more keys than one payload holds, one per part of its keys.
     fn notices(&self, event: ServerEvent) -> Vec<String> {
         let notice =
-            |event| serde_json::to_string(&PointsNotice { origin: self.origin.clone(), event }).unwrap_or_default();
+            |event| serde_json::to_string(&TransientNotice { origin: self.origin.clone(), event }).unwrap_or_default();
         let whole = notice(event.clone());
         let ServerEvent::Metrics { model, version, keys, points } = event else { return vec![whole] };
         if whole.len() <= MAX_PAYLOAD {
@@ -141,9 +142,9 @@ pub(crate) async fn record(conn: &mut AnyConnection, event: &ServerEvent, now: i
     Ok(id)
 }
 
-/// Tells this process's subscribers of new points and, on PostgreSQL, the other replicas' (each
-/// relays the notification to its own; a lost one costs a live refresh, not data).
-pub(crate) async fn announce_points(db: &Db, bus: &EventBus, event: ServerEvent) {
+/// Tells this process's subscribers of a transient event and, on PostgreSQL, the other replicas'
+/// (each relays the notification to its own; a lost one costs a live refresh, not data).
+pub(crate) async fn announce_transient(db: &Db, bus: &EventBus, event: ServerEvent) {
     bus.publish_transient(event.clone());
     if db.dialect() != Dialect::Postgres {
         return;
@@ -151,12 +152,12 @@ pub(crate) async fn announce_points(db: &Db, bus: &EventBus, event: ServerEvent)
     let announced = async {
         let mut conn = db.read().await?;
         for payload in bus.notices(event) {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(POINTS_CHANNEL).bind(payload).execute(&mut *conn).await?;
+            sqlx::query("SELECT pg_notify($1, $2)").bind(TRANSIENT_CHANNEL).bind(payload).execute(&mut *conn).await?;
         }
         Ok::<_, ApiError>(())
     };
     if let Err(e) = announced.await {
-        tracing::warn!(error = %e.message, "announcing new points to the other replicas failed");
+        tracing::warn!(error = %e.message, "announcing a transient event to the other replicas failed");
     }
 }
 
@@ -216,7 +217,7 @@ pub async fn start_relay(bus: &Arc<EventBus>, db: &Db, database_url: &str) -> Re
                 tokio::select! {
                     () = bus.stored.notified() => break,
                     received = notified => match received {
-                        Ok(n) if n.channel() == POINTS_CHANNEL => bus.relay_notice(n.payload()),
+                        Ok(n) if n.channel() == TRANSIENT_CHANNEL => bus.relay_notice(n.payload()),
                         Ok(_) => break,
                         Err(_) => {
                             listener = None;
@@ -233,7 +234,7 @@ pub async fn start_relay(bus: &Arc<EventBus>, db: &Db, database_url: &str) -> Re
 
 async fn listen(url: &str) -> Option<sqlx::postgres::PgListener> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await.ok()?;
-    listener.listen_all([CHANNEL, POINTS_CHANNEL]).await.ok()?;
+    listener.listen_all([CHANNEL, TRANSIENT_CHANNEL]).await.ok()?;
     Some(listener)
 }
 

@@ -15,6 +15,7 @@ use crate::audit::{AuditActor, Change, Target};
 use crate::clock::rfc3339;
 use crate::db::{DbResultExt, Statement};
 use crate::store::{Store, from_json, to_json};
+use crate::versions::environment_id;
 
 /// Session lifetimes and sign-in throttling limits.
 #[derive(Debug, Clone)]
@@ -165,7 +166,14 @@ impl UserRow {
     }
 
     fn caller(&self, roles: Roles, token: Option<String>) -> Caller {
-        Caller { user_id: self.id, username: self.username.clone(), roles, token, origin: Origin::default() }
+        Caller {
+            user_id: self.id,
+            username: self.username.clone(),
+            roles,
+            token,
+            origin: Origin::default(),
+            environments: Vec::new(),
+        }
     }
 }
 
@@ -194,6 +202,7 @@ struct TokenRow {
     owner: String,
     prefix: String,
     roles: String,
+    environments: String,
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
@@ -208,6 +217,7 @@ impl TokenRow {
             owner: self.owner,
             prefix: self.prefix,
             roles: from_json(&self.roles),
+            environments: from_json(&self.environments),
             created_at: rfc3339(self.created_at),
             expires_at: self.expires_at.map(rfc3339),
             revoked_at: self.revoked_at.map(rfc3339),
@@ -216,7 +226,7 @@ impl TokenRow {
     }
 }
 
-const TOKEN_COLUMNS: &str = "t.id, t.name, u.username AS owner, t.prefix, t.roles, t.created_at, t.expires_at, \
+const TOKEN_COLUMNS: &str = "t.id, t.name, u.username AS owner, t.prefix, t.roles, t.environments, t.created_at, t.expires_at, \
      t.revoked_at, t.last_used_at";
 
 async fn token_by_id(conn: &mut AnyConnection, id: i64) -> Result<TokenRow, ApiError> {
@@ -363,20 +373,28 @@ impl Store {
             ));
         }
         let roles: Roles = input.roles.iter().copied().collect();
+        let mut conn = self.conn().await?;
+        for environment in &input.environments {
+            environment_id(&mut conn, environment)
+                .await
+                .map_err(|_| ApiError::invalid("environments", format!("no environment is named '{environment}'")))?;
+        }
+        drop(conn);
         let secret = format!("{TOKEN_PREFIX}{}", random_secret());
         let prefix = secret[..TOKEN_PREFIX.len() + 8].to_string();
         let now = self.clock.now_ms();
         let expires_at = input.expires_in_days.map(|d| now + i64::from(d) * 24 * HOUR_MS);
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_tokens (user_id, name, token_hash, prefix, roles, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO api_tokens (user_id, name, token_hash, prefix, roles, environments, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(owner.id)
         .bind(&input.name)
         .bind(token_hash(&secret))
         .bind(&prefix)
         .bind(to_json(&roles))
+        .bind(to_json(&input.environments))
         .bind(now)
         .bind(expires_at)
         .fetch_one(&mut *tx)
@@ -532,13 +550,14 @@ impl Identity for Store {
             return Ok(Some(caller));
         }
         let mut conn = self.conn().await?;
-        let row: Option<(i64, i64, String, String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT id, user_id, name, roles, expires_at, revoked_at, last_used_at FROM api_tokens WHERE token_hash = $1",
+        let row: Option<(i64, i64, String, String, String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT id, user_id, name, roles, environments, expires_at, revoked_at, last_used_at \
+             FROM api_tokens WHERE token_hash = $1",
         )
         .bind(&hash)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((id, user_id, name, roles, expires_at, revoked_at, last_used_at)) = row else {
+        let Some((id, user_id, name, roles, environments, expires_at, revoked_at, last_used_at)) = row else {
             return Ok(None);
         };
         if revoked_at.is_some() || expires_at.is_some_and(|e| now >= e) {
@@ -555,7 +574,7 @@ impl Identity for Store {
         // A token never grants more than its owner holds now.
         let owner_roles = user.roles();
         let roles = from_json::<Vec<Role>>(&roles).into_iter().filter(|r| owner_roles.contains(r)).collect();
-        let caller = user.caller(roles, Some(name));
+        let caller = Caller { environments: from_json(&environments), ..user.caller(roles, Some(name)) };
         let entry =
             CachedToken { caller: caller.clone(), token_expires_at: expires_at, trusted_until: now + TOKEN_CACHE_MS };
         if let Some(t) = self.tokens() {

@@ -1,5 +1,6 @@
 //! Modelgate's backend: configuration, database, the service layer per domain concept, and HTTP.
 
+pub mod agent;
 pub mod application;
 pub mod artifacts;
 pub mod audit;
@@ -9,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod deployments;
 pub mod events;
+pub mod fleet;
 pub mod http;
 pub mod identity;
 pub mod live;

@@ -2,7 +2,8 @@
 //! deploy and a rollback make, and the history of those moves.
 //!
 //! A live version changes only by compare-and-swap on its revision, and the change, its history
-//! row, its audit entry and its event (with the webhooks' deliveries) commit in one transaction.
+//! row, its rollout, its audit entry (with the signed assignment) and its event (with the
+//! webhooks' deliveries) commit in one transaction.
 
 use std::collections::HashMap;
 
@@ -11,9 +12,10 @@ use app::error::ApiError;
 use serde_json::json;
 use sqlx::AnyConnection;
 
-use crate::audit::{AuditedTx, Change, Target};
+use crate::audit::{AuditActor, AuditedTx, Change, Target};
 use crate::clock::rfc3339;
 use crate::db::DbResultExt;
+use crate::fleet::{self, assignment::AssignmentSigner};
 use crate::versions::{environment_id, load_version, model_id};
 use crate::webhooks;
 
@@ -127,37 +129,6 @@ impl LiveRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct HistoryRow {
-    pub(crate) model: String,
-    pub(crate) environment: String,
-    pub(crate) revision: i64,
-    pub(crate) from_version: Option<i64>,
-    pub(crate) to_version: i64,
-    pub(crate) kind: String,
-    pub(crate) reason: String,
-    pub(crate) actor: String,
-    pub(crate) created_at: i64,
-    pub(crate) request_id: Option<i64>,
-}
-
-impl HistoryRow {
-    pub(crate) fn into_event(self) -> DeploymentEvent {
-        DeploymentEvent {
-            model: self.model,
-            environment: self.environment,
-            revision: self.revision,
-            from_version: self.from_version,
-            to_version: self.to_version,
-            kind: DeploymentKind::parse(&self.kind).unwrap_or(DeploymentKind::Deploy),
-            reason: self.reason,
-            actor: self.actor,
-            created_at: rfc3339(self.created_at),
-            request: self.request_id,
-        }
-    }
-}
-
 /// A change of the live version to make, already checked against the rules.
 pub(crate) struct LiveChange<'a> {
     pub model: &'a str,
@@ -173,11 +144,49 @@ pub(crate) struct LiveChange<'a> {
     pub now: i64,
 }
 
-/// Moves the live version by compare-and-swap and records the change, inside `conn`'s transaction.
-pub(crate) async fn change_live_version(
+/// Moves the live version (compare-and-swap), opens its rollout through the fleet, and records the
+/// change's audit entry — with the signed assignment that publishes it — and its event, all in `tx`.
+pub(crate) async fn move_live_version(
+    tx: &mut AuditedTx<'_>,
+    change: LiveChange<'_>,
+    by: impl Into<AuditActor>,
+    signer: Option<&AssignmentSigner>,
+) -> Result<DeploymentEvent, ApiError> {
+    let action = match change.kind {
+        DeploymentKind::Deploy => AuditAction::Deploy,
+        DeploymentKind::Rollback => AuditAction::Rollback,
+        DeploymentKind::BreakGlass => AuditAction::BreakGlass,
+    };
+    let now = change.now;
+    let (event, version) = change_live_version(tx, change).await?;
+    fleet::open_rollout(tx, &event, now).await?;
+    let event = DeploymentEvent { rollout: Some(RolloutState::Issued), ..event };
+    let published = fleet::Published {
+        model: event.model.clone(),
+        environment: event.environment.clone(),
+        version: event.to_version,
+        revision: event.revision,
+        artifact_uri: version.artifact_uri,
+        artifact_root: version.artifact_root,
+        artifact_digest: version.artifact_digest,
+    };
+    let signed = signer.map(|s| s.sign(&published.assignment(now, s.ttl_ms)));
+    let change = Change::new(action, Target::deployment(&event.model, &event.environment))
+        .before(&json!({ "version": event.from_version, "revision": event.revision - 1 }))
+        .after(&json!({ "version": event.to_version, "revision": event.revision, "kind": event.kind, "assignment": signed }))
+        .reason(&event.reason);
+    tx.record(by, change).await?;
+    let (id, at) = tx.store_event(ServerEvent::Deployment { deployment: event.clone() }).await?;
+    webhooks::enqueue(tx, id, &webhooks::Subject::Deployment(&event), &rfc3339(at), at).await?;
+    Ok(event)
+}
+
+/// Moves the live version by compare-and-swap and writes its history row, inside `conn`'s
+/// transaction; returns the change and the version made live.
+async fn change_live_version(
     conn: &mut AnyConnection,
     change: LiveChange<'_>,
-) -> Result<DeploymentEvent, ApiError> {
+) -> Result<(DeploymentEvent, Version), ApiError> {
     let model_id = model_id(conn, change.model).await?;
     let env_id = environment_id(conn, change.environment).await?;
     let target = load_version(conn, change.model, change.to_version).await?;
@@ -260,7 +269,7 @@ pub(crate) async fn change_live_version(
         .bind(model_id)
         .execute(&mut *conn)
         .await?;
-    Ok(DeploymentEvent {
+    let event = DeploymentEvent {
         model: change.model.to_string(),
         environment: change.environment.to_string(),
         revision,
@@ -271,20 +280,8 @@ pub(crate) async fn change_live_version(
         actor: change.actor.name.clone(),
         created_at: rfc3339(change.now),
         request: change.request,
-    })
-}
-
-/// The audit record of a live-version change: the live version and revision before and after.
-pub(crate) fn deployment_change(action: AuditAction, event: &DeploymentEvent) -> Change {
-    Change::new(action, Target::deployment(&event.model, &event.environment))
-        .before(&json!({ "version": event.from_version, "revision": event.revision - 1 }))
-        .after(&json!({ "version": event.to_version, "revision": event.revision, "kind": event.kind }))
-        .reason(&event.reason)
-}
-
-/// Stores the event of a live version's move, and the deliveries of every webhook that wants it,
-/// in the move's transaction (after its audit entry).
-pub(crate) async fn announce_move(tx: &mut AuditedTx<'_>, deployment: DeploymentEvent) -> Result<(), ApiError> {
-    let (id, at) = tx.store_event(ServerEvent::Deployment { deployment: deployment.clone() }).await?;
-    webhooks::enqueue(tx, id, &deployment, &rfc3339(at), at).await
+        rollout: None,
+        converged_at: None,
+    };
+    Ok((event, target))
 }

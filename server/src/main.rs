@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use app::domain::{Checkpoint, NewToken, NewUser, Role};
 use clap::{Parser, Subcommand};
+use server::agent::{Agent, AgentArgs};
 use server::application::{Application, shutdown_signal};
 use server::artifacts::Artifacts;
 use server::audit::AuditActor;
 use server::audit::offline::{Expectations, verify_export};
-use server::audit::signing::parse_public_key;
+use server::audit::signing::read_public_keys;
 use server::clock::Clock;
 use server::config::{AuditConfig, Config, from_env_and_defaults};
 use server::db::Db;
@@ -49,6 +50,9 @@ enum Command {
     /// Work with audit log exports.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run a serving agent beside a model server: follow the signed assignment of one model in one
+    /// environment, fetch and verify its files, swap them in, report what is served.
+    Agent(AgentArgs),
 }
 
 #[derive(clap::Args)]
@@ -118,6 +122,9 @@ enum TokenCommand {
         /// A role for the token (a subset of the user's); repeat for several.
         #[arg(long = "role", required = true, value_parser = parse_role)]
         roles: Vec<Role>,
+        /// For an `agent` token: an environment it serves; repeat for several.
+        #[arg(long = "environment")]
+        environments: Vec<String>,
         /// Days until the token expires; never when omitted.
         #[arg(long)]
         expires_in_days: Option<u32>,
@@ -127,7 +134,8 @@ enum TokenCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}; one of viewer, operator, reviewer, compliance, admin"))
+    Role::parse(s)
+        .ok_or_else(|| format!("unknown role {s:?}; one of viewer, operator, reviewer, compliance, admin, agent"))
 }
 
 async fn store(args: &DatabaseArgs) -> anyhow::Result<Store> {
@@ -155,13 +163,7 @@ fn kept_checkpoints(files: &[PathBuf]) -> anyhow::Result<Vec<Checkpoint>> {
 
 /// Verifies an export; the exit code says whether it is intact.
 fn verify(file: &std::path::Path, public_keys: &[String], expect: &Expectations) -> anyhow::Result<ExitCode> {
-    let keys = public_keys
-        .iter()
-        .map(|k| {
-            let text = std::fs::read_to_string(k).unwrap_or_else(|_| k.clone());
-            parse_public_key(&text).map_err(|e| anyhow::anyhow!("--public-key {k}: {e}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = read_public_keys(public_keys)?;
     let started = std::time::Instant::now();
     let report = verify_export(file, &keys, expect)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -180,6 +182,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             let app = Application::build(&config, Clock::system()).await?;
             tracing::info!(addr = %app.local_addr(), "Modelgate is serving on http://{}", app.local_addr());
             app.run_until(shutdown_signal()).await?;
+        }
+        Command::Agent(args) => {
+            telemetry::init("info", server::config::LogFormat::Text);
+            let agent = std::sync::Arc::new(Agent::new(args)?);
+            tokio::select! {
+                result = agent.run() => result?,
+                () = shutdown_signal() => {}
+            }
         }
         Command::Migrate(args) => {
             let db = Db::connect(&args.database_url, 1).await?;
@@ -208,11 +218,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
             println!("user {} created with roles {}", user.username, roles.join(", "));
         }
-        Command::Token(TokenCommand::Create { user, name, roles, expires_in_days, db }) => {
+        Command::Token(TokenCommand::Create { user, name, roles, environments, expires_in_days, db }) => {
             if roles.is_empty() {
                 bail!("give at least one --role");
             }
-            let input = NewToken { name, owner: Some(user.clone()), roles, expires_in_days };
+            let input = NewToken { name, owner: Some(user.clone()), roles, environments, expires_in_days };
             let created = store(&db).await?.bootstrap_token(&user, input).await?;
             println!("{}", created.token);
             eprintln!(
@@ -226,4 +236,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -5,12 +5,15 @@ use app::domain::validate;
 use app::domain::*;
 use app::error::ApiError;
 use async_trait::async_trait;
+use futures::stream::BoxStream;
+use hyper::body::Bytes;
 use sqlx::AnyConnection;
 
-use crate::artifacts::{Upload, record_upload};
+use crate::artifacts::{ArtifactPath, StoredFile, Upload, record_upload};
 use crate::audit::{Change, Target};
 use crate::clock::rfc3339;
 use crate::db::DbResultExt;
+use crate::fleet::require_fetch;
 use crate::live::live_versions;
 use crate::metrics::StoredPoints;
 use crate::store::{Store, from_json, like_pattern, to_json};
@@ -307,8 +310,8 @@ impl Registry for Store {
     }
 
     async fn version_files(&self, caller: &Caller, model: &str, number: i64) -> Result<VersionFiles, ApiError> {
-        caller.require(Permission::Read)?;
         let mut conn = self.conn().await?;
+        require_fetch(&mut conn, caller, model, number).await?;
         let version = load_version(&mut conn, model, number).await?;
         let Some(root) = version.artifact_root else {
             return Ok(VersionFiles {
@@ -528,4 +531,29 @@ async fn set_quarantine(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+impl Store {
+    /// One of a version's files from the registry's store, streamed (to readers, and to agents
+    /// while the version is live in one of their environments).
+    pub async fn open_version_file(
+        &self,
+        caller: &Caller,
+        model: &str,
+        number: i64,
+        path: &str,
+    ) -> Result<(StoredFile, BoxStream<'static, Result<Bytes, object_store::Error>>), ApiError> {
+        let mut conn = self.conn().await?;
+        require_fetch(&mut conn, caller, model, number).await?;
+        let version = load_version(&mut conn, model, number).await?;
+        drop(conn);
+        let root = version.artifact_root.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "version {number} of model '{model}' keeps its files elsewhere ({})",
+                version.artifact_uri
+            ))
+        })?;
+        let path = ArtifactPath::parse("path", &format!("{root}/{}", path.trim_start_matches('/')))?;
+        self.open_recorded(&path).await
+    }
 }

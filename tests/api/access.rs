@@ -18,6 +18,10 @@ enum Rule {
     SessionOnly,
     /// Anyone, signed in or not (what an outside auditor needs).
     Public,
+    /// Readers, and agents of the environment (the matrix's agent serves staging).
+    ReadOrServe,
+    /// Readers, and agents while the version is live in their environment.
+    ReadOrFetchLive,
 }
 
 fn rule(method: &str, path: &str) -> Rule {
@@ -30,7 +34,6 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/models/{model}"
             | "/api/v1/models/{model}/versions"
             | "/api/v1/models/{model}/versions/{version}"
-            | "/api/v1/models/{model}/versions/{version}/files"
             | "/api/v1/environments"
             | "/api/v1/models/{model}/environments/{environment}"
             | "/api/v1/models/{model}/environments/{environment}/history"
@@ -44,8 +47,15 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/environments/{environment}/policy"
             | "/api/v1/models/{model}/environments/{environment}/rollback-plan"
             | "/api/v1/rollbacks"
-            | "/api/v1/rollbacks/{id}",
+            | "/api/v1/rollbacks/{id}"
+            | "/api/v1/models/{model}/environments/{environment}/fleet"
+            | "/api/v1/models/{model}/environments/{environment}/state",
         ) => Needs(Read),
+        ("get", "/api/v1/models/{model}/environments/{environment}/assignment") => ReadOrServe,
+        ("get", "/api/v1/models/{model}/versions/{version}/files") => ReadOrFetchLive,
+        ("put", "/api/v1/models/{model}/environments/{environment}/agents/{instance}") => Needs(Serve),
+        ("delete", "/api/v1/models/{model}/environments/{environment}/agents/{instance}") => Needs(Deploy),
+        ("get", "/api/v1/fleet/public-key") => Public,
         ("put", "/api/v1/environments/{environment}/policy") => Needs(ManageEnvironments),
         // Break glass is for the policy's roles: operators by default.
         (
@@ -120,8 +130,22 @@ fn body(method: &str, path: &str, n: usize) -> Option<Value> {
         }
         ("post", "/api/v1/webhooks") => json!({ "url": "http://127.0.0.1:9/hook" }),
         ("patch", "/api/v1/webhooks/{id}") => json!({ "active": false }),
+        ("put", "/api/v1/models/{model}/environments/{environment}/agents/{instance}") => {
+            json!({ "group": "matrix", "counter": 0, "state": "downloading" })
+        }
         _ => return None,
     })
+}
+
+/// The query an operation needs to be answered at once.
+fn query(path: &str) -> &'static str {
+    if path.ends_with("/assignment") {
+        "?wait=0"
+    } else if path.ends_with("/state") {
+        "?at=2026-01-01T00:00:00Z"
+    } else {
+        ""
+    }
 }
 
 on_both_backends!(every_endpoint_checks_every_role);
@@ -159,16 +183,20 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
             };
             let url = |token_id: i64| {
                 app.url(
-                    &path
+                    &(path
                         .replace("{model}", "m")
                         .replace("{version}", "1")
                         .replace("{environment}", "staging")
                         .replace("{username}", "target-user")
                         .replace("{seq}", "1")
                         .replace("{key}", "loss")
-                        .replace("{id}", &token_id.to_string()),
+                        .replace("{instance}", "i-1")
+                        .replace("{id}", &token_id.to_string())
+                        + query(path)),
                 )
             };
+            // Whether version 1 is live in staging now (the matrix's deploys move it).
+            let v1_live = json(app.get("/api/v1/models/m/environments/staging").await, 200).await["version"] == 1;
             // A fresh token of `tester` for each revocation attempt.
             let token_id = fresh_token(&app).await;
             n += 1;
@@ -182,6 +210,10 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
                     Rule::Needs(p) => allows(roles, p),
                     Rule::AnyCaller | Rule::Public => true,
                     Rule::SessionOnly => false,
+                    Rule::ReadOrServe => allows(roles, Permission::Read) || allows(roles, Permission::Serve),
+                    Rule::ReadOrFetchLive => {
+                        allows(roles, Permission::Read) || (allows(roles, Permission::Serve) && v1_live)
+                    }
                 };
                 if allowed {
                     assert!(
@@ -195,7 +227,7 @@ async fn every_endpoint_checks_every_role(backend: Backend) {
             }
         }
     }
-    assert!(checked >= 5 * 20, "checked {checked} role × operation pairs");
+    assert!(checked >= 6 * 20, "checked {checked} role × operation pairs");
 }
 
 /// A new API token of the `tester` user; returns its id.
@@ -206,6 +238,7 @@ async fn fresh_token(app: &TestApp) -> i64 {
         owner: None,
         roles: vec![Role::Operator],
         expires_in_days: None,
+        environments: Vec::new(),
     };
     user.bootstrap_token("tester", token).await.unwrap().info.id
 }

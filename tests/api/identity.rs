@@ -134,7 +134,7 @@ async fn tokens_never_exceed_their_owner(backend: Backend) {
     let viewer = app.client_as("vic", &[Role::Viewer]).await;
     let body = json!({ "name": "escalate", "roles": ["admin"] });
     expect_error(viewer.post(app.url("/api/v1/tokens")).json(&body).send().await.unwrap(), 403, None).await;
-    let input = NewToken { name: "x".into(), owner: None, roles: vec![Role::Admin], expires_in_days: None };
+    let input = NewToken { name: "x".into(), roles: vec![Role::Admin], ..NewToken::default() };
     let err = app.store.bootstrap_token("vic", input).await.unwrap_err();
     assert_eq!(err.field(), Some("roles"));
     // Nobody mints a token for someone else, an admin included: a token acts for its creator.

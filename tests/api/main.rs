@@ -6,6 +6,8 @@ mod cli;
 mod connections;
 mod console;
 mod deployments;
+mod fleet;
+mod fleet_processes;
 mod identity;
 mod input;
 mod metrics;

@@ -201,6 +201,7 @@ async fn approvals_by_distinct_reviewers_execute_the_rollback(backend: Backend) 
                     owner: None,
                     roles: vec![Role::Reviewer],
                     expires_in_days: None,
+                    environments: Vec::new(),
                 },
             )
             .await

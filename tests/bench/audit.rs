@@ -194,6 +194,7 @@ async fn filtered_queries(n: usize) {
         roles: Roles::from([Role::Compliance]),
         token: None,
         origin: Origin::default(),
+        environments: Vec::new(),
     };
     let q = |f: &dyn Fn(&mut AuditQuery)| {
         let mut query = AuditQuery::default();

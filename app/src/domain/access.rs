@@ -17,10 +17,13 @@ pub enum Role {
     Reviewer,
     Compliance,
     Admin,
+    /// A serving agent: reads the assignments of its token's environments and reports, nothing else.
+    Agent,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Viewer, Role::Operator, Role::Reviewer, Role::Compliance, Role::Admin];
+    pub const ALL: [Role; 6] =
+        [Role::Viewer, Role::Operator, Role::Reviewer, Role::Compliance, Role::Admin, Role::Agent];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +32,7 @@ impl Role {
             Role::Reviewer => "reviewer",
             Role::Compliance => "compliance",
             Role::Admin => "admin",
+            Role::Agent => "agent",
         }
     }
 
@@ -43,6 +47,7 @@ impl Role {
             Role::Viewer => matches!(permission, Read),
             Role::Reviewer => matches!(permission, Read | ReviewRollbacks),
             Role::Compliance => matches!(permission, Read | Audit),
+            Role::Agent => matches!(permission, Serve),
             Role::Operator => {
                 matches!(
                     permission,
@@ -97,6 +102,8 @@ pub enum Permission {
     ManageTokens,
     /// Search, export and verify the audit log.
     Audit,
+    /// Read the assignments of the token's environments and report what is served there.
+    Serve,
 }
 
 impl Permission {
@@ -118,6 +125,7 @@ impl Permission {
             Permission::ManageUsers => "managing users",
             Permission::ManageTokens => "managing other users' API tokens",
             Permission::Audit => "reading the audit log",
+            Permission::Serve => "reading assignments and reporting as an agent",
         }
     }
 }
@@ -142,6 +150,9 @@ pub struct Caller {
     /// The request this caller made, as the audit log records it.
     #[serde(default)]
     pub origin: Origin,
+    /// The environments an agent token serves (its `agent` role reaches no others).
+    #[serde(default)]
+    pub environments: Vec<String>,
 }
 
 /// Where a request came from: its id (also sent back in `x-request-id`) and the client address.
@@ -165,6 +176,19 @@ impl Caller {
                 "your roles ({}) do not allow {}",
                 self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
                 permission.describe()
+            )))
+        }
+    }
+
+    /// 403 unless the caller may read assignments and report in `environment`.
+    pub fn require_serving(&self, environment: &str) -> Result<(), crate::error::ApiError> {
+        self.require(Permission::Serve)?;
+        if self.environments.iter().any(|e| e == environment) {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::forbidden(format!(
+                "this agent token serves {}, not {environment}",
+                self.environments.join(", ")
             )))
         }
     }

@@ -55,10 +55,16 @@ pub enum AuditAction {
     RunDelete,
     RunRestore,
     VersionDelete,
+    RolloutPropagating,
+    RolloutConverged,
+    RolloutPartiallyConverged,
+    AgentLost,
+    AgentReturned,
+    AgentRemove,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 49] = [
+    pub const ALL: [AuditAction; 55] = [
         AuditAction::ModelCreate,
         AuditAction::VersionRegister,
         AuditAction::VersionUpdate,
@@ -108,6 +114,12 @@ impl AuditAction {
         AuditAction::RunDelete,
         AuditAction::RunRestore,
         AuditAction::VersionDelete,
+        AuditAction::RolloutPropagating,
+        AuditAction::RolloutConverged,
+        AuditAction::RolloutPartiallyConverged,
+        AuditAction::AgentLost,
+        AuditAction::AgentReturned,
+        AuditAction::AgentRemove,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,6 +173,12 @@ impl AuditAction {
             AuditAction::RunDelete => "run.delete",
             AuditAction::RunRestore => "run.restore",
             AuditAction::VersionDelete => "version.delete",
+            AuditAction::RolloutPropagating => "rollout.propagating",
+            AuditAction::RolloutConverged => "rollout.converged",
+            AuditAction::RolloutPartiallyConverged => "rollout.partially_converged",
+            AuditAction::AgentLost => "agent.lost",
+            AuditAction::AgentReturned => "agent.returned",
+            AuditAction::AgentRemove => "agent.remove",
         }
     }
 }

@@ -80,6 +80,13 @@ pub struct DeploymentEvent {
     /// The rollback request this change executed, if any.
     #[serde(default)]
     pub request: Option<i64>,
+    /// How far this change has spread through the serving fleet (none: made before agents were
+    /// tracked, or no agent reported while it was live).
+    #[serde(default)]
+    pub rollout: Option<super::RolloutState>,
+    /// When every agent served it.
+    #[serde(default)]
+    pub converged_at: Option<String>,
 }
 
 /// Body of `POST …/environments/{env}/deploy`.

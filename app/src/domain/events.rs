@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeploymentEvent, Health, RollbackRequest};
+use super::{Agent, DeploymentEvent, Health, RollbackRequest, Rollout};
 
-/// Something that happened. Every kind but `metrics` is durable: numbered in commit order, stored,
+/// Something that happened. Every kind but `metrics` and `agent` is durable: numbered in commit order, stored,
 /// and replayed to a subscriber that reconnects with `Last-Event-ID`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -18,6 +18,10 @@ pub enum ServerEvent {
     Deployment { deployment: DeploymentEvent },
     /// A rollback request was filed, reviewed or closed, or a break glass acknowledged.
     Rollback { request: RollbackRequest },
+    /// A live-version change spread further: propagating, converged, partially converged.
+    Rollout { rollout: Rollout },
+    /// An agent reported a new state, counter or version, or went lost (not stored: a measurement).
+    Agent { model: String, environment: String, agent: Agent },
 }
 
 impl ServerEvent {
@@ -28,6 +32,8 @@ impl ServerEvent {
             ServerEvent::Health { .. } => "health",
             ServerEvent::Deployment { .. } => "deployment",
             ServerEvent::Rollback { .. } => "rollback",
+            ServerEvent::Rollout { .. } => "rollout",
+            ServerEvent::Agent { .. } => "agent",
         }
     }
 
@@ -36,6 +42,8 @@ impl ServerEvent {
             ServerEvent::Metrics { model, .. } | ServerEvent::Health { model, .. } => model,
             ServerEvent::Deployment { deployment } => &deployment.model,
             ServerEvent::Rollback { request } => &request.model,
+            ServerEvent::Rollout { rollout } => &rollout.model,
+            ServerEvent::Agent { model, .. } => model,
         }
     }
 
@@ -45,6 +53,8 @@ impl ServerEvent {
             ServerEvent::Health { environment, .. } => Some(environment),
             ServerEvent::Deployment { deployment } => Some(&deployment.environment),
             ServerEvent::Rollback { request } => Some(&request.environment),
+            ServerEvent::Rollout { rollout } => Some(&rollout.environment),
+            ServerEvent::Agent { environment, .. } => Some(environment),
         }
     }
 
@@ -56,11 +66,14 @@ impl ServerEvent {
                 deployment.to_version == version || deployment.from_version == Some(version)
             }
             ServerEvent::Rollback { request } => request.to_version == version || request.from_version == version,
+            ServerEvent::Rollout { rollout } => rollout.version == version,
+            ServerEvent::Agent { agent, .. } => agent.version == Some(version),
         }
     }
 
-    /// Whether it is stored and numbered (everything but metric points, which only say "refresh").
+    /// Whether it is stored and numbered (everything but metric points and agent reports, which
+    /// only say "refresh").
     pub fn durable(&self) -> bool {
-        !matches!(self, ServerEvent::Metrics { .. })
+        !matches!(self, ServerEvent::Metrics { .. } | ServerEvent::Agent { .. })
     }
 }

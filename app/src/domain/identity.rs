@@ -51,6 +51,9 @@ pub struct ApiToken {
     /// The first characters of the secret, to recognise it.
     pub prefix: String,
     pub roles: Vec<Role>,
+    /// The environments an `agent` token serves.
+    #[serde(default)]
+    pub environments: Vec<String>,
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
@@ -68,6 +71,9 @@ pub struct NewToken {
     pub owner: Option<String>,
     /// Must be a subset of the owner's roles.
     pub roles: Vec<Role>,
+    /// For a token of the `agent` role (which it then holds alone): the environments it serves.
+    #[serde(default)]
+    pub environments: Vec<String>,
     /// Days until it expires (1 to 3650); never when absent.
     #[serde(default)]
     pub expires_in_days: Option<u32>,

@@ -40,6 +40,9 @@ pub struct Policy {
     pub break_glass_roles: Vec<Role>,
     /// File a rollback request by itself when the live version turns failing.
     pub auto_request: bool,
+    /// Seconds a live-version change may take to reach every serving agent before it counts as
+    /// partially converged.
+    pub convergence_deadline_seconds: u32,
     pub updated_at: String,
     pub updated_by: String,
 }
@@ -58,6 +61,14 @@ pub struct PolicyInput {
     pub break_glass_roles: Vec<Role>,
     #[serde(default)]
     pub auto_request: bool,
+    /// 10 to 86,400; 300 when absent.
+    #[serde(default = "default_convergence_deadline")]
+    pub convergence_deadline_seconds: u32,
+}
+
+/// How long a change may take to reach the fleet unless a policy says otherwise: five minutes.
+pub fn default_convergence_deadline() -> u32 {
+    300
 }
 
 /// Who may break glass unless a policy says otherwise: the operators on call.
@@ -80,6 +91,7 @@ impl From<&Policy> for PolicyInput {
             freeze_windows: p.freeze_windows.clone(),
             break_glass_roles: p.break_glass_roles.clone(),
             auto_request: p.auto_request,
+            convergence_deadline_seconds: p.convergence_deadline_seconds,
         }
     }
 }

@@ -3,9 +3,10 @@
 use crate::error::ApiError;
 
 use super::{
-    BreakGlassInput, DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE, MAX_SERIES_POINTS, MetricBatch,
-    MetricSource, NewEnvironment, NewModel, NewToken, NewUser, NewVersion, NewWebhook, PolicyInput, QuarantineInput,
-    ReviewInput, Role, RollbackInput, RollbackQuery, SeriesQuery, UserPatch, VersionPatch, WebhookPatch, Window,
+    AgentReport, AgentState, BreakGlassInput, DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE,
+    MAX_SERIES_POINTS, MetricBatch, MetricSource, NewEnvironment, NewModel, NewToken, NewUser, NewVersion, NewWebhook,
+    PolicyInput, QuarantineInput, ReviewInput, Role, RollbackInput, RollbackQuery, SeriesQuery, UserPatch,
+    VersionPatch, WebhookPatch, Window,
 };
 
 const MAX_NAME: usize = 64;
@@ -298,8 +299,11 @@ impl PolicyInput {
         for (i, w) in self.freeze_windows.iter().enumerate() {
             text(&format!("freeze_windows[{i}].reason"), &w.reason, MAX_SHORT_TEXT)?;
         }
-        if self.break_glass_roles.contains(&Role::Viewer) {
-            return Err(ApiError::invalid("break_glass_roles", "viewers cannot break glass"));
+        if self.break_glass_roles.iter().any(|r| matches!(r, Role::Viewer | Role::Agent)) {
+            return Err(ApiError::invalid("break_glass_roles", "viewers and agents cannot break glass"));
+        }
+        if !(10..=86_400).contains(&self.convergence_deadline_seconds) {
+            return Err(ApiError::invalid("convergence_deadline_seconds", "must be between 10 and 86400 (a day)"));
         }
         Ok(())
     }
@@ -524,6 +528,46 @@ impl UserPatch {
     }
 }
 
+/// An agent's instance name or group: 1 to 128 letters, digits and `. _ : @ -`.
+pub fn agent_instance(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 128 {
+        return Err(ApiError::invalid(field, "must be 1 to 128 characters"));
+    }
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "._:@-".contains(*c))) {
+        return Err(ApiError::invalid(field, format!("may hold letters, digits and . _ : @ - only, not {bad:?}")));
+    }
+    Ok(())
+}
+
+impl AgentReport {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        agent_instance("group", &self.group)?;
+        if self.counter < 0 {
+            return Err(ApiError::invalid("counter", "must not be negative"));
+        }
+        if self.version.is_some_and(|v| v < 1) {
+            return Err(ApiError::invalid("version", "must be a version number (1 or more)"));
+        }
+        if let Some(d) = &self.digest {
+            digest("digest", d)?;
+        }
+        match (self.state, &self.error) {
+            (AgentState::Lost, _) => return Err(ApiError::invalid("state", "lost is the server's to say")),
+            (AgentState::Failed, None) => return Err(ApiError::invalid("error", "a failed report says why")),
+            (AgentState::Failed, Some(e)) => text("error", e, MAX_DESCRIPTION)?,
+            (_, Some(_)) => return Err(ApiError::invalid("error", "only a failed report carries an error")),
+            (_, None) => {}
+        }
+        if self.state == AgentState::Ready && (self.version.is_none() || self.digest.is_none()) {
+            return Err(ApiError::invalid("digest", "a ready report names the version and the digest it verified"));
+        }
+        if !(5..=300).contains(&self.heartbeat_seconds) {
+            return Err(ApiError::invalid("heartbeat_seconds", "must be between 5 and 300"));
+        }
+        Ok(())
+    }
+}
+
 impl NewToken {
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.name.trim().is_empty() {
@@ -534,6 +578,17 @@ impl NewToken {
             name("owner", owner)?;
         }
         roles("roles", &self.roles)?;
+        let agent = self.roles.contains(&Role::Agent);
+        if agent && self.roles.len() > 1 {
+            return Err(ApiError::invalid("roles", "an agent token holds the agent role alone"));
+        } else if agent && self.environments.is_empty() {
+            return Err(ApiError::invalid("environments", "an agent token names the environments it serves"));
+        } else if !agent && !self.environments.is_empty() {
+            return Err(ApiError::invalid("environments", "only an agent token is limited to environments"));
+        }
+        for environment in &self.environments {
+            name("environments", environment)?;
+        }
         if let Some(days) = self.expires_in_days.filter(|d| !(1..=3650).contains(d)) {
             return Err(ApiError::invalid("expires_in_days", format!("must be between 1 and 3650 (got {days})")));
         }

@@ -118,9 +118,12 @@ pub struct WebhookDelivery {
 pub struct WebhookPayload {
     /// The event's number (also `Modelgate-Event-Id`); a receiver may see it twice after a retry.
     pub id: i64,
-    /// Always `deployment`: a live version changed.
+    /// `deployment`: a live version changed; `rollout`: that change converged through the serving
+    /// fleet, or missed its deadline (`rollout.state` says which).
     #[serde(rename = "type")]
     pub kind: String,
     pub created_at: String,
     pub deployment: DeploymentEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::Rollout>,
 }

@@ -533,6 +533,8 @@ pub struct RoleChoice {
     pub compliance: Option<String>,
     #[serde(default)]
     pub admin: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 impl RoleChoice {
@@ -543,6 +545,7 @@ impl RoleChoice {
             (Role::Reviewer, &self.reviewer),
             (Role::Compliance, &self.compliance),
             (Role::Admin, &self.admin),
+            (Role::Agent, &self.agent),
         ]
         .into_iter()
         .filter(|(_, ticked)| ticked.is_some())
@@ -586,13 +589,15 @@ pub async fn tokens_page() -> Result<TokensPageData, ApiError> {
 }
 
 /// Creates an API token for the caller (`owner` must be empty or the caller: a token acts for
-/// the user who creates it); `expires_in_days` empty means never.
+/// the user who creates it); `expires_in_days` empty means never; `environments` (comma-separated)
+/// for an agent token.
 #[server]
 pub async fn create_token(
     name: String,
     owner: String,
     roles: Option<RoleChoice>,
     expires_in_days: String,
+    #[server(default)] environments: Option<String>,
 ) -> Result<CreatedToken, ApiError> {
     let expires_in_days = match expires_in_days.trim() {
         "" => None,
@@ -601,7 +606,9 @@ pub async fn create_token(
         ),
     };
     let owner = Some(owner.trim().to_string()).filter(|o| !o.is_empty());
-    let input = NewToken { name, owner, roles: roles.unwrap_or_default().roles(), expires_in_days };
+    let environments =
+        environments.unwrap_or_default().split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
+    let input = NewToken { name, owner, roles: roles.unwrap_or_default().roles(), environments, expires_in_days };
     backend()?.create_token(&caller()?, input).await
 }
 

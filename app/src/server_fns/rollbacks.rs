@@ -137,7 +137,7 @@ fn whole(field: &str, raw: &str) -> Result<u32, ApiError> {
     raw.trim().parse().map_err(|_| ApiError::invalid(field, format!("{raw:?} is not a whole number")))
 }
 
-/// Saves a policy's numbers, break-glass roles and auto-filing; its freeze windows stay as they are.
+/// Saves a policy's numbers, break-glass roles, auto-filing and convergence deadline; its freeze windows stay as they are.
 #[server]
 pub async fn save_policy(
     environment: String,
@@ -145,15 +145,21 @@ pub async fn save_policy(
     approval_ttl_minutes: String,
     break_glass_roles: Option<RoleChoice>,
     auto_request: Option<String>,
+    #[server(default)] convergence_deadline_seconds: Option<String>,
 ) -> Result<Policy, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let current = backend.policy(&caller, &environment).await?;
+    let deadline = match convergence_deadline_seconds.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(raw) => whole("convergence_deadline_seconds", raw)?,
+        None => current.convergence_deadline_seconds,
+    };
     let input = PolicyInput {
         approvals_required: whole("approvals_required", &approvals_required)?,
         approval_ttl_minutes: whole("approval_ttl_minutes", &approval_ttl_minutes)?,
         freeze_windows: current.freeze_windows,
         break_glass_roles: break_glass_roles.unwrap_or_default().roles(),
         auto_request: auto_request.is_some(),
+        convergence_deadline_seconds: deadline,
     };
     backend.update_policy(&caller, &environment, input).await
 }

@@ -196,6 +196,14 @@ impl Store {
         path: &ArtifactPath,
     ) -> Result<(StoredFile, BoxStream<'static, Result<Bytes, object_store::Error>>), ApiError> {
         caller.require(Permission::Read)?;
+        self.open_recorded(path).await
+    }
+
+    /// A recorded file and its bytes, for a caller already checked.
+    pub(crate) async fn open_recorded(
+        &self,
+        path: &ArtifactPath,
+    ) -> Result<(StoredFile, BoxStream<'static, Result<Bytes, object_store::Error>>), ApiError> {
         let file = recorded_file(&mut *self.conn().await?, path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;

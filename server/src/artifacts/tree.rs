@@ -11,7 +11,12 @@ use super::{StoredFile, files_under};
 
 /// `sha256:<hex>` over the files under `root` (their paths all start with `root/`).
 pub fn digest(root: &str, files: &[StoredFile]) -> String {
-    let mut lines: Vec<(&str, &str)> = files.iter().map(|f| (&f.path[root.len() + 1..], f.sha256.as_str())).collect();
+    listing_digest(files.iter().map(|f| (&f.path[root.len() + 1..], f.sha256.as_str())))
+}
+
+/// `sha256:<hex>` of the listing of (relative path, sha256 hex) pairs, in any order.
+pub fn listing_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines: Vec<(&str, &str)> = files.into_iter().collect();
     lines.sort_unstable();
     let mut hasher = Sha256::new();
     for (path, sha256) in lines {

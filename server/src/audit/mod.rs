@@ -214,6 +214,15 @@ impl Target {
         }
     }
 
+    pub fn agent(model: &str, environment: &str, instance: &str) -> Self {
+        Self {
+            path: format!("models/{model}/environments/{environment}/agents/{instance}"),
+            model: Some(model.into()),
+            environment: Some(environment.into()),
+            ..Default::default()
+        }
+    }
+
     pub fn environment(environment: &str) -> Self {
         Self {
             path: format!("environments/{environment}"),

@@ -61,34 +61,7 @@ impl Signer {
     /// The key given inline (`MODELGATE_AUDIT_KEY`), else the one in `file`, else a new one
     /// written to `file` readable by the owner only.
     pub fn load(inline: Option<&str>, file: &Path) -> anyhow::Result<Self> {
-        if let Some(text) = inline.filter(|t| !t.trim().is_empty()) {
-            return Ok(Self::new(parse_signing_key(text).context("MODELGATE_AUDIT_KEY")?));
-        }
-        match std::fs::read_to_string(file) {
-            Ok(text) => Ok(Self::new(parse_signing_key(&text).with_context(|| format!("{}", file.display()))?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let signer = Self::generate();
-                signer.write_new(file)?;
-                tracing::info!(file = %file.display(), key_id = %signer.public.key_id, "generated the audit signing key");
-                Ok(signer)
-            }
-            Err(e) => Err(e).with_context(|| format!("reading the audit signing key {}", file.display())),
-        }
-    }
-
-    fn write_new(&self, file: &Path) -> anyhow::Result<()> {
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let pem = self.key.to_pkcs8_pem(LineEnding::LF).context("encoding the audit signing key")?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut out = options.open(file).with_context(|| format!("creating {}", file.display()))?;
-        out.write_all(pem.as_bytes())?;
-        out.sync_all()?;
-        Ok(())
+        Ok(Self::new(load_key(inline, file, "MODELGATE_AUDIT_KEY", "audit")?))
     }
 
     pub fn public(&self) -> &PublicKey {
@@ -107,6 +80,39 @@ impl Signer {
             signature: BASE64.encode(self.key.sign(&message).to_bytes()),
         }
     }
+}
+
+/// An Ed25519 key given inline (named by `variable` in errors), else the one in `file`, else a new
+/// one written to `file` readable by the owner only; `what` names its use in the log.
+pub fn load_key(inline: Option<&str>, file: &Path, variable: &str, what: &str) -> anyhow::Result<SigningKey> {
+    if let Some(text) = inline.filter(|t| !t.trim().is_empty()) {
+        return parse_signing_key(text).context(variable.to_string());
+    }
+    match std::fs::read_to_string(file) {
+        Ok(text) => parse_signing_key(&text).with_context(|| format!("{}", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+            write_new_key(&key, file).with_context(|| format!("writing the {what} signing key"))?;
+            tracing::info!(file = %file.display(), key_id = %key_id(&key.verifying_key()), "generated the {what} signing key");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the {what} signing key {}", file.display())),
+    }
+}
+
+fn write_new_key(key: &SigningKey, file: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let pem = key.to_pkcs8_pem(LineEnding::LF).context("encoding the key")?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(file).with_context(|| format!("creating {}", file.display()))?;
+    out.write_all(pem.as_bytes())?;
+    out.sync_all()?;
+    Ok(())
 }
 
 /// A private key as PKCS#8 PEM (what `openssl genpkey -algorithm ed25519` writes) or a base64 32-byte seed.
@@ -146,6 +152,16 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
     let bytes = BASE64.decode(text).map_err(|_| "a public key must be PEM or base64".to_string())?;
     let bytes = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| "an Ed25519 public key has 32 bytes".to_string())?;
     VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not a valid Ed25519 public key: {e}"))
+}
+
+/// Public keys given as `--public-key` values: each a file holding the key, or the key itself.
+pub fn read_public_keys(args: &[String]) -> anyhow::Result<Vec<VerifyingKey>> {
+    args.iter()
+        .map(|k| {
+            let text = std::fs::read_to_string(k).unwrap_or_else(|_| k.clone());
+            parse_public_key(&text).map_err(|e| anyhow::anyhow!("--public-key {k}: {e}"))
+        })
+        .collect()
 }
 
 /// Checks a checkpoint's signature strictly against the key its `key_id` names among `keys`.

@@ -45,14 +45,26 @@ async fn create_environment(
 
 /// The live version of a model in an environment. Send `If-None-Match` with the last `ETag` to get 304 while unchanged.
 #[utoipa::path(get, path = "/api/v1/models/{model}/environments/{environment}", tag = "deployments",
-    params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name")),
-    responses((status = 200, body = LiveVersion, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
+    params(("model" = String, Path, description = "Model name"), ("environment" = String, Path, description = "Environment name"), LiveQuery),
+    responses((status = 200, body = LiveVersion, headers(("ETag" = String))),
+        (status = 200, description = "With `signed=true`: the signed assignment", body = SignedAssignment),
+        (status = 304), (status = 404, body = ErrorBody)))]
 async fn live_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     ApiPath((model, environment)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<LiveQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if query.signed {
+        caller.require(Permission::Read)?;
+        let (_, signed) = s
+            .store
+            .assignment(&caller, &model, &environment)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no version of {model} is live in {environment}")))?;
+        return Ok(Json(signed).into_response());
+    }
     let live = s.store.live_version(&caller, &model, &environment).await?;
     let etag = format!("\"r{}\"", live.revision);
     let matches = headers
@@ -64,6 +76,13 @@ async fn live_version(
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
     }
     Ok(([(ETAG, etag)], Json(live)).into_response())
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+struct LiveQuery {
+    /// Answer with the signed assignment (as agents receive it) instead.
+    signed: bool,
 }
 
 /// Make a version live in an environment. The version must exist, have a digest and not be quarantined.

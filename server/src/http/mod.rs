@@ -6,6 +6,7 @@ mod auth;
 mod environments;
 mod events;
 mod extract;
+mod fleet;
 mod idempotency;
 mod identity;
 mod metrics;
@@ -55,6 +56,7 @@ use crate::store::Store;
         (name = "deployments", description = "Live versions and their history"),
         (name = "metrics", description = "Metric points, downsampled series, guardrails and health"),
         (name = "rollbacks", description = "Rollback policies, requests, four-eyes reviews and break glass"),
+        (name = "fleet", description = "Serving agents: signed assignments (long-polled), reports, convergence, state at a moment"),
         (name = "events", description = "Server-sent events: live-version changes, rollbacks, health, new points"),
         (name = "webhooks", description = "Signed deliveries of live-version changes, with retries and a log"),
         (name = "identity", description = "The caller, users and API tokens"),
@@ -70,6 +72,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(models::router())
         .merge(environments::router())
+        .merge(fleet::router())
         .merge(metrics::router())
         .merge(rollbacks::router())
         .merge(webhooks::router())

@@ -247,15 +247,7 @@ async fn download_version_file(
     ApiPath((model, number, path)): ApiPath<(String, String, String)>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let version = s.store.get_version(&caller, &model, version_number(&number)?).await?;
-    let root = version.artifact_root.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "version {number} of model '{model}' keeps its files elsewhere ({})",
-            version.artifact_uri
-        ))
-    })?;
-    let path = crate::artifacts::ArtifactPath::parse("path", &format!("{root}/{}", path.trim_start_matches('/')))?;
-    let (file, bytes) = s.store.open_artifact(&caller, &path).await?;
+    let (file, bytes) = s.store.open_version_file(&caller, &model, version_number(&number)?, &path).await?;
     let name = percent_encoded(file.path.rsplit('/').next().unwrap_or("file"));
     let headers = [
         (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),

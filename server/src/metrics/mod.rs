@@ -518,7 +518,7 @@ impl Store {
             keys: stored.keys,
             points: stored.points,
         };
-        crate::events::announce_points(&self.db, &self.events, event).await;
+        crate::events::announce_transient(&self.db, &self.events, event).await;
         self.health_changed(model, stored.changes).await;
     }
 }

@@ -17,7 +17,8 @@ use sqlx::AnyConnection;
 use crate::audit::{AuditActor, AuditedTx, Change, Target};
 use crate::clock::rfc3339;
 use crate::db::DbResultExt;
-use crate::live::{LiveChange, announce_move, change_live_version, deployment_change};
+use crate::fleet::assignment::AssignmentSigner;
+use crate::live::{LiveChange, move_live_version};
 use crate::store::Store;
 use crate::versions::model_id;
 use plan::Live;
@@ -143,18 +144,25 @@ struct Acting {
     audit: AuditActor,
     name: String,
     username: Option<String>,
+    /// Signs the assignment of a live-version change this acting makes.
+    signer: Option<AssignmentSigner>,
 }
 
 impl From<&Caller> for Acting {
     fn from(caller: &Caller) -> Self {
-        Self { audit: caller.into(), name: caller.actor().name, username: Some(caller.username.clone()) }
+        Self { audit: caller.into(), name: caller.actor().name, username: Some(caller.username.clone()), signer: None }
     }
 }
 
 impl Acting {
     fn system(what: &str) -> Self {
         let audit = AuditActor::system(what);
-        Self { name: audit.display.clone(), audit, username: None }
+        Self { name: audit.display.clone(), audit, username: None, signer: None }
+    }
+
+    /// The same acting, signing assignments with the store's key.
+    fn signing(self, store: &Store) -> Self {
+        Self { signer: store.part::<AssignmentSigner>().cloned(), ..self }
     }
 }
 
@@ -273,7 +281,7 @@ async fn execute(
         let outcome = format!("stale: {now_live} is live now, not v{} as when requested", row.from_version);
         return close(tx, row.id, RollbackStatus::Stale, &outcome, by, now).await;
     };
-    let event = change_live_version(
+    let event = move_live_version(
         tx,
         LiveChange {
             model: &row.model,
@@ -286,6 +294,8 @@ async fn execute(
             request: Some(row.id),
             now,
         },
+        by.audit.clone(),
+        by.signer.as_ref(),
     )
     .await?;
     sqlx::query(
@@ -299,9 +309,6 @@ async fn execute(
     .bind(row.id)
     .execute(&mut **tx)
     .await?;
-    let action = if kind == DeploymentKind::BreakGlass { AuditAction::BreakGlass } else { AuditAction::Rollback };
-    tx.record(by.audit.clone(), deployment_change(action, &event)).await?;
-    announce_move(tx, event).await?;
     let request = load(tx, row.id, now).await?;
     tx.announce(ServerEvent::Rollback { request: request.clone() });
     Ok(request)
@@ -410,7 +417,7 @@ impl Store {
     /// environment's policy says so; preflight refusals (nothing to go back to, a request already
     /// open, a freeze) are logged, not errors.
     pub(crate) async fn file_automatic_rollback(&self, model: &str, environment: &str, version: i64) {
-        let by = Acting::system("guardrails");
+        let by = Acting::system("guardrails").signing(self);
         let result = async {
             let mut tx = self.begin_write().await?;
             let (environment_id, policy) = policy::load(&mut tx, environment).await?;
@@ -530,7 +537,7 @@ impl Rollbacks for Store {
     ) -> Result<RollbackRequest, ApiError> {
         caller.require(Permission::RequestRollbacks)?;
         input.validate()?;
-        let by = Acting::from(caller);
+        let by = Acting::from(caller).signing(self);
         let mut tx = self.begin_write().await?;
         let filing = Filing {
             model,
@@ -556,7 +563,7 @@ impl Rollbacks for Store {
         caller.require(Permission::ReviewRollbacks)?;
         input.validate(decision == Decision::Reject)?;
         let now = self.clock.now_ms();
-        let by = Acting::from(caller);
+        let by = Acting::from(caller).signing(self);
         let mut tx = self.begin_write().await?;
         let row = lock(&mut tx, id).await?;
         match row.status(now) {
@@ -666,7 +673,7 @@ impl Rollbacks for Store {
         }
         let why = format!("superseded by a break-glass rollback by {}", caller.actor().name);
         supersede_open(&mut tx, (model_id, environment_id), None, &why, caller, now).await?;
-        let by = Acting::from(caller);
+        let by = Acting::from(caller).signing(self);
         let filing = Filing {
             model,
             environment,

@@ -23,6 +23,7 @@ struct PolicyRow {
     freeze_windows: Option<String>,
     break_glass_roles: Option<String>,
     auto_request: Option<i64>,
+    convergence_deadline_seconds: Option<i64>,
     updated_at: Option<i64>,
     updated_by: Option<String>,
 }
@@ -39,6 +40,9 @@ impl PolicyRow {
                 None => default_break_glass_roles(),
             },
             auto_request: self.auto_request.unwrap_or(0) != 0,
+            convergence_deadline_seconds: self
+                .convergence_deadline_seconds
+                .map_or_else(default_convergence_deadline, |s| s as u32),
             updated_at: rfc3339(self.updated_at.unwrap_or(self.environment_created_at)),
             updated_by: self.updated_by.unwrap_or_else(|| "system".into()),
         };
@@ -48,6 +52,7 @@ impl PolicyRow {
 
 const POLICY_SELECT: &str = "SELECT e.id AS environment_id, e.name AS environment, e.created_at AS environment_created_at, \
      p.approvals_required, p.approval_ttl_minutes, p.freeze_windows, p.break_glass_roles, p.auto_request, \
+     p.convergence_deadline_seconds, \
      p.updated_at, p.updated_by FROM environments e LEFT JOIN rollback_policies p ON p.environment_id = e.id";
 
 /// The policy of a named environment and the environment's id, or 404.
@@ -109,11 +114,12 @@ pub(crate) async fn update(
     roles.dedup();
     sqlx::query(
         "INSERT INTO rollback_policies (environment_id, approvals_required, approval_ttl_minutes, freeze_windows, \
-         break_glass_roles, auto_request, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         break_glass_roles, auto_request, convergence_deadline_seconds, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (environment_id) DO UPDATE SET approvals_required = excluded.approvals_required, \
          approval_ttl_minutes = excluded.approval_ttl_minutes, freeze_windows = excluded.freeze_windows, \
          break_glass_roles = excluded.break_glass_roles, auto_request = excluded.auto_request, \
-         updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+         convergence_deadline_seconds = excluded.convergence_deadline_seconds, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
     )
     .bind(environment_id)
     .bind(i64::from(input.approvals_required))
@@ -121,6 +127,7 @@ pub(crate) async fn update(
     .bind(to_json(&windows))
     .bind(to_json(&roles))
     .bind(i64::from(input.auto_request))
+    .bind(i64::from(input.convergence_deadline_seconds))
     .bind(now)
     .bind(&actor.name)
     .execute(&mut **tx)

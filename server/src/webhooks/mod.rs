@@ -1,4 +1,5 @@
-//! Webhooks: admins register URLs; every live-version change is written to the outbox
+//! Webhooks: admins register URLs; every live-version change (and its rollout converging or
+//! missing its deadline) is written to the outbox
 //! (`webhook_deliveries`) in the transaction that makes it, and `delivery` sends it, signed, with
 //! retries — so a change is delivered even if the server restarts in between.
 
@@ -19,19 +20,30 @@ use crate::store::Store;
 /// Prefix of webhook signing secrets, so a leaked one is recognisable.
 const SECRET_PREFIX: &str = "whsec_";
 
+/// What a delivery tells: a live-version change, or how far one has spread through the fleet.
+pub(crate) enum Subject<'a> {
+    Deployment(&'a DeploymentEvent),
+    Rollout(&'a DeploymentEvent, &'a Rollout),
+}
+
 /// Writes one delivery per active webhook that wants this change, inside the change's transaction.
 pub(crate) async fn enqueue(
     conn: &mut AnyConnection,
     event_id: i64,
-    deployment: &DeploymentEvent,
+    subject: &Subject<'_>,
     created_at: &str,
     now: i64,
 ) -> Result<(), ApiError> {
+    let (kind, deployment, rollout) = match subject {
+        Subject::Deployment(deployment) => ("deployment", *deployment, None),
+        Subject::Rollout(deployment, rollout) => ("rollout", *deployment, Some((*rollout).clone())),
+    };
     let payload = WebhookPayload {
         id: event_id,
-        kind: "deployment".into(),
+        kind: kind.into(),
         created_at: created_at.to_string(),
         deployment: deployment.clone(),
+        rollout,
     };
     let body = serde_json::to_string(&payload).map_err(|_| ApiError::internal())?;
     sqlx::query(
