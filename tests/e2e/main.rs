@@ -780,3 +780,113 @@ async fn a_version_page_lists_the_files_the_registry_holds() {
     browser.screenshot("version-files").await;
     browser.close().await;
 }
+
+/// Serving agents of fraud-detector in production, simulated over the REST protocol: each
+/// long-polls its assignment and reports the new version `stagger × its number` after one arrives,
+/// so the fleet moves instance by instance.
+fn simulate_agents(app: &TestApp, token: String, count: usize, stagger: std::time::Duration) {
+    let base = format!("{}/api/v1/models/fraud-detector/environments/production", app.base);
+    for i in 0..count {
+        let (client, base) = (modelgate_tests::bearer_client(&token), base.clone());
+        tokio::spawn(async move {
+            let group = if i % 2 == 0 { "eu-west" } else { "us-east" };
+            let mut held = 0;
+            loop {
+                let Ok(response) = client.get(format!("{base}/assignment?after={held}&wait=30")).send().await else {
+                    return;
+                };
+                if response.status() != 200 {
+                    continue;
+                }
+                let signed: serde_json::Value = response.json().await.unwrap();
+                let assignment: serde_json::Value = serde_json::from_str(signed["payload"].as_str().unwrap()).unwrap();
+                if held > 0 {
+                    tokio::time::sleep(stagger * (i as u32 + 1)).await;
+                }
+                held = assignment["counter"].as_i64().unwrap();
+                let report = serde_json::json!({
+                    "group": group, "counter": held, "version": assignment["version"],
+                    "digest": assignment["digest"], "state": "ready",
+                });
+                if client.put(format!("{base}/agents/node-{i}")).json(&report).send().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_rollback_moves_the_serving_fleet_instance_by_instance_on_the_card() {
+    let (app, operator) = demo_console().await;
+    let user = app::domain::NewUser {
+        username: "fleet".into(),
+        display_name: "fleet".into(),
+        password: DEMO_PASSWORD.into(),
+        roles: vec![app::domain::Role::Agent],
+    };
+    app.store.bootstrap_user(server::audit::AuditActor::system("e2e"), user).await.unwrap();
+    let token = app::domain::NewToken {
+        name: "agents".into(),
+        roles: vec![app::domain::Role::Agent],
+        environments: vec!["production".into()],
+        ..Default::default()
+    };
+    let token = app.store.bootstrap_token("fleet", token).await.unwrap().token;
+    simulate_agents(&app, token, 6, std::time::Duration::from_millis(700));
+
+    let o = &operator.client;
+    o.goto(&app.url("/sign-in?next=%2Fmodels%2Ffraud-detector")).await.unwrap();
+    sign_in(&operator, "operator", DEMO_PASSWORD).await;
+    let card = r#"article[data-env="production"]"#;
+    operator.wait_for(card).await;
+    operator.wait_hydrated().await;
+    operator
+        .eventually("six agents serve v6", || async {
+            let text = o.find(Locator::Css(&format!("{card} .fleet"))).await.ok()?.text().await.ok()?;
+            (text.contains("3 of 3 on v6 in eu-west") && text.contains("3 of 3 on v6 in us-east")).then_some(())
+        })
+        .await;
+    o.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
+    scroll_to(&operator, card).await;
+    operator.screenshot("fleet-before-rollback").await;
+
+    // A rollback to v4, filed and approved over the API by the operator and a reviewer.
+    let requested = app.client_as("requester", &[app::domain::Role::Operator]).await;
+    let request = serde_json::json!({ "to_version": 4, "reason": "e2e: v6 fails its guardrails" });
+    let url = app.url("/api/v1/models/fraud-detector/environments/production/rollbacks");
+    let request = json(requested.post(url).json(&request).send().await.unwrap(), 201).await;
+    let reviewer = app.client_as("approver", &[app::domain::Role::Reviewer]).await;
+    let approve = app.url(&format!("/api/v1/rollbacks/{}/approve", request["id"]));
+    json(reviewer.post(approve).json(&serde_json::json!({ "comment": "ok" })).send().await.unwrap(), 200).await;
+
+    // The card follows each agent's report: mixed counts on the way, then all six on v4.
+    let mut seen: Vec<String> = Vec::new();
+    let started = std::time::Instant::now();
+    loop {
+        let text = operator.text_of(&format!("{card} .fleet")).await;
+        let groups = operator.text_of(&format!("{card} .fleet-groups")).await;
+        let mixed = groups.contains("on v4") && groups.contains("on v6");
+        if mixed && !seen.iter().any(|t| t.contains("on v4") && t.contains("on v6")) {
+            scroll_to(&operator, card).await;
+            operator.screenshot("fleet-during-rollback").await;
+        }
+        if seen.last() != Some(&groups) {
+            seen.push(groups.clone());
+        }
+        let done = ["3 of 3 on v4 in eu-west", "3 of 3 on v4 in us-east", "converged"].iter().all(|t| text.contains(t));
+        if done {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the fleet did not converge on v4: {seen:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mixed = seen.iter().filter(|t| t.contains("on v4") && t.contains("on v6")).count();
+    assert!(mixed >= 2, "the card moved instance by instance: {seen:#?}");
+    let kept = o.execute("return window.__stillHere === true;", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::Value::Bool(true), "updated in place, no reload");
+    operator.screenshot("fleet-after-rollback").await;
+    let history = operator.text_of("#history li").await;
+    assert!(history.contains("fleet converged"), "{history}");
+    operator.close().await;
+}

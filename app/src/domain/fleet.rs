@@ -233,6 +233,70 @@ impl Fleet {
     pub fn summaries(&self) -> Vec<String> {
         self.groups.iter().map(GroupCount::summary).collect()
     }
+
+    /// Takes an agent's new report (or its going lost) into the fleet and its counts.
+    pub fn apply(&mut self, agent: Agent) {
+        match self.agents.iter_mut().find(|a| a.instance == agent.instance) {
+            Some(known) => *known = agent,
+            None => {
+                self.agents.push(agent);
+                self.agents.sort_by(|a, b| (&a.group, &a.instance).cmp(&(&b.group, &b.instance)));
+            }
+        }
+        let members = self.agents.iter().map(|a| (a.group.as_str(), a.state, a.version));
+        self.groups = group_counts(members, self.live_version);
+    }
+}
+
+/// Instances counted by group, from (group, state, version served) of each: in each group the
+/// versions served by instances not lost, `live_version` first, then the most served.
+pub fn group_counts<'a>(
+    members: impl IntoIterator<Item = (&'a str, AgentState, Option<i64>)>,
+    live_version: Option<i64>,
+) -> Vec<GroupCount> {
+    let mut groups: std::collections::BTreeMap<&str, (GroupCount, Vec<Option<i64>>)> = Default::default();
+    for (group, state, version) in members {
+        let (count, versions) = groups.entry(group).or_insert_with(|| {
+            let empty = GroupCount {
+                group: group.to_string(),
+                instances: 0,
+                serving: Vec::new(),
+                downloading: 0,
+                failed: 0,
+                lost: 0,
+            };
+            (empty, Vec::new())
+        });
+        count.instances += 1;
+        match state {
+            AgentState::Lost => count.lost += 1,
+            AgentState::Downloading => count.downloading += 1,
+            AgentState::Failed => count.failed += 1,
+            AgentState::Ready => {}
+        }
+        if state != AgentState::Lost {
+            versions.push(version);
+        }
+    }
+    groups
+        .into_values()
+        .map(|(mut count, versions)| {
+            count.serving = by_version(versions, live_version);
+            count
+        })
+        .collect()
+}
+
+/// Instances by the version they serve: `first` first, then the most served.
+fn by_version(versions: Vec<Option<i64>>, first: Option<i64>) -> Vec<VersionCount> {
+    let mut counts: std::collections::BTreeMap<Option<i64>, u32> = Default::default();
+    for version in versions {
+        *counts.entry(version).or_default() += 1;
+    }
+    let mut serving: Vec<VersionCount> =
+        counts.into_iter().map(|(version, instances)| VersionCount { version, instances }).collect();
+    serving.sort_by_key(|c| (first.is_none() || c.version != first, std::cmp::Reverse(c.instances), c.version));
+    serving
 }
 
 impl GroupCount {
@@ -292,5 +356,22 @@ mod tests {
         assert_eq!(group.summary(), "37 of 40 on v4 · 3 on v6 in eu-west");
         let group = GroupCount { serving: vec![VersionCount { version: Some(4), instances: 38 }], lost: 2, ..group };
         assert_eq!(group.summary(), "38 of 40 on v4 · 2 lost in eu-west");
+    }
+
+    #[test]
+    fn instances_are_counted_by_group_the_live_version_first() {
+        use AgentState::*;
+        let members = [
+            ("eu", Ready, Some(6)),
+            ("eu", Ready, Some(4)),
+            ("eu", Downloading, Some(6)),
+            ("eu", Lost, Some(6)),
+            ("us", Failed, None),
+            ("eu", Ready, Some(6)),
+        ];
+        let groups = group_counts(members, Some(4));
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].summary(), "1 of 5 on v4 · 3 on v6 · 1 downloading · 1 lost in eu");
+        assert_eq!(groups[1].summary(), "1 of 1 on nothing · 1 failed in us");
     }
 }

@@ -240,6 +240,12 @@ pub struct RollbackRequest {
     /// The live version's revision after execution.
     pub revision: Option<i64>,
     pub acknowledgement: Option<Acknowledgement>,
+    /// After execution: how far the rollback has spread through the serving fleet.
+    #[serde(default)]
+    pub rollout: Option<super::RolloutState>,
+    /// When every serving agent ran the rolled-back version.
+    #[serde(default)]
+    pub converged_at: Option<String>,
 }
 
 impl RollbackRequest {

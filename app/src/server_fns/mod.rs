@@ -2,12 +2,14 @@
 //! Each takes the caller from the request (set by the server's authentication middleware);
 //! the backend checks the caller's roles.
 
+mod fleet;
 mod rollbacks;
 
 use leptos::prelude::*;
 
 use crate::domain::*;
 use crate::error::ApiError;
+pub use fleet::*;
 pub use rollbacks::*;
 
 /// Everything the model page shows, in one round trip, with what the caller may do there.

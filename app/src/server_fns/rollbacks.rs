@@ -166,7 +166,7 @@ pub async fn save_policy(
 
 /// `2026-12-24T18:00` as a `datetime-local` field sends it, read as UTC.
 #[cfg(any(feature = "ssr", test))]
-fn utc(value: &str) -> String {
+pub(super) fn utc(value: &str) -> String {
     let value = value.trim();
     let has_zone = value.ends_with('Z') || value.get(16..).is_some_and(|rest| rest.contains(['+', '-']));
     match (has_zone, value.len()) {

@@ -2,7 +2,7 @@
 //! live version's rollout, and the state of an environment at a past moment, rebuilt from the
 //! history of changes and the agents' transitions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use app::backend::Fleets;
 use app::domain::*;
@@ -13,54 +13,6 @@ use super::rollout::latest_change;
 use super::{AGENT_COLUMNS, AgentRow, ids};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::store::Store;
-
-/// Instances by the version they serve: `first` (the live version) first, then the most served.
-fn by_version(versions: impl IntoIterator<Item = Option<i64>>, first: Option<i64>) -> Vec<VersionCount> {
-    let mut counts: BTreeMap<Option<i64>, u32> = BTreeMap::new();
-    for version in versions {
-        *counts.entry(version).or_default() += 1;
-    }
-    let mut serving: Vec<VersionCount> =
-        counts.into_iter().map(|(version, instances)| VersionCount { version, instances }).collect();
-    serving.sort_by_key(|c| (first.is_none() || c.version != first, std::cmp::Reverse(c.instances), c.version));
-    serving
-}
-
-/// Counts of one group's instances in each state.
-#[derive(Default)]
-struct Tally {
-    instances: u32,
-    serving: Vec<Option<i64>>,
-    downloading: u32,
-    failed: u32,
-    lost: u32,
-}
-
-impl Tally {
-    fn into_group(self, group: String, live_version: Option<i64>) -> GroupCount {
-        GroupCount {
-            group,
-            instances: self.instances,
-            serving: by_version(self.serving, live_version),
-            downloading: self.downloading,
-            failed: self.failed,
-            lost: self.lost,
-        }
-    }
-
-    fn add(&mut self, state: AgentState, version: Option<i64>) {
-        self.instances += 1;
-        match state {
-            AgentState::Lost => self.lost += 1,
-            AgentState::Downloading => self.downloading += 1,
-            AgentState::Failed => self.failed += 1,
-            AgentState::Ready => {}
-        }
-        if state != AgentState::Lost {
-            self.serving.push(version);
-        }
-    }
-}
 
 #[async_trait]
 impl Fleets for Store {
@@ -85,11 +37,7 @@ impl Fleets for Store {
                 .await?;
         let rollout = latest_change(&mut conn, ids, false).await?.and_then(|c| c.rollout());
         let agents: Vec<Agent> = rows.into_iter().map(|r| r.into_agent(now)).collect();
-        let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
-        for agent in &agents {
-            tallies.entry(&agent.group).or_default().add(agent.state, agent.version);
-        }
-        let groups = tallies.into_iter().map(|(group, t)| t.into_group(group.to_string(), live_version)).collect();
+        let groups = group_counts(agents.iter().map(|a| (a.group.as_str(), a.state, a.version)), live_version);
         Ok(Fleet { model: model.into(), environment: environment.into(), live_version, rollout, groups, agents })
     }
 
@@ -127,13 +75,11 @@ impl Fleets for Store {
         .await?;
         let latest: HashMap<i64, (String, String, Option<i64>)> =
             rows.into_iter().map(|(agent, group, state, version)| (agent, (group, state, version))).collect();
-        let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-        for (group, state, version) in latest.into_values() {
-            if let Some(state) = AgentState::parse(&state) {
-                tallies.entry(group).or_default().add(state, version);
-            }
-        }
+        let members = latest
+            .values()
+            .filter_map(|(group, state, version)| Some((group.as_str(), AgentState::parse(state)?, *version)));
         let live_version = live.map(|(version, ..)| version);
+        let groups = group_counts(members, live_version);
         Ok(EnvironmentState {
             model: model.into(),
             environment: environment.into(),
@@ -141,19 +87,7 @@ impl Fleets for Store {
             live_version,
             revision: live.map_or(0, |(_, revision, _)| revision),
             since: live.map(|(.., created_at)| rfc3339(created_at)),
-            groups: tallies.into_iter().map(|(group, t)| t.into_group(group, live_version)).collect(),
+            groups,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_live_version_is_counted_first_then_the_most_served() {
-        let counts = by_version([Some(6), Some(4), Some(6), None, Some(6), Some(4), Some(5)], Some(4));
-        let order: Vec<_> = counts.iter().map(|c| (c.version, c.instances)).collect();
-        assert_eq!(order, [(Some(4), 2), (Some(6), 3), (None, 1), (Some(5), 1)]);
     }
 }

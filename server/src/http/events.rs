@@ -1,6 +1,7 @@
 //! `GET /api/v1/events`: server-sent events — live-version changes, rollback requests, health
-//! changes (numbered, replayed after `Last-Event-ID`) and new metric points — filtered by model,
-//! environment, version and type; a lagging subscriber is told how many events it missed.
+//! changes, rollouts (numbered, replayed after `Last-Event-ID`), new metric points and agents'
+//! reports — filtered by model, environment, version and type; a lagging subscriber is told how
+//! many events it missed.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -30,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The event types a subscriber can ask for.
-const TYPES: [&str; 4] = ["metrics", "health", "deployment", "rollback"];
+const TYPES: [&str; 6] = ["metrics", "health", "deployment", "rollback", "rollout", "agent"];
 
 /// Which events a subscriber wants.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -42,7 +43,8 @@ struct EventFilter {
     environment: Option<String>,
     /// Only events of this version (a live-version change concerns the versions before and after).
     version: Option<i64>,
-    /// Comma-separated types: `metrics`, `health`, `deployment`, `rollback` (all when absent).
+    /// Comma-separated types: `metrics`, `health`, `deployment`, `rollback`, `rollout`, `agent`
+    /// (all when absent).
     types: Option<String>,
     /// Resume after this event, like the `Last-Event-ID` header (which wins when both are sent).
     last_event_id: Option<i64>,

@@ -47,13 +47,17 @@ struct RequestRow {
     acknowledged_by: Option<String>,
     acknowledged_at: Option<i64>,
     acknowledgement: Option<String>,
+    fleet_state: Option<String>,
+    converged_at: Option<i64>,
 }
 
 const REQUEST_SELECT: &str = "SELECT r.id, m.name AS model, e.name AS environment, r.model_id, r.environment_id, \
      r.from_version, r.to_version, r.reason, r.kind, r.status, r.approvals_required, r.requested_by, r.requester, \
      r.requested_at, r.expires_at, r.closed_at, r.closed_by, r.outcome, r.revision, r.acknowledged_by, \
-     r.acknowledged_at, r.acknowledgement \
-     FROM rollback_requests r JOIN models m ON m.id = r.model_id JOIN environments e ON e.id = r.environment_id";
+     r.acknowledged_at, r.acknowledgement, h.fleet_state, h.converged_at \
+     FROM rollback_requests r JOIN models m ON m.id = r.model_id JOIN environments e ON e.id = r.environment_id \
+     LEFT JOIN deployment_history h ON h.model_id = r.model_id AND h.environment_id = r.environment_id \
+     AND h.revision = r.revision";
 
 impl RequestRow {
     /// An open request past its time-to-live reads as expired even before the sweep closes it.
@@ -92,6 +96,8 @@ impl RequestRow {
                 }
                 _ => None,
             },
+            rollout: self.fleet_state.as_deref().and_then(RolloutState::parse),
+            converged_at: self.converged_at.map(rfc3339),
         }
     }
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod environments;
+mod fleet;
 mod guardrails;
 mod metrics;
 mod model;

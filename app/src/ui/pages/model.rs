@@ -8,6 +8,7 @@ use leptos_router::hooks::use_params_map;
 use leptos_router::hooks::use_query_map;
 
 use super::AuditTrail;
+use super::fleet::{FleetPanel, StateAtPanel};
 use super::guardrails::GuardrailsPanel;
 use super::metrics::AcrossVersions;
 use super::rollback::{DialogTarget, RollbackActions, RollbackDialog};
@@ -152,6 +153,7 @@ fn Overview(
         <AcrossVersions model=model.name.clone() metrics=metrics.clone() guardrails=guardrails.clone()/>
         <GuardrailsPanel model=model.name.clone() guardrails environments keys=metrics.keys may_manage=may_manage_guardrails save remove/>
         <History events=history.items/>
+        <StateAtPanel model=model.name.clone()/>
         {audit_trail.map(|entries| view! { <AuditTrail entries all_href=trail_href/> })}
     }
 }
@@ -190,6 +192,7 @@ fn EnvironmentCard(
                 {live.updated_at.as_deref().map(format::time)}
                 {live.updated_by.map(|by| format!(" by {by}"))}
             </p>
+            <FleetPanel model=live.model.clone() environment=env.clone()/>
             {rollbacks.into_iter().map(|r| view! { <PendingRollback request=r/> }).collect_view()}
             {(may_roll_back && current.is_some()).then(|| view! {
                 <button type="button" class="roll-back" on:click=move |_| dialog.set(Some((dialog_env.clone(), None)))>
@@ -348,6 +351,8 @@ fn History(events: Vec<DeploymentEvent>) -> impl IntoView {
                                     <span class="strong">{format!("{} → v{}", format::version(e.from_version), e.to_version)}</span>
                                     <span class="muted">{format!(" by {} · {}", e.actor, format::time(&e.created_at))}</span>
                                     {e.request.map(|id| view! { <span class="muted">{format!(" · request #{id}")}</span> })}
+                                    {e.rollout.map(|r| view! { <span class="muted" data-rollout=r.as_str()>{format!(" · fleet {}", r.label())}</span> })}
+                                    {e.converged_at.as_deref().map(|at| view! { <span class="muted">{format!(" {}", format::time(at))}</span> })}
                                     {(!e.reason.is_empty()).then(|| view! { <q class="reason">{e.reason.clone()}</q> })}
                                 </li>
                             }

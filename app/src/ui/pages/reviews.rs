@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use crate::domain::{RollbackKind, RollbackRequest, RollbackStatus, percent_encoded};
+use crate::domain::{RollbackKind, RollbackRequest, RollbackStatus, RolloutState, percent_encoded};
 use crate::server_fns::{AcknowledgeBreakGlass, CancelRollback, ReviewQueueData, ReviewRollback, review_queue};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::format;
@@ -97,7 +97,8 @@ fn Queue(data: ReviewQueueData, actions: ReviewActions) -> impl IntoView {
                     <table class="table" id="recent-rollbacks">
                         <thead><tr>
                             <th scope="col">"Request"</th><th scope="col">"Where"</th><th scope="col">"Change"</th>
-                            <th scope="col">"Status"</th><th scope="col">"Outcome"</th><th scope="col">"Closed"</th>
+                            <th scope="col">"Status"</th><th scope="col">"Outcome"</th><th scope="col">"Fleet"</th>
+                            <th scope="col">"Closed"</th>
                         </tr></thead>
                         <tbody>{recent.into_iter().map(|r| view! {
                             <tr data-rollback=r.id>
@@ -106,6 +107,7 @@ fn Queue(data: ReviewQueueData, actions: ReviewActions) -> impl IntoView {
                                 <td>{format!("v{} → v{}", r.from_version, r.to_version)}</td>
                                 <td><StatusBadge status=r.status/></td>
                                 <td class="muted">{r.outcome.clone()}</td>
+                                <td><FleetBadge rollout=r.rollout converged_at=r.converged_at.clone()/></td>
                                 <td class="muted small">{r.closed_at.as_deref().map(format::time)}</td>
                             </tr>
                         }).collect_view()}</tbody>
@@ -188,7 +190,7 @@ fn ReviewCard(
                 </h2>
                 <span>{format!("#{id} ")}<KindBadge kind=request.kind/></span>
             </header>
-            <p class="big">{format!("v{} → v{}", request.from_version, request.to_version)}</p>
+            <p class="big">{format!("v{} → v{}", request.from_version, request.to_version)}" "<FleetBadge rollout=request.rollout converged_at=request.converged_at.clone()/></p>
             <p class="muted small">{format!("requested by {} · {} · {progress}", request.requested_by, format::time(&request.requested_at))}</p>
             <q class="reason">{request.reason.clone()}</q>
             {(!reviews.is_empty()).then(|| view! {
@@ -223,4 +225,18 @@ fn StatusBadge(status: RollbackStatus) -> impl IntoView {
         RollbackStatus::Rejected => "badge danger",
     };
     view! { <span class=class>{status.as_str()}</span> }
+}
+
+/// How far an executed rollback has spread through the serving fleet.
+#[component]
+fn FleetBadge(rollout: Option<RolloutState>, converged_at: Option<String>) -> impl IntoView {
+    rollout.map(|state| {
+        let class = match state {
+            RolloutState::Converged => "badge ok",
+            RolloutState::PartiallyConverged => "badge danger",
+            _ => "badge warn",
+        };
+        let title = converged_at.as_deref().map(|at| format!("converged {}", format::time(at)));
+        view! { <span class=class data-rollout=state.as_str() title=title>{format!("fleet {}", state.label())}</span> }
+    })
 }
