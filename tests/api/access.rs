@@ -291,6 +291,7 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
             ("index", "0"),
             ("url", "http://127.0.0.1:9/hook"),
             ("active", "true"),
+            ("at", "2026-01-01T00:00"),
         ];
         let response = app.anonymous.post(app.url(path)).form(&form[..]).send().await.unwrap();
         let status = response.status().as_u16();

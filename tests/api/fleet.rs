@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use app::domain::{ASSIGNMENT_KIND, Assignment, NewToken, NewUser, Role, SignedAssignment};
 use modelgate_tests::{
-    Backend, PASSWORD, TEST_ASSIGNMENT_KEY, TestApp, bearer_client, digest, expect_error, json, on_both_backends,
-    seed_model,
+    Backend, PASSWORD, TEST_ASSIGNMENT_KEY, TestApp, WebhookReceiver, bearer_client, digest, expect_error, json,
+    on_both_backends, seed_model,
 };
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -292,6 +292,8 @@ async fn a_rollout_converges_goes_partial_while_an_agent_is_lost_and_converges_w
     let policy = json!({ "approvals_required": 0, "approval_ttl_minutes": 60, "convergence_deadline_seconds": 60 });
     json(app.client.put(app.url("/api/v1/environments/staging/policy")).json(&policy).send().await.unwrap(), 200).await;
     let agent = bearer_client(&agent_token(&app, "fleet-eu", &["staging"]).await);
+    let mut receiver = WebhookReceiver::start(0).await;
+    json(app.post("/api/v1/webhooks", &json!({ "url": receiver.url, "environment": "staging" })).await, 201).await;
     // Three agents start before anything is live, then the first deploy reaches them.
     for instance in ["a", "b", "c"] {
         let waiting = json!({ "group": "eu-west", "counter": 0, "version": null, "state": "downloading" });
@@ -346,6 +348,26 @@ async fn a_rollout_converges_goes_partial_while_an_agent_is_lost_and_converges_w
     assert_eq!(rollout["state"], "converged", "{rollout}");
     let history = json(app.get(&format!("{STAGING}/history")).await, 200).await;
     assert_eq!(history["items"][0]["rollout"], "converged");
+    // Webhooks hear each change and how its rollout ended.
+    let mut heard = Vec::new();
+    for _ in 0..5 {
+        let delivery: Value = serde_json::from_str(&receiver.next().await.body).unwrap();
+        let rollout = delivery["rollout"]["state"].as_str().unwrap_or("-").to_string();
+        heard.push((
+            delivery["type"].as_str().unwrap().to_string(),
+            delivery["deployment"]["revision"].as_i64().unwrap(),
+            rollout,
+        ));
+    }
+    heard.sort();
+    let expected = [
+        ("deployment", 1, "-"),
+        ("deployment", 2, "-"),
+        ("rollout", 1, "converged"),
+        ("rollout", 2, "converged"),
+        ("rollout", 2, "partially_converged"),
+    ];
+    assert_eq!(heard, expected.map(|(t, r, s)| (t.to_string(), r, s.to_string())));
     assert_eq!(history["items"][0]["converged_at"], rfc3339(app.clock.now_ms()));
     assert_eq!(history["items"][1]["rollout"], "converged");
 
