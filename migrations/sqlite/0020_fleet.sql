@@ -17,7 +17,9 @@ CREATE INDEX deployment_history_open_rollouts_idx ON deployment_history (deadlin
     WHERE fleet_state IN ('issued', 'propagating');
 
 -- One serving instance of a model in an environment, as it last reported (a heartbeat updates
--- last_seen in place); removed ones stay for the history of what was served.
+-- last_seen in place: no index covers the columns a heartbeat changes, so on PostgreSQL the update
+-- stays on its page and the table does not grow); removed ones stay for the history of what was
+-- served.
 CREATE TABLE fleet_agents (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     model_id        BIGINT NOT NULL REFERENCES models (id),
@@ -35,7 +37,6 @@ CREATE TABLE fleet_agents (
     removed_at      BIGINT,
     CONSTRAINT fleet_agents_instance_key UNIQUE (model_id, environment_id, instance)
 );
-CREATE INDEX fleet_agents_last_seen_idx ON fleet_agents (last_seen) WHERE state <> 'lost' AND removed_at IS NULL;
 
 -- What an agent served from when: a row per change of state, counter or version, never per heartbeat.
 CREATE TABLE fleet_transitions (

@@ -3,7 +3,7 @@
 //! replica) and report what they serve. Measured: after a rollback is approved on replica A, the
 //! time until each agent holds the new assignment and until every agent reported it; with the
 //! long polls idle, the replicas' CPU and memory per waiting agent; and the database space the
-//! agents' heartbeats take.
+//! agents' heartbeats take as they go on.
 //!
 //! Usage: `fleetbench --servers A,B --pids PID_A,PID_B --database-url URL --token OPERATOR
 //! --review-token REVIEWER --agent-token AGENT [--agents N] [--idle-seconds S] [--heartbeat-rounds R]`
@@ -97,7 +97,9 @@ async fn main() {
     }
     let before: Vec<(u64, u64)> = pids.iter().map(|p| usage(*p)).collect();
 
-    // The agents, half on each replica, until all serve v2.
+    // The agents, alternating between the replicas, join in two halves, each until all serve v2:
+    // the memory the second half adds is what a waiting agent costs (the first half's includes the
+    // servers' warm-up: pool connections, caches).
     let client = reqwest::Client::builder()
         .default_headers(
             [(reqwest::header::AUTHORIZATION, format!("Bearer {agent_token}").parse().unwrap())].into_iter().collect(),
@@ -108,33 +110,42 @@ async fn main() {
     let received = Arc::new(Mutex::new(Vec::new()));
     let (stop_tx, stop) = watch::channel(false);
     let started = Instant::now();
-    for i in 0..agents {
-        let base = servers[i % servers.len()].clone();
-        tokio::spawn(agent(client.clone(), base, i, received.clone(), stop.clone()));
-    }
-    loop {
-        let fleet = fleet_state(&operator, &a).await;
-        if fleet["rollout"]["state"] == "converged" && fleet["agents"].as_array().map_or(0, Vec::len) == agents {
-            break;
+    let mut halfway = Vec::new();
+    for half in [0..agents / 2, agents / 2..agents] {
+        let joined = half.end;
+        for i in half {
+            let base = servers[i % servers.len()].clone();
+            tokio::spawn(agent(client.clone(), base, i, received.clone(), stop.clone()));
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the fleet did not converge on v2: {}", fleet["rollout"]);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        loop {
+            let fleet = fleet_state(&operator, &a).await;
+            if fleet["rollout"]["state"] == "converged" && fleet["agents"].as_array().map_or(0, Vec::len) == joined {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "the fleet did not converge on v2: {}", fleet["rollout"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if joined < agents {
+            halfway = pids.iter().map(|p| usage(*p)).collect();
+        }
     }
     println!("{agents} agents joined and converged on v2 in {:.2} s", started.elapsed().as_secs_f64());
 
     // Idle: every agent waits in a long poll.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_start: Vec<(u64, u64)> = pids.iter().map(|p| usage(*p)).collect();
     tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
     let idle_end: Vec<(u64, u64)> = pids.iter().map(|p| usage(*p)).collect();
     let ticks_per_second = 100.0; // USER_HZ on Linux
     for (i, server) in servers.iter().enumerate() {
         let cpu = (idle_end[i].0 - idle_start[i].0) as f64 / ticks_per_second / idle_seconds as f64 * 100.0;
-        let per_agent_kb = (idle_end[i].1 as f64 - before[i].1 as f64) / (agents as f64 / servers.len() as f64);
+        let per_agent_kib = (idle_end[i].1 as f64 - halfway[i].1 as f64) / (agents as f64 / 2.0 / servers.len() as f64);
         println!(
-            "idle, {} waiting long polls on {server}: CPU {cpu:.2} % of a core, RSS {} → {} KiB ({per_agent_kb:.1} KiB per waiting agent)",
+            "idle, {} waiting long polls on {server}: CPU {cpu:.2} % of a core; RSS {} KiB before the agents, {} with \
+             half, {} with all ({per_agent_kib:.1} KiB per waiting agent)",
             agents / servers.len(),
             before[i].1,
+            halfway[i].1,
             idle_end[i].1
         );
     }
@@ -173,53 +184,58 @@ async fn main() {
         converged.as_secs_f64() * 1000.0
     );
 
-    // Heartbeats: every agent re-reports what it serves, `rounds` times, 64 at a time.
+    // Heartbeats: every agent re-reports what it serves, `rounds` times, 64 at a time, in six
+    // batches; the tables' size after each (autovacuum left to itself), and after a VACUUM.
     let _ = stop_tx.send(true);
     let db = sqlx::PgPool::connect(&database_url).await.unwrap();
-    let size = |db: sqlx::PgPool| async move {
-        sqlx::query("VACUUM fleet_agents").execute(&db).await.unwrap();
-        sqlx::query("VACUUM fleet_transitions").execute(&db).await.unwrap();
+    let size = |db: sqlx::PgPool, vacuum: bool| async move {
+        if vacuum {
+            sqlx::query("VACUUM fleet_agents, fleet_transitions").execute(&db).await.unwrap();
+        }
         let bytes: i64 = sqlx::query_scalar(
             "SELECT pg_total_relation_size('fleet_agents') + pg_total_relation_size('fleet_transitions')",
         )
         .fetch_one(&db)
         .await
         .unwrap();
-        let transitions: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM fleet_transitions").fetch_one(&db).await.unwrap();
-        (bytes, transitions)
+        let transitions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fleet_transitions").fetch_one(&db).await.unwrap();
+        (bytes as f64 / 1048576.0, transitions)
     };
-    let (bytes_before, transitions_before) = size(db.clone()).await;
-    let next = Arc::new(AtomicUsize::new(0));
-    let total = rounds * agents;
+    let (mib, transitions) = size(db.clone(), false).await;
+    println!("before heartbeats: fleet tables {mib:.2} MiB, {transitions} transitions");
+    let batches = 6;
     let heartbeats = Instant::now();
-    let workers: Vec<_> = (0..64)
-        .map(|_| {
-            let (client, next, servers) = (client.clone(), next.clone(), servers.clone());
-            tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= total {
-                        return;
+    for batch in 1..=batches {
+        let next = Arc::new(AtomicUsize::new(0));
+        let total = rounds / batches * agents;
+        let workers: Vec<_> = (0..64)
+            .map(|_| {
+                let (client, next, servers) = (client.clone(), next.clone(), servers.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= total {
+                            return;
+                        }
+                        let i = n % agents;
+                        let url = format!("{}{PAIR}/agents/agent-{i:04}", servers[i % servers.len()]);
+                        let body = report(counter, Some(1), Some(&format!("sha256:{:064x}", 1)), "ready");
+                        send(&client, client.put(url).json(&body), "heartbeat").await;
                     }
-                    let i = n % agents;
-                    let url = format!("{}{PAIR}/agents/agent-{i:04}", servers[i % servers.len()]);
-                    let body = report(counter, Some(1), Some(&format!("sha256:{:064x}", 1)), "ready");
-                    send(&client, client.put(url).json(&body), "heartbeat").await;
-                }
+                })
             })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.unwrap();
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let (mib, transitions) = size(db.clone(), false).await;
+        println!("after {} heartbeat rounds: fleet tables {mib:.2} MiB, {transitions} transitions", batch * rounds / batches);
     }
     let seconds = heartbeats.elapsed().as_secs_f64();
-    let (bytes_after, transitions_after) = size(db).await;
+    let (mib, transitions) = size(db, true).await;
     println!(
-        "{rounds} heartbeat rounds of {agents} agents ({total} reports, {:.0} reports/s): fleet tables {:.1} → {:.1} MiB, \
-         transitions {transitions_before} → {transitions_after}",
-        total as f64 / seconds,
-        bytes_before as f64 / 1048576.0,
-        bytes_after as f64 / 1048576.0
+        "{} reports in {seconds:.0} s ({:.0} reports/s); after VACUUM: fleet tables {mib:.2} MiB, {transitions} transitions",
+        rounds / batches * batches * agents,
+        (rounds / batches * batches * agents) as f64 / seconds
     );
 }

@@ -259,8 +259,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let lost: Vec<LostAgent> = sqlx::query_as(
             "UPDATE fleet_agents SET state = 'lost', changed_at = last_seen + 3 * heartbeat_ms \
-             WHERE removed_at IS NULL AND state <> 'lost' AND last_seen < $1 - 15000 \
-             AND last_seen + 3 * heartbeat_ms < $1 \
+             WHERE removed_at IS NULL AND state <> 'lost' AND last_seen + 3 * heartbeat_ms < $1 \
              RETURNING id, (SELECT name FROM models WHERE id = model_id) AS model, \
              (SELECT name FROM environments WHERE id = environment_id) AS environment, instance, grp, counter, version, \
              changed_at",
