@@ -98,8 +98,11 @@ async fn twenty_agents_converge_through_a_replica_crash_and_a_lost_agent() {
         if i % 2 == 0 { vec![base_b.as_str(), base_a.as_str()] } else { vec![base_a.as_str(), base_b.as_str()] }
     };
     let mut agents: Vec<Child> = (0..AGENTS).map(|i| start_agent(i, &order(i), &agent_token, &key, &root)).collect();
-    let fleet = until(&ops, &base_a, Duration::from_secs(60), "20 agents on v2", |f| serving(f, 2) == AGENTS).await;
-    assert_eq!(fleet["rollout"]["state"], "converged", "{fleet}");
+    // The last report decides the rollout, possibly a moment after its row is visible.
+    let fleet = until(&ops, &base_a, Duration::from_secs(60), "20 agents on v2, converged", |f| {
+        serving(f, 2) == AGENTS && f["rollout"]["state"] == "converged"
+    })
+    .await;
     assert_eq!(fleet["groups"].as_array().unwrap().len(), 2);
 
     // A rollback requested and approved on A; B is killed right after the approval.

@@ -122,7 +122,11 @@ async fn main() {
             if fleet["rollout"]["state"] == "converged" && fleet["agents"].as_array().map_or(0, Vec::len) == joined {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "the fleet did not converge on v2: {}", fleet["rollout"]);
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the fleet did not converge on v2: {}",
+                fleet["rollout"]
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -198,7 +202,8 @@ async fn main() {
         .fetch_one(&db)
         .await
         .unwrap();
-        let transitions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fleet_transitions").fetch_one(&db).await.unwrap();
+        let transitions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM fleet_transitions").fetch_one(&db).await.unwrap();
         (bytes as f64 / 1048576.0, transitions)
     };
     let (mib, transitions) = size(db.clone(), false).await;
@@ -229,7 +234,10 @@ async fn main() {
             worker.await.unwrap();
         }
         let (mib, transitions) = size(db.clone(), false).await;
-        println!("after {} heartbeat rounds: fleet tables {mib:.2} MiB, {transitions} transitions", batch * rounds / batches);
+        println!(
+            "after {} heartbeat rounds: fleet tables {mib:.2} MiB, {transitions} transitions",
+            batch * rounds / batches
+        );
     }
     let seconds = heartbeats.elapsed().as_secs_f64();
     let (mib, transitions) = size(db, true).await;

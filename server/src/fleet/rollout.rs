@@ -183,14 +183,26 @@ impl Store {
     /// Decides the open rollout of a (model, environment) again, recording a transition if its
     /// state changed.
     pub(crate) async fn decide_rollout(&self, ids: (i64, i64), model: &str, environment: &str) -> Result<(), ApiError> {
+        // A decision made on what another decider has just changed is lost and made again on what
+        // is there now, so the last report always counts.
+        for _ in 0..5 {
+            if self.try_decide_rollout(ids, model, environment).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One decision; `false` when another decider changed the state first.
+    async fn try_decide_rollout(&self, ids: (i64, i64), model: &str, environment: &str) -> Result<bool, ApiError> {
         let now = self.clock.now_ms();
         let mut conn = self.conn().await?;
-        let Some(change) = latest_change(&mut conn, ids, true).await? else { return Ok(()) };
-        let Some(current) = change.fleet_state.as_deref().and_then(RolloutState::parse) else { return Ok(()) };
+        let Some(change) = latest_change(&mut conn, ids, true).await? else { return Ok(true) };
+        let Some(current) = change.fleet_state.as_deref().and_then(RolloutState::parse) else { return Ok(true) };
         let spread = spread(&mut conn, ids, &change).await?;
         let next = decide(current, &spread, change.deadline_at.is_some_and(|d| now >= d));
         if next == current {
-            return Ok(());
+            return Ok(true);
         }
         let stragglers: Vec<String> = if next == RolloutState::PartiallyConverged {
             sqlx::query_scalar(
@@ -223,7 +235,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
-            return Ok(()); // another report or replica decided it first
+            return Ok(false);
         }
         let change = HistoryRow {
             fleet_state: Some(next.as_str().to_string()),
@@ -248,7 +260,8 @@ impl Store {
             let deployment = change.into_event();
             webhooks::enqueue(&mut tx, id, &Subject::Rollout(&deployment, &rollout), &rfc3339(at), at).await?;
         }
-        tx.finish().await
+        tx.finish().await?;
+        Ok(true)
     }
 
     /// Marks agents silent for three heartbeats lost (a transition and an audit entry each) and
