@@ -1,4 +1,4 @@
-//! Who may do what: the five roles, the permissions they grant, and the signed-in caller.
+//! Who may do what: the six roles, the permissions they grant, and the signed-in caller.
 //!
 //! This matrix is the single source of truth: every REST handler and server function asks it,
 //! and the UI uses it only to hide what the server would refuse anyway.

@@ -180,6 +180,7 @@ fn TokenTable(tokens: Vec<ApiToken>, revoke: ServerAction<RevokeToken>) -> impl 
 
 #[component]
 fn CreateTokenForm(create: ServerAction<CreateToken>, offered: Vec<Role>) -> impl IntoView {
+    let agent = offered.contains(&Role::Agent);
     view! {
         <section class="panel">
             <h2>"Create a token"</h2>
@@ -188,6 +189,11 @@ fn CreateTokenForm(create: ServerAction<CreateToken>, offered: Vec<Role>) -> imp
                 <input type="hidden" name="owner" value=""/>
                 <RoleBoxes offered/>
                 <label>"Expires in days (empty: never)"<input type="text" name="expires_in_days" inputmode="numeric" maxlength="4"/></label>
+                {agent.then(|| view! {
+                    <label>"Environments (an agent token; comma-separated)"
+                        <input type="text" name="environments" placeholder="production" maxlength="500"/>
+                    </label>
+                })}
                 <button type="submit" class="primary">"Create token"</button>
             </ActionForm>
             {move || create.value().get().and_then(Result::err).map(|e| view! { <p class="form-note err" role="alert">{e.message}</p> })}
