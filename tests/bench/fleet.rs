@@ -23,8 +23,7 @@ fn report(counter: i64, version: Option<i64>, digest: Option<&str>, state: &str)
     json!({ "group": "bench", "counter": counter, "version": version, "digest": digest, "state": state, "heartbeat_seconds": 300 })
 }
 
-async fn send(client: &Client, request: reqwest::RequestBuilder, what: &str) -> Value {
-    let _ = client;
+async fn send(request: reqwest::RequestBuilder, what: &str) -> Value {
     let response = request.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
@@ -52,7 +51,7 @@ async fn agent(
     stop: watch::Receiver<bool>,
 ) {
     let me = format!("{base}{PAIR}/agents/agent-{i:04}");
-    send(&client, client.put(&me).json(&report(0, None, None, "downloading")), "first report").await;
+    send(client.put(&me).json(&report(0, None, None, "downloading")), "first report").await;
     let mut held = 0;
     while !*stop.borrow() {
         let poll = client.get(format!("{base}{PAIR}/assignment?after={held}&wait=30")).send().await;
@@ -66,12 +65,12 @@ async fn agent(
         held = assignment["counter"].as_i64().unwrap();
         received.lock().await.push((i, held, at));
         let ready = report(held, assignment["version"].as_i64(), assignment["digest"].as_str(), "ready");
-        send(&client, client.put(&me).json(&ready), "ready report").await;
+        send(client.put(&me).json(&ready), "ready report").await;
     }
 }
 
 async fn fleet_state(client: &Client, base: &str) -> Value {
-    send(client, client.get(format!("{base}{PAIR}/fleet")), "fleet").await
+    send(client.get(format!("{base}{PAIR}/fleet")), "fleet").await
 }
 
 #[tokio::main]
@@ -88,12 +87,12 @@ async fn main() {
     let a = servers[0].clone();
 
     // A model with two versions, v2 live in production.
-    send(&operator, operator.post(format!("{a}/api/v1/models")).json(&json!({ "name": "fleet" })), "model").await;
+    send(operator.post(format!("{a}/api/v1/models")).json(&json!({ "name": "fleet" })), "model").await;
     for v in 1..=2 {
         let body =
             json!({ "artifact_uri": format!("s3://bench/fleet/{v}"), "artifact_digest": format!("sha256:{v:064x}") });
-        send(&operator, operator.post(format!("{a}/api/v1/models/fleet/versions")).json(&body), "version").await;
-        send(&operator, operator.post(format!("{a}{PAIR}/deploy")).json(&json!({ "version": v })), "deploy").await;
+        send(operator.post(format!("{a}/api/v1/models/fleet/versions")).json(&body), "version").await;
+        send(operator.post(format!("{a}{PAIR}/deploy")).json(&json!({ "version": v })), "deploy").await;
     }
     let before: Vec<(u64, u64)> = pids.iter().map(|p| usage(*p)).collect();
 
@@ -156,10 +155,10 @@ async fn main() {
 
     // The rollback: requested and approved on A; clock from the approval's sending.
     let request = json!({ "to_version": 1, "reason": "bench" });
-    let request = send(&operator, operator.post(format!("{a}{PAIR}/rollbacks")).json(&request), "request").await;
+    let request = send(operator.post(format!("{a}{PAIR}/rollbacks")).json(&request), "request").await;
     let approved = Instant::now();
     let approve = format!("{a}/api/v1/rollbacks/{}/approve", request["id"]);
-    let outcome = send(&reviewer, reviewer.post(approve).json(&json!({})), "approve").await;
+    let outcome = send(reviewer.post(approve).json(&json!({})), "approve").await;
     let counter = outcome["revision"].as_i64().expect("executed");
     let converged = loop {
         let fleet = fleet_state(&operator, &a).await;
@@ -225,7 +224,7 @@ async fn main() {
                         let i = n % agents;
                         let url = format!("{}{PAIR}/agents/agent-{i:04}", servers[i % servers.len()]);
                         let body = report(counter, Some(1), Some(&format!("sha256:{:064x}", 1)), "ready");
-                        send(&client, client.put(url).json(&body), "heartbeat").await;
+                        send(client.put(url).json(&body), "heartbeat").await;
                     }
                 })
             })

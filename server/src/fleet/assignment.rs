@@ -7,10 +7,9 @@ use app::domain::{ASSIGNMENT_KIND, Assignment, PublicKey, SignedAssignment};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::audit::signing::{key_id, load_key, public_key_info};
+use crate::clock::parse_rfc3339;
 
 /// The key that signs assignments (kept apart from the audit key) and how long a signature holds.
 #[derive(Debug, Clone)]
@@ -99,9 +98,9 @@ pub fn verify(
             format!("{model} in {environment}"),
         ));
     }
-    let expires = OffsetDateTime::parse(&assignment.expires_at, &Rfc3339)
+    let expires = parse_rfc3339("expires_at", &assignment.expires_at)
         .map_err(|_| Refusal::Malformed(format!("expires_at {}", assignment.expires_at)))?;
-    if (expires.unix_timestamp_nanos() / 1_000_000) as i64 <= now_ms {
+    if expires <= now_ms {
         return Err(Refusal::Expired(assignment.expires_at));
     }
     if assignment.counter < held_counter {
