@@ -1,6 +1,7 @@
 //! Connections under pressure: idle, half-sent and kept-alive sockets are closed after the head
 //! timeout, one address cannot hold more than its share, a body sent too slowly is answered 408,
-//! and through all of it the health check answers at once.
+//! and through all of it the health check answers at once; a request answered without needing its
+//! body keeps its connection for the client's next request.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -84,4 +85,53 @@ async fn idle_and_slow_connections_are_closed_and_never_starve_the_health_check(
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+/// MLflow's client asks the artifact proxy for a multipart upload before a large file, its body sent
+/// after its head; the refusal waits for that body, so the client's `PUT` that follows on the same
+/// connection is answered (it once met a connection closed under it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_multipart_upload_keeps_its_connection_for_the_next_request() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = modelgate_tests::create_user(&app.store, "pipeline", &[app::domain::Role::Operator]).await;
+    let mut stream = TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let body = r#"{"path": "/tmp/weights.bin", "num_parts": 1}"#;
+    let head = format!(
+        "POST /api/2.0/mlflow-artifacts/mpu/create/1/abc/artifacts/model/weights.bin HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let refusal = read_response(&mut stream).await;
+    assert!(refusal.starts_with("HTTP/1.1 501"), "{refusal}");
+    assert!(refusal.contains("Multipart upload is not supported"), "{refusal}");
+    assert!(!refusal.to_ascii_lowercase().contains("connection: close"), "{refusal}");
+
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let next = read_response(&mut stream).await;
+    assert!(next.starts_with("HTTP/1.1 200"), "the next request on the connection: {next:?}");
+}
+
+/// One response read off `stream`: its head, then as many body bytes as its Content-Length says.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0usize);
+            if bytes.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return String::from_utf8_lossy(&bytes).to_string(),
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
 }

@@ -143,8 +143,11 @@ pub async fn native_errors_in_mlflow_shape(req: Request, next: axum::middleware:
 /// The proxy's multipart uploads (`mpu/create`, …), which a client set to use them
 /// (`MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`) asks for before a large file: answered with MLflow's
 /// own words for "not here", on which the client sends the file in one streamed `PUT`, which is
-/// hashed and stored as it arrives.
-async fn multipart_upload() -> MlflowError {
+/// hashed and stored as it arrives. The request's body is read first: an answer sent before it
+/// arrived would close the connection under the client, whose next request on it (that `PUT`)
+/// then meets a closed socket.
+async fn multipart_upload(body: axum::body::Body) -> MlflowError {
+    crate::http::extract::drain(&mut body.into_data_stream()).await;
     MlflowError::new(
         "NOT_IMPLEMENTED",
         "Multipart upload is not supported for the current artifact repository: Modelgate streams a \
@@ -271,10 +274,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
+/// Any other MLflow path: `ENDPOINT_NOT_FOUND`, after the body is read (as for [`multipart_upload`]).
 async fn endpoint_not_found(req: Request) -> MlflowError {
+    let (parts, body) = req.into_parts();
+    crate::http::extract::drain(&mut body.into_data_stream()).await;
     MlflowError::new(
         "ENDPOINT_NOT_FOUND",
-        format!("{} {} is not part of Modelgate's MLflow-compatible API", req.method(), req.uri().path()),
+        format!("{} {} is not part of Modelgate's MLflow-compatible API", parts.method, parts.uri.path()),
     )
 }
 
