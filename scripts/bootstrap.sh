@@ -11,6 +11,7 @@ SKLEARN_VERSION=1.9.1
 MATPLOTLIB_VERSION=3.11.2
 # The newest s3s-fs that builds with this machine's Rust (1.95).
 S3S_FS_VERSION=0.14.1
+AXE_CORE_VERSION=4.14.1
 source scripts/env.sh
 
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
@@ -44,6 +45,12 @@ fi
 if [ "$(s3s-fs --version 2>/dev/null)" != "s3s-fs $S3S_FS_VERSION" ]; then
   step "installing s3s-fs $S3S_FS_VERSION (an S3-protocol server) from crates.io for the S3 artifact-store tests"
   cargo install --quiet --locked --features binary --version "$S3S_FS_VERSION" s3s-fs
+fi
+
+if [ ! -f .tools/node_modules/axe-core/axe.min.js ] \
+  || [ "$(node -p 'require("./.tools/node_modules/axe-core/package.json").version')" != "$AXE_CORE_VERSION" ]; then
+  step "installing axe-core $AXE_CORE_VERSION from npm for the accessibility checks of the browser tests"
+  npm install --silent --prefix .tools "axe-core@$AXE_CORE_VERSION"
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Builds the console: the `modelgate` server binary and the site it serves from target/site (the
-# WASM chunks, their JavaScript glue, the stylesheet). `--release` builds what the run command serves.
+# WASM chunks, their JavaScript glue, the stylesheet, sealed in pkg/<digest>/ with brotli and gzip
+# forms). `--release` builds what the run command serves; `--release-site` the same site beside a
+# debug server, as the tests use it (the browser tests measure the bytes users download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-if [ "${1:-}" = --release ]; then
-  server_profile=release wasm_profile=wasm-release wasm_dir=wasm-release
-else
-  server_profile=dev wasm_profile=dev wasm_dir=debug
-fi
-pkg=target/site/pkg
+case "${1:-}" in
+  --release) server_profile=release wasm_profile=wasm-release wasm_dir=wasm-release ;;
+  --release-site) server_profile=dev wasm_profile=wasm-release wasm_dir=wasm-release ;;
+  *) server_profile=dev wasm_profile=dev wasm_dir=debug ;;
+esac
+staging=target/site-staging
 
 # The WASM builds in a target directory of its own so both cargo runs share the two cores at once
 # instead of waiting on each other's lock.
@@ -23,17 +25,18 @@ cargo build --quiet -p site-builder
 cargo build --quiet -p server --bin modelgate --profile "$server_profile"
 wait "$wasm_build"
 
-target/debug/site-builder "target/front/wasm32-unknown-unknown/$wasm_dir/frontend.wasm" "$pkg"
-if [ "$server_profile" = release ]; then
+target/debug/site-builder split "target/front/wasm32-unknown-unknown/$wasm_dir/frontend.wasm" "$staging"
+if [ "$wasm_profile" = wasm-release ]; then
   # wasm-opt drops the names the split chunks carry, after a warning per chunk that it does not
   # know their label names: only that warning is filtered out.
-  printf '%s\n' "$pkg"/*.wasm | xargs -P "$(nproc)" -I{} \
+  printf '%s\n' "$staging"/*.wasm | xargs -P "$(nproc)" -I{} \
     wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int {} -o {} 2>&1 \
     | { grep -v '^warning: unknown name subsection' || true; }
   # wasm-bindgen's glue names the split loader once per import; the repeated keys are harmless.
   esbuild --log-level=warning --log-override:duplicate-object-key=silent --minify \
-    --allow-overwrite "$pkg/modelgate.js" --outfile="$pkg/modelgate.js"
+    --allow-overwrite "$staging/modelgate.js" --outfile="$staging/modelgate.js"
   minify=--minify
 fi
 esbuild --log-level=warning --bundle ${minify:-} --target=chrome109,firefox115,safari15.6 \
-  style/main.css --outfile="$pkg/modelgate.css"
+  style/main.css --outfile="$staging/modelgate.css"
+target/debug/site-builder seal "$staging" target/site

@@ -12,7 +12,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
 fi
 
 echo "== building the console (server + WASM) for the browser tests"
-bash scripts/build.sh
+bash scripts/build.sh --release-site
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,5 +1,5 @@
 //! The session cookie: its name, attributes and parsing, shared by the sign-in server functions
-//! and the server's authentication middleware.
+//! and the server's authentication middleware; reading any cookie of a request.
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -32,17 +32,21 @@ impl CookiePolicy {
 
     /// The session token in a request's cookies, if any.
     pub fn read(self, headers: &HeaderMap) -> Option<String> {
-        let name = self.name();
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-            .filter(|v| !v.is_empty())
+        cookie(headers, self.name())
     }
+}
+
+/// The value of the cookie `name` in a request's cookies, if it is there and not empty.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl Application {
         let leptos = LeptosOptions::builder()
             .output_name("modelgate")
             .site_root(config.site_root.as_str())
-            .site_pkg_dir("pkg")
+            .site_pkg_dir(sealed_site_dir(&config.site_root))
             .site_addr(addr)
             .build();
         let cookies = CookiePolicy { secure: config.secure_cookies };
@@ -166,4 +166,13 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Where under the site root the console's files are: `pkg/<digest>`, named by the `build-id` file
+/// `scripts/build.sh` writes beside it, or `pkg` for a site built otherwise.
+fn sealed_site_dir(site_root: &str) -> String {
+    match std::fs::read_to_string(std::path::Path::new(site_root).join("build-id")) {
+        Ok(id) if !id.trim().is_empty() => format!("pkg/{}", id.trim()),
+        _ => "pkg".to_string(),
+    }
 }

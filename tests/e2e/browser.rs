@@ -90,6 +90,33 @@ impl Browser {
         Self { client, driver, profile }
     }
 
+    /// Sends a Chrome DevTools Protocol command (`Network.clearBrowserCache`, …).
+    pub async fn cdp(&self, cmd: &'static str, params: serde_json::Value) -> serde_json::Value {
+        self.client.issue_cmd(Cdp { cmd, params }).await.unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    /// What the browser took over the wire for this document once its fetches have settled (no new
+    /// one for a second): the document's bytes, then each file's, as Resource Timing reports them
+    /// (headers and the encoded body; 0 for a file served from the cache).
+    pub async fn transferred(&self) -> Vec<(String, u64)> {
+        let script = "const nav = performance.getEntriesByType('navigation')[0]; \
+            return [[location.pathname, nav.transferSize]].concat(performance.getEntriesByType('resource') \
+                .map(e => [new URL(e.name).pathname, e.transferSize]));";
+        let mut last: Vec<(String, u64)> = Vec::new();
+        let mut settled_at = Instant::now();
+        loop {
+            let value = self.client.execute(script, vec![]).await.unwrap_or_default();
+            let now: Vec<(String, u64)> = serde_json::from_value(value).unwrap_or_default();
+            if now != last {
+                last = now;
+                settled_at = Instant::now();
+            } else if settled_at.elapsed() > Duration::from_secs(1) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Errors the page logged or threw since it loaded.
     pub async fn page_errors(&self) -> Vec<String> {
         let value = self.client.execute("return window.__pageErrors || [];", vec![]).await.unwrap_or_default();

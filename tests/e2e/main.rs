@@ -3,6 +3,9 @@
 //! Screenshots of each screen are written to `target/screenshots/`.
 
 mod browser;
+mod delivery;
+mod keyboard;
+mod looks;
 
 use browser::Browser;
 use fantoccini::Locator;
@@ -279,7 +282,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     // fetched on the way there, not with the model page.
     let audit_chunk = |files: &[String]| files.iter().any(|f| f.contains("split___audit_route_view"));
     let fetched = browser.wasm_fetched().await;
-    assert!(fetched.iter().any(|f| f.ends_with("/pkg/modelgate.wasm")) && !audit_chunk(&fetched), "{fetched:?}");
+    assert!(fetched.iter().any(|f| f.ends_with("/modelgate.wasm")) && !audit_chunk(&fetched), "{fetched:?}");
     browser.wait_for(".topnav").await.find(Locator::LinkText("Audit")).await.unwrap().click().await.unwrap();
     browser.wait_for("#audit-entries").await;
     let fetched = browser.wasm_fetched().await;
@@ -482,7 +485,9 @@ async fn operator_reads_charts_compares_versions_and_sees_new_points_live() {
     let tip = browser.text_of(r#"figure[data-key="accuracy"] .chart-tip .tip-value"#).await;
     let series = json(app.get("/api/v1/models/fraud-detector/versions/6/metrics/accuracy").await, 200).await;
     let first = series["series"][0]["points"][0]["value"].as_f64().unwrap();
-    assert_eq!(tip.parse::<f64>().unwrap(), first, "the tooltip shows the stored value exactly");
+    let shown = tip.parse::<f64>().unwrap();
+    assert!(tip.len() <= 12, "the tooltip rounds to six significant digits: {tip}");
+    assert!((shown - first).abs() <= first.abs() * 1e-5, "the tooltip shows the stored value: {tip} vs {first}");
     scroll_to(&browser, r#"figure[data-key="accuracy"]"#).await;
     browser.screenshot("version-compare-tooltip").await;
 
@@ -531,7 +536,18 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
     operator.wait_for(banner).await;
     operator.wait_hydrated().await;
     o.execute("window.__stillHere = true; return null;", vec![]).await.unwrap();
-    assert!(operator.text_of(banner).await.contains("Proposed rollback target: v4"));
+    let banner_text = operator.text_of(banner).await;
+    assert!(banner_text.contains("Proposed rollback target: v4"), "{banner_text}");
+    assert!(
+        banner_text.contains("p99(latency_ms, last 100) <= 250 — observed "),
+        "names the broken rule: {banner_text}"
+    );
+    let rule_link = operator.wait_for(&format!("{banner} .broken-rules a")).await;
+    assert_eq!(
+        rule_link.attr("href").await.unwrap().as_deref(),
+        Some("/models/fraud-detector/versions/6#chart-latency_ms"),
+        "the rule links to its chart"
+    );
     operator.wait_for(&format!("{banner} button.banner-action")).await.click().await.unwrap();
     operator.wait_for(".modal .checks").await;
     let target = operator.wait_for(r#".modal select[name="to_version"]"#).await;
@@ -561,6 +577,14 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
     assert_eq!(reviewer.text_of(".count-badge").await, "1");
     let card = reviewer.text_of(r#".review-card[data-rollback="1"]"#).await;
     assert!(card.contains("v6 → v4") && card.contains("e2e: v6 breaks the latency guardrail"), "{card}");
+    // The evidence is on the card: v6's health, the rule it breaks with the value seen, and the
+    // dialog's comparison of the two versions.
+    let evidence = reviewer.text_of(r#".review-card[data-rollback="1"] .evidence"#).await;
+    assert!(evidence.contains("v6 is failing in production"), "{evidence}");
+    assert!(evidence.contains("p99(latency_ms, last 100) <= 250 — observed "), "{evidence}");
+    let comparison = reviewer.text_of(r#".review-card[data-rollback="1"] table.comparison"#).await.to_lowercase();
+    assert!(comparison.contains("v6 (live)") && comparison.contains("v4 (target)"), "{comparison}");
+    assert!(comparison.contains("latency_ms"), "{comparison}");
     reviewer.screenshot("review-queue").await;
     let comment = reviewer.wait_for(r#".review-card[data-rollback="1"] input[name="comment"]"#).await;
     comment.send_keys("latency chart agrees").await.unwrap();
@@ -584,6 +608,11 @@ async fn operator_requests_a_rollback_a_reviewer_approves_it_and_break_glass_is_
         })
         .await;
     assert!(o.find(Locator::Css(r#"article[data-env="production"] .pending-rollback"#)).await.is_err());
+    operator
+        .eventually("the note that the request awaits approval goes", || async {
+            o.find(Locator::Css(".toast.ok")).await.is_err().then_some(())
+        })
+        .await;
     let history = operator.text_of("#history li").await;
     assert!(history.contains("rollback") && history.contains("v6 → v4") && history.contains("request #1"), "{history}");
     let kept = o.execute("return window.__stillHere === true;", vec![]).await.unwrap();

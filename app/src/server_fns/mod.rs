@@ -29,8 +29,27 @@ pub struct ModelPageData {
     pub may_roll_back: bool,
     /// Rollbacks of this model awaiting a reviewer: open requests, unacknowledged break glass.
     pub rollbacks: Vec<RollbackRequest>,
-    /// For each environment whose live version is failing: the proposed rollback target.
-    pub proposals: Vec<(String, Option<i64>)>,
+    /// Each environment whose live version is failing: the rules it breaks and the proposed target.
+    pub failing: Vec<Failing>,
+}
+
+/// An environment whose live version fails its guardrails.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Failing {
+    pub health: EnvironmentHealth,
+    /// The rules broken there, each with the value observed.
+    pub broken: Vec<GuardrailCheck>,
+    /// The version a rollback would go back to, if there is a healthy one.
+    pub proposal: Option<i64>,
+}
+
+/// An audit entry with where the chain ends (the pager stops there) and whether the caller may
+/// open the users page an entry about a user links to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntryPageData {
+    pub entry: AuditEntry,
+    pub head_seq: i64,
+    pub may_manage_users: bool,
 }
 
 /// The version page's data with what the caller may do there.
@@ -304,10 +323,17 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
     let versions = backend.list_versions(&caller, &name, query).await?;
     let history = backend.history(&caller, &name, None, HistoryQuery::default()).await?;
     let audit_trail = audit_trail(&backend, &caller, &name, None).await?;
-    let mut proposals = Vec::new();
-    for failing in model.health.iter().filter(|h| h.health == Health::Failing) {
-        let plan = backend.rollback_plan(&caller, &name, &failing.environment, None).await?;
-        proposals.push((failing.environment.clone(), plan.proposed));
+    let mut failing = Vec::new();
+    for health in model.health.iter().filter(|h| h.health == Health::Failing) {
+        let plan = backend.rollback_plan(&caller, &name, &health.environment, None).await?;
+        let reports = backend.version_health(&caller, &name, health.version).await?;
+        let broken = reports
+            .into_iter()
+            .filter(|r| r.environment == health.environment)
+            .flat_map(|r| r.checks)
+            .filter(|c| c.holds == Some(false))
+            .collect();
+        failing.push(Failing { health: health.clone(), broken, proposal: plan.proposed });
     }
     let awaiting = RollbackQuery { model: Some(name.clone()), awaiting_review: Some(true), ..Default::default() };
     let policies = backend.list_policies(&caller).await?;
@@ -323,7 +349,7 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
         may_manage_guardrails: caller.can(Permission::ManageGuardrails),
         may_roll_back: caller.can(Permission::RequestRollbacks) || may_break_glass,
         rollbacks: backend.list_rollbacks(&caller, awaiting).await?.items,
-        proposals,
+        failing,
     })
 }
 
@@ -455,8 +481,14 @@ pub async fn audit_screen(query: AuditQuery) -> Result<AuditScreenData, ApiError
 }
 
 #[server]
-pub async fn audit_entry_page(seq: i64) -> Result<AuditEntry, ApiError> {
-    backend()?.audit_entry(&caller()?, seq).await
+pub async fn audit_entry_page(seq: i64) -> Result<AuditEntryPageData, ApiError> {
+    let (backend, caller) = (backend()?, caller()?);
+    let entry = backend.audit_entry(&caller, seq).await?;
+    Ok(AuditEntryPageData {
+        entry,
+        head_seq: backend.audit_status(&caller).await?.head_seq,
+        may_manage_users: caller.can(Permission::ManageUsers),
+    })
 }
 
 /// Rechecks the whole chain now; signs a checkpoint at its head when intact.

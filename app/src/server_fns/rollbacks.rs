@@ -57,12 +57,24 @@ pub async fn break_glass_rollback(
 /// The review queue: what awaits a reviewer, and what was decided lately.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReviewQueueData {
-    pub awaiting: Vec<RollbackRequest>,
+    pub awaiting: Vec<Awaiting>,
     pub recent: Vec<RollbackRequest>,
     /// The caller's username: their own requests can be cancelled, not reviewed.
     pub me: String,
     pub may_review: bool,
     pub may_request: bool,
+}
+
+/// A rollback awaiting review with the evidence a reviewer decides on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Awaiting {
+    pub request: RollbackRequest,
+    /// The health of the version rolled back from, where it is rolled back.
+    pub health: Health,
+    /// The rules it breaks there, each with the value observed.
+    pub broken: Vec<GuardrailCheck>,
+    /// Each key metric of the version rolled back from and of the target, as the dialog shows them.
+    pub comparison: Vec<MetricComparison>,
 }
 
 /// Requests decided lately, shown under the queue.
@@ -73,21 +85,36 @@ const RECENT: u32 = 20;
 pub async fn review_queue() -> Result<ReviewQueueData, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let awaiting = RollbackQuery { awaiting_review: Some(true), limit: Some(MAX_PAGE_SIZE), ..Default::default() };
-    let awaiting = backend.list_rollbacks(&caller, awaiting).await?.items;
+    let mut evidence = Vec::new();
+    for request in backend.list_rollbacks(&caller, awaiting).await?.items {
+        let report = backend
+            .version_health(&caller, &request.model, request.from_version)
+            .await?
+            .into_iter()
+            .find(|r| r.environment == request.environment);
+        let plan =
+            backend.rollback_plan(&caller, &request.model, &request.environment, Some(request.to_version)).await?;
+        let (health, checks) = report.map_or((Health::Unknown, Vec::new()), |r| (r.health, r.checks));
+        let broken = checks.into_iter().filter(|c| c.holds == Some(false)).collect();
+        evidence.push(Awaiting { request, health, broken, comparison: plan.comparison });
+    }
     let recent = backend.list_rollbacks(&caller, RollbackQuery { limit: Some(RECENT), ..Default::default() }).await?;
     Ok(ReviewQueueData {
         recent: recent.items.into_iter().filter(|r| !r.awaits_review()).collect(),
-        awaiting,
+        awaiting: evidence,
         me: caller.username.clone(),
         may_review: caller.can(Permission::ReviewRollbacks),
         may_request: caller.can(Permission::RequestRollbacks),
     })
 }
 
-/// How many items await a reviewer (the header's badge); none for an anonymous visitor.
+/// How many items await a reviewer (the header's badge); none for those who cannot review.
 #[server]
 pub async fn pending_reviews() -> Result<i64, ApiError> {
     let Some(caller) = parts()?.extensions.get::<Caller>().cloned() else { return Ok(0) };
+    if !caller.can(Permission::ReviewRollbacks) {
+        return Ok(0);
+    }
     let query = RollbackQuery { awaiting_review: Some(true), limit: Some(1), ..Default::default() };
     Ok(backend()?.list_rollbacks(&caller, query).await?.total)
 }

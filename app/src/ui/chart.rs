@@ -14,9 +14,9 @@ const LEFT: f64 = 60.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 30.0;
-/// Line colours: this version's series first, the compared version's after (drawn dashed); the
-/// stylesheet's `.swatch.c0`… use the same colours.
-const PALETTE: [&str; 6] = ["#2563eb", "#059669", "#7c3aed", "#d97706", "#db2777", "#0891b2"];
+/// How many line colours the stylesheet has (`.c0`…`.c5`, light and dark): this version's series
+/// first, the compared version's after (drawn dashed).
+const COLOURS: usize = 6;
 
 /// A deploy or rollback of the version, at a time.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,10 +314,11 @@ pub fn MetricChart(
                 .map(|t| {
                     let y = fr.sy(t.value);
                     let class = if t.severity == Severity::Failing { "threshold failing" } else { "threshold warning" };
+                    // Named in the legend below, where a label cannot sit on a curve.
                     view! {
                         <g class=class>
+                            <title>{t.label.clone()}</title>
                             <line x1=LEFT x2=W - RIGHT y1=y y2=y/>
-                            <text x=W - RIGHT - 4.0 y=y - 4.0 text-anchor="end">{t.label.clone()}</text>
                         </g>
                     }
                 })
@@ -349,8 +350,7 @@ pub fn MetricChart(
                 .map(|(i, l)| {
                     let dash = if l.compared { "6 4" } else { "none" };
                     view! {
-                        <path class="series" d=path(&l.points, &fr) stroke=PALETTE[i % PALETTE.len()]
-                            stroke-dasharray=dash fill="none"/>
+                        <path class=format!("series c{}", i % COLOURS) d=path(&l.points, &fr) stroke-dasharray=dash/>
                     }
                 })
                 .collect_view();
@@ -374,7 +374,7 @@ pub fn MetricChart(
             .into_iter()
             .map(|(i, _, p)| {
                 view! {
-                    <circle class="dot" cx=fr.sx(p.x() as f64) cy=fr.sy(p.value()) r="3.5" fill=PALETTE[i % PALETTE.len()]/>
+                    <circle class=format!("dot c{}", i % COLOURS) cx=fr.sx(p.x() as f64) cy=fr.sy(p.value()) r="3.5"/>
                 }
             })
             .collect_view();
@@ -396,8 +396,8 @@ pub fn MetricChart(
             .map(|(i, label, p)| {
                 view! {
                     <div class="tip-row">
-                        <span class=format!("swatch c{}", i % PALETTE.len())></span>
-                        {label}": "<strong class="tip-value">{p.value().to_string()}</strong>
+                        <span class=format!("swatch c{}", i % COLOURS)></span>
+                        {label}": "<strong class="tip-value">{format::significant(p.value())}</strong>
                         <span class="muted">{format!(" ({})", exact_x(p, axis, per_version))}</span>
                     </div>
                 }
@@ -421,8 +421,23 @@ pub fn MetricChart(
                     let note = if l.downsampled { format!(" — {} points, min/max per bucket", l.total) } else { format!(" — {} points", l.total) };
                     view! {
                         <li>
-                            <span class=format!("swatch c{}{}", i % PALETTE.len(), if l.compared { " dashed" } else { "" })></span>
+                            <span class=format!("swatch c{}{}", i % COLOURS, if l.compared { " dashed" } else { "" })></span>
                             {l.label.clone()}<span class="muted">{note}</span>
+                        </li>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let threshold_keys = move || {
+        data.with(|d| {
+            d.thresholds
+                .iter()
+                .map(|t| {
+                    let severity = if t.severity == Severity::Failing { "failing" } else { "warning" };
+                    view! {
+                        <li class=format!("threshold-key {severity}")>
+                            <span class=format!("swatch rule {severity}")></span>{t.label.clone()}
                         </li>
                     }
                 })
@@ -452,7 +467,7 @@ pub fn MetricChart(
                 {tooltip}
             </div>
             <p class="visually-hidden" id=desc_id>{description}</p>
-            <ul class="legend">{legend}</ul>
+            <ul class="legend">{legend}{threshold_keys}</ul>
         </figure>
     }
 }
@@ -514,4 +529,9 @@ mod tests {
         assert_eq!(nearest(&data.lines[0].points, 7.0).unwrap().x(), 10);
         assert_eq!(path(&data.lines[0].points[..1], &f), format!("M{LEFT:.1},{:.1}", f.sy(1.0)));
     }
+}
+
+/// The id of a metric's chart on the version page, which links to it use as their fragment.
+pub fn anchor(key: &str) -> String {
+    format!("chart-{}", key.replace(char::is_whitespace, "_"))
 }

@@ -1,8 +1,9 @@
-//! Building blocks used by several pages: error panels, badges, loading states.
+//! Building blocks used by several pages: error panels, badges, loading states, broken rules.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
-use crate::domain::Health;
+use crate::domain::{GuardrailCheck, Health};
 use crate::error::{ApiError, ErrorCode};
 
 /// Shows an error to a person; on the server it also sets the HTTP status (404 for missing things).
@@ -20,6 +21,7 @@ pub fn ErrorPanel(error: ApiError) -> impl IntoView {
         _ => "Request refused",
     };
     view! {
+        <Title text=title/>
         <section class="panel error-panel" role="alert">
             <h2>{title}</h2>
             <p>{error.message}</p>
@@ -57,4 +59,27 @@ pub fn HealthBadge(health: Health) -> impl IntoView {
         Health::Unknown => "badge muted health",
     };
     view! { <span class=class data-health=health.as_str()>{health.as_str()}</span> }
+}
+
+/// The guardrails a version breaks, each as written with the value observed:
+/// `p99(latency_ms, last 100) <= 250 — observed 438.2`, linking to the metric's chart when `charts`
+/// (the version page) is given.
+#[component]
+pub fn BrokenRules(broken: Vec<GuardrailCheck>, #[prop(optional, into)] charts: Option<String>) -> impl IntoView {
+    view! {
+        <ul class="broken-rules">
+            {broken.into_iter().map(|c| {
+                let observed = c.observed.map_or_else(|| "no points".to_string(), crate::ui::format::significant);
+                let rule = c.guardrail.describe();
+                let rule = match &charts {
+                    Some(page) => {
+                        let href = format!("{page}#{}", crate::ui::chart::anchor(&c.guardrail.metric));
+                        view! { <a href=href><code>{rule}</code></a> }.into_any()
+                    }
+                    None => view! { <code>{rule}</code> }.into_any(),
+                };
+                view! { <li>{rule}" — observed "<strong>{observed}</strong></li> }
+            }).collect_view()}
+        </ul>
+    }
 }

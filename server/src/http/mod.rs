@@ -28,15 +28,17 @@ use app::error::ApiError;
 use app::session_cookie::CookiePolicy;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -112,7 +114,7 @@ pub fn router(
         move || app::shell(options.clone())
     };
     let console = Router::new().leptos_routes_with_context(&state, console_routes(), context.clone(), shell.clone());
-    let console_files = Path::new(&*leptos.site_root).join(&*leptos.site_pkg_dir);
+    let sealed_files = Path::new(&*leptos.site_root).join(&*leptos.site_pkg_dir);
     Router::new()
         .merge(api)
         .merge(mlflow::router())
@@ -121,9 +123,20 @@ pub fn router(
         // The console's own files, straight from disk: leptos_axum's file handler can hand a file
         // the status of a page rendering beside it (a not-found page's 404), and the browser then
         // fails to import the WASM glue. Unknown paths render the console's not-found page.
+        // They are sealed in `pkg/<digest>/` (`scripts/build.sh`), each beside its brotli and gzip
+        // forms, which are sent instead; a new build has a new directory, so browsers keep them
+        // for good.
         .nest_service(
             &format!("/{}", leptos.site_pkg_dir),
-            ServeDir::new(console_files).precompressed_br().precompressed_gzip(),
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(axum::http::header::CACHE_CONTROL, |r: &Response<_>| {
+                    r.status().is_success().then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
+                }))
+                .layer(SetResponseHeaderLayer::overriding(
+                    axum::http::header::VARY,
+                    HeaderValue::from_static("accept-encoding"),
+                ))
+                .service(ServeDir::new(sealed_files).precompressed_br().precompressed_gzip()),
         )
         .fallback(leptos_axum::render_app_async_with_context(context, shell))
         .layer(middleware::from_fn(server_fn_error_status))
@@ -136,6 +149,7 @@ pub fn router(
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(middleware::from_fn(mlflow::native_errors_in_mlflow_shape))
         .layer(middleware::from_fn_with_state(state.clone(), security::security_headers))
+        .layer(compression())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -143,6 +157,16 @@ pub fn router(
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// Compresses what is made per request (pages, JSON, exports) for a client that accepts it, at
+/// brotli's quality 4 or gzip's default. Live events stream uncompressed (each must arrive as it
+/// happens), files already compressed pass as they are, and model files are left alone: they
+/// rarely shrink and their digests are over their bytes.
+fn compression() -> CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+    CompressionLayer::new()
+        .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")))
 }
 
 /// Answers 408 when a request is not answered within `limit` — its body read included, so a

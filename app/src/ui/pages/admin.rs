@@ -32,6 +32,25 @@ pub(super) fn RoleBoxes(
     }
 }
 
+/// A form's reference that empties the form each time `action` succeeds, so the next entry starts
+/// afresh (and is not sent twice by mistake).
+fn emptied_on_success<A>(action: ServerAction<A>) -> NodeRef<leptos::html::Form>
+where
+    A: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    A::Output: Send + Sync + 'static,
+    A::Error: Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if action.value().with(|v| matches!(v, Some(Ok(_)))) {
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+        }
+    });
+    form
+}
+
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
@@ -75,7 +94,7 @@ fn AddUser(create: ServerAction<CreateUser>) -> impl IntoView {
     view! {
         <section class="panel">
             <h2>"Add a user"</h2>
-            <ActionForm action=create attr:class="stack-form narrow" attr:id="create-user">
+            <ActionForm action=create node_ref=emptied_on_success(create) attr:class="stack-form narrow" attr:id="create-user">
                 <label>"Username"<input type="text" name="username" required maxlength="64"/></label>
                 <label>"Display name"<input type="text" name="display_name" maxlength="100"/></label>
                 <label>"Initial password (12+ characters)"<input type="password" name="password" required minlength="12" autocomplete="new-password"/></label>
@@ -97,6 +116,7 @@ fn UserRow(
     let (name_disable, name_reset, name_roles) = (user.username.clone(), user.username.clone(), user.username.clone());
     let current = user.roles.clone();
     let disabled = user.disabled;
+    let confirming = RwSignal::new(false);
     view! {
         <tr data-user=user.username.clone()>
             <td><span class="strong">{user.display_name.clone()}</span><div class="muted small">{user.username.clone()}</div></td>
@@ -111,9 +131,21 @@ fn UserRow(
             <td>{if disabled { view! { <span class="badge danger">"disabled"</span> }.into_any() } else { view! { <span class="badge live">"active"</span> }.into_any() }}</td>
             <td class="actions">
                 <ActionForm action=disable attr:class="inline-form">
-                    <input type="hidden" name="username" value=name_disable/>
+                    <input type="hidden" name="username" value=name_disable.clone()/>
                     <input type="hidden" name="disabled" value=(!disabled).to_string()/>
-                    <button type="submit" class=if disabled { "" } else { "danger" }>{if disabled { "Enable" } else { "Disable" }}</button>
+                    {move || if disabled {
+                        view! { <button type="submit">"Enable"</button> }.into_any()
+                    } else if confirming.get() {
+                        view! {
+                            <span class="confirm" role="group" aria-label="Confirm">
+                                {format!("Disable {name_disable}? Their sessions and tokens stop working. ")}
+                                <button type="submit" class="danger">"Disable"</button>
+                                <button type="button" on:click=move |_| confirming.set(false)>"Keep"</button>
+                            </span>
+                        }.into_any()
+                    } else {
+                        view! { <button type="button" class="danger" on:click=move |_| confirming.set(true)>"Disable…"</button> }.into_any()
+                    }}
                 </ActionForm>
                 <ActionForm action=reset attr:class="inline-form">
                     <input type="hidden" name="username" value=name_reset/>
@@ -141,7 +173,10 @@ pub fn TokensPage() -> impl IntoView {
         {move || create.value().get().and_then(Result::ok).map(|created| view! {
             <section class="banner ok" role="status" id="new-token">
                 <strong>"Copy this token now: it is not shown again."</strong>
-                <code class="secret">{created.token}</code>
+                <span class="secret-row">
+                    <code class="secret">{created.token.clone()}</code>
+                    <CopyButton text=created.token/>
+                </span>
             </section>
         })}
         <Transition fallback=Loading>
@@ -184,7 +219,7 @@ fn CreateTokenForm(create: ServerAction<CreateToken>, offered: Vec<Role>) -> imp
     view! {
         <section class="panel">
             <h2>"Create a token"</h2>
-            <ActionForm action=create attr:class="stack-form narrow" attr:id="create-token">
+            <ActionForm action=create node_ref=emptied_on_success(create) attr:class="stack-form narrow" attr:id="create-token">
                 <label>"Name"<input type="text" name="name" required maxlength="64" placeholder="e.g. ci-pipeline"/></label>
                 <input type="hidden" name="owner" value=""/>
                 <RoleBoxes offered/>
@@ -226,5 +261,21 @@ fn TokenRow(token: ApiToken, revoke: ServerAction<RevokeToken>) -> impl IntoView
                 }}
             </td>
         </tr>
+    }
+}
+
+/// Copies `text` to the clipboard, and says so.
+#[component]
+fn CopyButton(text: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        let _ = window().navigator().clipboard().write_text(&text);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+        copied.set(true);
+    };
+    view! {
+        <button type="button" class="copy" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
     }
 }

@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::domain::{AuditAction, AuditEntry, AuditQuery, IntegrityStatus, percent_encoded};
-use crate::server_fns::{AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen};
+use crate::server_fns::{AuditEntryPageData, AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::diff::diff;
 use crate::ui::format;
@@ -199,12 +199,15 @@ fn to_query(filters: &[(&str, Option<String>); 8], before: Option<i64>) -> Audit
     }
 }
 
+/// The page of users, for admins only.
+const USERS_PAGE: &str = "/admin/users";
+
 /// Where an entry's target lives in the console, if anywhere.
 fn target_href(e: &AuditEntry) -> Option<String> {
     match (&e.model, e.version) {
         (Some(m), Some(n)) => Some(format!("/models/{}/versions/{n}", percent_encoded(m))),
         (Some(m), None) => Some(format!("/models/{}", percent_encoded(m))),
-        _ if e.target.starts_with("users/") => Some("/admin/users".into()),
+        _ if e.target.starts_with("users/") => Some(USERS_PAGE.into()),
         _ if e.target.starts_with("tokens/") => Some("/tokens".into()),
         _ => None,
     }
@@ -349,7 +352,7 @@ pub fn AuditEntryPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match entry.await {
-                    Ok(e) => view! { <EntryDetail entry=e/> }.into_any(),
+                    Ok(data) => view! { <EntryDetail data/> }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -358,10 +361,10 @@ pub fn AuditEntryPage() -> impl IntoView {
 }
 
 #[component]
-fn EntryDetail(entry: AuditEntry) -> impl IntoView {
-    let e = entry;
+fn EntryDetail(data: AuditEntryPageData) -> impl IntoView {
+    let AuditEntryPageData { entry: e, head_seq, may_manage_users } = data;
     let rows = diff(e.before.as_ref(), e.after.as_ref());
-    let target = match target_href(&e) {
+    let target = match target_href(&e).filter(|href| may_manage_users || href != USERS_PAGE) {
         Some(t) => view! { <A href=t>{e.target.clone()}</A> }.into_any(),
         None => view! { <span>{e.target.clone()}</span> }.into_any(),
     };
@@ -378,7 +381,7 @@ fn EntryDetail(entry: AuditEntry) -> impl IntoView {
             </div>
             <nav class="pager">
                 {(e.seq > 1).then(|| view! { <A href=format!("/audit/{}", e.seq - 1)>{format!("← #{}", e.seq - 1)}</A> })}
-                <A href=format!("/audit/{}", e.seq + 1)>{format!("#{} →", e.seq + 1)}</A>
+                {(e.seq < head_seq).then(|| view! { <A href=format!("/audit/{}", e.seq + 1)>{format!("#{} →", e.seq + 1)}</A> })}
             </nav>
         </div>
         <div class="columns">

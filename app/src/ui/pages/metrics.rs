@@ -90,6 +90,16 @@ fn MetricsBody(
         view! { <label class="inline"><input type="radio" name="axis" value=value checked=checked/>{label}</label> }
     };
     let has_charts = !data.charts.is_empty();
+    // A link to a chart (`#chart-latency_ms`, from a failing banner or a review) lands on it once it
+    // is drawn: the browser looked for it before the page had it.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let Ok(hash) = window().location().hash() else { return };
+        let id = js_sys::decode_uri_component(hash.trim_start_matches('#')).map(String::from).unwrap_or_default();
+        if let Some(target) = (!id.is_empty()).then(|| document().get_element_by_id(&id)).flatten() {
+            target.scroll_into_view();
+        }
+    });
     view! {
         <HealthReports reports=data.reports/>
         <form class="chart-controls" method="get" id="chart-controls">
@@ -118,8 +128,9 @@ fn MetricsBody(
                             percent_encoded(&model),
                             percent_encoded(&chart.key)
                         );
+                        let anchor = crate::ui::chart::anchor(&chart.key);
                         view! {
-                            <div class="chart-cell">
+                            <div class="chart-cell" id=anchor>
                                 <MetricChart data=chart markers=markers.clone() source=source.clone() updates/>
                                 <a class="csv-link" href=csv download="">"Raw points (CSV)"</a>
                             </div>

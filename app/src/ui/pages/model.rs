@@ -13,12 +13,11 @@ use super::guardrails::GuardrailsPanel;
 use super::metrics::AcrossVersions;
 use super::rollback::{DialogTarget, RollbackActions, RollbackDialog};
 use crate::domain::{
-    DeploymentEvent, DeploymentKind, EnvironmentHealth, Health, LiveVersion, RollbackRequest, Version, VersionMetric,
-    percent_encoded,
+    DeploymentEvent, DeploymentKind, Health, LiveVersion, RollbackRequest, Version, VersionMetric, percent_encoded,
 };
-use crate::server_fns::{DeployVersion, ModelPageData, RemoveGuardrail, SaveGuardrail, model_overview};
+use crate::server_fns::{DeployVersion, Failing, ModelPageData, RemoveGuardrail, SaveGuardrail, model_overview};
 use crate::ui::chart::Sparkline;
-use crate::ui::components::{ActionResult, ErrorPanel, HealthBadge, Loading};
+use crate::ui::components::{ActionResult, BrokenRules, ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 use crate::ui::live::LiveChanges;
 
@@ -52,6 +51,19 @@ pub fn ModelPage() -> impl IntoView {
             );
         }
     });
+    // A note that a request awaits approval goes once the request no longer does (a reviewer
+    // decided it).
+    Effect::new(move |_| {
+        let decided = overview.with(|data| match (data, rollback.request.value().get_untracked()) {
+            (Some(Ok(data)), Some(Ok(filed))) => {
+                filed.awaits_review() && !data.rollbacks.iter().any(|r| r.id == filed.id)
+            }
+            _ => false,
+        });
+        if decided {
+            rollback.request.clear();
+        }
+    });
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -61,9 +73,19 @@ pub fn ModelPage() -> impl IntoView {
                 }
             })}
         </Transition>
-        {move || rollback.outcome().map(|outcome| match outcome {
-            Ok(text) => view! { <p class="toast ok" role="status">{text}</p> }.into_any(),
-            Err(e) => view! { <p class="toast err" role="alert">{e.message}</p> }.into_any(),
+        {move || rollback.outcome().map(|outcome| {
+            // The note of what the dialog did takes focus from the dialog it closed (a refusal keeps
+            // the dialog open, and focus in it).
+            let note = NodeRef::<leptos::html::P>::new();
+            Effect::new(move |_| {
+                if let Some(note) = note.get() {
+                    let _ = note.focus();
+                }
+            });
+            match outcome {
+                Ok(text) => view! { <p class="toast ok" role="status" tabindex="-1" node_ref=note>{text}</p> }.into_any(),
+                Err(e) => view! { <p class="toast err" role="alert">{e.message}</p> }.into_any(),
+            }
         })}
         {move || view! { <RollbackDialog model=name() target=dialog actions=rollback/> }}
     }
@@ -88,13 +110,11 @@ fn Overview(
         may_manage_guardrails,
         may_roll_back,
         rollbacks,
-        proposals,
+        failing,
     } = overview;
     let trail_href = format!("/audit?model={}", percent_encoded(&model.name));
     let versions = StoredValue::new(versions.items);
     let environments: Vec<String> = model.live.iter().map(|l| l.environment.clone()).collect();
-    let failing: Vec<EnvironmentHealth> =
-        model.health.iter().filter(|h| h.health == Health::Failing).cloned().collect();
     let health = model.health.clone();
     let trend = metrics.versions.clone();
     let key = metrics.key.clone();
@@ -112,16 +132,16 @@ fn Overview(
                 <dt>"Tags"</dt><dd><Tags tags=model.tags.clone()/></dd>
             </dl>
         </div>
-        {failing.into_iter().map(|h| {
-            let href = format!("/models/{}/versions/{}#metrics", percent_encoded(&model.name), h.version);
-            let proposal = proposals.iter().find(|(env, _)| *env == h.environment).and_then(|(_, v)| *v);
+        {failing.into_iter().map(|Failing { health: h, broken, proposal }| {
+            let version_page = format!("/models/{}/versions/{}", percent_encoded(&model.name), h.version);
             let env = h.environment.clone();
             view! {
                 <section class="banner danger failing-banner" role="alert" data-environment=h.environment.clone()>
                     <div>
                         <strong>{format!("{}: v{} is failing its guardrails", h.environment, h.version)}</strong>
-                        <span class="muted">{format!(" since {}. ", format::time(&h.since))}</span>
-                        <A href=href>"See the evidence"</A>"."
+                        <span>{format!(" since {}:", format::time(&h.since))}</span>
+                        <BrokenRules broken charts=version_page.clone()/>
+                        <A href=format!("{version_page}#metrics")>"See the evidence"</A>"."
                         {match proposal {
                             Some(v) => format!(" Proposed rollback target: v{v}, the version live here before."),
                             None => " No earlier healthy version to propose.".to_string(),

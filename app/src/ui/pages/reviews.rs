@@ -5,9 +5,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
+use super::rollback::Comparison;
 use crate::domain::{RollbackKind, RollbackRequest, RollbackStatus, RolloutState, percent_encoded};
-use crate::server_fns::{AcknowledgeBreakGlass, CancelRollback, ReviewQueueData, ReviewRollback, review_queue};
-use crate::ui::components::{ActionResult, ErrorPanel, Loading};
+use crate::server_fns::{
+    AcknowledgeBreakGlass, Awaiting, CancelRollback, ReviewQueueData, ReviewRollback, review_queue,
+};
+use crate::ui::components::{ActionResult, BrokenRules, ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 use crate::ui::live::LiveChanges;
 
@@ -82,7 +85,7 @@ fn Queue(data: ReviewQueueData, actions: ReviewActions) -> impl IntoView {
     } else {
         awaiting
             .into_iter()
-            .map(|r| view! { <ReviewCard request=r me=me.clone() may_review may_request actions/> })
+            .map(|a| view! { <ReviewCard awaiting=a me=me.clone() may_review may_request actions/> })
             .collect_view()
             .into_any()
     };
@@ -120,12 +123,13 @@ fn Queue(data: ReviewQueueData, actions: ReviewActions) -> impl IntoView {
 
 #[component]
 fn ReviewCard(
-    request: RollbackRequest,
+    awaiting: Awaiting,
     me: String,
     may_review: bool,
     may_request: bool,
     actions: ReviewActions,
 ) -> impl IntoView {
+    let Awaiting { request, health, broken, comparison } = awaiting;
     let mine = request.requester.as_deref() == Some(me.as_str());
     let id = request.id;
     let reviews = request.reviews.clone();
@@ -171,6 +175,7 @@ fn ReviewCard(
     } else {
         view! { <p class="muted small">"Only reviewers can approve or reject."</p> }.into_any()
     };
+    let version_page = format!("/models/{}/versions/{}", percent_encoded(&request.model), request.from_version);
     let progress = if needs_ack {
         format!("executed {}", request.closed_at.as_deref().map(format::time).unwrap_or_default())
     } else {
@@ -193,6 +198,15 @@ fn ReviewCard(
             <p class="big">{format!("v{} → v{}", request.from_version, request.to_version)}" "<FleetBadge rollout=request.rollout converged_at=request.converged_at.clone()/></p>
             <p class="muted small">{format!("requested by {} · {} · {progress}", request.requested_by, format::time(&request.requested_at))}</p>
             <q class="reason">{request.reason.clone()}</q>
+            <section class="evidence" aria-label="Evidence">
+                <p>
+                    <HealthBadge health/>
+                    {format!("v{} is {} in {}", request.from_version, health.as_str(), request.environment)}
+                    {(!broken.is_empty()).then_some(":")}
+                </p>
+                <BrokenRules broken charts=version_page/>
+                <Comparison rows=comparison live=Some(request.from_version) target=Some(request.to_version)/>
+            </section>
             {(!reviews.is_empty()).then(|| view! {
                 <ul class="reviews">
                     {reviews.into_iter().map(|r| view! {

@@ -62,15 +62,31 @@ pub fn RollbackDialog(model: String, target: DialogTarget, actions: RollbackActi
             }
         }
     });
-    // Opening the dialog forgets the last outcome; a request that went through closes it.
+    // The reason typed so far: kept while the target changes, which draws the body again.
+    let reason = RwSignal::new(String::new());
+    let opener = Opener::default();
+    // Opening the dialog forgets the last outcome and reason and notes where focus was; closing it
+    // gives focus back there. A request that went through closes it.
     Effect::new(move |was_open: Option<bool>| {
         let open = target.with(Option::is_some);
-        if open && was_open == Some(false) {
+        if open && was_open != Some(true) {
             actions.request.clear();
             actions.break_glass.clear();
+            reason.set(String::new());
+            opener.remember();
+        } else if !open && was_open == Some(true) && !succeeded(actions) {
+            // Closed without a request: back to the trigger (a request's note takes focus instead).
+            opener.give_focus_back();
         }
         open
     });
+    // Escape closes it wherever focus is.
+    let escape = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" && target.with_untracked(Option::is_some) {
+            target.set(None);
+        }
+    });
+    on_cleanup(move || escape.remove());
     Effect::new(move |_| {
         if matches!(actions.request.value().get(), Some(Ok(_)))
             || matches!(actions.break_glass.value().get(), Some(Ok(_)))
@@ -79,12 +95,22 @@ pub fn RollbackDialog(model: String, target: DialogTarget, actions: RollbackActi
         }
     });
     let close = move || target.set(None);
+    // The dialog is drawn once per opening: picking another target redraws only its body.
+    let open_in = Memo::new(move |_| target.with(|t| t.as_ref().map(|(environment, _)| environment.clone())));
     move || {
-        let (environment, _) = target.get()?;
+        let environment = open_in.get()?;
         let model = model.clone();
+        // Focus moves into the dialog as it opens; its body then moves it to the target picker.
+        let modal = NodeRef::<leptos::html::Section>::new();
+        Effect::new(move |_| {
+            if let Some(modal) = modal.get() {
+                let _ = modal.focus();
+            }
+        });
         Some(view! {
-            <div class="modal-backdrop" on:keydown=move |ev| if ev.key() == "Escape" { close() }>
-                <section class="modal panel" role="dialog" aria-modal="true" aria-labelledby="rollback-title">
+            <div class="modal-backdrop" on:keydown=keep_focus_inside>
+                <section class="modal panel" role="dialog" aria-modal="true" aria-labelledby="rollback-title"
+                    tabindex="-1" node_ref=modal>
                     <header class="modal-head">
                         <h2 id="rollback-title">{format!("Roll back {model} in {environment}")}</h2>
                         <button type="button" class="link" aria-label="Close" on:click=move |_| close()>"✕"</button>
@@ -94,7 +120,7 @@ pub fn RollbackDialog(model: String, target: DialogTarget, actions: RollbackActi
                             let (model, environment) = (model.clone(), environment.clone());
                             Suspend::new(async move {
                                 match plan.await {
-                                    Some(Ok(data)) => view! { <DialogBody model environment data target actions/> }.into_any(),
+                                    Some(Ok(data)) => view! { <DialogBody model environment data target actions reason/> }.into_any(),
                                     Some(Err(e)) => view! { <ErrorPanel error=e/> }.into_any(),
                                     None => ().into_any(),
                                 }
@@ -114,6 +140,7 @@ fn DialogBody(
     data: RollbackDialogData,
     target: DialogTarget,
     actions: RollbackActions,
+    reason: RwSignal<String>,
 ) -> impl IntoView {
     let RollbackDialogData { plan, may_request, may_break_glass } = data;
     let RollbackPlan {
@@ -147,6 +174,17 @@ fn DialogBody(
         let picked = event_target_value(&ev).parse::<i64>().ok();
         target.set(Some((pick_env.clone(), picked)));
     };
+    // The picker has focus whenever the body is drawn: on opening, and again after a new target
+    // (whose checks drew the body anew).
+    let picker = NodeRef::<leptos::html::Select>::new();
+    Effect::new(move |_| {
+        if let Some(picker) = picker.get() {
+            // After the frame that puts the new body on the page.
+            request_animation_frame(move || {
+                let _ = picker.focus();
+            });
+        }
+    });
     view! {
         <div class="rollback-versions">
             <div>
@@ -156,7 +194,7 @@ fn DialogBody(
             <span class="arrow" aria-hidden="true">"→"</span>
             <label>
                 "Roll back to"
-                <select name="to_version" form="rollback-request" on:change=on_pick>
+                <select name="to_version" form="rollback-request" on:change=on_pick node_ref=picker>
                     {candidates.iter().map(|c| candidate_option(c, proposed, chosen)).collect_view()}
                 </select>
             </label>
@@ -171,14 +209,21 @@ fn DialogBody(
             <ActionForm action=actions.request attr:id="rollback-request" attr:class="rollback-form">
                 <input type="hidden" name="model" value=model.clone()/>
                 <input type="hidden" name="environment" value=environment.clone()/>
-                <label>"Reason"<textarea name="reason" required maxlength="1000" rows="2" autofocus
-                    placeholder="What is wrong with the live version?"></textarea></label>
+                <label>"Reason"<textarea name="reason" required maxlength="1000" rows="2"
+                    placeholder="What is wrong with the live version?"
+                    prop:value=move || reason.get() on:input=move |ev| reason.set(event_target_value(&ev))></textarea></label>
                 <div class="form-actions">
-                    <button type="submit" class="primary" disabled=!ready>
+                    <button type="submit" class="primary" disabled=!ready
+                        aria-describedby=(!ready).then_some("rollback-blocked")>
                         {if needs == 0 { "Roll back now" } else { "Request rollback" }}
                     </button>
                     <button type="button" on:click=move |_| target.set(None)>"Cancel"</button>
                 </div>
+                {(!ready).then(|| view! {
+                    <p class="form-note err small" id="rollback-blocked">
+                        "This target cannot be requested: see the failed check above, or pick another version."
+                    </p>
+                })}
             </ActionForm>
         })}
         <Refusal value=move || actions.request.value().get()/>
@@ -202,6 +247,74 @@ fn DialogBody(
             </details>
         })}
     }
+}
+
+/// Where focus was when the dialog opened (its trigger), to give it back when it closes.
+#[derive(Clone, Copy, Default)]
+struct Opener {
+    #[cfg(feature = "hydrate")]
+    element: StoredValue<Option<web_sys::HtmlElement>, LocalStorage>,
+}
+
+impl Opener {
+    fn remember(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let active = document().active_element().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+            self.element.set_value(active);
+        }
+    }
+
+    /// Focuses the trigger again if it is still on the page (a card drawn anew has a new one).
+    fn give_focus_back(self) {
+        #[cfg(feature = "hydrate")]
+        if let Some(trigger) = self.element.get_value().filter(|e| e.is_connected()) {
+            let _ = trigger.focus();
+        }
+    }
+}
+
+/// Whether the dialog's last request or break glass went through.
+fn succeeded(actions: RollbackActions) -> bool {
+    actions.request.value().with_untracked(|v| matches!(v, Some(Ok(_))))
+        || actions.break_glass.value().with_untracked(|v| matches!(v, Some(Ok(_))))
+}
+
+/// What Tab can reach in a dialog.
+#[cfg(feature = "hydrate")]
+const FOCUSABLE: &str =
+    "a[href], button:not([disabled]), select:not([disabled]), textarea, input:not([type=hidden]), summary";
+
+/// Keeps Tab and Shift+Tab inside the open dialog: past its last control to its first, and back.
+fn keep_focus_inside(ev: leptos::ev::KeyboardEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if ev.key() != "Tab" {
+            return;
+        }
+        let Some(modal) = document().query_selector(".modal").ok().flatten() else { return };
+        let Ok(nodes) = modal.query_selector_all(FOCUSABLE) else { return };
+        // Controls inside a closed <details> (but its summary) are not shown, so not reachable.
+        let shown: Vec<web_sys::HtmlElement> = (0..nodes.length())
+            .filter_map(|i| nodes.item(i)?.dyn_into::<web_sys::HtmlElement>().ok())
+            .filter(|e| e.closest("details:not([open]) > :not(summary)").ok().flatten().is_none())
+            .collect();
+        let (Some(first), Some(last)) = (shown.first(), shown.last()) else { return };
+        let active = document().active_element();
+        let on = |e: &web_sys::HtmlElement| active.as_ref() == Some(e.unchecked_ref::<web_sys::Element>());
+        let outside = !active.as_ref().is_some_and(|a| modal.contains(Some(a)));
+        if ev.shift_key() && (on(first) || outside || active.as_ref() == Some(&modal)) {
+            ev.prevent_default();
+            let _ = last.focus();
+        } else if !ev.shift_key() && (on(last) || outside) {
+            ev.prevent_default();
+            let _ = first.focus();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
 }
 
 /// Why the server refused the dialog's last request, if it did (success closes the dialog).
@@ -246,7 +359,7 @@ fn Checks(checks: Vec<PreflightCheck>) -> impl IntoView {
 }
 
 #[component]
-fn Comparison(rows: Vec<MetricComparison>, live: Option<i64>, target: Option<i64>) -> impl IntoView {
+pub(super) fn Comparison(rows: Vec<MetricComparison>, live: Option<i64>, target: Option<i64>) -> impl IntoView {
     if rows.is_empty() {
         return view! { <p class="muted small">"Neither version has metrics to compare."</p> }.into_any();
     }
