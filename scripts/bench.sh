@@ -51,7 +51,7 @@ stop_server() {
 
 export DATABASE_URL="sqlite://$dir/bench.db"
 start_server
-target/release/loadgen "http://127.0.0.1:$port" target/site/pkg/modelgate.wasm \
+target/release/loadgen "http://127.0.0.1:$port" \
   --token "$token" --user bench --password "$password" "$@"
 echo
 echo "== metrics on SQLite"

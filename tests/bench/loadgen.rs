@@ -1,7 +1,7 @@
 //! Benchmark client for a running Modelgate server (see `scripts/bench.sh`): seeds models and
 //! versions over the API, then measures throughput and latency percentiles over loopback.
 //!
-//! Usage: `loadgen BASE_URL WASM_FILE --token API_TOKEN --user NAME --password PW
+//! Usage: `loadgen BASE_URL --token API_TOKEN --user NAME --password PW
 //!         [--models N] [--versions N] [--seconds S] [--clients C]`
 
 mod harness;
@@ -15,7 +15,6 @@ use serde_json::json;
 
 struct Options {
     base: String,
-    wasm: String,
     token: String,
     user: String,
     password: String,
@@ -29,7 +28,6 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     Options {
         base: args.first().cloned().unwrap_or_else(|| "http://127.0.0.1:3000".into()),
-        wasm: args.get(1).cloned().unwrap_or_else(|| "target/site/pkg/modelgate.wasm".into()),
         token: arg("--token").expect("--token API_TOKEN is required"),
         user: arg("--user").expect("--user NAME is required"),
         password: arg("--password").expect("--password PW is required"),
@@ -149,8 +147,6 @@ async fn main() {
 
     println!();
     print_table(&mut samples);
-    println!();
-    report_wasm(std::path::Path::new(&o.wasm));
     let errors: usize = samples.iter().map(|s| s.errors).sum();
     if errors > 0 {
         eprintln!("{errors} requests failed");
@@ -158,34 +154,3 @@ async fn main() {
     }
 }
 
-/// Prints the size of the main WASM bundle (what every page loads) and of each lazy route's chunk
-/// beside it (`split_*.wasm`, fetched on a first visit), raw and brotli-compressed at quality 11.
-fn report_wasm(main: &std::path::Path) {
-    let brotli_len = |bytes: &[u8]| {
-        let mut compressed = Vec::new();
-        let mut writer = brotli::CompressorWriter::new(&mut compressed, 4096, 11, 22);
-        std::io::Write::write_all(&mut writer, bytes).expect("brotli");
-        drop(writer);
-        compressed.len()
-    };
-    let mut routes: Vec<_> = main
-        .parent()
-        .and_then(|dir| std::fs::read_dir(dir).ok())
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("split_") && n.ends_with(".wasm"))
-        })
-        .collect();
-    routes.sort();
-    for path in std::iter::once(main.to_path_buf()).chain(routes) {
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        println!(
-            "WASM {}: {:.1} KB raw, {:.1} KB brotli (q11)",
-            path.display(),
-            bytes.len() as f64 / 1024.0,
-            brotli_len(&bytes) as f64 / 1024.0
-        );
-    }
-}

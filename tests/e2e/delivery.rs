@@ -6,6 +6,7 @@ use crate::{DEMO_PASSWORD, demo_console, sign_in};
 /// The budgets, in bytes over the wire (headers included).
 const FIRST_VISIT: u64 = 450_000;
 const REPEAT_VISIT: u64 = 30_000;
+const MODEL_PAGE_FIRST_VISIT: u64 = 700_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_list_downloads_within_its_budget_first_and_again() {
@@ -38,6 +39,17 @@ async fn the_models_list_downloads_within_its_budget_first_and_again() {
     let cached = repeat.iter().filter(|(path, bytes)| path.contains("/pkg/") && *bytes == 0).count();
     assert!(cached >= 3, "the console's files came from the cache: {repeat:#?}");
     println!("models list: first visit {first:?}, repeat {repeat:?}");
+
+    // The model page, a lazy route, opened first with an empty cache: the bundle, its chunk and the
+    // chunks it shares with other pages.
+    browser.cdp("Network.clearBrowserCache", serde_json::json!({})).await;
+    c.goto(&app.url("/models/fraud-detector")).await.unwrap();
+    browser.wait_hydrated().await;
+    browser.wait_for(r#"article[data-env="production"]"#).await;
+    let model = browser.transferred().await;
+    let total: u64 = model.iter().map(|(_, bytes)| bytes).sum();
+    println!("model page, first visit: {total} bytes in {} requests", model.len());
+    assert!(total <= MODEL_PAGE_FIRST_VISIT, "model page: {total} bytes, budget {MODEL_PAGE_FIRST_VISIT}: {model:#?}");
     browser.close().await;
 }
 

@@ -78,6 +78,14 @@ async fn every_page_looks_right_as(username: &str, screenshots: bool) {
             c.goto(&app.url(path)).await.unwrap();
             browser.wait_hydrated().await;
             browser.wait_for("main.page > *").await;
+            // A page names itself once its data is in (axe then reports a page that never does).
+            for _ in 0..50 {
+                let titled = c.execute("return document.title !== '';", vec![]).await.unwrap();
+                if titled == serde_json::Value::Bool(true) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             let sideways: (u64, u64) = serde_json::from_value(
                 c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.unwrap(),
             )

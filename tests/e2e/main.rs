@@ -203,6 +203,40 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     }
     form.find(Locator::Css(r#"input[name="roles[viewer]"]"#)).await.unwrap().click().await.unwrap();
     form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    browser.wait_for(r#"tr[data-user="newbie"]"#).await;
+    // The form empties itself after the user was added, so a second click cannot add them again.
+    browser
+        .eventually("the add-user form is empty again", || async {
+            let name = c.find(Locator::Css(r#"#create-user input[name="username"]"#)).await.ok()?.prop("value").await.ok()??;
+            name.is_empty().then_some(())
+        })
+        .await;
+    // Disabling asks first: keeping the user changes nothing; confirming disables them.
+    let newbie = r#"tr[data-user="newbie"]"#;
+    browser.wait_for(&format!("{newbie} td.actions button.danger")).await.click().await.unwrap();
+    let question = browser.text_of(&format!("{newbie} .confirm")).await;
+    assert!(question.contains("Disable newbie?"), "{question}");
+    browser.wait_for(&format!("{newbie} .confirm button[type=\"button\"]")).await.click().await.unwrap();
+    assert!(c.find(Locator::Css(&format!("{newbie} .confirm"))).await.is_err(), "Keep leaves the user alone");
+    let users = json(app.get("/api/v1/users").await, 200).await;
+    assert_eq!(users.as_array().unwrap().iter().find(|u| u["username"] == "newbie").unwrap()["disabled"], false);
+    browser.wait_for(&format!("{newbie} td.actions button.danger")).await.click().await.unwrap();
+    browser.wait_for(&format!("{newbie} .confirm button[type=\"submit\"]")).await.click().await.unwrap();
+    browser
+        .eventually("newbie is disabled", || async {
+            let users = json(app.get("/api/v1/users").await, 200).await;
+            let newbie = users.as_array()?.iter().find(|u| u["username"] == "newbie")?.clone();
+            (newbie["disabled"] == true).then_some(())
+        })
+        .await;
+    browser.wait_for(&format!("{newbie} td.actions button:not(.danger)")).await.click().await.unwrap();
+    browser
+        .eventually("newbie is enabled again", || async {
+            let users = json(app.get("/api/v1/users").await, 200).await;
+            let newbie = users.as_array()?.iter().find(|u| u["username"] == "newbie")?.clone();
+            (newbie["disabled"] == false).then_some(())
+        })
+        .await;
     let row = browser.wait_for(r#"tr[data-user="newbie"]"#).await;
     row.find(Locator::Css(r#"input[name="roles[operator]"]"#)).await.unwrap().click().await.unwrap();
     row.find(Locator::Css(".roles-form button")).await.unwrap().click().await.unwrap();
@@ -223,6 +257,19 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
     let secret = browser.text_of("#new-token .secret").await;
     assert!(secret.starts_with("mg_"), "{secret}");
+    // One click copies it.
+    browser
+        .cdp(
+            "Browser.grantPermissions",
+            serde_json::json!({ "origin": app.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+        )
+        .await;
+    browser.wait_for("#new-token button.copy").await.click().await.unwrap();
+    assert_eq!(browser.text_of("#new-token button.copy").await, "Copied");
+    let copied = c.execute("return navigator.clipboard.readText();", vec![]).await.unwrap();
+    assert_eq!(copied.as_str(), Some(secret.as_str()), "the clipboard holds the token");
+    let name = c.find(Locator::Css(r#"#create-token input[name="name"]"#)).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(name.as_deref(), Some(""), "the token form is empty again");
     let me = modelgate_tests::bearer_client(&secret).get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(json(me, 200).await["username"], "admin", "the token shown once works");
     browser.screenshot("tokens").await;
@@ -322,7 +369,20 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     let facts = c.find(Locator::Css("#entry-facts")).await.unwrap().text().await.unwrap();
     assert!(facts.contains("deployment.deploy"), "{facts}");
     browser.screenshot("audit-entry").await;
-    c.back().await.unwrap();
+    // The newest entry has no "next" link (there is none yet); an entry about a user names it
+    // without linking compliance to the users page, which is for admins.
+    let head = json(app.get("/api/v1/audit/status").await, 200).await["head_seq"].as_i64().unwrap();
+    c.goto(&app.url(&format!("/audit/{head}"))).await.unwrap();
+    browser.wait_for("#entry-facts").await;
+    let pager = browser.text_of(".page-head .pager").await;
+    assert!(pager.contains(&format!("#{}", head - 1)) && !pager.contains(&format!("#{}", head + 1)), "{pager}");
+    let about_users = json(app.get("/api/v1/audit?q=users%2F&limit=1").await, 200).await;
+    let seq = about_users["entries"][0]["seq"].as_i64().expect("the demo's users are in the log");
+    c.goto(&app.url(&format!("/audit/{seq}"))).await.unwrap();
+    let facts = browser.wait_for("#entry-facts").await;
+    assert!(facts.find(Locator::Css(r#"a[href="/admin/users"]"#)).await.is_err(), "no link compliance cannot follow");
+    c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
+    browser.wait_for("#audit-entries").await;
 
     // Export what the filters select, through the browser session, and verify it offline.
     let href = browser.wait_for("#export-jsonl").await.attr("href").await.unwrap().unwrap();
