@@ -202,6 +202,16 @@ impl Registry for Store {
             binds.push(team.to_string());
             filter.push_str(&format!(" AND owner_team = ${}", binds.len()));
         }
+        if let Some(health) = query.health {
+            binds.push(health.as_str().to_string());
+            filter.push_str(&format!(
+                " AND id IN (SELECT d.model_id FROM deployments d \
+                 JOIN versions v ON v.model_id = d.model_id AND v.number = d.version_number \
+                 LEFT JOIN version_health h ON h.version_id = v.id AND h.environment_id = d.environment_id \
+                 WHERE COALESCE(h.health, 'unknown') = ${})",
+                binds.len()
+            ));
+        }
         let column = match query.sort.unwrap_or_default() {
             ModelSort::Name => "name",
             ModelSort::UpdatedAt => "updated_at",

@@ -10,6 +10,7 @@ on_both_backends!(
     model_names_are_mlflows_and_one_path_segment,
     unknown_model_is_404,
     models_list_filters_sorts_and_paginates,
+    models_list_filters_by_the_health_of_live_versions,
 );
 
 async fn model_is_registered_and_read_back(backend: Backend) {
@@ -102,4 +103,37 @@ async fn models_list_filters_sorts_and_paginates(backend: Backend) {
     expect_error(app.get("/api/v1/models?limit=0").await, 422, Some("limit")).await;
     expect_error(app.get("/api/v1/models?limit=abc").await, 422, Some("limit")).await;
     expect_error(app.get("/api/v1/models?sort=bogus").await, 422, Some("sort")).await;
+}
+
+/// In the demo, fraud-detector's v6 fails in production and v8 is healthy in staging.
+async fn models_list_filters_by_the_health_of_live_versions(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.demo = true).await;
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+    };
+    let failing = json(app.get("/api/v1/models?health=failing").await, 200).await;
+    assert_eq!(names(&failing), ["fraud-detector"]);
+    assert_eq!(failing["total"], 1);
+    let everyone = json(app.get("/api/v1/models").await, 200).await;
+    for health in ["healthy", "warning", "unknown"] {
+        let page = json(app.get(&format!("/api/v1/models?health={health}")).await, 200).await;
+        // Exactly the models with a live version of that health, as each model reports it.
+        let expected: Vec<String> = everyone["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                let live = m["live"].as_array().unwrap();
+                live.iter().filter(|l| !l["version"].is_null()).any(|l| {
+                    let seen = m["health"].as_array().unwrap().iter().find(|h| h["environment"] == l["environment"]);
+                    seen.map_or("unknown", |h| h["health"].as_str().unwrap()) == health
+                })
+            })
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names(&page), expected, "health={health}");
+    }
+    let healthy = json(app.get("/api/v1/models?health=healthy&q=fraud").await, 200).await;
+    assert_eq!(names(&healthy), ["fraud-detector"], "healthy in staging, with the other filters");
+    expect_error(app.get("/api/v1/models?health=sick").await, 422, Some("health")).await;
 }

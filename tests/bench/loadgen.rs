@@ -153,4 +153,3 @@ async fn main() {
         std::process::exit(1);
     }
 }
-

@@ -74,6 +74,20 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
         })
         .await;
 
+    // The health filter keeps the models with a failing live version.
+    c.goto(&app.url("/")).await.unwrap();
+    browser.wait_hydrated().await;
+    c.find(Locator::Css(r#"select[name="health"]"#)).await.unwrap().select_by_value("failing").await.unwrap();
+    c.find(Locator::Css(r#"form.search button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    browser
+        .eventually("the list shows only the failing fraud-detector", || async {
+            let rows = c.find_all(Locator::Css("#models tbody tr")).await.ok()?;
+            let first = rows.first()?.attr("data-model").await.ok()??;
+            let url = c.current_url().await.ok()?;
+            (rows.len() == 1 && first == "fraud-detector" && url.as_str().contains("health=failing")).then_some(())
+        })
+        .await;
+
     // Client-side navigation: a marker on `window` survives only if the page did not reload.
     c.goto(&app.url("/")).await.unwrap();
     browser.wait_hydrated().await;
@@ -207,7 +221,13 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     // The form empties itself after the user was added, so a second click cannot add them again.
     browser
         .eventually("the add-user form is empty again", || async {
-            let name = c.find(Locator::Css(r#"#create-user input[name="username"]"#)).await.ok()?.prop("value").await.ok()??;
+            let name = c
+                .find(Locator::Css(r#"#create-user input[name="username"]"#))
+                .await
+                .ok()?
+                .prop("value")
+                .await
+                .ok()??;
             name.is_empty().then_some(())
         })
         .await;

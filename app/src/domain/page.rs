@@ -57,6 +57,9 @@ pub struct ModelQuery {
     pub q: Option<String>,
     /// Only models owned by this team.
     pub owner_team: Option<String>,
+    /// Only models with a live version of this health in its environment (a version not yet
+    /// evaluated there counts as `unknown`).
+    pub health: Option<super::Health>,
     pub sort: Option<ModelSort>,
     pub order: Option<Order>,
     /// Page size, 1 to 200 (default 50).

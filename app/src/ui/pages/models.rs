@@ -1,11 +1,11 @@
-//! The models list: search, sort, and each model's live version per environment.
+//! The models list: search, filter by health, sort, and each model's live version per environment.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use crate::domain::{Model, ModelQuery, ModelSort, Order, percent_encoded};
+use crate::domain::{Health, Model, ModelQuery, ModelSort, Order, percent_encoded};
 use crate::server_fns::list_models;
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
@@ -26,11 +26,13 @@ pub fn ModelsPage() -> impl IntoView {
     let search = move || query.read().get("q").unwrap_or_default();
     let sort = move || query.read().get("sort").unwrap_or_else(|| "name".into());
     let desc = move || query.read().get("order").as_deref() == Some("desc");
+    let health = move || query.read().get("health").and_then(|h| Health::parse(&h));
     let models = Resource::new(
-        move || (search(), sort(), desc()),
-        |(q, sort, desc)| {
+        move || (search(), sort(), desc(), health()),
+        |(q, sort, desc, health)| {
             list_models(ModelQuery {
                 q: (!q.is_empty()).then_some(q),
+                health,
                 sort: parse_sort(&sort),
                 order: Some(if desc { Order::Desc } else { Order::Asc }),
                 limit: Some(200),
@@ -47,6 +49,10 @@ pub fn ModelsPage() -> impl IntoView {
                 href.push_str("&q=");
                 href.push_str(&percent_encoded(&q));
             }
+            if let Some(h) = health() {
+                href.push_str("&health=");
+                href.push_str(h.as_str());
+            }
             href
         };
         let arrow = move || match (sort() == key, desc()) {
@@ -62,6 +68,12 @@ pub fn ModelsPage() -> impl IntoView {
             <h1>"Models"</h1>
             <form class="search" method="get" action="/" role="search">
                 <input type="search" name="q" placeholder="Search name, team, tag…" aria-label="Search models" value=search/>
+                <select name="health" aria-label="Health">
+                    <option value="" selected=move || health().is_none()>"Any health"</option>
+                    {[Health::Failing, Health::Warning, Health::Healthy, Health::Unknown].map(|h| view! {
+                        <option value=h.as_str() selected=move || health() == Some(h)>{h.as_str()}</option>
+                    })}
+                </select>
                 <input type="hidden" name="sort" value=sort/>
                 <button type="submit">"Search"</button>
             </form>
