@@ -442,6 +442,14 @@ pub fn site_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site")
 }
 
+/// The path the built console's files are served under (`/pkg/<digest>`) and their directory.
+pub fn sealed_site() -> (String, PathBuf) {
+    let id = std::fs::read_to_string(site_root().join("build-id")).expect("the built console (scripts/build.sh)");
+    let path = format!("/pkg/{}", id.trim());
+    let dir = site_root().join(path.trim_start_matches('/'));
+    (path, dir)
+}
+
 /// A valid sha256 digest that differs per seed.
 pub fn digest(seed: u8) -> String {
     format!("sha256:{}", format!("{seed:02x}").repeat(32))

@@ -2,7 +2,7 @@
 //! and its script and style files served whole.
 
 use futures::StreamExt;
-use modelgate_tests::{Backend, TestApp, on_both_backends, seed_model, site_root};
+use modelgate_tests::{Backend, TestApp, on_both_backends, sealed_site, seed_model};
 use serde_json::json;
 
 on_both_backends!(pages_render_on_the_server, unknown_pages_and_models_are_404);
@@ -17,7 +17,8 @@ async fn pages_render_on_the_server(backend: Backend) {
     assert_eq!(list.status(), 200);
     let html = list.text().await.unwrap();
     assert!(html.contains(r#"data-model="fraud-detector""#), "models list is server-rendered");
-    assert!(html.contains("/pkg/modelgate.wasm") || html.contains("/pkg/modelgate.js"), "hydration scripts are linked");
+    let (pkg, _) = sealed_site();
+    assert!(html.contains(&format!("{pkg}/modelgate.js")), "hydration scripts are linked");
 
     let model = app.get("/models/fraud-detector").await.text().await.unwrap();
     assert!(model.contains(r#"data-version="2""#) && model.contains(r#"data-version="1""#));
@@ -45,7 +46,7 @@ async fn unknown_pages_and_models_are_404(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_files_and_icon_are_served_whole_while_not_found_pages_render() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let pkg = site_root().join("pkg");
+    let (served_at, pkg) = sealed_site();
     let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&pkg)
         .expect("the built console (scripts/build.sh) is in target/site")
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
@@ -60,15 +61,16 @@ async fn console_files_and_icon_are_served_whole_while_not_found_pages_render() 
         "{:?}",
         files.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
+    let served_at = &served_at;
     let requests = (0..400).map(|i| {
         let app = &app;
         let file = &files[i % files.len()];
         async move {
             let page = app.client.get(app.url(&format!("/no/such/page/{i}"))).send().await.unwrap();
             assert_eq!(page.status(), 404);
-            let response = app.anonymous.get(app.url(&format!("/pkg/{}", file.0))).send().await.unwrap();
-            assert_eq!(response.status(), 200, "/pkg/{} (request {i})", file.0);
-            assert!(response.bytes().await.unwrap() == file.1, "/pkg/{} came back whole", file.0);
+            let response = app.anonymous.get(app.url(&format!("{served_at}/{}", file.0))).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{served_at}/{} (request {i})", file.0);
+            assert!(response.bytes().await.unwrap() == file.1, "{served_at}/{} came back whole", file.0);
         }
     });
     futures::stream::iter(requests).buffer_unordered(16).collect::<Vec<()>>().await;
