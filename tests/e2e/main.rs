@@ -401,6 +401,10 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     c.goto(&app.url(&format!("/audit/{seq}"))).await.unwrap();
     let facts = browser.wait_for("#entry-facts").await;
     assert!(facts.find(Locator::Css(r#"a[href="/admin/users"]"#)).await.is_err(), "no link compliance cannot follow");
+    c.goto(&app.url("/audit?q=users%2F")).await.unwrap();
+    let listed = browser.wait_for("#audit-entries").await;
+    assert!(listed.text().await.unwrap().contains("users/"), "entries about users are listed");
+    assert!(listed.find(Locator::Css(r#"a[href="/admin/users"]"#)).await.is_err(), "…without the admins' link");
     c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
     browser.wait_for("#audit-entries").await;
 

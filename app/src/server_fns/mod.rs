@@ -142,6 +142,8 @@ pub struct VersionMetricsData {
 pub struct AuditScreenData {
     pub page: AuditPage,
     pub status: IntegrityStatus,
+    /// Whether entries about users may link to the users page (admins only).
+    pub may_manage_users: bool,
 }
 
 /// The API tokens page's data: the tokens, and the roles a new token may hold.
@@ -477,7 +479,11 @@ pub async fn reload_chart(
 pub async fn audit_screen(query: AuditQuery) -> Result<AuditScreenData, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let page = backend.search_audit(&caller, query).await?;
-    Ok(AuditScreenData { page, status: backend.audit_status(&caller).await? })
+    Ok(AuditScreenData {
+        page,
+        status: backend.audit_status(&caller).await?,
+        may_manage_users: caller.can(Permission::ManageUsers),
+    })
 }
 
 #[server]

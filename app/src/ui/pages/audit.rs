@@ -72,13 +72,13 @@ pub fn AuditPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(AuditScreenData { page, status }) => {
+                    Ok(AuditScreenData { page, status, may_manage_users }) => {
                         let older = page.next_before.map(|b| format!("/audit?before={b}{}", filter_string()));
                         let newest = before().map(|_| format!("/audit?{}", filter_string().trim_start_matches('&')));
                         view! {
                             <div class="audit-layout">
                                 <section class="panel flush">
-                                    <EntriesTable entries=page.entries/>
+                                    <EntriesTable entries=page.entries may_manage_users/>
                                     <nav class="pager">
                                         {newest.map(|href| view! { <A href=href>"← Newest"</A> })}
                                         {older.map(|href| view! { <A href=href attr:id="older">"Older →"</A> })}
@@ -199,15 +199,13 @@ fn to_query(filters: &[(&str, Option<String>); 8], before: Option<i64>) -> Audit
     }
 }
 
-/// The page of users, for admins only.
-const USERS_PAGE: &str = "/admin/users";
-
-/// Where an entry's target lives in the console, if anywhere.
-fn target_href(e: &AuditEntry) -> Option<String> {
+/// Where an entry's target lives in the console, if anywhere the reader may go (the users page is
+/// for admins only).
+fn target_href(e: &AuditEntry, may_manage_users: bool) -> Option<String> {
     match (&e.model, e.version) {
         (Some(m), Some(n)) => Some(format!("/models/{}/versions/{n}", percent_encoded(m))),
         (Some(m), None) => Some(format!("/models/{}", percent_encoded(m))),
-        _ if e.target.starts_with("users/") => Some(USERS_PAGE.into()),
+        _ if e.target.starts_with("users/") => may_manage_users.then(|| "/admin/users".into()),
         _ if e.target.starts_with("tokens/") => Some("/tokens".into()),
         _ => None,
     }
@@ -224,7 +222,7 @@ fn target_label(e: &AuditEntry) -> String {
 }
 
 #[component]
-fn EntriesTable(entries: Vec<AuditEntry>) -> impl IntoView {
+fn EntriesTable(entries: Vec<AuditEntry>, may_manage_users: bool) -> impl IntoView {
     if entries.is_empty() {
         return view! { <p class="empty">"No entries match these filters."</p> }.into_any();
     }
@@ -244,7 +242,7 @@ fn EntriesTable(entries: Vec<AuditEntry>) -> impl IntoView {
                 {entries.into_iter().map(|e| {
                     let href = format!("/audit/{}", e.seq);
                     let label = target_label(&e);
-                    let target = match target_href(&e) {
+                    let target = match target_href(&e, may_manage_users) {
                         Some(t) => view! { <A href=t>{label}</A> }.into_any(),
                         None => view! { <span>{label}</span> }.into_any(),
                     };
@@ -255,7 +253,7 @@ fn EntriesTable(entries: Vec<AuditEntry>) -> impl IntoView {
                             <td class="nowrap">{e.actor.clone()}</td>
                             <td><span class=action_class(&e.action)>{e.action.clone()}</span></td>
                             <td class="nowrap">{target}</td>
-                            <td class="muted">{e.reason.clone().unwrap_or_default()}</td>
+                            <td class="muted reason-cell">{e.reason.clone().unwrap_or_default()}</td>
                         </tr>
                     }
                 }).collect_view()}
@@ -364,7 +362,7 @@ pub fn AuditEntryPage() -> impl IntoView {
 fn EntryDetail(data: AuditEntryPageData) -> impl IntoView {
     let AuditEntryPageData { entry: e, head_seq, may_manage_users } = data;
     let rows = diff(e.before.as_ref(), e.after.as_ref());
-    let target = match target_href(&e).filter(|href| may_manage_users || href != USERS_PAGE) {
+    let target = match target_href(&e, may_manage_users) {
         Some(t) => view! { <A href=t>{e.target.clone()}</A> }.into_any(),
         None => view! { <span>{e.target.clone()}</span> }.into_any(),
     };
