@@ -238,25 +238,17 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert!(question.contains("Disable newbie?"), "{question}");
     browser.wait_for(&format!("{newbie} .confirm button[type=\"button\"]")).await.click().await.unwrap();
     assert!(c.find(Locator::Css(&format!("{newbie} .confirm"))).await.is_err(), "Keep leaves the user alone");
-    let users = json(app.get("/api/v1/users").await, 200).await;
-    assert_eq!(users.as_array().unwrap().iter().find(|u| u["username"] == "newbie").unwrap()["disabled"], false);
+    // newbie's `disabled` as the API reports it.
+    let newbie_disabled = || async {
+        let users = json(app.get("/api/v1/users").await, 200).await;
+        users.as_array()?.iter().find(|u| u["username"] == "newbie")?["disabled"].as_bool()
+    };
+    assert_eq!(newbie_disabled().await, Some(false));
     browser.wait_for(&format!("{newbie} td.actions button.danger")).await.click().await.unwrap();
     browser.wait_for(&format!("{newbie} .confirm button[type=\"submit\"]")).await.click().await.unwrap();
-    browser
-        .eventually("newbie is disabled", || async {
-            let users = json(app.get("/api/v1/users").await, 200).await;
-            let newbie = users.as_array()?.iter().find(|u| u["username"] == "newbie")?.clone();
-            (newbie["disabled"] == true).then_some(())
-        })
-        .await;
+    browser.eventually("newbie is disabled", || async { (newbie_disabled().await? == true).then_some(()) }).await;
     browser.wait_for(&format!("{newbie} td.actions button:not(.danger)")).await.click().await.unwrap();
-    browser
-        .eventually("newbie is enabled again", || async {
-            let users = json(app.get("/api/v1/users").await, 200).await;
-            let newbie = users.as_array()?.iter().find(|u| u["username"] == "newbie")?.clone();
-            (newbie["disabled"] == false).then_some(())
-        })
-        .await;
+    browser.eventually("newbie is enabled again", || async { (newbie_disabled().await? == false).then_some(()) }).await;
     let row = browser.wait_for(r#"tr[data-user="newbie"]"#).await;
     row.find(Locator::Css(r#"input[name="roles[operator]"]"#)).await.unwrap().click().await.unwrap();
     row.find(Locator::Css(".roles-form button")).await.unwrap().click().await.unwrap();
