@@ -216,6 +216,33 @@ impl TestApp {
         json(self.get("/api/v1/audit/status").await, 200).await["head_seq"].as_i64().unwrap()
     }
 
+    /// Runs *verify now* to its end (a background job: started, then waited for) and returns the
+    /// integrity status after it.
+    pub async fn verify_audit(&self) -> Value {
+        let started = json(self.post("/api/v1/audit/verify", &serde_json::json!({})).await, 202).await;
+        let job = json(self.get(&format!("/api/v1/audit/jobs/{}?wait=30", started["id"])).await, 200).await;
+        assert_eq!(job["state"], "done", "{job}");
+        json(self.get("/api/v1/audit/status").await, 200).await
+    }
+
+    /// Starts *verify now* as `by`, held once it has reported 1 of 4 entries (after 600 ms) until
+    /// the returned sender fires; then it verifies the chain for real. Returns the job's id.
+    pub async fn held_verification(&self, by: &str) -> (i64, oneshot::Sender<()>) {
+        let (release, released) = oneshot::channel::<()>();
+        let store = self.store.clone();
+        let job =
+            server::jobs::start(&self.store, app::domain::JobKind::AuditVerify, by, move |mut progress| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+                progress.report(1, 4).await?;
+                released.await.ok();
+                let verification = store.verify_chain(&mut progress).await?;
+                Ok(serde_json::to_value(verification).unwrap())
+            })
+            .await
+            .unwrap();
+        (job.id, release)
+    }
+
     /// How many objects the app's artifact store holds.
     pub fn stored_objects(&self) -> usize {
         fn count(dir: &std::path::Path) -> usize {

@@ -207,8 +207,11 @@ pub trait AuditTrail: Send + Sync {
     async fn search_audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, ApiError>;
     async fn audit_entry(&self, caller: &Caller, seq: i64) -> Result<AuditEntry, ApiError>;
     async fn audit_status(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError>;
-    /// Rechecks every entry and checkpoint now; when the chain is intact, signs a checkpoint at its head.
-    async fn verify_audit(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError>;
+    /// Starts rechecking every entry and checkpoint in the background (or answers the check
+    /// already running); when the chain is intact, it signs a checkpoint at its head.
+    async fn verify_audit(&self, caller: &Caller) -> Result<Job, ApiError>;
+    /// A background job of the audit log (a verification): its progress, then its outcome.
+    async fn audit_job(&self, caller: &Caller, id: i64) -> Result<Job, ApiError>;
 }
 
 /// The serving fleet as the console shows it.

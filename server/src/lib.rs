@@ -13,6 +13,7 @@ pub mod events;
 pub mod fleet;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod registry;

@@ -15,7 +15,7 @@ use crate::clock::rfc3339;
 use crate::db::DbResultExt;
 use crate::fleet::require_fetch;
 use crate::live::live_versions;
-use crate::metrics::StoredPoints;
+use crate::metrics::{StoredPoints, key_metric_trends};
 use crate::store::{Store, from_json, like_pattern, to_json};
 use crate::versions::{
     VERSION_COLUMNS, VersionRow, live_environments, live_health, load_version, model_id, stored_health,
@@ -49,6 +49,7 @@ impl ModelRow {
             updated_at: rfc3339(self.updated_at),
             live,
             health,
+            key_metric: None,
         }
     }
 }
@@ -243,12 +244,13 @@ impl Registry for Store {
         let mut live = live_versions(&mut conn, &keys).await?;
         let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
         let mut health = live_health(&mut conn, &ids).await?;
+        let mut trends = key_metric_trends(&mut conn, &ids).await?;
         let items = rows
             .into_iter()
             .map(|r| {
-                let l = live.remove(&r.id).unwrap_or_default();
-                let h = health.remove(&r.id).unwrap_or_default();
-                r.into_model(l, h)
+                let (id, l, h) =
+                    (r.id, live.remove(&r.id).unwrap_or_default(), health.remove(&r.id).unwrap_or_default());
+                Model { key_metric: trends.remove(&id), ..r.into_model(l, h) }
             })
             .collect();
         Ok(Page { items, total, limit, offset })

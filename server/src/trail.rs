@@ -26,6 +26,7 @@ fn internal(error: &anyhow::Error) -> ApiError {
     tracing::error!(error = %format!("{error:#}"), "audit");
     ApiError::internal()
 }
+use crate::jobs::{self, Progress};
 use crate::store::Store;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -168,6 +169,9 @@ impl Filter {
         }
         if let Some(v) = query.version {
             f.number("version =", v);
+        }
+        if query.sessions == Some(false) {
+            f.text("action NOT LIKE", "session.%".into());
         }
         if let Some(q) = nonempty(&query.q) {
             validate::text("q", &q, 200)?;
@@ -514,8 +518,8 @@ impl Store {
     }
 
     /// Walks every entry and checks it against every stored checkpoint and the one kept outside
-    /// the database; remembers and returns the outcome.
-    pub async fn verify_chain(&self) -> Result<Verification, ApiError> {
+    /// the database, reporting how many entries it has walked; returns the outcome.
+    pub async fn verify_chain(&self, progress: &mut Progress) -> Result<Verification, ApiError> {
         let started = Instant::now();
         let (head, _) = self.head().await?;
         let keys = self.trusted_keys().await?;
@@ -555,6 +559,7 @@ impl Store {
                 if !verifier.push(entry.seq, &entry.prev_hash, &entry.hash, &entry_hash(&entry)) {
                     break;
                 }
+                progress.report(verifier.entries, head).await?;
             }
             verifier.finish(Some(head), true);
         }
@@ -566,7 +571,6 @@ impl Store {
             problem: verifier.problem.clone(),
             duration_ms: started.elapsed().as_millis() as i64,
         };
-        self.audit.remember(verification.clone());
         Ok(verification)
     }
 
@@ -575,10 +579,14 @@ impl Store {
         let last_checkpoint = self.recent_checkpoints(1).await?.pop();
         let keys = self.trusted_keys().await?;
         let checkpoint_signature_valid = last_checkpoint.as_ref().is_some_and(|c| verify_checkpoint(c, &keys).is_ok());
+        let (mut conn, now) = (self.conn().await?, self.clock.now_ms());
+        let last_done = jobs::latest(&mut conn, JobKind::AuditVerify, Some(JobState::Done), now).await?;
+        let newest = jobs::latest(&mut conn, JobKind::AuditVerify, None, now).await?;
         Ok(IntegrityStatus {
             head_seq,
             head_hash,
-            last_verification: self.audit.last_verification(),
+            last_verification: last_done.and_then(|job| serde_json::from_value(job.result?).ok()),
+            verifying: newest.filter(|job| job.state != JobState::Done),
             last_checkpoint,
             checkpoint_signature_valid,
             witness: self.audit.witness.latest(),
@@ -627,13 +635,25 @@ impl AuditTrail for Store {
         self.integrity().await
     }
 
-    async fn verify_audit(&self, caller: &Caller) -> Result<IntegrityStatus, ApiError> {
+    async fn verify_audit(&self, caller: &Caller) -> Result<Job, ApiError> {
         caller.require(Permission::Audit)?;
-        let verification = self.verify_chain().await?;
-        if verification.problem.is_none() {
-            self.checkpoint_head().await?;
+        let store = self.clone();
+        jobs::start(self, JobKind::AuditVerify, &caller.actor().name, move |mut progress| async move {
+            let verification = store.verify_chain(&mut progress).await?;
+            if verification.problem.is_none() {
+                store.checkpoint_head().await?;
+            }
+            serde_json::to_value(verification).map_err(|e| internal(&e.into()))
+        })
+        .await
+    }
+
+    async fn audit_job(&self, caller: &Caller, id: i64) -> Result<Job, ApiError> {
+        caller.require(Permission::Audit)?;
+        let job = jobs::job(&mut *self.conn().await?, id, self.clock.now_ms()).await?;
+        match job.kind {
+            JobKind::AuditVerify => Ok(job),
         }
-        self.integrity().await
     }
 }
 

@@ -11,6 +11,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("events", 0),
     ("audit", 0),
     ("store", 0),
+    ("jobs", 0),
     ("versions", 1),
     ("registry", 1),
     ("tracking", 1),

@@ -85,7 +85,14 @@ fn rule(method: &str, path: &str) -> Rule {
         ("delete", "/api/v1/tokens/{id}") => Needs(ManageTokens),
         ("get", "/api/v1/me" | "/api/v1/tokens") => AnyCaller,
         ("post", "/api/v1/tokens") => SessionOnly,
-        ("get", "/api/v1/audit" | "/api/v1/audit/{seq}" | "/api/v1/audit/export" | "/api/v1/audit/status")
+        (
+            "get",
+            "/api/v1/audit"
+            | "/api/v1/audit/{seq}"
+            | "/api/v1/audit/export"
+            | "/api/v1/audit/status"
+            | "/api/v1/audit/jobs/{id}",
+        )
         | ("post", "/api/v1/audit/verify" | "/api/v1/audit/checkpoints") => Needs(Audit),
         ("get", "/api/v1/audit/public-key" | "/api/v1/audit/checkpoints" | "/api/v1/audit/checkpoints/latest") => {
             Public

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
+use app::domain::{Role, Verification};
 use app::server_fns::{
     CreateToken, CreateUser, DeployVersion, EditVersion, QuarantineVersion, ReleaseVersion, ResetPassword, RevokeToken,
     SetUserDisabled, SetUserRoles, SignOut,
 };
 use leptos::server_fn::ServerFn;
-use modelgate_tests::{Backend, PASSWORD, Replicas, TestApp, digest, expect_error, json, on_both_backends, seed_model};
+use modelgate_tests::{
+    Backend, PASSWORD, Replicas, TestApp, create_user, digest, expect_error, json, on_both_backends, seed_model,
+};
 use reqwest::Client;
 use serde_json::{Value, json};
 use server::audit::offline::{Report, verify_file};
@@ -264,7 +267,7 @@ async fn the_database_refuses_to_change_entries_and_verification_finds_tampering
     for (tamper, first_bad) in [(Tamper::Edit, 3), (Tamper::Delete, 5), (Tamper::Swap, 4)] {
         let app = TestApp::spawn(backend).await;
         seed_model(&app, "m", 5).await;
-        let intact = json(app.post("/api/v1/audit/verify", &json!({})).await, 200).await;
+        let intact = app.verify_audit().await;
         assert!(intact["last_verification"]["problem"].is_null(), "{intact}");
         let pool = app.store.db.pool();
         for sql in ["UPDATE audit_entries SET reason = 'x' WHERE seq = 3", "DELETE FROM audit_entries WHERE seq = 3"] {
@@ -290,7 +293,7 @@ async fn the_database_refuses_to_change_entries_and_verification_finds_tampering
         };
         pool.execute(sql).await.unwrap();
 
-        let status = json(app.post("/api/v1/audit/verify", &json!({})).await, 200).await;
+        let status = app.verify_audit().await;
         let problem = &status["last_verification"]["problem"];
         assert_eq!(problem["seq"], first_bad, "{tamper:?} online: {status}");
         assert_eq!(status["last_verification"]["verified_to"], first_bad - 1);
@@ -527,6 +530,20 @@ async fn search_filters_and_pages_with_a_cursor(backend: Backend) {
     assert_eq!(count(&page("actor=nobody").await), 0);
     assert_eq!(count(&page("from=2026-01-02&model=beta").await), 4);
     assert_eq!(count(&page("to=2026-01-02&action=version.register").await), 3);
+    // Sign-ins, failed ones and sign-outs can be left out.
+    create_user(&app.store, "someone", &[Role::Viewer]).await;
+    assert!(app.sign_in("someone", PASSWORD).await.0.is_some());
+    assert!(app.sign_in("someone", "not the password").await.0.is_none());
+    let actions = |v: &Value| -> Vec<String> {
+        v["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect()
+    };
+    let everything = actions(&page("limit=200").await);
+    assert!(everything.contains(&"session.sign_in".into()) && everything.contains(&"session.sign_in_failed".into()));
+    let without = actions(&page("limit=200&sessions=false").await);
+    assert_eq!(without.len(), everything.len() - 2, "{without:?}");
+    assert!(without.iter().all(|a| !a.starts_with("session.")), "{without:?}");
+    assert_eq!(actions(&page("limit=200&sessions=true").await), everything);
+    expect_error(app.get("/api/v1/audit?sessions=maybe").await, 422, Some("sessions")).await;
     // Pages of two, newest first, walked with the cursor.
     let mut seen = Vec::new();
     let mut cursor = String::new();
@@ -586,8 +603,20 @@ async fn two_server_processes_on_one_postgres_append_one_unbroken_chain() {
     for t in tasks {
         t.await.unwrap();
     }
-    let verified = client.post(format!("{}/api/v1/audit/verify", servers[1].base)).send().await.unwrap();
-    let verified: Value = verified.json().await.unwrap();
+    // Verification runs as a job on the replica asked; the other follows it through the database,
+    // and a second request while it runs joins it.
+    let started = client.post(format!("{}/api/v1/audit/verify", servers[1].base)).send().await.unwrap();
+    assert_eq!(started.status(), 202);
+    let started: Value = started.json().await.unwrap();
+    let again = client.post(format!("{}/api/v1/audit/verify", servers[0].base)).send().await.unwrap();
+    let again: Value = again.json().await.unwrap();
+    if again["state"] == "running" {
+        assert_eq!(again["id"], started["id"], "one verification at a time: {again}");
+    }
+    let job = format!("{}/api/v1/audit/jobs/{}?wait=30", servers[0].base, started["id"]);
+    let job: Value = client.get(job).send().await.unwrap().json().await.unwrap();
+    assert_eq!(job["state"], "done", "{job}");
+    let verified = status(servers[1].base.clone()).await;
     let head = verified["head_seq"].as_i64().unwrap();
     assert_eq!(head, start + CHANGES as i64, "one entry per change");
     let v = &verified["last_verification"];
@@ -596,4 +625,75 @@ async fn two_server_processes_on_one_postgres_append_one_unbroken_chain() {
     assert_eq!(v["verified_to"], head);
     let seen = status(servers[0].base.clone()).await;
     assert_eq!(seen["head_hash"], verified["head_hash"], "both processes see the same head");
+}
+
+on_both_backends!(verify_now_runs_as_one_background_job_whose_progress_every_request_sees);
+
+async fn verify_now_runs_as_one_background_job_whose_progress_every_request_sees(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "m", 3).await;
+    // A verification held at its first progress report until the test lets it go on.
+    let (held, release) = app.held_verification("tester").await;
+    let url = format!("/api/v1/audit/jobs/{held}");
+    let mut job = json(app.get(&url).await, 200).await;
+    for _ in 0..50 {
+        if job["done"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        job = json(app.get(&url).await, 200).await;
+    }
+    assert_eq!(
+        (job["state"].as_str(), job["done"].as_i64(), job["total"].as_i64()),
+        (Some("running"), Some(1), Some(4)),
+        "{job}"
+    );
+    assert_eq!(job["kind"], "audit.verify");
+    // What a reloaded page reads: the running job with its progress.
+    let status = json(app.get("/api/v1/audit/status").await, 200).await;
+    assert_eq!(status["verifying"]["id"], held, "{status}");
+    assert!(status["last_verification"].is_null(), "{status}");
+    // Asking again while it runs joins it; a compliance officer may follow it, a viewer may not.
+    let again = app.post("/api/v1/audit/verify", &json!({})).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["location"], url.as_str());
+    assert_eq!(json(again, 202).await["id"], held);
+    let compliance = app.client_as("auditor", &[Role::Compliance]).await;
+    assert_eq!(compliance.get(app.url(&url)).send().await.unwrap().status(), 200);
+    let viewer = app.client_as("onlooker", &[Role::Viewer]).await;
+    assert_eq!(viewer.get(app.url(&url)).send().await.unwrap().status(), 403);
+    assert_eq!(viewer.post(app.url("/api/v1/audit/verify")).json(&json!({})).send().await.unwrap().status(), 403);
+    expect_error(app.get(&format!("{url}?wait=31")).await, 422, Some("wait")).await;
+    expect_error(app.get("/api/v1/audit/jobs/abc").await, 422, Some("id")).await;
+    expect_error(app.get("/api/v1/audit/jobs/999999").await, 404, None).await;
+
+    release.send(()).unwrap();
+    let done = json(app.get(&format!("{url}?wait=30")).await, 200).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let verification: Verification = serde_json::from_value(done["result"].clone()).unwrap();
+    assert!(verification.problem.is_none(), "{verification:?}");
+    let head = app.audit_head().await;
+    assert_eq!(verification.verified_to, head);
+    let status = json(app.get("/api/v1/audit/status").await, 200).await;
+    assert!(status["verifying"].is_null(), "{status}");
+    assert_eq!(status["last_verification"]["verified_to"], head, "{status}");
+
+    // A job whose server stopped reporting reads as failed, and does not block the next one.
+    let stale = app.clock.now_ms() - 60_000;
+    app.store
+        .db
+        .pool()
+        .execute(sqlx::query(
+            "INSERT INTO jobs (kind, state, requested_by, started_at, updated_at) VALUES ('audit.verify', 'running', 'gone', $1, $1)",
+        ).bind(stale))
+        .await
+        .unwrap();
+    let status = json(app.get("/api/v1/audit/status").await, 200).await;
+    assert_eq!(status["verifying"]["state"], "failed", "{status}");
+    assert_eq!(status["verifying"]["error"], "the server running it stopped");
+    assert_eq!(status["last_verification"]["verified_to"], head, "the last finished one still counts");
+    let next = json(app.post("/api/v1/audit/verify", &json!({})).await, 202).await;
+    assert!(next["id"].as_i64() > status["verifying"]["id"].as_i64(), "{next}");
+    let next = json(app.get(&format!("/api/v1/audit/jobs/{}?wait=30", next["id"])).await, 200).await;
+    assert_eq!(next["state"], "done", "{next}");
 }

@@ -447,6 +447,19 @@ async fn one_metric_is_compared_across_versions(backend: Backend) {
     assert!(trend.len() <= 24 && trend.len() >= 20, "a sparkline's worth: {}", trend.len());
     expect_error(app.get("/api/v1/models/m/metrics?key=a%2Cb").await, 422, Some("key")).await;
     expect_error(app.get("/api/v1/models/nope/metrics").await, 404, None).await;
+    // The models list carries the same key across versions, each version's last value (its
+    // sparkline); a model without points has none.
+    seed_model(&app, "quiet", 1).await;
+    let list = json(app.get("/api/v1/models?sort=name").await, 200).await;
+    let item = |name: &str| list["items"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap().clone();
+    assert_eq!(
+        item("m")["key_metric"],
+        json!({ "key": "loss", "versions": [
+            { "version": 1, "value": 0.3 }, { "version": 2, "value": 0.2 }, { "version": 3, "value": 0.3 }
+        ] })
+    );
+    assert!(item("quiet").get("key_metric").is_none(), "{}", item("quiet"));
+    assert!(json(app.get("/api/v1/models/m").await, 200).await.get("key_metric").is_none(), "lists only");
 }
 
 async fn time_windows_move_on_without_new_points(backend: Backend) {

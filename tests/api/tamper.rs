@@ -87,7 +87,7 @@ async fn rewrite(app: &TestApp, first: i64, last: i64) -> Vec<String> {
 
 /// Verifies online and returns the first problem's entry and text.
 async fn verify_online(app: &TestApp) -> Option<(i64, String)> {
-    let status = json(app.post("/api/v1/audit/verify", &serde_json::json!({})).await, 200).await;
+    let status = app.verify_audit().await;
     let problem = &status["last_verification"]["problem"];
     (!problem.is_null()).then(|| (problem["seq"].as_i64().unwrap(), problem["what"].as_str().unwrap().to_string()))
 }

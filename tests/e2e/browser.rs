@@ -180,6 +180,20 @@ impl Browser {
         .await
     }
 
+    /// Clicks the button labelled `label` inside `scope` once there is one, finding it again
+    /// should the page re-render it between finding and clicking (a stale element).
+    pub async fn click_button(&self, scope: &str, label: &str) {
+        self.eventually(&format!("{label} in {scope} is clicked"), || async {
+            for button in self.client.find_all(Locator::Css(&format!("{scope} button"))).await.ok()? {
+                if button.text().await.ok()?.trim() == label {
+                    return button.click().await.ok();
+                }
+            }
+            None
+        })
+        .await
+    }
+
     /// Polls `check` until it yields `Some`, failing after 10 seconds with `what`.
     pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
     where

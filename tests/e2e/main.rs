@@ -61,6 +61,10 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert_eq!(rows.len(), 4, "the four demo models are listed");
     let fraud_row = c.find(Locator::Css(r#"tr[data-model="fraud-detector"]"#)).await.unwrap();
     assert!(fraud_row.text().await.unwrap().contains("production"));
+    // Its key metric across versions, as a sparkline named for screen readers.
+    let spark = fraud_row.find(Locator::Css(".metric-cell svg.sparkline")).await.unwrap();
+    let label = spark.attr("aria-label").await.unwrap().unwrap_or_default();
+    assert!(label.contains(" at v1, ") && label.contains(" at v"), "{label}");
     browser.screenshot("models").await;
 
     // Search narrows the list.
@@ -233,10 +237,10 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
         .await;
     // Disabling asks first: keeping the user changes nothing; confirming disables them.
     let newbie = r#"tr[data-user="newbie"]"#;
-    browser.wait_for(&format!("{newbie} td.actions button.danger")).await.click().await.unwrap();
+    browser.click_button(newbie, "Disable…").await;
     let question = browser.text_of(&format!("{newbie} .confirm")).await;
     assert!(question.contains("Disable newbie?"), "{question}");
-    browser.wait_for(&format!("{newbie} .confirm button[type=\"button\"]")).await.click().await.unwrap();
+    browser.click_button(newbie, "Keep").await;
     assert!(c.find(Locator::Css(&format!("{newbie} .confirm"))).await.is_err(), "Keep leaves the user alone");
     // newbie's `disabled` as the API reports it.
     let newbie_disabled = || async {
@@ -244,10 +248,10 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
         users.as_array()?.iter().find(|u| u["username"] == "newbie")?["disabled"].as_bool()
     };
     assert_eq!(newbie_disabled().await, Some(false));
-    browser.wait_for(&format!("{newbie} td.actions button.danger")).await.click().await.unwrap();
-    browser.wait_for(&format!("{newbie} .confirm button[type=\"submit\"]")).await.click().await.unwrap();
+    browser.click_button(newbie, "Disable…").await;
+    browser.click_button(newbie, "Disable").await;
     browser.eventually("newbie is disabled", || async { (newbie_disabled().await? == true).then_some(()) }).await;
-    browser.wait_for(&format!("{newbie} td.actions button:not(.danger)")).await.click().await.unwrap();
+    browser.click_button(newbie, "Enable").await;
     browser.eventually("newbie is enabled again", || async { (newbie_disabled().await? == false).then_some(()) }).await;
     let row = browser.wait_for(r#"tr[data-user="newbie"]"#).await;
     row.find(Locator::Css(r#"input[name="roles[operator]"]"#)).await.unwrap().click().await.unwrap();
@@ -397,6 +401,21 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     let listed = browser.wait_for("#audit-entries").await;
     assert!(listed.text().await.unwrap().contains("users/"), "entries about users are listed");
     assert!(listed.find(Locator::Css(r#"a[href="/admin/users"]"#)).await.is_err(), "…without the admins' link");
+    // The officer's own sign-in heads the log; ticking "Hide sign-ins" leaves sessions out.
+    c.goto(&app.url("/audit")).await.unwrap();
+    browser.wait_hydrated().await;
+    assert!(browser.text_of("#audit-entries").await.contains("session.sign_in"));
+    browser.wait_for(r#"#audit-filters input[name="sessions"]"#).await.click().await.unwrap();
+    browser.wait_for(r#"#audit-filters button[type="submit"]"#).await.click().await.unwrap();
+    browser
+        .eventually("sign-ins are left out", || async {
+            let url = c.current_url().await.ok()?;
+            let text = c.find(Locator::Css("#audit-entries")).await.ok()?.text().await.ok()?;
+            let ticked = c.find(Locator::Css(r#"#audit-filters input[name="sessions"]:checked"#)).await.is_ok();
+            let rows = c.find_all(Locator::Css("#audit-entries tbody tr")).await.ok()?.len();
+            (url.as_str().contains("sessions=false") && ticked && rows > 0 && !text.contains("session.")).then_some(())
+        })
+        .await;
     c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
     browser.wait_for("#audit-entries").await;
 
@@ -430,12 +449,50 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
         })
         .await;
 
-    // Verify now: the integrity panel reports the chain intact and a fresh signed checkpoint.
-    browser.wait_for("#verify-now button").await.click().await.unwrap();
+    // A verification running in the background (held at its first progress report): the panel
+    // shows its progress, still after a reload, and the verdict once it ends.
+    let (_, release) = app.held_verification("auditor").await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    for visit in ["first visit", "after a reload"] {
+        if visit == "first visit" {
+            c.goto(&app.url("/audit")).await.unwrap();
+        } else {
+            c.refresh().await.unwrap();
+        }
+        browser.wait_hydrated().await;
+        let shown = browser.text_of("#verify-progress").await;
+        assert!(shown.contains("Verifying: 1 of 4 entries (25 %)"), "{visit}: {shown}");
+        let bar = browser.wait_for("#verify-progress progress").await;
+        assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("1"), "{visit}");
+        let button = browser.wait_for("#verify-now button").await;
+        assert!(button.attr("disabled").await.unwrap().is_some(), "{visit}: one verification at a time");
+    }
+    browser.screenshot("audit-verifying").await;
+    release.send(()).unwrap();
+    browser
+        .eventually("the panel follows the job to its end", || async {
+            let text = c.find(Locator::Css("#integrity")).await.ok()?.text().await.ok()?;
+            let gone = c.find(Locator::Css("#verify-progress")).await.is_err();
+            (gone && text.contains("intact")).then_some(())
+        })
+        .await;
+
+    // Verify now: a second job runs to its end; the panel reports the chain intact and a fresh
+    // signed checkpoint.
+    let finished = || async {
+        let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'done'")
+            .fetch_one(app.store.db.pool())
+            .await
+            .unwrap();
+        jobs
+    };
+    assert_eq!(finished().await, 1);
+    browser.wait_for("#verify-now button:not([disabled])").await.click().await.unwrap();
+    browser.eventually("the second verification ends", || async { (finished().await == 2).then_some(()) }).await;
     browser
         .eventually("the panel shows the verification", || async {
             let text = c.find(Locator::Css("#integrity")).await.ok()?.text().await.ok()?;
-            (text.contains("intact") && text.contains("signature valid")).then_some(())
+            (text.contains("intact") && text.contains("signature valid") && !text.contains("Verifying:")).then_some(())
         })
         .await;
     browser.screenshot("audit-integrity").await;
@@ -785,6 +842,10 @@ async fn admin_edits_a_policy_freezes_an_environment_and_registers_a_webhook() {
             .then_some(())
         })
         .await;
+    // The note sits in the panel that was saved, under its form, and nowhere else.
+    let note = browser.text_of(&format!("{production} form.policy-form + .form-note.ok")).await;
+    assert_eq!(note, "Policy saved.");
+    assert_eq!(c.find_all(Locator::Css(".form-note")).await.unwrap().len(), 1, "one note on the page");
     let policy = json(app.get("/api/v1/environments/production/policy").await, 200).await;
     assert_eq!(policy["approvals_required"], 2);
     assert_eq!(policy["auto_request"], true);
@@ -804,6 +865,9 @@ async fn admin_edits_a_policy_freezes_an_environment_and_registers_a_webhook() {
             text.contains("2031-12-24 00:00 UTC → 2031-12-27 00:00 UTC").then_some(())
         })
         .await;
+    let note = browser.text_of(&format!("{production} form.freeze-form + .form-note.ok")).await;
+    assert_eq!(note, "Freeze window added.", "the freeze window's note replaces the policy's");
+    assert_eq!(c.find_all(Locator::Css(".form-note")).await.unwrap().len(), 1, "one note on the page");
     let policy = json(app.get("/api/v1/environments/production/policy").await, 200).await;
     assert_eq!(policy["freeze_windows"][0]["starts_at"], "2031-12-24T00:00:00Z");
 

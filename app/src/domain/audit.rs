@@ -231,6 +231,8 @@ pub struct AuditQuery {
     pub environment: Option<String>,
     /// Free text matched against target, actor, reason and the before/after states.
     pub q: Option<String>,
+    /// `false` leaves out sign-ins, failed sign-ins and sign-outs (`session.*`).
+    pub sessions: Option<bool>,
     /// Cursor: only entries with a sequence number below this one.
     pub before: Option<i64>,
     /// Page size, 1 to 200 (default 50).
@@ -310,7 +312,11 @@ pub struct Verification {
 pub struct IntegrityStatus {
     pub head_seq: i64,
     pub head_hash: String,
+    /// The last verification that finished (kept with its job: every replica and restart sees it).
     pub last_verification: Option<Verification>,
+    /// The newest verification when it has not finished: running (with its progress) or failed.
+    #[serde(default)]
+    pub verifying: Option<super::Job>,
     pub last_checkpoint: Option<Checkpoint>,
     /// Whether the last checkpoint's signature verifies against a published key.
     pub checkpoint_signature_valid: bool,

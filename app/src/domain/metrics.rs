@@ -145,6 +145,23 @@ pub struct VersionMetric {
     pub trend: Vec<f64>,
 }
 
+/// A model's key metric (the one its page compares first) across its newest versions, oldest
+/// first: the last value each recorded, as the models list draws it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct KeyMetricTrend {
+    pub key: String,
+    pub versions: Vec<VersionValue>,
+}
+
+/// One version's last value of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionValue {
+    pub version: i64,
+    pub value: f64,
+}
+
 /// Response of `GET /api/v1/models/{model}/metrics`: one metric key across the model's versions.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EnvironmentHealth, LiveVersion};
+use super::{EnvironmentHealth, KeyMetricTrend, LiveVersion};
 
 /// A registered model with its live version in each environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +24,9 @@ pub struct Model {
     /// The guardrail health of each live version, where it has been evaluated.
     #[serde(default)]
     pub health: Vec<EnvironmentHealth>,
+    /// In the models list only: the key metric across the newest versions that recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_metric: Option<KeyMetricTrend>,
 }
 
 /// Where a version came from: the training run, code and data that produced it.

@@ -497,10 +497,17 @@ pub async fn audit_entry_page(seq: i64) -> Result<AuditEntryPageData, ApiError> 
     })
 }
 
-/// Rechecks the whole chain now; signs a checkpoint at its head when intact.
+/// Starts rechecking the whole chain in the background (it signs a checkpoint at its head when
+/// intact), or answers the check already running.
 #[server]
-pub async fn verify_audit_now() -> Result<IntegrityStatus, ApiError> {
+pub async fn verify_audit_now() -> Result<Job, ApiError> {
     backend()?.verify_audit(&caller()?).await
+}
+
+/// The integrity panel alone: polled while a verification runs.
+#[server]
+pub async fn integrity_panel() -> Result<IntegrityStatus, ApiError> {
+    backend()?.audit_status(&caller()?).await
 }
 
 #[server]

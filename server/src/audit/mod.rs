@@ -15,7 +15,7 @@ pub mod witness;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
-use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, ServerEvent, Verification};
+use app::domain::{AuditAction, AuditEntry, Caller, Checkpoint, Origin, ServerEvent};
 use app::error::ApiError;
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -44,7 +44,6 @@ pub struct AuditLog {
     /// A checkpoint is signed inside the append of every entry whose number is a multiple of this.
     pub checkpoint_every: i64,
     clock: Clock,
-    last_verification: Mutex<Option<Verification>>,
 }
 
 /// The last entry of the chain: its number, hash and time in milliseconds.
@@ -58,14 +57,7 @@ struct ChainHead {
 impl AuditLog {
     /// A log whose kept checkpoint lives in memory only; see [`AuditLog::with_witness`].
     pub fn new(signer: Signer, checkpoint_every: i64, clock: Clock) -> Self {
-        Self {
-            signer,
-            witness: Arc::default(),
-            tree: Arc::default(),
-            checkpoint_every: checkpoint_every.max(1),
-            clock,
-            last_verification: Mutex::default(),
-        }
+        Self { signer, witness: Arc::default(), tree: Arc::default(), checkpoint_every: checkpoint_every.max(1), clock }
     }
 
     pub fn with_witness(self, witness: Witness) -> Self {
@@ -132,16 +124,6 @@ impl AuditLog {
             *cached = tree.clone();
         }
         Ok(tree)
-    }
-
-    pub(crate) fn last_verification(&self) -> Option<Verification> {
-        self.last_verification.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    pub(crate) fn remember(&self, verification: Verification) {
-        if let Ok(mut slot) = self.last_verification.lock() {
-            *slot = Some(verification);
-        }
     }
 }
 

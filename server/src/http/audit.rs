@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export))
         .routes(routes!(status))
         .routes(routes!(verify))
+        .routes(routes!(job))
         .routes(routes!(public_key))
         .routes(routes!(list_checkpoints, sign_checkpoint))
         .routes(routes!(latest_checkpoint))
@@ -272,14 +273,49 @@ async fn status(
     Ok(Json(s.store.audit_status(&caller).await?))
 }
 
-/// Verify the whole chain now (and sign a checkpoint at its head when intact).
+/// Start verifying the whole chain in the background (and signing a checkpoint at its head when
+/// intact); while a verification runs, answers that one. Follow it at `Location`.
 #[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = IntegrityStatus), (status = 403, body = ErrorBody)))]
-async fn verify(
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody)))]
+async fn verify(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Response, ApiError> {
+    let job = s.store.verify_audit(&caller).await?;
+    let location = format!("/api/v1/audit/jobs/{}", job.id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct JobWait {
+    /// Seconds to wait, at most 30, for a running job to end before answering (default 0).
+    wait: Option<u64>,
+}
+
+/// The longest a client may wait for a job in one request.
+const MAX_JOB_WAIT: u64 = 30;
+
+/// A background job of the audit log (a verification): its progress, then its outcome (`result`
+/// holds the verification once `state` is `done`).
+#[utoipa::path(get, path = "/api/v1/audit/jobs/{id}", tag = "audit",
+    params(("id" = i64, Path, description = "The job's id"), JobWait),
+    responses((status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn job(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-) -> Result<Json<IntegrityStatus>, ApiError> {
-    Ok(Json(s.store.verify_audit(&caller).await?))
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<JobWait>,
+) -> Result<Json<Job>, ApiError> {
+    let id = id.parse::<i64>().map_err(|_| ApiError::invalid("id", format!("{id:?} is not a job id")))?;
+    let wait = params.wait.unwrap_or(0);
+    if wait > MAX_JOB_WAIT {
+        return Err(ApiError::invalid("wait", format!("wait at most {MAX_JOB_WAIT} seconds")));
+    }
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    loop {
+        let job = s.store.audit_job(&caller, id).await?;
+        if job.state != JobState::Running || tokio::time::Instant::now() >= until {
+            return Ok(Json(job));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The Ed25519 key that signs checkpoints, and earlier keys (public: auditors need no account).

@@ -21,6 +21,63 @@ use chunks::{
     BLOCK_CHUNKS, CHUNK_POINTS, ChunkStats, Unit, bucket_points, bucket_size, buckets, pack, position, unpack,
 };
 
+/// The versions a models-list sparkline shows at most.
+const TREND_VERSIONS: usize = 24;
+
+/// The key a model's metrics lead with: the one most versions have (a guarded one, then the first
+/// by name, among equals), from each key's count of versions.
+fn leading_key(counts: &[(String, i64)], guarded: &[String]) -> Option<String> {
+    counts.iter().max_by_key(|(k, n)| (*n, guarded.contains(k), std::cmp::Reverse(k.clone()))).map(|(k, _)| k.clone())
+}
+
+/// Each model's key metric across its newest versions, for a page of models: two queries, the
+/// series' stored last values (a version's evaluation series first, else its first live one).
+pub(crate) async fn key_metric_trends(
+    conn: &mut AnyConnection,
+    model_ids: &[i64],
+) -> Result<HashMap<i64, KeyMetricTrend>, ApiError> {
+    if model_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let placeholders: Vec<String> = (1..=model_ids.len()).map(|i| format!("${i}")).collect();
+    let within = placeholders.join(", ");
+    let series_sql = format!(
+        "SELECT v.model_id, s.key, v.number, s.last_value FROM {SERIES_FROM} JOIN versions v ON v.id = s.version_id \
+         WHERE v.model_id IN ({within}) ORDER BY v.model_id, s.key, v.number, s.source, e.position, e.id"
+    );
+    let guards_sql = format!("SELECT model_id, metric FROM guardrails WHERE model_id IN ({within})");
+    let mut series = sqlx::query_as::<_, (i64, String, i64, f64)>(&series_sql);
+    let mut guards = sqlx::query_as::<_, (i64, String)>(&guards_sql);
+    for id in model_ids {
+        series = series.bind(*id);
+        guards = guards.bind(*id);
+    }
+    let mut by_key: std::collections::BTreeMap<(i64, String), Vec<VersionValue>> = Default::default();
+    for (model, key, version, value) in series.fetch_all(&mut *conn).await? {
+        let values = by_key.entry((model, key)).or_default();
+        if values.last().is_none_or(|v| v.version != version) {
+            values.push(VersionValue { version, value });
+        }
+    }
+    let mut guarded: HashMap<i64, Vec<String>> = HashMap::new();
+    for (model, metric) in guards.fetch_all(&mut *conn).await? {
+        guarded.entry(model).or_default().push(metric);
+    }
+    let mut trends = HashMap::new();
+    for &model in model_ids {
+        let counts: Vec<(String, i64)> = by_key
+            .range((model, String::new())..)
+            .take_while(|((m, _), _)| *m == model)
+            .map(|((_, key), values)| (key.clone(), values.len() as i64))
+            .collect();
+        let Some(key) = leading_key(&counts, guarded.get(&model).map_or(&[], Vec::as_slice)) else { continue };
+        let mut versions = by_key.remove(&(model, key.clone())).unwrap_or_default();
+        versions.drain(..versions.len().saturating_sub(TREND_VERSIONS));
+        trends.insert(model, KeyMetricTrend { key, versions });
+    }
+    Ok(trends)
+}
+
 /// The ids of a model and of one of its versions, or 404.
 pub(crate) async fn version_ids(conn: &mut AnyConnection, model: &str, number: i64) -> Result<(i64, i64), ApiError> {
     let model_id = model_id(conn, model).await?;
@@ -601,10 +658,7 @@ impl Metrics for Store {
         .fetch_all(&mut *conn)
         .await?;
         let guarded: Vec<String> = guardrails::load(&mut conn, id, None).await?.into_iter().map(|g| g.metric).collect();
-        let widest = counts
-            .iter()
-            .max_by_key(|(k, n)| (*n, guarded.contains(k), std::cmp::Reverse(k.clone())))
-            .map(|(k, _)| k.clone());
+        let widest = leading_key(&counts, &guarded);
         let keys: Vec<String> = counts.into_iter().map(|(k, _)| k).collect();
         let Some(key) = key.or(widest) else {
             return Ok(ModelMetrics::default());

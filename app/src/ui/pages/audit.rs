@@ -6,14 +6,16 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::domain::{AuditAction, AuditEntry, AuditQuery, IntegrityStatus, percent_encoded};
-use crate::server_fns::{AuditEntryPageData, AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen};
+use crate::domain::{AuditAction, AuditEntry, AuditQuery, IntegrityStatus, JobState, percent_encoded};
+use crate::server_fns::{
+    AuditEntryPageData, AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen, integrity_panel,
+};
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::diff::diff;
 use crate::ui::format;
 
 /// The filters a URL carries, in the order they appear in links.
-const FILTERS: [&str; 8] = ["from", "to", "actor", "action", "model", "version", "environment", "q"];
+const FILTERS: [&str; 9] = ["from", "to", "actor", "action", "model", "version", "environment", "q", "sessions"];
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
@@ -64,6 +66,7 @@ pub fn AuditPage() -> impl IntoView {
             <label>"Model"<input type="text" name="model" value=value("model")/></label>
             <label>"Environment"<input type="text" name="environment" value=value("environment")/></label>
             <label class="wide">"Text"<input type="search" name="q" placeholder="target, reason, before/after…" value=value("q")/></label>
+            <label class="check"><input type="checkbox" name="sessions" value="false" checked=move || param("sessions").as_deref() == Some("false")/>"Hide sign-ins and sign-outs"</label>
             <div class="filter-actions">
                 <button type="submit">"Apply"</button>
                 <A href="/audit" attr:class="button secondary">"Clear"</A>
@@ -183,7 +186,7 @@ async fn streamed_download(href: String, progress: RwSignal<Option<String>>) {
     }
 }
 
-fn to_query(filters: &[(&str, Option<String>); 8], before: Option<i64>) -> AuditQuery {
+fn to_query(filters: &[(&str, Option<String>); 9], before: Option<i64>) -> AuditQuery {
     let get = |key: &str| filters.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.clone());
     AuditQuery {
         from: get("from"),
@@ -194,6 +197,7 @@ fn to_query(filters: &[(&str, Option<String>); 8], before: Option<i64>) -> Audit
         version: get("version").and_then(|v| v.parse().ok()),
         environment: get("environment"),
         q: get("q"),
+        sessions: get("sessions").map(|v| v != "false"),
         before,
         limit: Some(50),
     }
@@ -271,10 +275,48 @@ fn action_class(action: &str) -> &'static str {
     }
 }
 
+/// The integrity panel. While a verification runs (its job lives in the database, so a reload or
+/// another tab picks it up), its progress is read again every second until it ends.
 #[component]
 fn IntegrityPanel(status: IntegrityStatus, verify: ServerAction<VerifyAuditNow>) -> impl IntoView {
+    let status = RwSignal::new(status);
+    let running = move || status.read().verifying.as_ref().is_some_and(|job| job.state == JobState::Running);
+    Effect::new(move |_| {
+        if running() {
+            set_timeout(
+                move || {
+                    leptos::task::spawn_local(async move {
+                        if let Ok(now) = integrity_panel().await {
+                            status.try_set(now);
+                        }
+                    })
+                },
+                std::time::Duration::from_secs(1),
+            );
+        }
+    });
+    view! {
+        <aside class="panel integrity" id="integrity">
+            <h2>"Integrity"</h2>
+            {move || integrity_facts(status.get())}
+            <ActionForm action=verify attr:class="stack-form" attr:id="verify-now">
+                <button type="submit" disabled=running
+                    title=move || running().then_some("A verification is running: its progress is above.")>"Verify now"</button>
+            </ActionForm>
+            <ActionResult value=move || verify.value().get() success="Verifying in the background: you may leave this page."/>
+            <p class="muted small">
+                "Auditors verify exports offline with "<code>"modelgate audit verify FILE --public-key KEY"</code>
+                " and the key at "<a href="/api/v1/audit/public-key" rel="external">"/api/v1/audit/public-key"</a>"."
+            </p>
+        </aside>
+    }
+}
+
+/// The head, the last verification (or the one running), the last checkpoint and the one kept
+/// outside the database.
+fn integrity_facts(status: IntegrityStatus) -> impl IntoView {
     let verification = match status.last_verification.clone() {
-        None => view! { <p class="muted" id="verification">"Not verified since the server started."</p> }.into_any(),
+        None => view! { <p class="muted" id="verification">"Not verified yet."</p> }.into_any(),
         Some(v) => match v.problem {
             None => view! {
                 <p id="verification"><span class="badge live">"intact"</span>
@@ -292,6 +334,23 @@ fn IntegrityPanel(status: IntegrityStatus, verify: ServerAction<VerifyAuditNow>)
             .into_any(),
         },
     };
+    let job = status.verifying.clone().map(|job| match job.state {
+        JobState::Running => view! {
+            <div class="job-progress" id="verify-progress" role="status">
+                <progress max=job.total.max(1) value=job.done aria-label="Verification progress"></progress>
+                <span>{format!("Verifying: {} of {} entries ({} %), started by {} at {}.",
+                    job.done, job.total, job.percent(), job.requested_by, format::time(&job.started_at))}</span>
+            </div>
+        }
+        .into_any(),
+        _ => view! {
+            <p class="form-note err" id="verify-progress" role="alert">
+                {format!("The verification started at {} did not finish: {}.",
+                    format::time(&job.started_at), job.error.unwrap_or_default())}
+            </p>
+        }
+        .into_any(),
+    });
     let checkpoint = match status.last_checkpoint.clone() {
         None => view! { <p class="muted">"No checkpoint signed yet."</p> }.into_any(),
         Some(c) => {
@@ -317,27 +376,17 @@ fn IntegrityPanel(status: IntegrityStatus, verify: ServerAction<VerifyAuditNow>)
         .into_any(),
     };
     view! {
-        <aside class="panel integrity" id="integrity">
-            <h2>"Integrity"</h2>
-            <dl class="facts">
-                <dt>"Head"</dt><dd>{format!("entry {}", status.head_seq)}</dd>
-                <dt>"Head hash"</dt><dd><code class="wrap">{status.head_hash.clone()}</code></dd>
-            </dl>
-            <h3>"Last verification"</h3>
-            {verification}
-            <h3>"Last signed checkpoint"</h3>
-            {checkpoint}
-            <h3>"Kept outside the database"</h3>
-            {witness}
-            <ActionForm action=verify attr:class="stack-form" attr:id="verify-now">
-                <button type="submit">"Verify now"</button>
-            </ActionForm>
-            <ActionResult value=move || verify.value().get() success="Verification finished."/>
-            <p class="muted small">
-                "Auditors verify exports offline with "<code>"modelgate audit verify FILE --public-key KEY"</code>
-                " and the key at "<a href="/api/v1/audit/public-key" rel="external">"/api/v1/audit/public-key"</a>"."
-            </p>
-        </aside>
+        <dl class="facts">
+            <dt>"Head"</dt><dd>{format!("entry {}", status.head_seq)}</dd>
+            <dt>"Head hash"</dt><dd><code class="wrap">{status.head_hash.clone()}</code></dd>
+        </dl>
+        <h3>"Last verification"</h3>
+        {verification}
+        {job}
+        <h3>"Last signed checkpoint"</h3>
+        {checkpoint}
+        <h3>"Kept outside the database"</h3>
+        {witness}
     }
 }
 

@@ -25,6 +25,9 @@ struct Forms {
     remove_webhook: ServerAction<RemoveWebhook>,
     /// The webhook whose deliveries are shown.
     log_of: RwSignal<Option<i64>>,
+    /// The environment and form (`policy`, `add-freeze`, `remove-freeze`) last sent: that panel
+    /// shows the outcome.
+    sent_from: RwSignal<Option<(String, &'static str)>>,
 }
 
 impl Forms {
@@ -69,6 +72,7 @@ pub fn EnvironmentsPage() -> impl IntoView {
         set_active: ServerAction::new(),
         remove_webhook: ServerAction::new(),
         log_of: RwSignal::new(None),
+        sent_from: RwSignal::new(None),
     };
     let page = Resource::new(move || forms.version(), |_| environments_page());
     let log = LocalResource::new(move || {
@@ -88,9 +92,6 @@ pub fn EnvironmentsPage() -> impl IntoView {
                 <p class="muted">"How each environment guards its rollbacks, and who is told when a live version changes."</p>
             </div>
         </div>
-        <ActionResult value=move || forms.save.value().get() success="Policy saved."/>
-        <ActionResult value=move || forms.add_freeze.value().get() success="Freeze window added."/>
-        <ActionResult value=move || forms.remove_freeze.value().get() success="Freeze window removed."/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match page.await {
@@ -141,6 +142,21 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
             policy.break_glass_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         }
     );
+    // Each outcome shows in the panel, under the form, it was sent from.
+    let sent = {
+        let env = env.clone();
+        move |form: &'static str| {
+            let env = env.clone();
+            move |_| forms.sent_from.set(Some((env.clone(), form)))
+        }
+    };
+    let outcome = {
+        let env = env.clone();
+        move |form: &'static str| {
+            let env = env.clone();
+            move || forms.sent_from.read().as_ref().is_some_and(|(e, f)| *e == env && *f == form)
+        }
+    };
     let freeze_rows = windows
         .into_iter()
         .enumerate()
@@ -151,7 +167,7 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
                     <span>{format!("{} → {}", format::time(&w.starts_at), format::time(&w.ends_at))}</span>
                     {(!w.reason.is_empty()).then(|| view! { " "<q class="reason">{w.reason.clone()}</q> })}
                     {may_edit.then(|| view! {
-                        <ActionForm action=forms.remove_freeze attr:class="inline">
+                        <ActionForm action=forms.remove_freeze attr:class="inline" on:submit=sent("remove-freeze")>
                             <input type="hidden" name="environment" value=env/>
                             <input type="hidden" name="index" value=i/>
                             <button type="submit" class="link danger">"Remove"</button>
@@ -174,7 +190,7 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
             </header>
             <p class="policy-summary">{summary}{policy.auto_request.then_some(" · files requests when failing")}</p>
             {may_edit.then(|| view! {
-                <ActionForm action=forms.save attr:class="policy-form">
+                <ActionForm action=forms.save attr:class="policy-form" on:submit=sent("policy")>
                     <input type="hidden" name="environment" value=save_env/>
                     <div class="row">
                         <label>"Approvals required"<input type="number" name="approvals_required" min="0" max="10" required
@@ -190,11 +206,15 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
                     <button type="submit" class="primary">"Save policy"</button>
                 </ActionForm>
             })}
+            <ActionResult value={
+                let here = outcome("policy");
+                move || here().then(|| forms.save.value().get()).flatten()
+            } success="Policy saved."/>
             <h3>"Freeze windows"</h3>
             <p class="muted small">"While frozen, deploys and rollback requests are refused; only break glass changes the live version. Times are UTC."</p>
             <ul class="freeze-list">{freeze_rows}</ul>
             {may_edit.then(|| view! {
-                <ActionForm action=forms.add_freeze node_ref=reset_after(forms.add_freeze) attr:class="freeze-form">
+                <ActionForm action=forms.add_freeze node_ref=reset_after(forms.add_freeze) attr:class="freeze-form" on:submit=sent("add-freeze")>
                     <input type="hidden" name="environment" value=freeze_env/>
                     <label>"From"<input type="datetime-local" name="starts_at" required/></label>
                     <label>"Until"<input type="datetime-local" name="ends_at" required/></label>
@@ -202,6 +222,14 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
                     <button type="submit">"Add window"</button>
                 </ActionForm>
             })}
+            <ActionResult value={
+                let here = outcome("add-freeze");
+                move || here().then(|| forms.add_freeze.value().get()).flatten()
+            } success="Freeze window added."/>
+            <ActionResult value={
+                let here = outcome("remove-freeze");
+                move || here().then(|| forms.remove_freeze.value().get()).flatten()
+            } success="Freeze window removed."/>
         </section>
     }
 }

@@ -1,4 +1,5 @@
-//! The models list: search, filter by health, sort, and each model's live version per environment.
+//! The models list: search, filter by health, sort, each model's live version per environment and
+//! its key metric across versions.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -7,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::domain::{Health, Model, ModelQuery, ModelSort, Order, percent_encoded};
 use crate::server_fns::list_models;
+use crate::ui::chart::Sparkline;
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
@@ -93,6 +95,7 @@ pub fn ModelsPage() -> impl IntoView {
                                         <th scope="col">"Owner"</th>
                                         {header("versions", "Versions")}
                                         <th scope="col">"Live"</th>
+                                        <th scope="col">"Key metric by version"</th>
                                         {header("updated_at", "Last change")}
                                     </tr>
                                 </thead>
@@ -136,6 +139,17 @@ fn ModelRow(model: Model) -> impl IntoView {
                     }).collect_view()}
                 </div>
             </td>
+            <td class="metric-cell">{model.key_metric.map(|m| {
+                let (first, last) = (m.versions.first().copied(), m.versions.last().copied());
+                let label = match (first, last) {
+                    (Some(f), Some(l)) => format!("{}: {} at v{}, {} at v{}", m.key, format::compact(f.value), f.version, format::compact(l.value), l.version),
+                    _ => m.key.clone(),
+                };
+                view! {
+                    <Sparkline values=m.versions.iter().map(|v| v.value).collect() label/>
+                    <span class="metric-last"><span class="muted small">{m.key.clone()}</span>" "{last.map(|l| format::compact(l.value))}</span>
+                }
+            })}</td>
             <td class="muted">{format::time(&model.updated_at)}</td>
         </tr>
     }

@@ -1,0 +1,17 @@
+-- Long operations run in the background (verifying the audit chain): their progress and outcome,
+-- kept here so a reloaded page and every replica see them. At most one of a kind runs at a time.
+CREATE TABLE jobs (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind          TEXT   NOT NULL,
+    state         TEXT   NOT NULL,
+    done          BIGINT NOT NULL DEFAULT 0,
+    total         BIGINT NOT NULL DEFAULT 0,
+    requested_by  TEXT   NOT NULL,
+    started_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    finished_at   BIGINT,
+    error         TEXT,
+    result        TEXT
+);
+CREATE UNIQUE INDEX jobs_one_running_idx ON jobs (kind) WHERE state = 'running';
+CREATE INDEX jobs_kind_idx ON jobs (kind, id);
