@@ -230,16 +230,21 @@ impl TestApp {
     pub async fn held_verification(&self, by: &str) -> (i64, oneshot::Sender<()>) {
         let (release, released) = oneshot::channel::<()>();
         let store = self.store.clone();
-        let job =
-            server::jobs::start(&self.store, app::domain::JobKind::AuditVerify, by, move |mut progress| async move {
+        let job = server::jobs::start(
+            &self.store,
+            app::domain::JobKind::AuditVerify,
+            "",
+            by,
+            move |mut progress| async move {
                 tokio::time::sleep(std::time::Duration::from_millis(600)).await;
                 progress.report(1, 4).await?;
                 released.await.ok();
                 let verification = store.verify_chain(&mut progress).await?;
                 Ok(serde_json::to_value(verification).unwrap())
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         (job.id, release)
     }
 

@@ -210,8 +210,10 @@ pub trait AuditTrail: Send + Sync {
     /// Starts rechecking every entry and checkpoint in the background (or answers the check
     /// already running); when the chain is intact, it signs a checkpoint at its head.
     async fn verify_audit(&self, caller: &Caller) -> Result<Job, ApiError>;
-    /// A background job of the audit log (a verification): its progress, then its outcome.
+    /// A background job of the audit log (a verification, an export): its progress, then its outcome.
     async fn audit_job(&self, caller: &Caller, id: i64) -> Result<Job, ApiError>;
+    /// The caller's newest audit export job, running or ended.
+    async fn latest_audit_export(&self, caller: &Caller) -> Result<Option<Job>, ApiError>;
 }
 
 /// The serving fleet as the console shows it.

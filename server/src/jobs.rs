@@ -70,6 +70,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The job's id.
+    pub fn job(&self) -> i64 {
+        self.id
+    }
+
     /// Records `done` of `total`, when the last write is old enough.
     pub async fn report(&mut self, done: i64, total: i64) -> Result<(), ApiError> {
         if self.written.elapsed() < REPORT_EVERY {
@@ -88,9 +93,16 @@ impl Progress {
     }
 }
 
-/// Starts `work` as a job of `kind` in a task of its own and answers its row; while one of that
-/// kind already runs (here or on another replica), answers that one instead.
-pub async fn start<F, Fut>(store: &Store, kind: JobKind, requested_by: &str, work: F) -> Result<Job, ApiError>
+/// Starts `work` as a job of `kind` in `scope` (`""`: the whole server, or a user's name) in a
+/// task of its own and answers its row; while one of that kind already runs in that scope (here or
+/// on another replica), answers that one instead.
+pub async fn start<F, Fut>(
+    store: &Store,
+    kind: JobKind,
+    scope: &str,
+    requested_by: &str,
+    work: F,
+) -> Result<Job, ApiError>
 where
     F: FnOnce(Progress) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Value, ApiError>> + Send + 'static,
@@ -99,19 +111,21 @@ where
     let mut tx = store.begin_data_write().await?;
     sqlx::query(
         "UPDATE jobs SET state = 'failed', error = $1, finished_at = $2 \
-         WHERE kind = $3 AND state = 'running' AND updated_at < $4",
+         WHERE kind = $3 AND scope = $4 AND state = 'running' AND updated_at < $5",
     )
     .bind(LOST)
     .bind(now)
     .bind(kind.as_str())
+    .bind(scope)
     .bind(now - SILENT_FOR.as_millis() as i64)
     .execute(&mut *tx)
     .await?;
     let started: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO jobs (kind, state, requested_by, started_at, updated_at) VALUES ($1, 'running', $2, $3, $3) \
-         ON CONFLICT DO NOTHING RETURNING id",
+        "INSERT INTO jobs (kind, scope, state, requested_by, started_at, updated_at) \
+         VALUES ($1, $2, 'running', $3, $4, $4) ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(kind.as_str())
+    .bind(scope)
     .bind(requested_by)
     .bind(now)
     .fetch_optional(&mut *tx)
@@ -119,7 +133,7 @@ where
     tx.commit().await?;
     let Some(id) = started else {
         let mut conn = store.conn().await?;
-        return latest(&mut conn, kind, Some(JobState::Running), now)
+        return latest(&mut conn, kind, scope, Some(JobState::Running), now)
             .await?
             .ok_or_else(|| ApiError::conflict("a job of this kind just ended: ask again"));
     };
@@ -169,19 +183,37 @@ pub async fn job(conn: &mut AnyConnection, id: i64, now: i64) -> Result<Job, Api
         .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))
 }
 
-/// The newest job of `kind` (in `state`, when given) as of `now`.
+/// The newest job of `kind` in `scope` (in `state`, when given) as of `now`.
 pub async fn latest(
     conn: &mut AnyConnection,
     kind: JobKind,
+    scope: &str,
     state: Option<JobState>,
     now: i64,
 ) -> Result<Option<Job>, ApiError> {
     Ok(sqlx::query_as::<_, JobRow>(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = $1 AND state = COALESCE($2, state) ORDER BY id DESC LIMIT 1"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = $1 AND scope = $2 AND state = COALESCE($3, state) \
+         ORDER BY id DESC LIMIT 1"
     ))
     .bind(kind.as_str())
+    .bind(scope)
     .bind(state.map(JobState::as_str))
     .fetch_optional(conn)
     .await?
     .map(|row| row.into_job(now)))
+}
+
+/// The newest job of `kind` in `scope` that finished before job `id`, if any.
+pub async fn newest_done_before(
+    conn: &mut AnyConnection,
+    kind: JobKind,
+    scope: &str,
+    id: i64,
+) -> Result<Option<i64>, ApiError> {
+    Ok(sqlx::query_scalar("SELECT MAX(id) FROM jobs WHERE kind = $1 AND scope = $2 AND state = 'done' AND id < $3")
+        .bind(kind.as_str())
+        .bind(scope)
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
 }

@@ -580,8 +580,8 @@ impl Store {
         let keys = self.trusted_keys().await?;
         let checkpoint_signature_valid = last_checkpoint.as_ref().is_some_and(|c| verify_checkpoint(c, &keys).is_ok());
         let (mut conn, now) = (self.conn().await?, self.clock.now_ms());
-        let last_done = jobs::latest(&mut conn, JobKind::AuditVerify, Some(JobState::Done), now).await?;
-        let newest = jobs::latest(&mut conn, JobKind::AuditVerify, None, now).await?;
+        let last_done = jobs::latest(&mut conn, JobKind::AuditVerify, "", Some(JobState::Done), now).await?;
+        let newest = jobs::latest(&mut conn, JobKind::AuditVerify, "", None, now).await?;
         Ok(IntegrityStatus {
             head_seq,
             head_hash,
@@ -638,7 +638,7 @@ impl AuditTrail for Store {
     async fn verify_audit(&self, caller: &Caller) -> Result<Job, ApiError> {
         caller.require(Permission::Audit)?;
         let store = self.clone();
-        jobs::start(self, JobKind::AuditVerify, &caller.actor().name, move |mut progress| async move {
+        jobs::start(self, JobKind::AuditVerify, "", &caller.actor().name, move |mut progress| async move {
             let verification = store.verify_chain(&mut progress).await?;
             if verification.problem.is_none() {
                 store.checkpoint_head().await?;
@@ -650,10 +650,13 @@ impl AuditTrail for Store {
 
     async fn audit_job(&self, caller: &Caller, id: i64) -> Result<Job, ApiError> {
         caller.require(Permission::Audit)?;
-        let job = jobs::job(&mut *self.conn().await?, id, self.clock.now_ms()).await?;
-        match job.kind {
-            JobKind::AuditVerify => Ok(job),
-        }
+        jobs::job(&mut *self.conn().await?, id, self.clock.now_ms()).await
+    }
+
+    async fn latest_audit_export(&self, caller: &Caller) -> Result<Option<Job>, ApiError> {
+        caller.require(Permission::Audit)?;
+        let (mut conn, now) = (self.conn().await?, self.clock.now_ms());
+        jobs::latest(&mut conn, JobKind::AuditExport, &caller.username, None, now).await
     }
 }
 

@@ -91,9 +91,10 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/audit/{seq}"
             | "/api/v1/audit/export"
             | "/api/v1/audit/status"
-            | "/api/v1/audit/jobs/{id}",
+            | "/api/v1/audit/jobs/{id}"
+            | "/api/v1/audit/jobs/{id}/file",
         )
-        | ("post", "/api/v1/audit/verify" | "/api/v1/audit/checkpoints") => Needs(Audit),
+        | ("post", "/api/v1/audit/verify" | "/api/v1/audit/checkpoints" | "/api/v1/audit/exports") => Needs(Audit),
         ("get", "/api/v1/audit/public-key" | "/api/v1/audit/checkpoints" | "/api/v1/audit/checkpoints/latest") => {
             Public
         }
@@ -137,6 +138,7 @@ fn body(method: &str, path: &str, n: usize) -> Option<Value> {
         }
         ("post", "/api/v1/webhooks") => json!({ "url": "http://127.0.0.1:9/hook" }),
         ("patch", "/api/v1/webhooks/{id}") => json!({ "active": false }),
+        ("post", "/api/v1/audit/exports") => json!({ "filters": { "model": "m" } }),
         ("put", "/api/v1/models/{model}/environments/{environment}/agents/{instance}") => {
             json!({ "group": "matrix", "counter": 0, "state": "downloading" })
         }

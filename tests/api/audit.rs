@@ -683,9 +683,13 @@ async fn verify_now_runs_as_one_background_job_whose_progress_every_request_sees
     app.store
         .db
         .pool()
-        .execute(sqlx::query(
-            "INSERT INTO jobs (kind, state, requested_by, started_at, updated_at) VALUES ('audit.verify', 'running', 'gone', $1, $1)",
-        ).bind(stale))
+        .execute(
+            sqlx::query(
+                "INSERT INTO jobs (kind, scope, state, requested_by, started_at, updated_at) \
+             VALUES ('audit.verify', '', 'running', 'gone', $1, $1)",
+            )
+            .bind(stale),
+        )
         .await
         .unwrap();
     let status = json(app.get("/api/v1/audit/status").await, 200).await;
@@ -696,4 +700,82 @@ async fn verify_now_runs_as_one_background_job_whose_progress_every_request_sees
     assert!(next["id"].as_i64() > status["verifying"]["id"].as_i64(), "{next}");
     let next = json(app.get(&format!("/api/v1/audit/jobs/{}?wait=30", next["id"])).await, 200).await;
     assert_eq!(next["state"], "done", "{next}");
+}
+
+on_both_backends!(an_export_job_writes_a_verifiable_file_to_download_and_replaces_the_one_before);
+
+async fn an_export_job_writes_a_verifiable_file_to_download_and_replaces_the_one_before(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_model(&app, "m", 4).await;
+    seed_model(&app, "other", 2).await;
+    // Runs an export job to its end: the job, and its file as downloaded.
+    let run = |body: Value| {
+        let app = &app;
+        async move {
+            let started = app.post("/api/v1/audit/exports", &body).await;
+            assert_eq!(started.status(), 202);
+            let location = started.headers()["location"].to_str().unwrap().to_string();
+            let id = json(started, 202).await["id"].as_i64().unwrap();
+            assert_eq!(location, format!("/api/v1/audit/jobs/{id}"));
+            let job = json(app.get(&format!("{location}?wait=30")).await, 200).await;
+            assert_eq!((job["kind"].as_str(), job["state"].as_str()), (Some("audit.export"), Some("done")), "{job}");
+            (job, app.get(&format!("{location}/file")).await)
+        }
+    };
+    let (job, download) = run(json!({ "format": "jsonl", "filters": { "model": "m" } })).await;
+    assert_eq!(download.status(), 200);
+    let file = &job["result"];
+    assert_eq!(download.headers()["content-length"].to_str().unwrap(), file["size"].to_string());
+    let disposition = download.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.contains(file["name"].as_str().unwrap()) && disposition.ends_with(".jsonl\""), "{disposition}");
+    let body = download.bytes().await.unwrap();
+    assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)), file["sha256"].as_str().unwrap());
+    // What the search lists for the filter, and what the offline verifier proves of the file.
+    let listed = json(app.get("/api/v1/audit?model=m&limit=200").await, 200).await["entries"].as_array().unwrap().len();
+    assert_eq!(file["entries"], listed as i64);
+    let path = std::env::temp_dir().join(format!("modelgate-export-job-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&path, &body).unwrap();
+    let keys = json(app.anonymous.get(app.url("/api/v1/audit/public-key")).send().await.unwrap(), 200).await;
+    let report = offline(&path, keys["current"]["public_key"].as_str().unwrap());
+    assert!(report.intact(), "{report}");
+    assert_eq!(report.entries as usize, listed);
+    let _ = std::fs::remove_file(path);
+
+    // A newer export of the same user replaces the file of the one before; CSV too.
+    let first = job["id"].as_i64().unwrap();
+    let (csv, download) = run(json!({ "format": "csv" })).await;
+    assert_eq!(download.status(), 200);
+    assert!(download.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = download.text().await.unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("entry,")).count() as i64,
+        csv["result"]["entries"].as_i64().unwrap()
+    );
+    let gone = expect_error(app.get(&format!("/api/v1/audit/jobs/{first}/file")).await, 404, None).await;
+    assert!(gone["error"]["message"].as_str().unwrap().contains("replaced by a newer one"), "{gone}");
+    // Another user's exports are their own.
+    let auditor = app.client_as("auditor", &[Role::Compliance]).await;
+    let theirs = auditor.post(app.url("/api/v1/audit/exports")).json(&json!({})).send().await.unwrap();
+    assert_eq!(theirs.status(), 202);
+    let theirs: Value = theirs.json().await.unwrap();
+    let waited = auditor.get(app.url(&format!("/api/v1/audit/jobs/{}?wait=30", theirs["id"]))).send().await.unwrap();
+    assert_eq!(waited.json::<Value>().await.unwrap()["state"], "done");
+    let csv_file = app.get(&format!("/api/v1/audit/jobs/{}/file", csv["id"])).await;
+    assert_eq!(csv_file.status(), 200, "not replaced by someone else's export");
+
+    // Bad requests name the field and start nothing; a viewer may not export; a verification
+    // wrote no file.
+    expect_error(
+        app.post("/api/v1/audit/exports", &json!({ "filters": { "from": "yesterday" } })).await,
+        422,
+        Some("from"),
+    )
+    .await;
+    expect_error(app.post("/api/v1/audit/exports", &json!({ "format": "pdf" })).await, 422, Some("format")).await;
+    expect_error(app.post("/api/v1/audit/exports", &json!({ "sort": "asc" })).await, 422, None).await;
+    let viewer = app.client_as("onlooker", &[Role::Viewer]).await;
+    let refused = viewer.post(app.url("/api/v1/audit/exports")).json(&json!({})).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let verification = json(app.post("/api/v1/audit/verify", &json!({})).await, 202).await;
+    expect_error(app.get(&format!("/api/v1/audit/jobs/{}/file", verification["id"])).await, 404, None).await;
 }

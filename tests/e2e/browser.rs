@@ -180,6 +180,19 @@ impl Browser {
         .await
     }
 
+    /// The text `href` answers the page's own `fetch` (with its session).
+    pub async fn fetch_text(&self, href: &str) -> String {
+        let text = self
+            .client
+            .execute_async(
+                "const [href, done] = arguments; fetch(href).then(r => r.text()).then(done, e => done(String(e)));",
+                vec![serde_json::json!(href)],
+            )
+            .await
+            .unwrap();
+        text.as_str().unwrap_or_default().to_string()
+    }
+
     /// Clicks the button labelled `label` inside `scope` once there is one, finding it again
     /// should the page re-render it between finding and clicking (a stale element).
     pub async fn click_button(&self, scope: &str, label: &str) {

@@ -422,14 +422,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     // Export what the filters select, through the browser session, and verify it offline.
     let href = browser.wait_for("#export-jsonl").await.attr("href").await.unwrap().unwrap();
     assert!(href.contains("model=fraud-detector") && href.contains("action=deployment.deploy"), "{href}");
-    let text = c
-        .execute_async(
-            "const [href, done] = arguments; fetch(href).then(r => r.text()).then(done, e => done(String(e)));",
-            vec![serde_json::json!(href)],
-        )
-        .await
-        .unwrap();
-    let text = text.as_str().unwrap().to_string();
+    let text = browser.fetch_text(&href).await;
     let file = std::env::temp_dir().join(format!("modelgate-e2e-export-{}.jsonl", uuid::Uuid::new_v4()));
     std::fs::write(&file, &text).unwrap();
     let keys = json(app.anonymous.get(app.url("/api/v1/audit/public-key")).send().await.unwrap(), 200).await;
@@ -439,15 +432,27 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     assert_eq!(report.entries as usize, rows.len(), "the export holds what the screen lists: {report}");
     let _ = std::fs::remove_file(file);
 
-    // Clicked, the export downloads through the page and reports its progress.
+    // Clicked, the export is written on the server as a job; once done the page offers the file,
+    // still after a reload, and it holds what the link streamed.
     browser.wait_for("#export-jsonl").await.click().await.unwrap();
-    let lines = text.lines().count();
-    browser
-        .eventually("the export reports what arrived", || async {
-            let shown = c.find(Locator::Css("#export-progress")).await.ok()?.text().await.ok()?;
-            shown.starts_with(&format!("Exported {lines} lines")).then_some(())
+    let ready = browser
+        .eventually("the export is ready to download", || async {
+            let link = c.find(Locator::Css("#export-job a")).await.ok()?;
+            link.attr("href").await.ok()?
         })
         .await;
+    let shown = browser.text_of("#export-job").await;
+    assert!(shown.contains(&format!("{} entries", rows.len())), "{shown}");
+    c.refresh().await.unwrap();
+    browser.wait_hydrated().await;
+    let after_reload = browser.wait_for("#export-job a").await.attr("href").await.unwrap();
+    assert_eq!(after_reload.as_deref(), Some(ready.as_str()));
+    let file = std::env::temp_dir().join(format!("modelgate-e2e-export-job-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&file, browser.fetch_text(&ready).await).unwrap();
+    let report = server::audit::offline::verify_file(&file, &[key]).unwrap();
+    assert!(report.intact() && report.entries as usize == rows.len(), "{report}");
+    let _ = std::fs::remove_file(file);
+    browser.screenshot("audit-export-ready").await;
 
     // A verification running in the background (held at its first progress report): the panel
     // shows its progress, still after a reload, and the verdict once it ends.
@@ -480,7 +485,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     // Verify now: a second job runs to its end; the panel reports the chain intact and a fresh
     // signed checkpoint.
     let finished = || async {
-        let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'done'")
+        let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'audit.verify' AND state = 'done'")
             .fetch_one(app.store.db.pool())
             .await
             .unwrap();

@@ -10,17 +10,21 @@ pub enum JobKind {
     /// Walks the whole audit chain against every checkpoint (*verify now*).
     #[serde(rename = "audit.verify")]
     AuditVerify,
+    /// Writes an audit export into storage, to download once done (one per user at a time).
+    #[serde(rename = "audit.export")]
+    AuditExport,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::AuditVerify => "audit.verify",
+            JobKind::AuditExport => "audit.export",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::AuditVerify].into_iter().find(|kind| kind.as_str() == s)
+        [JobKind::AuditVerify, JobKind::AuditExport].into_iter().find(|kind| kind.as_str() == s)
     }
 }
 
@@ -57,7 +61,8 @@ pub struct Job {
     pub id: i64,
     pub kind: JobKind,
     pub state: JobState,
-    /// Units of work done so far (entries, for a verification) out of `total`.
+    /// Units of work done so far out of `total`: entries walked, for a verification; for an
+    /// export, the position in the chain it has reached.
     pub done: i64,
     pub total: i64,
     pub requested_by: String,
@@ -66,7 +71,8 @@ pub struct Job {
     pub updated_at: String,
     pub finished_at: Option<String>,
     pub error: Option<String>,
-    /// What it produced once done (a verification's [`super::Verification`]).
+    /// What it produced once done: a verification's [`super::Verification`]; an export's
+    /// [`ExportFile`].
     pub result: Option<Value>,
 }
 
@@ -75,4 +81,17 @@ impl Job {
     pub fn percent(&self) -> u8 {
         if self.total <= 0 { 0 } else { (self.done.clamp(0, self.total) * 100 / self.total) as u8 }
     }
+}
+
+/// What an export job wrote: download it from `GET /api/v1/audit/jobs/{id}/file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ExportFile {
+    /// The file name it downloads as.
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Entries it holds.
+    pub entries: i64,
 }

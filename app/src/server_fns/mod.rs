@@ -144,6 +144,8 @@ pub struct AuditScreenData {
     pub status: IntegrityStatus,
     /// Whether entries about users may link to the users page (admins only).
     pub may_manage_users: bool,
+    /// The caller's newest export job.
+    pub export: Option<Job>,
 }
 
 /// The API tokens page's data: the tokens, and the roles a new token may hold.
@@ -483,6 +485,7 @@ pub async fn audit_screen(query: AuditQuery) -> Result<AuditScreenData, ApiError
         page,
         status: backend.audit_status(&caller).await?,
         may_manage_users: caller.can(Permission::ManageUsers),
+        export: backend.latest_audit_export(&caller).await?,
     })
 }
 
@@ -502,6 +505,12 @@ pub async fn audit_entry_page(seq: i64) -> Result<AuditEntryPageData, ApiError> 
 #[server]
 pub async fn verify_audit_now() -> Result<Job, ApiError> {
     backend()?.verify_audit(&caller()?).await
+}
+
+/// The caller's newest audit export job: polled while it is written.
+#[server]
+pub async fn latest_export() -> Result<Option<Job>, ApiError> {
+    backend()?.latest_audit_export(&caller()?).await
 }
 
 /// The integrity panel alone: polled while a verification runs.

@@ -71,7 +71,16 @@ impl Artifacts {
         body: impl Stream<Item = Result<Bytes, E>>,
     ) -> Result<StoredFile, ApiError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let key = format!("objects/{}/{id}", &id[..2]);
+        self.store_at(path.as_str(), format!("objects/{}/{id}", &id[..2]), body).await
+    }
+
+    /// Streams `body` into storage under `key`, hashing it as it goes; `path` names it in errors.
+    async fn store_at<E: std::fmt::Display>(
+        &self,
+        path: &str,
+        key: String,
+        body: impl Stream<Item = Result<Bytes, E>>,
+    ) -> Result<StoredFile, ApiError> {
         let location = object_store::path::Path::from(key.as_str());
         let mut upload = WriteMultipart::new(self.storage.put_multipart(&location).await.map_err(storage_error)?);
         let (mut hasher, mut size) = (Sha256::new(), 0i64);
@@ -94,6 +103,19 @@ impl Artifacts {
         }
         upload.finish().await.map_err(storage_error)?;
         Ok(StoredFile { path: path.to_string(), size, sha256: hex::encode(hasher.finalize()), object_key: key })
+    }
+
+    /// The bytes under `key`, streamed.
+    async fn read(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, ApiError> {
+        let got = self.storage.get(&object_store::path::Path::from(key)).await.map_err(storage_error)?;
+        Ok(match got.payload {
+            // A file of the directory store, read a MiB at a time: the object store's own reads of
+            // 8 KiB made a gigabyte 131,072 reads and body frames, and downloads a third as fast.
+            GetResultPayload::File(file, _) => ReaderStream::with_capacity(tokio::fs::File::from_std(file), FILE_READ)
+                .map_err(|e| object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) })
+                .boxed(),
+            GetResultPayload::Stream(stream) => stream,
+        })
     }
 
     /// Removes bytes no recorded file points at (any more); a failure only leaves garbage behind.
@@ -207,17 +229,33 @@ impl Store {
         let file = recorded_file(&mut *self.conn().await?, path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no artifact at {path}")))?;
-        let location = object_store::path::Path::from(file.object_key.as_str());
-        let got = self.artifacts()?.storage.get(&location).await.map_err(storage_error)?;
-        let bytes = match got.payload {
-            // A file of the directory store, read a MiB at a time: the object store's own reads of
-            // 8 KiB made a gigabyte 131,072 reads and body frames, and downloads a third as fast.
-            GetResultPayload::File(file, _) => ReaderStream::with_capacity(tokio::fs::File::from_std(file), FILE_READ)
-                .map_err(|e| object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) })
-                .boxed(),
-            GetResultPayload::Stream(stream) => stream,
-        };
+        let bytes = self.artifacts()?.read(&file.object_key).await?;
         Ok((file, bytes))
+    }
+
+    /// Streams `body` into storage under `key`, outside every artifact path (an audit export's
+    /// file, which its job names): its size and sha256.
+    pub async fn keep_file<E: std::fmt::Display>(
+        &self,
+        key: &str,
+        body: impl Stream<Item = Result<Bytes, E>>,
+    ) -> Result<StoredFile, ApiError> {
+        self.artifacts()?.store_at(key, key.to_string(), body).await
+    }
+
+    /// The bytes kept under `key` by [`Store::keep_file`].
+    pub async fn kept_file(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, ApiError> {
+        self.artifacts()?.read(key).await
+    }
+
+    /// Removes the bytes kept under `key`; a failure only leaves garbage behind.
+    pub async fn drop_kept_file(&self, key: &str) {
+        if let Ok(artifacts) = self.artifacts() {
+            artifacts.discard(key).await;
+        }
     }
 
     /// The files and directories directly inside `dir` (the root when `None`), by name.

@@ -11,17 +11,19 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::audit::chain::{canonical_entry, entry_time};
 use crate::audit::offline::{EXPORT_FORMAT, entry_line, subtree_line};
+use crate::jobs::{self, Progress};
 use crate::store::Store;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,6 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(status))
         .routes(routes!(verify))
         .routes(routes!(job))
+        .routes(routes!(start_export))
+        .routes(routes!(export_file))
         .routes(routes!(public_key))
         .routes(routes!(list_checkpoints, sign_checkpoint))
         .routes(routes!(latest_checkpoint))
@@ -62,7 +66,7 @@ async fn entry(
 }
 
 /// How an export is written.
-#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum ExportFormat {
     /// One JSON object per line: a header, the entries (`{"entry": <RFC 8785 canonical JSON>,
@@ -93,66 +97,194 @@ async fn export(
     ApiQuery(params): ApiQuery<ExportParams>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::Audit)?;
-    let format = params.format.unwrap_or_default();
-    // The header says what was asked for; the verifier proves what the file holds, not this.
-    let header_line = json!({
-        EXPORT_FORMAT: 2,
-        "exported_at": entry_time(s.store.clock.now_ms()),
-        "exported_by": caller.actor().name,
-        "filters": query,
-    });
-    // Sign the checkpoint that ends the export before streaming, so the response body only reads
-    // (a client that hangs up mid-download then leaves no write half done).
-    // A chain the signer refuses to sign (cut back or rewritten) is still exported, with the
-    // checkpoints signed before: the verifier then names where it went wrong.
-    let (size, _) = s.store.head().await?;
-    let signed = match s.store.checkpoint_head().await {
-        Err(e) if e.code == ErrorCode::Conflict => {
-            tracing::error!(error = %e.message, "exporting an audit chain the signer refuses to sign");
-            s.store.recent_checkpoints(1).await?.pop()
-        }
-        signed => signed?,
-    };
-    let size = signed.as_ref().map_or(size, |c| c.seq.max(size));
-    let entries = s.store.audit_export(query, size).await?;
-    let kept: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let seen = kept.clone();
-    let mut csv_header = matches!(format, ExportFormat::Csv);
-    let head = futures::stream::iter([match format {
-        ExportFormat::Jsonl => Ok(Bytes::from(format!("{header_line}\n"))),
-        ExportFormat::Csv => Ok(Bytes::new()),
-    }]);
-    let body = entries.map_ok(move |e| {
-        if let Ok(mut kept) = seen.lock() {
-            kept.push(e.seq);
-        }
-        let mut out = Vec::new();
-        if std::mem::take(&mut csv_header) {
-            out.extend(csv_row(&CSV_COLUMNS.map(str::to_string)));
-        }
-        out.extend(encode_entry(format, &e));
-        Bytes::from(out)
-    });
-    let store = s.store.clone();
-    let tail = futures::stream::once(async move {
-        let kept = std::mem::take(&mut *kept.lock().map_err(|_| ApiError::internal())?);
-        proof(&store, &kept, signed, format, params.checkpoint).await
-    });
-    let stream = head.chain(body).chain(tail).map_err(|e: ApiError| std::io::Error::other(e.message));
-    let (content_type, extension) = match format {
-        ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
-    };
-    let name = format!("modelgate-audit-{}.{extension}", s.store.clock.now_ms());
+    let export = Export::prepare(&s.store, &caller, params, query).await?;
     Ok((
         [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (header::CONTENT_TYPE, export.content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", export.name)),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(export.body),
     )
         .into_response())
+}
+
+/// Body of `POST /api/v1/audit/exports`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+struct ExportRequest {
+    /// `jsonl` (default) or `csv`.
+    format: Option<ExportFormat>,
+    /// As for `GET /api/v1/audit/export`.
+    checkpoint: Option<i64>,
+    /// The entries to export, as the search's filters (`before` and `limit` are ignored).
+    filters: AuditQuery,
+}
+
+/// Write an export (as `GET /api/v1/audit/export` streams it) into storage in the background, to
+/// download from `GET /api/v1/audit/jobs/{id}/file` once done; the job's `done` of `total` is the
+/// position in the chain it has reached. One per user at a time (asking again while one runs
+/// answers it); a newer export of the same user replaces the file of the one before.
+#[utoipa::path(post, path = "/api/v1/audit/exports", tag = "audit", request_body = ExportRequest,
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn start_export(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiJson(request): ApiJson<ExportRequest>,
+) -> Result<Response, ApiError> {
+    let params = ExportParams { format: request.format, checkpoint: request.checkpoint };
+    let export = Export::prepare(&s.store, &caller, params, request.filters).await?;
+    let store = s.store.clone();
+    let scope = caller.username.clone();
+    let job = jobs::start(&s.store, JobKind::AuditExport, &caller.username, &caller.actor().name, move |progress| {
+        export.write(store, scope, progress)
+    })
+    .await?;
+    let location = format!("/api/v1/audit/jobs/{}", job.id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+/// The file an export job wrote.
+#[utoipa::path(get, path = "/api/v1/audit/jobs/{id}/file", tag = "audit",
+    params(("id" = i64, Path, description = "The export job's id")),
+    responses((status = 200, description = "JSONL or CSV", content_type = "application/x-ndjson"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn export_file(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let job = s.store.audit_job(&caller, job_id(&id)?).await?;
+    if job.kind != JobKind::AuditExport {
+        return Err(ApiError::not_found(format!("job {} wrote no file", job.id)));
+    }
+    let file: ExportFile = match (job.state, job.result.map(serde_json::from_value)) {
+        (JobState::Done, Some(Ok(file))) => file,
+        (JobState::Running, _) => return Err(ApiError::conflict(format!("export {} is still being written", job.id))),
+        _ => return Err(ApiError::conflict(format!("export {} failed: {}", job.id, job.error.unwrap_or_default()))),
+    };
+    let bytes = s.store.kept_file(&export_key(job.id)).await.map_err(|e| match e.code {
+        ErrorCode::NotFound => {
+            ApiError::not_found(format!("export {} was replaced by a newer one of its requester", job.id))
+        }
+        _ => e,
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.content_type),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", file.name)),
+            (header::CONTENT_LENGTH, file.size.to_string()),
+        ],
+        Body::from_stream(bytes),
+    )
+        .into_response())
+}
+
+/// Where storage keeps the file of export job `id`.
+fn export_key(id: i64) -> String {
+    format!("audit-exports/{id}")
+}
+
+/// An export ready to stream: its body, file name and type, the chain's size it covers, and the
+/// entries streamed so far (its progress).
+struct Export {
+    body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    name: String,
+    content_type: &'static str,
+    size: i64,
+    streamed: Arc<Mutex<Vec<i64>>>,
+}
+
+impl Export {
+    /// Checks the caller and the filters, signs the checkpoint that ends the export, and lines up
+    /// its body.
+    async fn prepare(
+        store: &Arc<Store>,
+        caller: &Caller,
+        params: ExportParams,
+        query: AuditQuery,
+    ) -> Result<Self, ApiError> {
+        caller.require(Permission::Audit)?;
+        let format = params.format.unwrap_or_default();
+        // The header says what was asked for; the verifier proves what the file holds, not this.
+        let header_line = json!({
+            EXPORT_FORMAT: 2,
+            "exported_at": entry_time(store.clock.now_ms()),
+            "exported_by": caller.actor().name,
+            "filters": query,
+        });
+        // Sign the checkpoint that ends the export before streaming, so the body only reads (a
+        // client that hangs up mid-download then leaves no write half done).
+        // A chain the signer refuses to sign (cut back or rewritten) is still exported, with the
+        // checkpoints signed before: the verifier then names where it went wrong.
+        let (size, _) = store.head().await?;
+        let signed = match store.checkpoint_head().await {
+            Err(e) if e.code == ErrorCode::Conflict => {
+                tracing::error!(error = %e.message, "exporting an audit chain the signer refuses to sign");
+                store.recent_checkpoints(1).await?.pop()
+            }
+            signed => signed?,
+        };
+        let size = signed.as_ref().map_or(size, |c| c.seq.max(size));
+        let entries = store.audit_export(query, size).await?;
+        let streamed: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let seen = streamed.clone();
+        let mut csv_header = matches!(format, ExportFormat::Csv);
+        let head = futures::stream::iter([match format {
+            ExportFormat::Jsonl => Ok(Bytes::from(format!("{header_line}\n"))),
+            ExportFormat::Csv => Ok(Bytes::new()),
+        }]);
+        let body = entries.map_ok(move |e| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(e.seq);
+            }
+            let mut out = Vec::new();
+            if std::mem::take(&mut csv_header) {
+                out.extend(csv_row(&CSV_COLUMNS.map(str::to_string)));
+            }
+            out.extend(encode_entry(format, &e));
+            Bytes::from(out)
+        });
+        let (kept, proving) = (streamed.clone(), store.clone());
+        let tail = futures::stream::once(async move {
+            let kept = kept.lock().map_err(|_| ApiError::internal())?.clone();
+            proof(&proving, &kept, signed, format, params.checkpoint).await
+        });
+        let body = head.chain(body).chain(tail).map_err(|e: ApiError| std::io::Error::other(e.message)).boxed();
+        let (content_type, extension) = match format {
+            ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
+            ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        };
+        let name = format!("modelgate-audit-{}.{extension}", store.clock.now_ms());
+        Ok(Export { body, name, content_type, size, streamed })
+    }
+
+    /// Writes the export into storage as job `progress`, reporting the position in the chain it
+    /// has reached; once written, removes the file of `scope`'s export before.
+    async fn write(self, store: Arc<Store>, scope: String, mut progress: Progress) -> Result<Value, ApiError> {
+        let Export { body, name, content_type, size, streamed } = self;
+        let (id, key) = (progress.job(), export_key(progress.job()));
+        let writing = store.keep_file(&key, body);
+        let reporting = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let reached = streamed.lock().ok().and_then(|s| s.last().copied()).unwrap_or(0);
+                if let Err(e) = progress.report(reached, size).await {
+                    return e;
+                }
+            }
+        };
+        let file = tokio::select! {
+            file = writing => file?,
+            e = reporting => return Err(e),
+        };
+        let entries = streamed.lock().map(|s| s.len() as i64).unwrap_or(0);
+        let mut conn = store.conn().await?;
+        if let Some(before) = jobs::newest_done_before(&mut conn, JobKind::AuditExport, &scope, id).await? {
+            store.drop_kept_file(&export_key(before)).await;
+        }
+        let file =
+            ExportFile { name, content_type: content_type.into(), size: file.size, sha256: file.sha256, entries };
+        serde_json::to_value(file).map_err(|_| ApiError::internal())
+    }
 }
 
 /// What follows the entries: the checkpoints up to `signed` (the one signed for this export) —
@@ -289,6 +421,11 @@ struct JobWait {
     wait: Option<u64>,
 }
 
+/// A job id from its path segment.
+fn job_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>().map_err(|_| ApiError::invalid("id", format!("{id:?} is not a job id")))
+}
+
 /// The longest a client may wait for a job in one request.
 const MAX_JOB_WAIT: u64 = 30;
 
@@ -303,7 +440,7 @@ async fn job(
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<JobWait>,
 ) -> Result<Json<Job>, ApiError> {
-    let id = id.parse::<i64>().map_err(|_| ApiError::invalid("id", format!("{id:?} is not a job id")))?;
+    let id = job_id(&id)?;
     let wait = params.wait.unwrap_or(0);
     if wait > MAX_JOB_WAIT {
         return Err(ApiError::invalid("wait", format!("wait at most {MAX_JOB_WAIT} seconds")));

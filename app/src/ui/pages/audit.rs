@@ -6,9 +6,9 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::domain::{AuditAction, AuditEntry, AuditQuery, IntegrityStatus, JobState, percent_encoded};
+use crate::domain::{AuditAction, AuditEntry, AuditQuery, ExportFile, IntegrityStatus, Job, JobState, percent_encoded};
 use crate::server_fns::{
-    AuditEntryPageData, AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen, integrity_panel,
+    AuditEntryPageData, AuditScreenData, VerifyAuditNow, audit_entry_page, audit_screen, integrity_panel, latest_export,
 };
 use crate::ui::components::{ActionResult, ErrorPanel, Loading};
 use crate::ui::diff::diff;
@@ -36,7 +36,8 @@ pub fn AuditPage() -> impl IntoView {
             .collect::<String>()
     };
     let value = move |key: &'static str| move || param(key).unwrap_or_default();
-    let export_progress = RwSignal::new(None::<String>);
+    let started = RwSignal::new(None::<Result<Job, String>>);
+    let query = move || AuditQuery { limit: None, ..to_query(&filters(), None) };
     view! {
         <Title text="Audit log"/>
         <div class="page-head">
@@ -45,9 +46,8 @@ pub fn AuditPage() -> impl IntoView {
                 <p class="muted">"Every change, hash-chained and signed. Entries cannot be edited or deleted."</p>
             </div>
             <div class="export-links">
-                <ExportProgress progress=export_progress/>
-                <a class="button" download="" href=move || format!("/api/v1/audit/export?format=jsonl{}", filter_string()) id="export-jsonl" on:click=export_with_progress(export_progress)>"Export JSONL"</a>
-                <a class="button secondary" download="" href=move || format!("/api/v1/audit/export?format=csv{}", filter_string()) id="export-csv" on:click=export_with_progress(export_progress)>"Export CSV"</a>
+                <a class="button" download="" href=move || format!("/api/v1/audit/export?format=jsonl{}", filter_string()) id="export-jsonl" on:click=start_export("jsonl", query, started)>"Export JSONL"</a>
+                <a class="button secondary" download="" href=move || format!("/api/v1/audit/export?format=csv{}", filter_string()) id="export-csv" on:click=start_export("csv", query, started)>"Export CSV"</a>
             </div>
         </div>
         <form class="panel filters" method="get" action="/audit" id="audit-filters">
@@ -75,10 +75,11 @@ pub fn AuditPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(AuditScreenData { page, status, may_manage_users }) => {
+                    Ok(AuditScreenData { page, status, may_manage_users, export }) => {
                         let older = page.next_before.map(|b| format!("/audit?before={b}{}", filter_string()));
                         let newest = before().map(|_| format!("/audit?{}", filter_string().trim_start_matches('&')));
                         view! {
+                            <ExportJob job=export started/>
                             <div class="audit-layout">
                                 <section class="panel flush">
                                     <EntriesTable entries=page.entries may_manage_users/>
@@ -98,91 +99,127 @@ pub fn AuditPage() -> impl IntoView {
     }
 }
 
-/// How far a running export has got, next to the export buttons.
-#[component]
-fn ExportProgress(progress: RwSignal<Option<String>>) -> impl IntoView {
-    move || {
-        progress
-            .get()
-            .map(|text| view! { <span class="export-progress muted" role="status" id="export-progress">{text}</span> })
-    }
-}
-
-/// Once hydrated, an export link downloads through the page so it can count what has arrived;
-/// before that (or without WASM) the link downloads natively.
-fn export_with_progress(progress: RwSignal<Option<String>>) -> impl Fn(leptos::ev::MouseEvent) + Clone {
+/// Once hydrated, an export button starts an export job on the server (downloaded once written,
+/// however long that takes and whatever the page does meanwhile); before that, or without WASM,
+/// the link streams the export natively.
+fn start_export(
+    format: &'static str,
+    query: impl Fn() -> AuditQuery + Clone + 'static,
+    started: RwSignal<Option<Result<Job, String>>>,
+) -> impl Fn(leptos::ev::MouseEvent) + Clone {
     move |ev| {
         #[cfg(feature = "hydrate")]
         {
-            use wasm_bindgen::JsCast;
-            let href =
-                ev.current_target().and_then(|t| t.dyn_into::<web_sys::HtmlAnchorElement>().ok()).map(|a| a.href());
-            if let Some(href) = href {
-                ev.prevent_default();
-                leptos::task::spawn_local(streamed_download(href, progress));
-            }
+            ev.prevent_default();
+            let body = serde_json::json!({ "format": format, "filters": query() }).to_string();
+            leptos::task::spawn_local(async move { started.set(Some(post_export(body).await)) });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (ev, progress);
+        let _ = (ev, format, &query, started);
     }
 }
 
-/// Fetches `href`, reporting lines and bytes received as they stream in, then saves the file.
+/// `POST /api/v1/audit/exports` with `body`: the job, or why it did not start.
 #[cfg(feature = "hydrate")]
-async fn streamed_download(href: String, progress: RwSignal<Option<String>>) {
+async fn post_export(body: String) -> Result<Job, String> {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
-    let report = |lines: usize, bytes: usize, done: bool| {
-        let verb = if done { "Exported" } else { "Exporting…" };
-        progress.set(Some(format!("{verb} {lines} lines ({})", format::bytes(bytes))));
-    };
-    let outcome: Result<(), String> = async {
-        let fail = |what: &str| format!("Export failed: {what}");
-        let window = web_sys::window().ok_or_else(|| fail("no window"))?;
-        let response: web_sys::Response =
-            JsFuture::from(window.fetch_with_str(&href)).await.map_err(|_| fail("network error"))?.unchecked_into();
-        if !response.ok() {
-            return Err(fail(&format!("HTTP {}", response.status())));
-        }
-        let name = response
-            .headers()
-            .get("content-disposition")
-            .ok()
-            .flatten()
-            .and_then(|d| d.split("filename=\"").nth(1).map(|n| n.trim_end_matches('"').to_string()))
-            .unwrap_or_else(|| "modelgate-audit".into());
-        let body = response.body().ok_or_else(|| fail("empty response"))?;
-        let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-        let parts = js_sys::Array::new();
-        let (mut lines, mut bytes) = (0, 0);
-        report(0, 0, false);
-        loop {
-            let chunk = JsFuture::from(reader.read()).await.map_err(|_| fail("interrupted"))?;
-            let done = js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
-            if done {
-                break;
-            }
-            let value: js_sys::Uint8Array =
-                js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| fail("bad chunk"))?.unchecked_into();
-            bytes += value.length() as usize;
-            lines += value.to_vec().iter().filter(|b| **b == b'\n').count();
-            parts.push(&value);
-            report(lines, bytes, false);
-        }
-        let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(|_| fail("cannot assemble"))?;
-        let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| fail("cannot save"))?;
-        let link: web_sys::HtmlAnchorElement =
-            document().create_element("a").map_err(|_| fail("cannot save"))?.unchecked_into();
-        link.set_href(&url);
-        link.set_download(&name);
-        link.click();
-        let _ = web_sys::Url::revoke_object_url(&url);
-        report(lines, bytes, true);
-        Ok(())
+    let fail = |what: &str| format!("The export did not start: {what}");
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&body.into());
+    let headers = web_sys::Headers::new().map_err(|_| fail("no headers"))?;
+    headers.set("content-type", "application/json").map_err(|_| fail("no headers"))?;
+    init.set_headers(&headers);
+    let window = web_sys::window().ok_or_else(|| fail("no window"))?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init("/api/v1/audit/exports", &init))
+        .await
+        .map_err(|_| fail("network error"))?
+        .unchecked_into();
+    let text = JsFuture::from(response.text().map_err(|_| fail("no answer"))?)
+        .await
+        .map_err(|_| fail("no answer"))?
+        .as_string()
+        .unwrap_or_default();
+    if response.status() == 202 {
+        serde_json::from_str(&text).map_err(|_| fail("an answer it cannot read"))
+    } else {
+        Err(serde_json::from_str::<crate::error::ErrorBody>(&text)
+            .map(|e| fail(&e.error.message))
+            .unwrap_or_else(|_| fail(&format!("HTTP {}", response.status()))))
     }
-    .await;
-    if let Err(message) = outcome {
-        progress.set(Some(message));
+}
+
+/// While `running` holds, reads `fetch` into `into` again every second (a job's progress).
+fn follow<T, Fut>(into: RwSignal<T>, running: impl Fn() -> bool + Send + Sync + 'static, fetch: fn() -> Fut)
+where
+    T: Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, crate::error::ApiError>> + 'static,
+{
+    Effect::new(move |_| {
+        if running() {
+            set_timeout(
+                move || {
+                    leptos::task::spawn_local(async move {
+                        if let Ok(now) = fetch().await {
+                            into.try_set(now);
+                        }
+                    })
+                },
+                std::time::Duration::from_secs(1),
+            );
+        }
+    });
+}
+
+/// The caller's newest export: its progress while it is written (read again every second; the job
+/// lives in the database, so a reload picks it up), then a link to download it.
+#[component]
+fn ExportJob(job: Option<Job>, started: RwSignal<Option<Result<Job, String>>>) -> impl IntoView {
+    let job = RwSignal::new(job);
+    Effect::new(move |_| {
+        if let Some(Ok(newer)) = started.get() {
+            job.update(|j| {
+                if j.as_ref().is_none_or(|j| j.id <= newer.id) {
+                    *j = Some(newer);
+                }
+            });
+        }
+    });
+    follow(job, move || job.read().as_ref().is_some_and(|j| j.state == JobState::Running), latest_export);
+    move || {
+        if let Some(Err(message)) = started.get() {
+            return view! { <p class="form-note err export-job" id="export-job" role="alert">{message}</p> }.into_any();
+        }
+        let Some(j) = job.get() else { return ().into_any() };
+        match j.state {
+            JobState::Running => view! {
+                <div class="job-progress export-job" id="export-job" role="status">
+                    <progress max=j.total.max(1) value=j.done aria-label="Export progress"></progress>
+                    <span>{format!("Exporting: entry {} of {} ({} %).", j.done, j.total, j.percent())}</span>
+                </div>
+            }
+            .into_any(),
+            JobState::Done => {
+                let file: Option<ExportFile> = j.result.clone().and_then(|r| serde_json::from_value(r).ok());
+                let Some(file) = file else { return ().into_any() };
+                view! {
+                    <p class="export-job" id="export-job" role="status">
+                        "Your export is ready: "
+                        <a href=format!("/api/v1/audit/jobs/{}/file", j.id) download=file.name.clone()>{file.name.clone()}</a>
+                        {format!(" ({}, {} entries, written {}).", format::bytes(file.size.max(0) as usize), file.entries,
+                            format::time(j.finished_at.as_deref().unwrap_or_default()))}
+                    </p>
+                }
+                .into_any()
+            }
+            JobState::Failed => view! {
+                <p class="form-note err export-job" id="export-job" role="alert">
+                    {format!("The export started at {} did not finish: {}.", format::time(&j.started_at), j.error.unwrap_or_default())}
+                </p>
+            }
+            .into_any(),
+        }
     }
 }
 
@@ -281,20 +318,7 @@ fn action_class(action: &str) -> &'static str {
 fn IntegrityPanel(status: IntegrityStatus, verify: ServerAction<VerifyAuditNow>) -> impl IntoView {
     let status = RwSignal::new(status);
     let running = move || status.read().verifying.as_ref().is_some_and(|job| job.state == JobState::Running);
-    Effect::new(move |_| {
-        if running() {
-            set_timeout(
-                move || {
-                    leptos::task::spawn_local(async move {
-                        if let Ok(now) = integrity_panel().await {
-                            status.try_set(now);
-                        }
-                    })
-                },
-                std::time::Duration::from_secs(1),
-            );
-        }
-    });
+    follow(status, running, integrity_panel);
     view! {
         <aside class="panel integrity" id="integrity">
             <h2>"Integrity"</h2>
