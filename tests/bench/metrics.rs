@@ -92,6 +92,47 @@ async fn get(name: &str, client: &Client, base: &Arc<String>, path: String, seco
 }
 
 #[tokio::main]
+/// Times one comparison rule over 2 × 50,000 points, each test (target ≤ 10 ms).
+fn comparisons() {
+    use app::domain::{ComparisonTest, Direction, Tolerance};
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, LogNormal};
+    use server::metrics::compare::Comparison;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let latency = LogNormal::new(5.0, 0.6).expect("log-normal");
+    let baseline: Vec<f64> = (0..50_000).map(|_| latency.sample(&mut rng)).collect();
+    let candidate: Vec<f64> = (0..50_000).map(|_| latency.sample(&mut rng) * 1.05).collect();
+    println!("== a comparison rule over 2 × 50,000 log-normal points (target ≤ 10 ms)");
+    for test in [ComparisonTest::MannWhitney, ComparisonTest::Sequential] {
+        let rule = Comparison {
+            direction: Direction::HigherIsWorse,
+            tolerance: Tolerance::Relative(0.10),
+            test,
+            min_points: 30,
+            confidence: 0.95,
+        };
+        let mut times: Vec<f64> = (0..20)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(rule.compare(&baseline, &candidate));
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let evidence = rule.compare(&baseline, &candidate);
+        println!(
+            "{:<44} p50 {:>6.2} ms  max {:>6.2} ms  ({:?}: shift {:+.4} [{:+.4}, {:+.4}])",
+            format!("{test:?}"),
+            times[10],
+            times[19],
+            evidence.outcome,
+            evidence.shift.unwrap_or(f64::NAN),
+            evidence.low.unwrap_or(f64::NAN),
+            evidence.high.unwrap_or(f64::NAN)
+        );
+    }
+}
+
 async fn main() {
     let base = Arc::new(std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:3000".into()));
     let token = arg("--token").expect("--token API_TOKEN is required");
@@ -104,6 +145,7 @@ async fn main() {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     let (plain, guarded, series, ssr) =
         (format!("ingest-{stamp}"), format!("guarded-{stamp}"), format!("series-{stamp}"), format!("ssr-{stamp}"));
+    comparisons();
     println!("metrics benchmark on {base}: {clients} ingest clients, {seconds} s per scenario");
     model(&client, &base, &plain, clients).await;
     model(&client, &base, &guarded, clients).await;

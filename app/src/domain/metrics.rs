@@ -463,6 +463,80 @@ impl Guardrail {
     }
 }
 
+/// Which way a metric gets worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Latency, error rate, cost.
+    HigherIsWorse,
+    /// Accuracy, conversion.
+    LowerIsWorse,
+}
+
+/// How much worse than its baseline a version may be before it counts: `relative` (0.1: 10 %,
+/// compared on the log scale, so for positive values only) or `absolute` (in the metric's units).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Tolerance {
+    Relative(f64),
+    Absolute(f64),
+}
+
+/// The test a comparison rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ComparisonTest {
+    /// Mann–Whitney U on a fixed window, with the Hodges–Lehmann shift and its confidence
+    /// interval (as Kayenta judges a canary). Valid once per window, not when re-checked as points
+    /// arrive.
+    MannWhitney,
+    /// A mixture sequential probability ratio test's confidence sequence on the difference of
+    /// means: valid however often it is checked.
+    Sequential,
+}
+
+/// What a comparison concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Confidently no worse than the tolerance allows.
+    Pass,
+    /// Confidently worse than the tolerance allows.
+    Fail,
+    /// The data cannot tell yet: the interval straddles the tolerance.
+    Inconclusive,
+    /// Fewer points than the rule's minimum on a side (or values the test cannot take).
+    NoData,
+}
+
+/// A version's metric compared with its baseline's: the outcome and what it rests on. The shift
+/// is the version's minus the baseline's — relative (0.12: 12 % higher) for a relative tolerance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ComparisonEvidence {
+    pub outcome: Outcome,
+    pub test: ComparisonTest,
+    pub baseline_points: i64,
+    pub candidate_points: i64,
+    /// The shift's estimate (Hodges–Lehmann, or the difference of means) and its interval at the
+    /// rule's confidence; absent without data.
+    pub shift: Option<f64>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    /// Whether the shift is relative (a ratio minus one) rather than in the metric's units.
+    pub relative: bool,
+    /// The test's statistic: U, or the log likelihood ratio against a shift at the tolerance.
+    pub statistic: Option<f64>,
+    /// The p-value for "no shift" (always valid, for the sequential test).
+    pub p_value: Option<f64>,
+    /// Why there is no verdict, when there is none.
+    pub note: Option<String>,
+}
+
 /// One guardrail evaluated against one version's points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -2,6 +2,7 @@
 //! and the raw points streamed for CSV export. Guardrails and health live in [`guardrails`].
 
 pub mod chunks;
+pub mod compare;
 pub mod guardrails;
 
 use std::collections::HashMap;
