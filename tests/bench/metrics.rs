@@ -91,7 +91,6 @@ async fn get(name: &str, client: &Client, base: &Arc<String>, path: String, seco
     .await
 }
 
-#[tokio::main]
 /// Times one comparison rule over 2 × 50,000 points, each test (target ≤ 10 ms).
 fn comparisons() {
     use app::domain::{ComparisonTest, Direction, Tolerance};
@@ -133,6 +132,7 @@ fn comparisons() {
     }
 }
 
+#[tokio::main]
 async fn main() {
     let base = Arc::new(std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:3000".into()));
     let token = arg("--token").expect("--token API_TOKEN is required");

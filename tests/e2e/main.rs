@@ -432,6 +432,43 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     assert_eq!(report.entries as usize, rows.len(), "the export holds what the screen lists: {report}");
     let _ = std::fs::remove_file(file);
 
+    // An export of the officer's still being written (its row as a job reports it): the page
+    // shows how far it got, still after a reload, and follows it to its end.
+    let pool = app.store.db.pool();
+    let now = app.clock.now_ms();
+    sqlx::query(
+        "INSERT INTO jobs (kind, scope, state, done, total, requested_by, started_at, updated_at) \
+         VALUES ('audit.export', 'compliance', 'running', 40, 80, 'compliance', $1, $1)",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .unwrap();
+    for visit in ["first visit", "after a reload"] {
+        if visit == "first visit" {
+            c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
+        } else {
+            c.refresh().await.unwrap();
+        }
+        browser.wait_hydrated().await;
+        let shown = browser.text_of("#export-job").await;
+        assert!(shown.contains("Exporting: entry 40 of 80 (50 %)"), "{visit}: {shown}");
+        assert!(browser.wait_for("#export-job progress").await.attr("value").await.unwrap().is_some());
+    }
+    sqlx::query(
+        "UPDATE jobs SET state = 'failed', error = 'storage refused it', finished_at = $1 WHERE kind = 'audit.export'",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .unwrap();
+    browser
+        .eventually("the page follows the export to its end", || async {
+            let text = c.find(Locator::Css("#export-job")).await.ok()?.text().await.ok()?;
+            text.contains("did not finish: storage refused it").then_some(())
+        })
+        .await;
+
     // Clicked, the export is written on the server as a job; once done the page offers the file,
     // still after a reload, and it holds what the link streamed.
     browser.wait_for("#export-jsonl").await.click().await.unwrap();

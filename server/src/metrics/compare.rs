@@ -159,12 +159,14 @@ impl Comparison {
         let pairs = (x.len() * y.len()) as u64;
         let z = standard.inverse_cdf(1.0 - (1.0 - self.confidence) / 2.0);
         let c = ((m * n / 2.0 - z * (m * n * (total + 1.0) / 12.0).sqrt()).floor() as u64).clamp(1, pairs.div_ceil(2));
+        let differences = Differences::new(&x, &y);
         let median = if pairs % 2 == 1 {
-            kth_difference(&x, &y, pairs.div_ceil(2))
+            differences.kth(pairs.div_ceil(2))
         } else {
-            (kth_difference(&x, &y, pairs / 2) + kth_difference(&x, &y, pairs / 2 + 1)) / 2.0
+            let (lower, upper) = differences.kth_pair(pairs / 2);
+            (lower + upper) / 2.0
         };
-        let interval = (kth_difference(&x, &y, c), median, kth_difference(&x, &y, pairs - c + 1));
+        let interval = (differences.kth(c), median, differences.kth(pairs - c + 1));
         let mut evidence = self.verdict(interval, x.len(), y.len());
         evidence.statistic = Some(u);
         evidence.p_value = Some(p_value.min(1.0));
@@ -259,34 +261,151 @@ fn differences_at_most(x: &[f64], y: &[f64], d: f64) -> u64 {
     count
 }
 
-/// The k-th smallest (1-based) of the pairwise differences y_j − x_i without listing them: the
-/// smallest d with at least k differences at most d, bracketed and narrowed by steps that
-/// alternate interpolation on the count with bisection (each halving guaranteed every other step),
-/// to a relative precision of 1e-12 of the differences' range.
-fn kth_difference(x: &[f64], y: &[f64], k: u64) -> f64 {
-    let (mut low, mut high) = (y[0] - x[x.len() - 1], y[y.len() - 1] - x[0]);
-    let (mut below, mut at_high) = (differences_at_most(x, y, low), (x.len() * y.len()) as u64);
-    if below >= k {
-        return low;
+/// The pairwise differences y_j − x_i of two sorted samples, for picking order statistics
+/// without listing all m·n of them.
+struct Differences<'a> {
+    x: &'a [f64],
+    y: &'a [f64],
+    /// The differences of every s-th point of each side, sorted: a stratified sample that puts a
+    /// first bracket around any order statistic.
+    sample: Vec<f64>,
+    /// Every value counted so far with its count: the order statistics a comparison picks lie
+    /// close together, so one's counts bracket the next.
+    counted: std::cell::RefCell<Vec<(f64, u64)>>,
+}
+
+impl<'a> Differences<'a> {
+    fn new(x: &'a [f64], y: &'a [f64]) -> Self {
+        let (sx, sy) = ((x.len() / 128).max(1), (y.len() / 128).max(1));
+        let mut sample: Vec<f64> =
+            y.iter().step_by(sy).flat_map(|b| x.iter().step_by(sx).map(move |a| b - a)).collect();
+        sample.sort_unstable_by(f64::total_cmp);
+        Differences { x, y, sample, counted: Default::default() }
     }
-    let precision = (high - low).abs().max(f64::MIN_POSITIVE) * 1e-12;
-    let mut step = 0;
-    while high - low > precision && step < 200 {
-        let mid = if step % 2 == 0 && at_high > below {
-            let t = (k - below) as f64 / (at_high - below) as f64;
-            low + (high - low) * t.clamp(0.01, 0.99)
-        } else {
-            low + (high - low) / 2.0
-        };
-        let count = differences_at_most(x, y, mid);
-        if count >= k {
-            (high, at_high) = (mid, count);
-        } else {
-            (low, below) = (mid, count);
+
+    /// The k-th smallest (1-based): a bracket (low, high] holding it — first from the sample's
+    /// quantiles four standard errors either side of k/(m·n), then narrowed each round by probing
+    /// a little below and above where the count of differences (linear within the bracket) puts
+    /// it — until it holds at most m + n differences; those are listed and the k-th picked exactly.
+    /// The k-th and the (k+1)-th smallest: see [`Differences::kth`].
+    fn kth_pair(&self, k: u64) -> (f64, f64) {
+        let (x, y) = (self.x, self.y);
+        let budget = (x.len() + y.len()) as u64;
+        // Every difference lies inside, with room to spare for rounding.
+        let (smallest, largest) = (y[0] - x[x.len() - 1], y[y.len() - 1] - x[0]);
+        let margin = 1.0 + smallest.abs().max(largest.abs());
+        let (mut low, mut high) = (smallest - margin, largest + margin);
+        let (mut below, mut at_high) = (0, (x.len() * y.len()) as u64);
+        let last = (k + 1).min(at_high);
+        for &(d, count) in self.counted.borrow().iter() {
+            if count >= last && d < high {
+                (high, at_high) = (d, count);
+            } else if count < k && d > low {
+                (low, below) = (d, count);
+            }
         }
-        step += 1;
+        let count = |d: f64| {
+            let count = differences_at_most(x, y, d);
+            self.counted.borrow_mut().push((d, count));
+            count
+        };
+        let n = self.sample.len() as f64;
+        let q = k as f64 / at_high as f64;
+        let error = 4.0 * (q * (1.0 - q) / n).sqrt() + 1.0 / n;
+        for at in [q - error, q + error] {
+            let probe = self.sample[((at * n) as isize).clamp(0, n as isize - 1) as usize];
+            if probe <= low || probe >= high {
+                continue;
+            }
+            let count = count(probe);
+            if count >= last {
+                (high, at_high) = (probe, count);
+            } else if count < k {
+                (low, below) = (probe, count);
+            }
+        }
+        while at_high - below > budget {
+            let per_unit = (at_high - below) as f64 / (high - low);
+            let guess = low + (k - below) as f64 / per_unit;
+            let spread = budget as f64 / 4.0 / per_unit;
+            let mut moved = false;
+            for probe in [guess - spread, guess + spread] {
+                if probe <= low || probe >= high {
+                    continue;
+                }
+                let count = count(probe);
+                if count >= last {
+                    (high, at_high) = (probe, count);
+                    moved = true;
+                } else if count < k {
+                    (low, below) = (probe, count);
+                    moved = true;
+                }
+            }
+            if !moved {
+                let mid = low + (high - low) / 2.0;
+                if mid <= low || mid >= high {
+                    break;
+                }
+                let count = count(mid);
+                if count >= last {
+                    (high, at_high) = (mid, count);
+                } else if count < k {
+                    (low, below) = (mid, count);
+                } else {
+                    // k-th at most mid, the next above it: each is the extreme of one side.
+                    return (self.extreme(low, mid, false), self.extreme(mid, high, true));
+                }
+            }
+        }
+        // Every difference in (low, high]: for each y_j, the x_i in [y_j − high, y_j − low).
+        let mut between = Vec::with_capacity((at_high - below) as usize);
+        let (mut from, mut to) = (0, 0);
+        for &v in y {
+            while from < x.len() && x[from] < v - high {
+                from += 1;
+            }
+            to = to.max(from);
+            while to < x.len() && x[to] < v - low {
+                to += 1;
+            }
+            between.extend(x[from..to].iter().map(|a| v - a));
+        }
+        if between.is_empty() {
+            return (high, high);
+        }
+        // The ranks within them (kept inside should rounding have moved a difference across an end).
+        let rank = ((k - below - 1) as usize).min(between.len() - 1);
+        let (_, kth, above) = between.select_nth_unstable_by(rank, f64::total_cmp);
+        let kth = *kth;
+        (kth, above.iter().copied().min_by(f64::total_cmp).unwrap_or(kth))
     }
-    high
+
+    /// The k-th smallest (1-based): see [`Differences::kth_pair`].
+    fn kth(&self, k: u64) -> f64 {
+        self.kth_pair(k).0
+    }
+
+    /// The largest (or, with `smallest`, the smallest) difference in (low, high].
+    fn extreme(&self, low: f64, high: f64, smallest: bool) -> f64 {
+        let (mut from, mut to, mut best) = (0, 0, None::<f64>);
+        for &v in self.y {
+            while from < self.x.len() && self.x[from] < v - high {
+                from += 1;
+            }
+            to = to.max(from);
+            while to < self.x.len() && self.x[to] < v - low {
+                to += 1;
+            }
+            // Within a row the differences fall as x grows: its smallest is the last, largest the first.
+            let pick = if from < to { Some(v - if smallest { self.x[to - 1] } else { self.x[from] }) } else { None };
+            best = match (best, pick) {
+                (Some(b), Some(p)) => Some(if smallest { b.min(p) } else { b.max(p) }),
+                (b, p) => b.or(p),
+            };
+        }
+        best.unwrap_or(high)
+    }
 }
 
 #[cfg(test)]
@@ -309,8 +428,9 @@ mod tests {
         let (mut xs, mut ys) = (x.clone(), y.clone());
         xs.sort_by(f64::total_cmp);
         ys.sort_by(f64::total_cmp);
+        let picker = Differences::new(&xs, &ys);
         for k in [1, 2, 17, 700, 701, 1399, 1400] {
-            assert!((kth_difference(&xs, &ys, k) - differences[k as usize - 1]).abs() < 1e-9, "k = {k}");
+            assert_eq!(picker.kth(k), differences[k as usize - 1], "k = {k}");
         }
         let evidence =
             rule(ComparisonTest::MannWhitney, Direction::HigherIsWorse, Tolerance::Absolute(0.5)).compare(&x, &y);
@@ -333,6 +453,29 @@ mod tests {
             })
             .sum();
         assert_eq!(evidence.statistic, Some(above));
+    }
+
+    #[test]
+    fn every_order_statistic_of_the_differences_is_picked_exactly_with_ties_and_uneven_sides() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let lognormal: LogNormal<f64> = LogNormal::new(0.0, 1.0).unwrap();
+        for (m, n, tied) in [(300, 200, false), (257, 311, true), (1, 40, true), (500, 3, false)] {
+            let draw = |rng: &mut StdRng, len: usize| -> Vec<f64> {
+                let mut v: Vec<f64> = (0..len)
+                    .map(|_| if tied { (lognormal.sample(rng) * 4.0).round() } else { lognormal.sample(rng) })
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let (x, y) = (draw(&mut rng, m), draw(&mut rng, n));
+            let mut all: Vec<f64> = y.iter().flat_map(|b| x.iter().map(move |a| b - a)).collect();
+            all.sort_by(f64::total_cmp);
+            let picker = Differences::new(&x, &y);
+            let pairs = (m * n) as u64;
+            for k in [1, 2, pairs / 3, pairs / 2, pairs / 2 + 1, pairs - 1, pairs].into_iter().filter(|k| *k >= 1) {
+                assert_eq!(picker.kth(k), all[k as usize - 1], "m {m}, n {n}, k {k}");
+            }
+        }
     }
 
     #[test]
