@@ -248,6 +248,37 @@ fn u_statistic(x: &[f64], y: &[f64]) -> (f64, f64) {
     (u, ties)
 }
 
+/// Where the k-th to the `last`-th smallest differences lie: (low, high], with how many
+/// differences are at most each end.
+struct Bracket {
+    low: f64,
+    high: f64,
+    below: u64,
+    at_high: u64,
+    k: u64,
+    last: u64,
+}
+
+impl Bracket {
+    /// Makes `d`, with `count` differences at most it, an end when that narrows the bracket
+    /// around the ranks sought; whether it did (or it was outside already).
+    fn take(&mut self, d: f64, count: u64) -> bool {
+        if count >= self.last {
+            if d < self.high {
+                (self.high, self.at_high) = (d, count);
+            }
+            true
+        } else if count < self.k {
+            if d > self.low {
+                (self.low, self.below) = (d, count);
+            }
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// How many pairwise differences y_j − x_i are at most `d` (both sorted): one pass, since the
 /// x_i ≥ y_j − d start further right as y_j grows.
 fn differences_at_most(x: &[f64], y: &[f64], d: f64) -> u64 {
@@ -290,74 +321,58 @@ impl<'a> Differences<'a> {
     /// The k-th and the (k+1)-th smallest: see [`Differences::kth`].
     fn kth_pair(&self, k: u64) -> (f64, f64) {
         let (x, y) = (self.x, self.y);
-        let budget = (x.len() + y.len()) as u64;
+        let (budget, pairs) = ((x.len() + y.len()) as u64, (x.len() * y.len()) as u64);
         // Every difference lies inside, with room to spare for rounding.
         let (smallest, largest) = (y[0] - x[x.len() - 1], y[y.len() - 1] - x[0]);
         let margin = 1.0 + smallest.abs().max(largest.abs());
-        let (mut low, mut high) = (smallest - margin, largest + margin);
-        let (mut below, mut at_high) = (0, (x.len() * y.len()) as u64);
-        let last = (k + 1).min(at_high);
+        let mut b = Bracket {
+            low: smallest - margin,
+            high: largest + margin,
+            below: 0,
+            at_high: pairs,
+            k,
+            last: (k + 1).min(pairs),
+        };
         for &(d, count) in self.counted.borrow().iter() {
-            if count >= last && d < high {
-                (high, at_high) = (d, count);
-            } else if count < k && d > low {
-                (low, below) = (d, count);
-            }
+            b.take(d, count);
         }
-        let count = |d: f64| {
+        // Counts `d` (inside the bracket) and narrows the bracket with it; the k-th and the next
+        // when `d` falls between them, each then the extreme of its side.
+        let probe = |b: &mut Bracket, d: f64| -> Option<(f64, f64)> {
+            if !(b.low < d && d < b.high) {
+                return None;
+            }
             let count = differences_at_most(x, y, d);
             self.counted.borrow_mut().push((d, count));
-            count
+            (!b.take(d, count)).then(|| (self.extreme(b.low, d, false), self.extreme(d, b.high, true)))
         };
         let n = self.sample.len() as f64;
-        let q = k as f64 / at_high as f64;
+        let q = k as f64 / pairs as f64;
         let error = 4.0 * (q * (1.0 - q) / n).sqrt() + 1.0 / n;
         for at in [q - error, q + error] {
-            let probe = self.sample[((at * n) as isize).clamp(0, n as isize - 1) as usize];
-            if probe <= low || probe >= high {
-                continue;
-            }
-            let count = count(probe);
-            if count >= last {
-                (high, at_high) = (probe, count);
-            } else if count < k {
-                (low, below) = (probe, count);
+            if let Some(pair) = probe(&mut b, self.sample[((at * n) as isize).clamp(0, n as isize - 1) as usize]) {
+                return pair;
             }
         }
-        while at_high - below > budget {
-            let per_unit = (at_high - below) as f64 / (high - low);
-            let guess = low + (k - below) as f64 / per_unit;
-            let spread = budget as f64 / 4.0 / per_unit;
-            let mut moved = false;
-            for probe in [guess - spread, guess + spread] {
-                if probe <= low || probe >= high {
-                    continue;
-                }
-                let count = count(probe);
-                if count >= last {
-                    (high, at_high) = (probe, count);
-                    moved = true;
-                } else if count < k {
-                    (low, below) = (probe, count);
-                    moved = true;
+        while b.at_high - b.below > budget {
+            let (width, per_unit) = (b.high - b.low, (b.at_high - b.below) as f64 / (b.high - b.low));
+            let (guess, spread) = (b.low + (k - b.below) as f64 / per_unit, budget as f64 / 4.0 / per_unit);
+            for d in [guess - spread, guess + spread] {
+                if let Some(pair) = probe(&mut b, d) {
+                    return pair;
                 }
             }
-            if !moved {
-                let mid = low + (high - low) / 2.0;
-                if mid <= low || mid >= high {
+            if b.high - b.low == width {
+                let mid = b.low + width / 2.0;
+                if !(b.low < mid && mid < b.high) {
                     break;
                 }
-                let count = count(mid);
-                if count >= last {
-                    (high, at_high) = (mid, count);
-                } else if count < k {
-                    (low, below) = (mid, count);
-                } else {
-                    // k-th at most mid, the next above it: each is the extreme of one side.
-                    return (self.extreme(low, mid, false), self.extreme(mid, high, true));
+                if let Some(pair) = probe(&mut b, mid) {
+                    return pair;
                 }
             }
         }
+        let Bracket { low, high, below, at_high, .. } = b;
         // Every difference in (low, high]: for each y_j, the x_i in [y_j − high, y_j − low).
         let mut between = Vec::with_capacity((at_high - below) as usize);
         let (mut from, mut to) = (0, 0);
