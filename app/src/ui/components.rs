@@ -43,6 +43,26 @@ pub fn ActionResult<T: Clone + Send + Sync + 'static>(
     }
 }
 
+/// A form's reference that empties the form each time `action` succeeds, so the next entry starts
+/// afresh (and is not sent twice by mistake); the page refetches around it, keeping what was
+/// typed otherwise.
+pub fn emptied_on_success<A>(action: ServerAction<A>) -> NodeRef<leptos::html::Form>
+where
+    A: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    A::Output: Send + Sync + 'static,
+    A::Error: Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if action.value().with(|v| matches!(v, Some(Ok(_))))
+            && let Some(form) = form.get_untracked()
+        {
+            form.reset();
+        }
+    });
+    form
+}
+
 /// The placeholder shown while data loads.
 #[component]
 pub fn Loading() -> impl IntoView {

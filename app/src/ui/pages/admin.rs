@@ -7,7 +7,7 @@ use crate::domain::{ApiToken, Role, User};
 use crate::server_fns::{
     CreateToken, CreateUser, ResetPassword, RevokeToken, SetUserDisabled, SetUserRoles, list_users, tokens_page,
 };
-use crate::ui::components::{ActionResult, ErrorPanel, Loading};
+use crate::ui::components::{ActionResult, ErrorPanel, Loading, emptied_on_success};
 use crate::ui::format;
 
 /// Checkboxes named `<field>[<role>]` (`roles[operator]`), one per role offered, ticked for the
@@ -30,25 +30,6 @@ pub(super) fn RoleBoxes(
             }).collect_view()}
         </fieldset>
     }
-}
-
-/// A form's reference that empties the form each time `action` succeeds, so the next entry starts
-/// afresh (and is not sent twice by mistake).
-fn emptied_on_success<A>(action: ServerAction<A>) -> NodeRef<leptos::html::Form>
-where
-    A: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
-    A::Output: Send + Sync + 'static,
-    A::Error: Send + Sync + 'static,
-{
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if action.value().with(|v| matches!(v, Some(Ok(_)))) {
-            if let Some(form) = form.get_untracked() {
-                form.reset();
-            }
-        }
-    });
-    form
 }
 
 #[component]

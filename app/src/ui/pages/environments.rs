@@ -11,7 +11,7 @@ use crate::server_fns::{
     AddFreezeWindow, AddWebhook, EnvironmentsPageData, RemoveFreezeWindow, RemoveWebhook, SavePolicy, SetWebhookActive,
     environments_page, webhook_log,
 };
-use crate::ui::components::{ActionResult, ErrorPanel, Loading};
+use crate::ui::components::{ActionResult, ErrorPanel, Loading, emptied_on_success};
 use crate::ui::format;
 
 /// The page's forms.
@@ -41,25 +41,6 @@ impl Forms {
             self.remove_webhook.version().get(),
         ]
     }
-}
-
-/// A form that empties itself once `action` succeeded (the page refetches around it, keeping what
-/// was typed otherwise).
-fn reset_after<T>(action: ServerAction<T>) -> NodeRef<leptos::html::Form>
-where
-    T: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
-    T::Output: Clone + Send + Sync + 'static,
-    T::Error: Clone + Send + Sync + 'static,
-{
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if matches!(action.value().get(), Some(Ok(_))) {
-            if let Some(form) = form.get_untracked() {
-                form.reset();
-            }
-        }
-    });
-    form
 }
 
 #[component]
@@ -214,7 +195,7 @@ fn PolicyPanel(policy: Policy, may_edit: bool, forms: Forms) -> impl IntoView {
             <p class="muted small">"While frozen, deploys and rollback requests are refused; only break glass changes the live version. Times are UTC."</p>
             <ul class="freeze-list">{freeze_rows}</ul>
             {may_edit.then(|| view! {
-                <ActionForm action=forms.add_freeze node_ref=reset_after(forms.add_freeze) attr:class="freeze-form" on:submit=sent("add-freeze")>
+                <ActionForm action=forms.add_freeze node_ref=emptied_on_success(forms.add_freeze) attr:class="freeze-form" on:submit=sent("add-freeze")>
                     <input type="hidden" name="environment" value=freeze_env/>
                     <label>"From"<input type="datetime-local" name="starts_at" required/></label>
                     <label>"Until"<input type="datetime-local" name="ends_at" required/></label>
@@ -283,7 +264,7 @@ fn Webhooks(hooks: Vec<Webhook>, environments: Vec<String>, forms: Forms) -> imp
                 </tr></thead>
                 <tbody>{rows}</tbody>
             </table>
-            <ActionForm action=forms.add_webhook node_ref=reset_after(forms.add_webhook) attr:class="webhook-form pad">
+            <ActionForm action=forms.add_webhook node_ref=emptied_on_success(forms.add_webhook) attr:class="webhook-form pad">
                 <label>"URL"<input type="url" name="url" required placeholder="https://deployer.example/hooks/modelgate"/></label>
                 <label>"Model"<input type="text" name="model" placeholder="every model"/></label>
                 <label>"Environment"
