@@ -84,11 +84,11 @@ impl Application {
         spawn_every(Arc::downgrade(&store), hour, "forgetting old idempotency keys", |store| async move {
             store.forget_idempotency_keys().await
         });
-        if config.demo {
-            if let Some(users) = demo::seed(&store, config.demo_password.as_deref()).await? {
-                tracing::info!("seeded the demo data set");
-                demo::print_credentials(&users, config.demo_password.is_some());
-            }
+        if config.demo
+            && let Some(users) = demo::seed(&store, config.demo_password.as_deref()).await?
+        {
+            tracing::info!("seeded the demo data set");
+            demo::print_credentials(&users, config.demo_password.is_some());
         }
         let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;

@@ -136,7 +136,9 @@ async fn every_write_appends_exactly_one_entry_with_its_actor(backend: Backend) 
     })
     .await;
     let session = app.session_client(&cookie);
-    let calls: Vec<(&str, &str, Vec<(&str, String)>)> = vec![
+    // Each server function's path, the action it records and its form fields.
+    type Call<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+    let calls: Vec<Call> = vec![
         (
             <EditVersion as ServerFn>::PATH,
             "version.update",

@@ -35,7 +35,12 @@ fn token(db: &str, user: &str, role: &str, extra: &[&str]) -> String {
 fn start_agent(i: usize, servers: &[&str], token: &str, key: &str, root: &Path) -> Child {
     modelgate()
         .args(["agent", "--model", "m", "--environment", "production", "--heartbeat-secs", "5", "--wait-secs", "30"])
-        .args(["--instance", &format!("agent-{i:02}"), "--group", if i % 2 == 0 { "eu-west" } else { "us-east" }])
+        .args([
+            "--instance",
+            &format!("agent-{i:02}"),
+            "--group",
+            if i.is_multiple_of(2) { "eu-west" } else { "us-east" },
+        ])
         .args(["--server", &servers.join(","), "--token", token, "--public-key", key])
         .arg("--dir")
         .arg(root.join(format!("agent-{i:02}")))
@@ -95,7 +100,11 @@ async fn twenty_agents_converge_through_a_replica_crash_and_a_lost_agent() {
     let key = key["public_key"].as_str().unwrap().to_string();
     // Half the agents poll B first, half A.
     let order = |i: usize| {
-        if i % 2 == 0 { vec![base_b.as_str(), base_a.as_str()] } else { vec![base_a.as_str(), base_b.as_str()] }
+        if i.is_multiple_of(2) {
+            vec![base_b.as_str(), base_a.as_str()]
+        } else {
+            vec![base_a.as_str(), base_b.as_str()]
+        }
     };
     let mut agents: Vec<Child> = (0..AGENTS).map(|i| start_agent(i, &order(i), &agent_token, &key, &root)).collect();
     // The last report decides the rollout, possibly a moment after its row is visible.

@@ -201,7 +201,9 @@ async fn filtered_queries(n: usize) {
         f(&mut query);
         query
     };
-    let cases: Vec<(&str, Box<dyn Fn(usize) -> AuditQuery>)> = vec![
+    // Each search's name and the query of its i-th run.
+    type Case<'a> = (&'static str, Box<dyn Fn(usize) -> AuditQuery + 'a>);
+    let cases: Vec<Case> = vec![
         ("newest page, no filter", Box::new(|_| q(&|_| {}))),
         ("actor", Box::new(|i| q(&|x| x.actor = Some(format!("user-{}", i % 50))))),
         ("action", Box::new(|i| q(&|x| x.action = Some(AuditAction::ALL[i % 14].as_str().into())))),

@@ -250,9 +250,9 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     assert_eq!(newbie_disabled().await, Some(false));
     browser.click_button(newbie, "Disable…").await;
     browser.click_button(newbie, "Disable").await;
-    browser.eventually("newbie is disabled", || async { (newbie_disabled().await? == true).then_some(()) }).await;
+    browser.eventually("newbie is disabled", || async { (newbie_disabled().await?).then_some(()) }).await;
     browser.click_button(newbie, "Enable").await;
-    browser.eventually("newbie is enabled again", || async { (newbie_disabled().await? == false).then_some(()) }).await;
+    browser.eventually("newbie is enabled again", || async { (!newbie_disabled().await?).then_some(()) }).await;
     let row = browser.wait_for(r#"tr[data-user="newbie"]"#).await;
     row.find(Locator::Css(r#"input[name="roles[operator]"]"#)).await.unwrap().click().await.unwrap();
     row.find(Locator::Css(".roles-form button")).await.unwrap().click().await.unwrap();

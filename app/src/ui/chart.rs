@@ -323,8 +323,7 @@ pub fn MetricChart(
                     }
                 })
                 .collect_view();
-            let marks = (axis == MetricAxis::Time)
-                .then(|| {
+            let marks = if axis == MetricAxis::Time { {
                     markers
                         .iter()
                         .filter(|m| (fr.x0..=fr.x1).contains(&(m.at_ms as f64)))
@@ -341,8 +340,7 @@ pub fn MetricChart(
                             }
                         })
                         .collect_view()
-                })
-                .unwrap_or_default();
+                } } else { Default::default() };
             let paths = d
                 .lines
                 .iter()
@@ -490,6 +488,11 @@ pub fn Sparkline(values: Vec<f64>, #[prop(into)] label: String) -> impl IntoView
     }
 }
 
+/// The id of a metric's chart on the version page, which links to it use as their fragment.
+pub fn anchor(key: &str) -> String {
+    format!("chart-{}", key.replace(char::is_whitespace, "_"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,9 +532,4 @@ mod tests {
         assert_eq!(nearest(&data.lines[0].points, 7.0).unwrap().x(), 10);
         assert_eq!(path(&data.lines[0].points[..1], &f), format!("M{LEFT:.1},{:.1}", f.sy(1.0)));
     }
-}
-
-/// The id of a metric's chart on the version page, which links to it use as their fragment.
-pub fn anchor(key: &str) -> String {
-    format!("chart-{}", key.replace(char::is_whitespace, "_"))
 }

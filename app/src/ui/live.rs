@@ -111,10 +111,10 @@ pub fn close_when_left(source: &web_sys::EventSource) {
     let on_hide = Closure::<dyn Fn()>::new(move || source.close());
     let on_show = Closure::<dyn Fn(web_sys::Event)>::new(|ev: web_sys::Event| {
         let persisted = js_sys::Reflect::get(&ev, &"persisted".into()).ok().and_then(|v| v.as_bool());
-        if persisted == Some(true) {
-            if let Some(window) = web_sys::window() {
-                let _ = window.location().reload();
-            }
+        if persisted == Some(true)
+            && let Some(window) = web_sys::window()
+        {
+            let _ = window.location().reload();
         }
     });
     let _ = window.add_event_listener_with_callback("pagehide", on_hide.as_ref().unchecked_ref());

@@ -339,10 +339,10 @@ async fn file(tx: &mut AuditedTx<'_>, filing: Filing<'_>) -> Result<RollbackRequ
     let (environment_id, policy) = policy::load(tx, environment).await?;
     let break_glass = kind == RollbackKind::BreakGlass;
     expire_overdue(tx, Some((model_id, environment_id)), now).await?;
-    if let Some(v) = to_version.filter(|v| *v > 0) {
-        if !plan::is_registered(tx, model_id, v).await? {
-            return Err(ApiError::invalid("to_version", format!("version {v} was never registered for {model}")));
-        }
+    if let Some(v) = to_version.filter(|v| *v > 0)
+        && !plan::is_registered(tx, model_id, v).await?
+    {
+        return Err(ApiError::invalid("to_version", format!("version {v} was never registered for {model}")));
     }
     let live = plan::live(tx, model_id, environment_id).await?;
     let live_version = live.map(|l| l.version);
