@@ -180,6 +180,22 @@ impl Browser {
         .await
     }
 
+    /// Opens `url` or, with `reload`, reloads the page it is on; then waits for it to hydrate.
+    pub async fn open_or_reload(&self, url: &str, reload: bool) {
+        if reload {
+            self.reload().await;
+        } else {
+            self.client.goto(url).await.unwrap();
+            self.wait_hydrated().await;
+        }
+    }
+
+    /// Reloads the page and waits for it to hydrate.
+    pub async fn reload(&self) {
+        self.client.refresh().await.unwrap();
+        self.wait_hydrated().await;
+    }
+
     /// The text `href` answers the page's own `fetch` (with its session).
     pub async fn fetch_text(&self, href: &str) -> String {
         let text = self

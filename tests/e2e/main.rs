@@ -444,13 +444,8 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     .execute(pool)
     .await
     .unwrap();
-    for visit in ["first visit", "after a reload"] {
-        if visit == "first visit" {
-            c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
-        } else {
-            c.refresh().await.unwrap();
-        }
-        browser.wait_hydrated().await;
+    for (visit, reload) in [("first visit", false), ("after a reload", true)] {
+        browser.open_or_reload(&app.url("/audit?model=fraud-detector&action=deployment.deploy"), reload).await;
         let shown = browser.text_of("#export-job").await;
         assert!(shown.contains("Exporting: entry 40 of 80 (50 %)"), "{visit}: {shown}");
         assert!(browser.wait_for("#export-job progress").await.attr("value").await.unwrap().is_some());
@@ -480,8 +475,7 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
         .await;
     let shown = browser.text_of("#export-job").await;
     assert!(shown.contains(&format!("{} entries", rows.len())), "{shown}");
-    c.refresh().await.unwrap();
-    browser.wait_hydrated().await;
+    browser.reload().await;
     let after_reload = browser.wait_for("#export-job a").await.attr("href").await.unwrap();
     assert_eq!(after_reload.as_deref(), Some(ready.as_str()));
     let file = std::env::temp_dir().join(format!("modelgate-e2e-export-job-{}.jsonl", uuid::Uuid::new_v4()));
@@ -495,13 +489,8 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     // shows its progress, still after a reload, and the verdict once it ends.
     let (_, release) = app.held_verification("auditor").await;
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    for visit in ["first visit", "after a reload"] {
-        if visit == "first visit" {
-            c.goto(&app.url("/audit")).await.unwrap();
-        } else {
-            c.refresh().await.unwrap();
-        }
-        browser.wait_hydrated().await;
+    for (visit, reload) in [("first visit", false), ("after a reload", true)] {
+        browser.open_or_reload(&app.url("/audit"), reload).await;
         let shown = browser.text_of("#verify-progress").await;
         assert!(shown.contains("Verifying: 1 of 4 entries (25 %)"), "{visit}: {shown}");
         let bar = browser.wait_for("#verify-progress progress").await;
