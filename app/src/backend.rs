@@ -102,6 +102,8 @@ pub trait Metrics: Send + Sync {
     async fn delete_guardrail(&self, caller: &Caller, model: &str, id: i64) -> Result<Guardrail, ApiError>;
     /// A version's health in every environment that has guardrails, with each rule's evaluation.
     async fn version_health(&self, caller: &Caller, model: &str, number: i64) -> Result<Vec<HealthReport>, ApiError>;
+    /// A guardrail run over a version's stored history: its verdict timeline.
+    async fn replay_guardrail(&self, caller: &Caller, model: &str, number: i64, id: i64) -> Result<Replay, ApiError>;
 }
 
 /// Rollback policies, requests, reviews and break glass.

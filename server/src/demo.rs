@@ -206,7 +206,8 @@ fn noise(seed: i64, i: i64) -> f64 {
     ((i as f64 * 12.9898 + seed as f64 * 78.233).sin() * 43_758.545).fract().abs() - 0.5
 }
 
-/// Guardrails per environment, evaluation curves for every version, and a day of live latency
+/// Guardrails per environment (the threshold rules enforced, a comparison with the baseline
+/// observed), evaluation curves for every version, and a day of live latency
 /// and error rate for every version that was live; the first model's current production version
 /// has a latency regression in its last hour, so the demo shows a failing version.
 async fn seed_metrics(store: &Store, actor: &Caller, m: &DemoModel, now: i64) -> anyhow::Result<()> {
@@ -215,11 +216,13 @@ async fn seed_metrics(store: &Store, actor: &Caller, m: &DemoModel, now: i64) ->
             environment: environment.into(),
             metric: metric.into(),
             source,
-            aggregation,
+            aggregation: Some(aggregation),
             window,
-            comparator,
-            threshold,
+            comparator: Some(comparator),
+            threshold: Some(threshold),
+            comparison: None,
             severity,
+            enforced: Some(true),
         }
     };
     use Aggregation::*;
@@ -241,6 +244,26 @@ async fn seed_metrics(store: &Store, actor: &Caller, m: &DemoModel, now: i64) ->
     ] {
         store.create_guardrail(actor, m.name, input).await?;
     }
+    let comparison = Comparison {
+        direction: Direction::HigherIsWorse,
+        tolerance: Tolerance::Relative(0.25),
+        test: ComparisonTest::Sequential,
+        min_points: 10,
+        confidence: 0.95,
+    };
+    let against_baseline = GuardrailInput {
+        environment: "production".into(),
+        metric: "latency_ms".into(),
+        source: MetricSource::Live,
+        aggregation: None,
+        window: Window::Minutes(60),
+        comparator: None,
+        threshold: None,
+        comparison: Some(comparison),
+        severity: Severity::Failing,
+        enforced: None,
+    };
+    store.create_guardrail(actor, m.name, against_baseline).await?;
     let seed = m.name.len() as i64;
     for n in 1..=m.versions {
         let plateau = 0.86 + 0.012 * n as f64 - if m.quarantined.is_some_and(|(q, _)| q == n) { 0.05 } else { 0.0 };

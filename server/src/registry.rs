@@ -10,7 +10,7 @@ use hyper::body::Bytes;
 use sqlx::AnyConnection;
 
 use crate::artifacts::{ArtifactPath, StoredFile, Upload, record_upload};
-use crate::audit::{Change, Target};
+use crate::audit::{AuditLog, Change, Target};
 use crate::clock::rfc3339;
 use crate::db::DbResultExt;
 use crate::fleet::require_fetch;
@@ -78,6 +78,7 @@ pub(crate) async fn load_model(conn: &mut AnyConnection, name: &str) -> Result<M
 /// that run's metric points as its evaluation series.
 pub(crate) async fn insert_version(
     conn: &mut AnyConnection,
+    log: &AuditLog,
     caller: &Caller,
     model: &str,
     input: NewVersion,
@@ -150,7 +151,7 @@ pub(crate) async fn insert_version(
         health: Vec::new(),
     };
     let stored = match &version.lineage.run_id {
-        Some(run_id) => crate::tracking::copy_run_metrics(conn, model, number, run_id, now).await?,
+        Some(run_id) => crate::tracking::copy_run_metrics(conn, log, model, number, run_id, now).await?,
         None => StoredPoints::default(),
     };
     Ok((version, stored))
@@ -266,7 +267,7 @@ impl Registry for Store {
         let input = input.validated()?;
         let now = self.clock.now_ms();
         let mut tx = self.begin_write().await?;
-        let (version, stored) = insert_version(&mut tx, caller, model, input, None, now).await?;
+        let (version, stored) = insert_version(&mut tx, &self.audit, caller, model, input, None, now).await?;
         let change = Change::new(AuditAction::VersionRegister, Target::version(model, version.number)).after(&version);
         tx.commit(caller, change).await?;
         self.metrics_stored(model, stored).await;
@@ -472,7 +473,8 @@ impl Store {
         let now = self.clock.now_ms();
         let mut tx = self.begin_write().await?;
         record_upload(&mut tx, upload, now, &caller.actor().name).await?;
-        let (version, stored) = insert_version(&mut tx, caller, model, input, Some(upload.root.clone()), now).await?;
+        let (version, stored) =
+            insert_version(&mut tx, &self.audit, caller, model, input, Some(upload.root.clone()), now).await?;
         let change = Change::new(AuditAction::VersionRegister, Target::version(model, version.number)).after(&version);
         tx.commit(caller, change).await?;
         self.metrics_stored(model, stored).await;

@@ -8,6 +8,7 @@ use app::domain::{MetricPoint, MetricSource, NewMetricPoint};
 use app::error::ApiError;
 use sqlx::AnyConnection;
 
+use crate::audit::AuditLog;
 use crate::metrics::chunks::{CHUNK_POINTS, pack, unpack};
 use crate::metrics::{StoredPoints, store_points, version_ids};
 
@@ -138,6 +139,7 @@ pub(crate) async fn write_metrics(
 /// ones, which a chart can draw and a guardrail compare (the run's history keeps the others).
 pub(crate) async fn mirror_to_versions(
     conn: &mut AnyConnection,
+    log: &AuditLog,
     run_id: &str,
     metrics: &[RunMetric],
     now: i64,
@@ -152,7 +154,7 @@ pub(crate) async fn mirror_to_versions(
     let mut stored = Vec::with_capacity(versions.len());
     for (model, number) in versions {
         let ids = version_ids(conn, &model, number).await?;
-        let batch = store_points(conn, &model, (ids.0, ids.1, number), &points, now).await?;
+        let batch = store_points(conn, log, &model, (ids.0, ids.1, number), &points, now).await?;
         stored.push((model, batch));
     }
     Ok(stored)
@@ -173,6 +175,7 @@ fn evaluation_point(m: &RunMetric) -> NewMetricPoint {
 /// transaction); nothing when no MLflow run has that id.
 pub(crate) async fn copy_run_metrics(
     conn: &mut AnyConnection,
+    log: &AuditLog,
     model: &str,
     number: i64,
     run_id: &str,
@@ -198,5 +201,5 @@ pub(crate) async fn copy_run_metrics(
         })
         .collect();
     let (model_id, version_id) = version_ids(conn, model, number).await?;
-    store_points(conn, model, (model_id, version_id, number), &points, now).await
+    store_points(conn, log, model, (model_id, version_id, number), &points, now).await
 }

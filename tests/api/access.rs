@@ -40,6 +40,7 @@ fn rule(method: &str, path: &str) -> Rule {
             | "/api/v1/models/{model}/versions/{version}/metrics"
             | "/api/v1/models/{model}/versions/{version}/metrics/{key}"
             | "/api/v1/models/{model}/versions/{version}/health"
+            | "/api/v1/models/{model}/versions/{version}/guardrails/{id}/replay"
             | "/api/v1/models/{model}/guardrails"
             | "/api/v1/models/{model}/metrics"
             | "/api/v1/events"
@@ -287,6 +288,13 @@ async fn server_functions_refuse_anonymous_callers(backend: Backend) {
             ("window_size", "5"),
             ("comparator", "<="),
             ("threshold", "1"),
+            ("kind", "threshold"),
+            ("direction", "higher_is_worse"),
+            ("tolerance", "10"),
+            ("tolerance_kind", "relative"),
+            ("test", "sequential"),
+            ("min_points", "30"),
+            ("confidence", "95"),
             ("severity", "failing"),
             ("to_version", "1"),
             ("justification", "a long enough justification"),

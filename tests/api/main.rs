@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod cli;
+mod comparisons;
 mod connections;
 mod console;
 mod deployments;

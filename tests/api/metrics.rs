@@ -179,7 +179,7 @@ async fn checks_per_aggregation(
         guardrail(
             app,
             json!({ "environment": environment, "metric": metric, "aggregation": aggregation,
-                "window": window, "comparator": comparator, "threshold": threshold }),
+                "window": window, "comparator": comparator, "threshold": threshold, "enforced": true }),
         )
         .await;
     }
@@ -226,7 +226,7 @@ async fn guardrails_reduce_their_window_with_each_aggregation(backend: Backend) 
     guardrail(
         &app,
         json!({ "environment": "staging", "metric": "error_rate", "aggregation": "max",
-        "window": { "minutes": 5 }, "comparator": "<", "threshold": 25 }),
+        "window": { "minutes": 5 }, "comparator": "<", "threshold": 25, "enforced": true }),
     )
     .await;
     let reports = json(app.get("/api/v1/models/m/versions/1/health").await, 200).await;
@@ -290,7 +290,7 @@ async fn health_follows_points_and_rule_changes(backend: Backend) {
     let latency = guardrail(
         &app,
         json!({ "environment": "production", "metric": "latency_ms", "aggregation": "p99",
-        "window": { "points": 10 }, "comparator": "<=", "threshold": 250 }),
+        "window": { "points": 10 }, "comparator": "<=", "threshold": 250, "enforced": true }),
     )
     .await;
     let live = |values: &[f64]| {
@@ -329,7 +329,7 @@ async fn health_follows_points_and_rule_changes(backend: Backend) {
 
     // An eval rule of warning severity: unknown until eval points arrive, then warning.
     let accuracy = guardrail(&app, json!({ "environment": "production", "metric": "accuracy", "source": "eval",
-        "aggregation": "mean", "window": { "points": 3 }, "comparator": ">=", "threshold": 0.9, "severity": "warning" }))
+        "aggregation": "mean", "window": { "points": 3 }, "comparator": ">=", "threshold": 0.9, "severity": "warning", "enforced": true }))
     .await;
     assert_eq!(production_report(&app, 2).await["health"], "unknown");
     let eval: Vec<Value> = [0.95, 0.85, 0.8].iter().map(|v| json!({ "key": "accuracy", "value": v })).collect();
@@ -356,17 +356,28 @@ async fn health_follows_points_and_rule_changes(backend: Backend) {
     assert_eq!(rules.as_array().unwrap().len(), 1);
     expect_error(app.delete(&format!("/api/v1/models/m/guardrails/{latency}")).await, 404, None).await;
 
-    // Three rule changes, three audit entries; the ingests added none.
-    let entries = json(app.get("/api/v1/audit?limit=10").await, 200).await;
-    let actions: Vec<&str> = entries["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take_while(|e| e["seq"].as_i64().unwrap() > head)
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    // Each rule change is one audit entry; each change of a rule's verdict on a version one more,
+    // by the system (the ingests themselves add none).
+    let entries = json(app.get("/api/v1/audit?limit=100").await, 200).await;
+    let since_head: Vec<&Value> =
+        entries["entries"].as_array().unwrap().iter().take_while(|e| e["seq"].as_i64().unwrap() > head).collect();
+    let (verdicts, changes): (Vec<&Value>, Vec<&Value>) =
+        since_head.iter().partition(|e| e["action"] == "guardrail.verdict");
+    let actions: Vec<&str> = changes.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["guardrail.delete", "guardrail.update", "guardrail.create", "guardrail.create"]);
-    let update = &entries["entries"][1];
+    assert!(verdicts.iter().all(|v| v["actor"] == "system (guardrails)" && v["version"] == 2), "{verdicts:?}");
+    let outcomes: Vec<(&str, &str)> = verdicts
+        .iter()
+        .rev()
+        .filter(|v| v["after"]["rule"].as_str().unwrap().starts_with("p99"))
+        .map(|v| (v["before"]["outcome"].as_str().unwrap(), v["after"]["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("no_data", "pass"), ("pass", "fail"), ("fail", "pass")],
+        "the latency rule's verdicts on v2"
+    );
+    let update = changes[1];
     assert_eq!(update["before"]["threshold"], 0.9);
     assert_eq!(update["after"]["threshold"], 0.8);
     assert_eq!(update["model"], "m");
@@ -380,7 +391,7 @@ async fn events_stream_new_points_and_health_changes(backend: Backend) {
     guardrail(
         &app,
         json!({ "environment": "production", "metric": "latency_ms", "aggregation": "max",
-        "window": { "points": 3 }, "comparator": "<=", "threshold": 250 }),
+        "window": { "points": 3 }, "comparator": "<=", "threshold": 250, "enforced": true }),
     )
     .await;
     let mut stream = EventStream::open(app.client.get(app.url("/api/v1/events?model=m&version=1"))).await;
@@ -468,7 +479,7 @@ async fn time_windows_move_on_without_new_points(backend: Backend) {
     guardrail(
         &app,
         json!({ "environment": "production", "metric": "error_rate", "aggregation": "max",
-        "window": { "minutes": 5 }, "comparator": "<=", "threshold": 0.05 }),
+        "window": { "minutes": 5 }, "comparator": "<=", "threshold": 0.05, "enforced": true }),
     )
     .await;
     let point =

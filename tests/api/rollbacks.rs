@@ -504,7 +504,7 @@ async fn a_failing_live_version_files_its_own_request(backend: Backend) {
         app.post(
             "/api/v1/models/m/guardrails",
             &json!({ "environment": "production", "metric": "error_rate", "aggregation": "max",
-                     "window": { "points": 3 }, "comparator": "<=", "threshold": 0.05 }),
+                     "window": { "points": 3 }, "comparator": "<=", "threshold": 0.05, "enforced": true }),
         )
         .await,
         201,

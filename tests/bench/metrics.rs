@@ -93,23 +93,24 @@ async fn get(name: &str, client: &Client, base: &Arc<String>, path: String, seco
 
 /// Times one comparison rule over 2 × 50,000 points, each test (target ≤ 10 ms).
 fn comparisons() {
+    use app::domain::Comparison;
     use app::domain::{ComparisonTest, Direction, Tolerance};
     use rand::SeedableRng;
     use rand_distr::{Distribution, LogNormal};
-    use server::metrics::compare::Comparison;
+    use server::metrics::compare::Test;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let latency = LogNormal::new(5.0, 0.6).expect("log-normal");
     let baseline: Vec<f64> = (0..50_000).map(|_| latency.sample(&mut rng)).collect();
     let candidate: Vec<f64> = (0..50_000).map(|_| latency.sample(&mut rng) * 1.05).collect();
     println!("== a comparison rule over 2 × 50,000 log-normal points (target ≤ 10 ms)");
     for test in [ComparisonTest::MannWhitney, ComparisonTest::Sequential] {
-        let rule = Comparison {
+        let rule = Test(Comparison {
             direction: Direction::HigherIsWorse,
             tolerance: Tolerance::Relative(0.10),
             test,
             min_points: 30,
             confidence: 0.95,
-        };
+        });
         let mut times: Vec<f64> = (0..20)
             .map(|_| {
                 let started = Instant::now();
@@ -150,9 +151,9 @@ async fn main() {
     model(&client, &base, &plain, clients).await;
     model(&client, &base, &guarded, clients).await;
     for rule in [
-        json!({ "environment": "production", "metric": "latency_ms", "aggregation": "p99", "window": { "points": 100 }, "comparator": "<=", "threshold": 250 }),
-        json!({ "environment": "production", "metric": "error_rate", "aggregation": "mean", "window": { "points": 50 }, "comparator": "<=", "threshold": 0.02 }),
-        json!({ "environment": "production", "metric": "latency_ms", "aggregation": "max", "window": { "minutes": 5 }, "comparator": "<=", "threshold": 1000 }),
+        json!({ "environment": "production", "metric": "latency_ms", "aggregation": "p99", "window": { "points": 100 }, "comparator": "<=", "threshold": 250, "enforced": true }),
+        json!({ "environment": "production", "metric": "error_rate", "aggregation": "mean", "window": { "points": 50 }, "comparator": "<=", "threshold": 0.02, "enforced": true }),
+        json!({ "environment": "production", "metric": "latency_ms", "aggregation": "max", "window": { "minutes": 5 }, "comparator": "<=", "threshold": 1000, "enforced": true }),
     ] {
         expect(
             client.post(format!("{base}/api/v1/models/{guarded}/guardrails")).json(&rule).send().await,

@@ -3,6 +3,7 @@
 //! Screenshots of each screen are written to `target/screenshots/`.
 
 mod browser;
+mod comparisons;
 mod delivery;
 mod keyboard;
 mod looks;

@@ -64,7 +64,13 @@ impl Role {
             Role::Admin => {
                 matches!(
                     permission,
-                    Read | Audit | ManageEnvironments | ManageUsers | ManageTokens | ManageGuardrails | ManageWebhooks
+                    Read | Audit
+                        | ManageEnvironments
+                        | ManageUsers
+                        | ManageTokens
+                        | ManageGuardrails
+                        | EnforceGuardrails
+                        | ManageWebhooks
                 )
             }
         }
@@ -93,6 +99,8 @@ pub enum Permission {
     PushMetrics,
     /// Create, edit and delete guardrail rules.
     ManageGuardrails,
+    /// Put an observed guardrail in force (or back to observing).
+    EnforceGuardrails,
     /// Create environments and edit their rollback policies.
     ManageEnvironments,
     /// Register webhooks and read their delivery logs.
@@ -120,6 +128,7 @@ impl Permission {
             Permission::ReviewRollbacks => "reviewing rollbacks",
             Permission::PushMetrics => "pushing metrics",
             Permission::ManageGuardrails => "managing guardrails",
+            Permission::EnforceGuardrails => "enforcing guardrails",
             Permission::ManageEnvironments => "managing environments and their policies",
             Permission::ManageWebhooks => "managing webhooks",
             Permission::ManageUsers => "managing users",

@@ -29,6 +29,8 @@ pub enum AuditAction {
     GuardrailCreate,
     GuardrailUpdate,
     GuardrailDelete,
+    GuardrailEnforce,
+    GuardrailVerdict,
     UserCreate,
     UserUpdate,
     TokenCreate,
@@ -64,7 +66,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 55] = [
+    pub const ALL: [AuditAction; 57] = [
         AuditAction::ModelCreate,
         AuditAction::VersionRegister,
         AuditAction::VersionUpdate,
@@ -88,6 +90,8 @@ impl AuditAction {
         AuditAction::GuardrailCreate,
         AuditAction::GuardrailUpdate,
         AuditAction::GuardrailDelete,
+        AuditAction::GuardrailEnforce,
+        AuditAction::GuardrailVerdict,
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::TokenCreate,
@@ -147,6 +151,8 @@ impl AuditAction {
             AuditAction::GuardrailCreate => "guardrail.create",
             AuditAction::GuardrailUpdate => "guardrail.update",
             AuditAction::GuardrailDelete => "guardrail.delete",
+            AuditAction::GuardrailEnforce => "guardrail.enforce",
+            AuditAction::GuardrailVerdict => "guardrail.verdict",
             AuditAction::UserCreate => "user.create",
             AuditAction::UserUpdate => "user.update",
             AuditAction::TokenCreate => "token.create",

@@ -405,7 +405,8 @@ pub enum Window {
     Minutes(i64),
 }
 
-/// Body of `POST …/guardrails` and `PUT …/guardrails/{id}`.
+/// Body of `POST …/guardrails` and `PUT …/guardrails/{id}`: a threshold rule (`aggregation`,
+/// `comparator`, `threshold`) or a comparison rule (`comparison`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -415,19 +416,30 @@ pub struct GuardrailInput {
     /// `live` (points observed in the environment, the default) or `eval`.
     #[serde(default = "live_source")]
     pub source: MetricSource,
-    pub aggregation: Aggregation,
+    #[serde(default)]
+    pub aggregation: Option<Aggregation>,
     pub window: Window,
-    pub comparator: Comparator,
-    pub threshold: f64,
+    #[serde(default)]
+    pub comparator: Option<Comparator>,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// The version's points against its baseline's, instead of a threshold.
+    #[serde(default)]
+    pub comparison: Option<Comparison>,
     #[serde(default)]
     pub severity: Severity,
+    /// Whether the rule counts toward health (admins only); a new rule is observed (evaluated and
+    /// recorded, not enforced) unless this says otherwise, an edit keeps the rule's mode.
+    #[serde(default)]
+    pub enforced: Option<bool>,
 }
 
 fn live_source() -> MetricSource {
     MetricSource::Live
 }
 
-/// A rule on a model's metric in one environment, e.g. `p99(latency_ms, last 100) <= 250`.
+/// A rule on a model's metric in one environment: a threshold on an aggregate of its window, e.g.
+/// `p99(latency_ms, last 100) <= 250`, or a comparison of the window with the baseline's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Guardrail {
@@ -436,31 +448,101 @@ pub struct Guardrail {
     pub environment: String,
     pub metric: String,
     pub source: MetricSource,
-    pub aggregation: Aggregation,
     pub window: Window,
-    pub comparator: Comparator,
-    pub threshold: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<Aggregation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparator: Option<Comparator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
     pub severity: Severity,
+    /// False while the rule is observed: evaluated and recorded, but not counted toward health.
+    pub enforced: bool,
     pub updated_at: String,
     pub updated_by: String,
 }
 
 impl Guardrail {
-    /// The rule as people write it: `p99(latency_ms, last 100) <= 250`.
+    /// The input that saves this rule as it is (keeping its mode).
+    pub fn input(&self) -> GuardrailInput {
+        GuardrailInput {
+            environment: self.environment.clone(),
+            metric: self.metric.clone(),
+            source: self.source,
+            aggregation: self.aggregation,
+            window: self.window,
+            comparator: self.comparator,
+            threshold: self.threshold,
+            comparison: self.comparison,
+            severity: self.severity,
+            enforced: None,
+        }
+    }
+
+    /// The rule as people write it: `p99(latency_ms, last 100) <= 250`, or
+    /// `latency_ms (last 100) vs baseline: higher is worse beyond +10 %, sequential at 95 %`.
     pub fn describe(&self) -> String {
         let window = match self.window {
             Window::Points(n) => format!("last {n}"),
             Window::Minutes(m) => format!("last {m} min"),
         };
         let source = if self.source == MetricSource::Eval { " (eval)" } else { "" };
+        if let Some(c) = &self.comparison {
+            return format!("{}{source} ({window}) vs baseline: {}", self.metric, c.describe());
+        }
         format!(
             "{}({}{source}, {window}) {} {}",
-            self.aggregation.as_str(),
+            self.aggregation.map_or("", Aggregation::as_str),
             self.metric,
-            self.comparator.as_str(),
-            self.threshold
+            self.comparator.map_or("", Comparator::as_str),
+            self.threshold.unwrap_or_default()
         )
     }
+}
+
+/// What a comparison rule asks of a version against its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub direction: Direction,
+    pub tolerance: Tolerance,
+    pub test: ComparisonTest,
+    /// Points each side needs before any verdict.
+    pub min_points: usize,
+    /// The interval's confidence, e.g. 0.95.
+    pub confidence: f64,
+}
+
+impl Comparison {
+    /// `higher is worse beyond +10 %, sequential at 95 %`.
+    pub fn describe(&self) -> String {
+        let sign = match self.direction {
+            Direction::HigherIsWorse => "+",
+            Direction::LowerIsWorse => "−",
+        };
+        let tolerance = match self.tolerance {
+            Tolerance::Relative(r) => format!("{sign}{} %", round(r * 100.0)),
+            Tolerance::Absolute(a) => format!("{sign}{}", round(a)),
+        };
+        let direction = match self.direction {
+            Direction::HigherIsWorse => "higher is worse",
+            Direction::LowerIsWorse => "lower is worse",
+        };
+        let test = match self.test {
+            ComparisonTest::MannWhitney => "Mann–Whitney",
+            ComparisonTest::Sequential => "sequential",
+        };
+        format!("{direction} beyond {tolerance}, {test} at {} %", round(self.confidence * 100.0))
+    }
+}
+
+/// A number for a sentence: at most four significant decimals, no trailing zeros.
+fn round(x: f64) -> String {
+    let s = format!("{x:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Which way a metric gets worse.
@@ -513,6 +595,23 @@ pub enum Outcome {
     NoData,
 }
 
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Pass, Outcome::Fail, Outcome::Inconclusive, Outcome::NoData];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::NoData => "no_data",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
 /// A version's metric compared with its baseline's: the outcome and what it rests on. The shift
 /// is the version's minus the baseline's — relative (0.12: 12 % higher) for a relative tolerance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -537,6 +636,15 @@ pub struct ComparisonEvidence {
     pub note: Option<String>,
 }
 
+/// The version a comparison rule compares with, and how: over the same minutes while both serve,
+/// or (weaker: time itself may differ) its last window before it was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Baseline {
+    pub version: i64,
+    pub concurrent: bool,
+}
+
 /// One guardrail evaluated against one version's points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -544,10 +652,82 @@ pub struct GuardrailCheck {
     pub guardrail: Guardrail,
     /// Points in the window.
     pub points: i64,
-    /// The aggregate; `None` when the window holds no point.
+    /// The aggregate of a threshold rule; `None` when the window holds no point.
     pub observed: Option<f64>,
-    /// Whether the rule holds; `None` when it could not be evaluated.
+    /// Whether the rule holds; `None` when it could not be evaluated (or, for a comparison, when
+    /// it is inconclusive).
     pub holds: Option<bool>,
+    pub outcome: Outcome,
+    /// A comparison rule's evidence and baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<ComparisonEvidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+impl GuardrailCheck {
+    /// A threshold rule's check from its window's point count and aggregate.
+    pub fn threshold(guardrail: Guardrail, points: i64, observed: Option<f64>) -> Self {
+        let holds = observed.zip(guardrail.comparator.zip(guardrail.threshold)).map(|(v, (c, t))| c.holds(v, t));
+        let outcome = match holds {
+            Some(true) => Outcome::Pass,
+            Some(false) => Outcome::Fail,
+            None => Outcome::NoData,
+        };
+        Self { guardrail, points, observed, holds, outcome, evidence: None, baseline: None }
+    }
+
+    /// A comparison rule's check from its evidence.
+    pub fn comparison(guardrail: Guardrail, evidence: ComparisonEvidence, baseline: Option<Baseline>) -> Self {
+        let holds = match evidence.outcome {
+            Outcome::Pass => Some(true),
+            Outcome::Fail => Some(false),
+            Outcome::Inconclusive | Outcome::NoData => None,
+        };
+        Self {
+            points: evidence.candidate_points,
+            observed: evidence.shift,
+            holds,
+            outcome: evidence.outcome,
+            guardrail,
+            evidence: Some(evidence),
+            baseline,
+        }
+    }
+
+    /// Whether this check counts against the version: an enforced rule that failed.
+    pub fn breaks(&self) -> bool {
+        self.guardrail.enforced && self.outcome == Outcome::Fail
+    }
+
+    /// The verdict in words: `observed 438.2`, or `+23 % [+15 %, +31 %] vs v3's same minutes
+    /// (2,000 / 2,000 points, U = 1.2e6, p = 0.001)`.
+    pub fn evidence_text(&self) -> String {
+        let Some(e) = &self.evidence else {
+            return self.observed.map_or_else(|| "no points".into(), |v| format!("observed {}", round(v)));
+        };
+        let shift = |x: f64| {
+            if e.relative { format!("{:+.1} %", x * 100.0) } else { format!("{:+}", round(x)) }
+        };
+        let against = match self.baseline {
+            Some(Baseline { version, concurrent: true }) => format!("v{version} over the same minutes"),
+            Some(Baseline { version, concurrent: false }) => format!("v{version}'s last window before the switch"),
+            None => "no baseline".into(),
+        };
+        let counts = format!("{} / {} points", e.candidate_points, e.baseline_points);
+        match (e.shift, e.low, e.high) {
+            (Some(s), Some(l), Some(h)) => {
+                let statistic = match (e.test, e.statistic) {
+                    (ComparisonTest::MannWhitney, Some(u)) => format!(", U = {}", round(u)),
+                    (ComparisonTest::Sequential, Some(llr)) => format!(", log LR = {}", round(llr)),
+                    _ => String::new(),
+                };
+                let p = e.p_value.map(|p| format!(", p = {}", round(p))).unwrap_or_default();
+                format!("{} [{}, {}] vs {against} ({counts}{statistic}{p})", shift(s), shift(l), shift(h))
+            }
+            _ => format!("{} vs {against} ({counts})", e.note.as_deref().unwrap_or("no verdict")),
+        }
+    }
 }
 
 /// A version's health in one environment, with the evaluation of every rule behind it.
@@ -560,20 +740,54 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
-    /// The health a set of checks yields: any broken failing rule fails, then any broken warning
-    /// rule warns, then any rule without data leaves it unknown; no rules at all is unknown too.
+    /// The health a set of checks yields from its enforced rules (observed ones never count): any
+    /// failed failing rule fails, then any failed warning rule warns, then any rule without a
+    /// verdict (no data, inconclusive) leaves it unknown; no enforced rule at all is unknown too.
     pub fn verdict(checks: &[GuardrailCheck]) -> Health {
-        let broken = |s: Severity| checks.iter().any(|c| c.holds == Some(false) && c.guardrail.severity == s);
-        if broken(Severity::Failing) {
+        let enforced: Vec<&GuardrailCheck> = checks.iter().filter(|c| c.guardrail.enforced).collect();
+        let failed = |s: Severity| enforced.iter().any(|c| c.outcome == Outcome::Fail && c.guardrail.severity == s);
+        if failed(Severity::Failing) {
             Health::Failing
-        } else if broken(Severity::Warning) {
+        } else if failed(Severity::Warning) {
             Health::Warning
-        } else if checks.is_empty() || checks.iter().any(|c| c.holds.is_none()) {
+        } else if enforced.is_empty() || enforced.iter().any(|c| c.outcome != Outcome::Pass) {
             Health::Unknown
         } else {
             Health::Healthy
         }
     }
+}
+
+/// A rule's verdict over a stretch of a version's history, as replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReplaySpan {
+    pub from: String,
+    pub to: String,
+    pub outcome: Outcome,
+    /// The aggregate (threshold rule) or the shift (comparison) when the span began.
+    pub value: Option<f64>,
+}
+
+/// A rule run over a version's stored history, minute by minute: its verdict timeline and when it
+/// would first have failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Replay {
+    pub guardrail: Guardrail,
+    pub version: i64,
+    /// Points of the version's series the replay read.
+    pub points: i64,
+    /// Evaluations made (one a minute, at most [`Replay::MAX_STEPS`] evenly spread).
+    pub evaluations: i64,
+    pub spans: Vec<ReplaySpan>,
+    pub first_failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+impl Replay {
+    pub const MAX_STEPS: usize = 240;
 }
 
 #[cfg(test)]
@@ -605,15 +819,19 @@ mod tests {
             environment: "production".into(),
             metric: "accuracy".into(),
             source: MetricSource::Live,
-            aggregation: Aggregation::Mean,
+            aggregation: Some(Aggregation::Mean),
             window: Window::Points(5),
-            comparator: Comparator::AtLeast,
-            threshold: 0.92,
+            comparator: Some(Comparator::AtLeast),
+            threshold: Some(0.92),
+            comparison: None,
             severity,
+            enforced: true,
             updated_at: String::new(),
             updated_by: String::new(),
         };
-        let check = |severity, holds| GuardrailCheck { guardrail: rule(severity), points: 5, observed: None, holds };
+        let check = |severity, holds: Option<bool>| {
+            GuardrailCheck::threshold(rule(severity), 5, holds.map(|h| if h { 0.95 } else { 0.5 }))
+        };
         assert_eq!(HealthReport::verdict(&[]), Health::Unknown);
         assert_eq!(HealthReport::verdict(&[check(Severity::Failing, Some(true))]), Health::Healthy);
         assert_eq!(HealthReport::verdict(&[check(Severity::Failing, None)]), Health::Unknown);
@@ -625,7 +843,31 @@ mod tests {
             HealthReport::verdict(&[check(Severity::Warning, Some(false)), check(Severity::Failing, Some(false))]),
             Health::Failing
         );
+        let observed = GuardrailCheck {
+            guardrail: Guardrail { enforced: false, ..rule(Severity::Failing) },
+            ..check(Severity::Failing, Some(false))
+        };
+        assert_eq!(HealthReport::verdict(&[observed.clone()]), Health::Unknown, "an observed rule never counts");
+        assert_eq!(HealthReport::verdict(&[observed, check(Severity::Failing, Some(true))]), Health::Healthy);
         assert_eq!(rule(Severity::Failing).describe(), "mean(accuracy, last 5) >= 0.92");
+        let comparison = Comparison {
+            direction: Direction::HigherIsWorse,
+            tolerance: Tolerance::Relative(0.1),
+            test: ComparisonTest::Sequential,
+            min_points: 30,
+            confidence: 0.95,
+        };
+        let compared = Guardrail {
+            comparison: Some(comparison),
+            aggregation: None,
+            comparator: None,
+            threshold: None,
+            ..rule(Severity::Failing)
+        };
+        assert_eq!(
+            compared.describe(),
+            "accuracy (last 5) vs baseline: higher is worse beyond +10 %, sequential at 95 %"
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 use crate::error::ApiError;
 
 use super::{
-    AgentReport, AgentState, BreakGlassInput, DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE,
+    AgentReport, AgentState, BreakGlassInput, Comparison, DeployInput, GuardrailInput, MAX_METRIC_BATCH, MAX_PAGE_SIZE,
     MAX_SERIES_POINTS, MetricBatch, MetricSource, NewEnvironment, NewModel, NewToken, NewUser, NewVersion, NewWebhook,
-    PolicyInput, QuarantineInput, ReviewInput, Role, RollbackInput, RollbackQuery, SeriesQuery, UserPatch,
+    PolicyInput, QuarantineInput, ReviewInput, Role, RollbackInput, RollbackQuery, SeriesQuery, Tolerance, UserPatch,
     VersionPatch, WebhookPatch, Window,
 };
 
@@ -471,15 +471,71 @@ impl GuardrailInput {
         metric_key("metric", &self.metric)?;
         match self.window {
             Window::Points(n) if !(1..=MAX_WINDOW_POINTS).contains(&n) => {
-                Err(ApiError::invalid("window.points", format!("must be between 1 and {MAX_WINDOW_POINTS} (got {n})")))
+                return Err(ApiError::invalid(
+                    "window.points",
+                    format!("must be between 1 and {MAX_WINDOW_POINTS} (got {n})"),
+                ));
             }
-            Window::Minutes(m) if !(1..=MAX_WINDOW_MINUTES).contains(&m) => Err(ApiError::invalid(
-                "window.minutes",
-                format!("must be between 1 and {MAX_WINDOW_MINUTES} (a week; got {m})"),
-            )),
-            _ if !self.threshold.is_finite() => Err(ApiError::invalid("threshold", "must be a finite number")),
-            _ => Ok(()),
+            Window::Minutes(m) if !(1..=MAX_WINDOW_MINUTES).contains(&m) => {
+                return Err(ApiError::invalid(
+                    "window.minutes",
+                    format!("must be between 1 and {MAX_WINDOW_MINUTES} (a week; got {m})"),
+                ));
+            }
+            _ => {}
         }
+        let Some(comparison) = &self.comparison else {
+            return match (self.aggregation, self.comparator, self.threshold) {
+                (None, _, _) => {
+                    Err(ApiError::invalid("aggregation", "a threshold rule needs one (or give a comparison)"))
+                }
+                (_, None, _) => {
+                    Err(ApiError::invalid("comparator", "a threshold rule needs one (or give a comparison)"))
+                }
+                (_, _, None) => {
+                    Err(ApiError::invalid("threshold", "a threshold rule needs one (or give a comparison)"))
+                }
+                (_, _, Some(t)) if !t.is_finite() => Err(ApiError::invalid("threshold", "must be a finite number")),
+                _ => Ok(()),
+            };
+        };
+        let threshold_field = [
+            ("aggregation", self.aggregation.is_some()),
+            ("comparator", self.comparator.is_some()),
+            ("threshold", self.threshold.is_some()),
+        ];
+        if let Some((field, _)) = threshold_field.iter().find(|(_, given)| *given) {
+            return Err(ApiError::invalid(field, "a comparison rule compares every point; it takes no threshold"));
+        }
+        if self.source != MetricSource::Live {
+            return Err(ApiError::invalid("source", "a comparison rule compares live points with the baseline's"));
+        }
+        comparison.validate()
+    }
+}
+
+impl Comparison {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let tolerance = match self.tolerance {
+            Tolerance::Relative(r) if !(r.is_finite() && (0.0..1.0).contains(&r)) => {
+                Err(("comparison.tolerance.relative", "must be at least 0 and below 1 (0.1 is 10 %)"))
+            }
+            Tolerance::Absolute(a) if !(a.is_finite() && a >= 0.0) => {
+                Err(("comparison.tolerance.absolute", "must be a finite number, 0 or more"))
+            }
+            _ => Ok(()),
+        };
+        tolerance.map_err(|(field, message)| ApiError::invalid(field, message))?;
+        if !(2..=MAX_WINDOW_POINTS as usize).contains(&self.min_points) {
+            return Err(ApiError::invalid(
+                "comparison.min_points",
+                format!("must be between 2 and {MAX_WINDOW_POINTS} (got {})", self.min_points),
+            ));
+        }
+        if !(self.confidence > 0.5 && self.confidence < 1.0) {
+            return Err(ApiError::invalid("comparison.confidence", "must be above 0.5 and below 1 (0.95 is 95 %)"));
+        }
+        Ok(())
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ModelPageData {
     pub metrics: ModelMetrics,
     pub guardrails: Vec<Guardrail>,
     pub may_manage_guardrails: bool,
+    /// Whether the caller may put an observed guardrail in force.
+    pub may_enforce_guardrails: bool,
     /// Whether the caller may open the rollback dialog (to request, or to break glass).
     pub may_roll_back: bool,
     /// Rollbacks of this model awaiting a reviewer: open requests, unacknowledged break glass.
@@ -106,10 +108,12 @@ impl Threshold {
         guardrails
             .iter()
             .filter(|g| g.metric == metric)
-            .map(|g| Threshold {
-                label: format!("{}: {}", g.environment, g.describe()),
-                value: g.threshold,
-                severity: g.severity,
+            .filter_map(|g| {
+                Some(Threshold {
+                    label: format!("{}: {}", g.environment, g.describe()),
+                    value: g.threshold?,
+                    severity: g.severity,
+                })
             })
             .collect()
     }
@@ -135,6 +139,8 @@ pub struct VersionMetricsData {
     /// The other versions of the model, newest first, for *compare with*.
     pub others: Vec<i64>,
     pub compare: Option<i64>,
+    /// A guardrail run over this version's history, when the page asks (`?replay=<id>`).
+    pub replay: Option<Replay>,
 }
 
 /// The audit screen: one page of entries and the integrity panel.
@@ -335,7 +341,7 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
             .into_iter()
             .filter(|r| r.environment == health.environment)
             .flat_map(|r| r.checks)
-            .filter(|c| c.holds == Some(false))
+            .filter(GuardrailCheck::breaks)
             .collect();
         failing.push(Failing { health: health.clone(), broken, proposal: plan.proposed });
     }
@@ -351,26 +357,36 @@ pub async fn model_overview(name: String, metric: Option<String>) -> Result<Mode
         metrics: backend.model_metrics(&caller, &name, metric.filter(|m| !m.is_empty())).await?,
         guardrails: backend.list_guardrails(&caller, &name).await?,
         may_manage_guardrails: caller.can(Permission::ManageGuardrails),
+        may_enforce_guardrails: caller.can(Permission::EnforceGuardrails),
         may_roll_back: caller.can(Permission::RequestRollbacks) || may_break_glass,
         rollbacks: backend.list_rollbacks(&caller, awaiting).await?.items,
         failing,
     })
 }
 
-/// Creates a guardrail (no `id`) or replaces one, from the model page's form.
+/// Creates a guardrail (no `id`) or replaces one, from the model page's form: a threshold rule
+/// (`kind` = `threshold`) or a comparison with the baseline (`comparison`); the other kind's
+/// fields are ignored.
 #[server]
 #[allow(clippy::too_many_arguments)]
 pub async fn save_guardrail(
     model: String,
     id: Option<i64>,
+    kind: String,
     environment: String,
     metric: String,
     source: MetricSource,
-    aggregation: Aggregation,
     window: String,
     window_size: String,
+    aggregation: Aggregation,
     comparator: Comparator,
     threshold: String,
+    direction: Direction,
+    tolerance: String,
+    tolerance_kind: String,
+    test: ComparisonTest,
+    min_points: String,
+    confidence: String,
     severity: Severity,
 ) -> Result<Guardrail, ApiError> {
     let number = |field: &str, raw: &str| -> Result<f64, ApiError> {
@@ -378,21 +394,51 @@ pub async fn save_guardrail(
     };
     let size = number("window_size", &window_size)? as i64;
     let window = if window == "minutes" { Window::Minutes(size) } else { Window::Points(size) };
-    let input = GuardrailInput {
+    let mut input = GuardrailInput {
         environment,
         metric: metric.trim().to_string(),
         source,
-        aggregation,
+        aggregation: None,
         window,
-        comparator,
-        threshold: number("threshold", &threshold)?,
+        comparator: None,
+        threshold: None,
+        comparison: None,
         severity,
+        enforced: None,
     };
+    if kind == "comparison" {
+        // The form asks for percentages: 10 (%) is a relative tolerance of 0.1, 95 (%) a confidence of 0.95.
+        let amount = number("comparison.tolerance", &tolerance)?;
+        input.comparison = Some(Comparison {
+            direction,
+            tolerance: if tolerance_kind == "absolute" {
+                Tolerance::Absolute(amount)
+            } else {
+                Tolerance::Relative(amount / 100.0)
+            },
+            test,
+            min_points: number("comparison.min_points", &min_points)?.max(0.0) as usize,
+            confidence: number("comparison.confidence", &confidence)? / 100.0,
+        });
+        input.source = MetricSource::Live;
+    } else {
+        (input.aggregation, input.comparator) = (Some(aggregation), Some(comparator));
+        input.threshold = Some(number("threshold", &threshold)?);
+    }
     let (backend, caller) = (backend()?, caller()?);
     match id {
         Some(id) => backend.update_guardrail(&caller, &model, id, input).await,
         None => backend.create_guardrail(&caller, &model, input).await,
     }
+}
+
+/// Enforces an observed guardrail (admins), from the model page.
+#[server]
+pub async fn enforce_guardrail(model: String, id: i64) -> Result<Guardrail, ApiError> {
+    let (backend, caller) = (backend()?, caller()?);
+    let rule = backend.list_guardrails(&caller, &model).await?.into_iter().find(|g| g.id == id);
+    let rule = rule.ok_or_else(|| ApiError::not_found(format!("model '{model}' has no guardrail {id}")))?;
+    backend.update_guardrail(&caller, &model, id, GuardrailInput { enforced: Some(true), ..rule.input() }).await
 }
 
 #[server]
@@ -422,6 +468,7 @@ pub async fn version_metrics(
     number: i64,
     compare: Option<i64>,
     axis: Option<MetricAxis>,
+    replay: Option<i64>,
 ) -> Result<VersionMetricsData, ApiError> {
     let (backend, caller) = (backend()?, caller()?);
     let summaries = backend.list_metrics(&caller, &model, number).await?;
@@ -457,6 +504,10 @@ pub async fn version_metrics(
         events,
         others,
         compare,
+        replay: match replay {
+            Some(id) => Some(backend.replay_guardrail(&caller, &model, number, id).await?),
+            None => None,
+        },
     })
 }
 

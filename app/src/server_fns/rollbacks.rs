@@ -13,6 +13,8 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RollbackDialogData {
     pub plan: RollbackPlan,
+    /// The rules the live version fails there, with their evidence.
+    pub broken: Vec<GuardrailCheck>,
     pub may_request: bool,
     /// Whether the caller holds one of the environment's break-glass roles.
     pub may_break_glass: bool,
@@ -28,7 +30,18 @@ pub async fn rollback_dialog(
     let (backend, caller) = (backend()?, caller()?);
     let plan = backend.rollback_plan(&caller, &model, &environment, to_version).await?;
     let may_break_glass = plan.policy.lets_break_glass(&caller.roles);
-    Ok(RollbackDialogData { plan, may_request: caller.can(Permission::RequestRollbacks), may_break_glass })
+    let broken = match plan.live.version {
+        Some(live) => backend
+            .version_health(&caller, &model, live)
+            .await?
+            .into_iter()
+            .filter(|r| r.environment == environment)
+            .flat_map(|r| r.checks)
+            .filter(GuardrailCheck::breaks)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(RollbackDialogData { plan, broken, may_request: caller.can(Permission::RequestRollbacks), may_break_glass })
 }
 
 #[server]
@@ -95,7 +108,7 @@ pub async fn review_queue() -> Result<ReviewQueueData, ApiError> {
         let plan =
             backend.rollback_plan(&caller, &request.model, &request.environment, Some(request.to_version)).await?;
         let (health, checks) = report.map_or((Health::Unknown, Vec::new()), |r| (r.health, r.checks));
-        let broken = checks.into_iter().filter(|c| c.holds == Some(false)).collect();
+        let broken = checks.into_iter().filter(GuardrailCheck::breaks).collect();
         evidence.push(Awaiting { request, health, broken, comparison: plan.comparison });
     }
     let recent = backend.list_rollbacks(&caller, RollbackQuery { limit: Some(RECENT), ..Default::default() }).await?;

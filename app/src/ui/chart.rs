@@ -26,6 +26,14 @@ pub struct Marker {
     pub rollback: bool,
 }
 
+/// A stretch of time and a rule's verdict over it (a replay), drawn as a band on the time axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandSpan {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub outcome: crate::domain::Outcome,
+}
+
 /// The data-space rectangle a chart shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Frame {
@@ -166,8 +174,12 @@ pub fn MetricChart(
     #[prop(optional)] source: Option<ChartSource>,
     #[prop(optional)] updates: Option<ReadSignal<(u64, Vec<String>)>>,
     #[prop(optional)] per_version: bool,
+    /// A rule's replayed verdicts, drawn as a band along the time axis.
+    #[prop(optional)]
+    band: Vec<BandSpan>,
 ) -> impl IntoView {
     let key = data.key.clone();
+    let banded = !band.is_empty();
     let axis = data.axis;
     let data = RwSignal::new(data);
     let zoom = RwSignal::new(None::<(i64, i64)>);
@@ -341,6 +353,22 @@ pub fn MetricChart(
                         })
                         .collect_view()
                 } } else { Default::default() };
+            let spans = if axis == MetricAxis::Time { {
+                    band
+                        .iter()
+                        .filter(|b| b.to_ms as f64 >= fr.x0 && b.from_ms as f64 <= fr.x1)
+                        .map(|b| {
+                            let (x0, x1) = (fr.sx((b.from_ms as f64).max(fr.x0)), fr.sx((b.to_ms as f64).min(fr.x1)));
+                            let outcome = b.outcome.as_str();
+                            view! {
+                                <rect class=format!("band band-{outcome}") data-outcome=outcome x=x0 y=H - BOTTOM - 8.0
+                                    width=(x1 - x0).max(1.0) height="8">
+                                    <title>{outcome.replace('_', " ")}</title>
+                                </rect>
+                            }
+                        })
+                        .collect_view()
+                } } else { Default::default() };
             let paths = d
                 .lines
                 .iter()
@@ -359,6 +387,7 @@ pub fn MetricChart(
                     {x_labels}
                     {thresholds}
                     {marks}
+                    {spans}
                     {paths}
                 </g>
             }
@@ -444,7 +473,7 @@ pub fn MetricChart(
     };
     let series_count = move || data.with(|d| d.lines.len());
     view! {
-        <figure class="chart" data-key=key.clone() data-series=series_count>
+        <figure class="chart" data-key=key.clone() data-series=series_count data-banded=banded.to_string()>
             <figcaption>
                 <h3 id=title_id.clone()>{key.clone()}</h3>
                 <span class="muted chart-hint">

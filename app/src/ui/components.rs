@@ -81,9 +81,10 @@ pub fn HealthBadge(health: Health) -> impl IntoView {
     view! { <span class=class data-health=health.as_str()>{health.as_str()}</span> }
 }
 
-/// The guardrails a version breaks, each as written with the value observed:
-/// `p99(latency_ms, last 100) <= 250 — observed 438.2`, linking to the metric's chart when `charts`
-/// (the version page) is given.
+/// The guardrails a version fails, each as written with the value observed
+/// (`p99(latency_ms, last 100) <= 250 — observed 438.2`) or, for a comparison, its evidence (shift,
+/// interval, baseline, points, statistic), linking to the metric's chart when `charts` (the version
+/// page) is given.
 #[component]
 pub fn BrokenRules(broken: Vec<GuardrailCheck>, #[prop(optional, into)] charts: Option<String>) -> impl IntoView {
     view! {
@@ -98,7 +99,10 @@ pub fn BrokenRules(broken: Vec<GuardrailCheck>, #[prop(optional, into)] charts: 
                     }
                     None => view! { <code>{rule}</code> }.into_any(),
                 };
-                view! { <li>{rule}" — observed "<strong>{observed}</strong></li> }
+                match c.evidence.is_some() {
+                    true => view! { <li>{rule}" — "<strong class="evidence">{c.evidence_text()}</strong></li> }.into_any(),
+                    false => view! { <li>{rule}" — observed "<strong>{observed}</strong></li> }.into_any(),
+                }
             }).collect_view()}
         </ul>
     }

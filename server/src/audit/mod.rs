@@ -222,6 +222,12 @@ impl Target {
         }
     }
 
+    /// The same target, about one version (a rule's verdict on it).
+    pub fn at_version(mut self, number: i64) -> Self {
+        self.version = Some(number);
+        self
+    }
+
     pub fn user(username: &str) -> Self {
         Self { path: format!("users/{username}"), ..Default::default() }
     }

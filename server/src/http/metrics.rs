@@ -25,6 +25,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(across_versions))
         .routes(routes!(list_guardrails, create_guardrail))
         .routes(routes!(update_guardrail, delete_guardrail))
+        .routes(routes!(replay))
+}
+
+/// Run a guardrail over a version's stored history, one evaluation a minute (at most 240, evenly
+/// spread): its verdict timeline and when it would first have failed — before enforcing it.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/guardrails/{id}/replay", tag = "metrics",
+    params(("model" = String, Path, description = "Model name"), ("version" = i64, Path, description = "Version number"),
+        ("id" = i64, Path, description = "Guardrail id")),
+    responses((status = 200, body = Replay), (status = 404, body = ErrorBody)))]
+async fn replay(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath((model, number, id)): ApiPath<(String, String, String)>,
+) -> Result<Json<Replay>, ApiError> {
+    Ok(Json(s.store.replay_guardrail(&caller, &model, version_number(&number)?, guardrail_id(&id)?).await?))
 }
 
 /// Store a batch of up to 10,000 metric points of a version, all or none; the version's health is

@@ -22,19 +22,19 @@
 //! Walsh (2017), "Peeking at A/B tests", for the normal mixture SPRT and its always-valid p-value;
 //! Lindon et al. (2022), arXiv 2205.14762, on sequential testing of canaries.
 
-use app::domain::{ComparisonEvidence, ComparisonTest, Direction, Outcome, Tolerance};
+use app::domain::{Comparison, ComparisonEvidence, ComparisonTest, Direction, Outcome, Tolerance};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-/// What a comparison rule asks.
+/// A comparison rule's test, run on the rule's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Comparison {
-    pub direction: Direction,
-    pub tolerance: Tolerance,
-    pub test: ComparisonTest,
-    /// Points each side needs before any verdict.
-    pub min_points: usize,
-    /// The interval's confidence, e.g. 0.95.
-    pub confidence: f64,
+pub struct Test(pub Comparison);
+
+impl std::ops::Deref for Test {
+    type Target = Comparison;
+
+    fn deref(&self) -> &Comparison {
+        &self.0
+    }
 }
 
 /// A sample's count, mean and sum of squared deviations, kept as points arrive (Welford).
@@ -65,7 +65,7 @@ impl Moments {
     }
 }
 
-impl Comparison {
+impl Test {
     /// The shift beyond which the candidate is worse, on the scale the tests work on (log for a
     /// relative tolerance), as a bound on the worse-oriented shift (`sign` × d).
     fn bound(&self) -> f64 {
@@ -430,8 +430,8 @@ mod tests {
     use rand::rngs::StdRng;
     use rand_distr::{Binomial, Distribution, LogNormal};
 
-    fn rule(test: ComparisonTest, direction: Direction, tolerance: Tolerance) -> Comparison {
-        Comparison { direction, tolerance, test, min_points: 30, confidence: 0.95 }
+    fn rule(test: ComparisonTest, direction: Direction, tolerance: Tolerance) -> Test {
+        Test(Comparison { direction, tolerance, test, min_points: 30, confidence: 0.95 })
     }
 
     #[test]
@@ -541,7 +541,7 @@ mod tests {
     /// minute: how many hours failed through the sequential test and through a fixed-window test
     /// naively re-run at every check, and the points per side the sequential test had when it
     /// failed (sorted).
-    fn simulate(rule: &Comparison, seed: u64, draw: Draw) -> (usize, usize, Vec<usize>) {
+    fn simulate(rule: &Test, seed: u64, draw: Draw) -> (usize, usize, Vec<usize>) {
         let (mut sequential, mut repeated, mut points) = (0, 0, Vec::new());
         for run in 0..1_000 {
             let mut rng = StdRng::seed_from_u64(seed * 1_000_000 + run);
@@ -565,7 +565,7 @@ mod tests {
 
     /// A fixed-window test on the same moments, naively re-run at every check: the normal
     /// interval d ± z·√V, valid once, not sixty times.
-    fn naive(rule: &Comparison, x: Moments, y: Moments) -> Outcome {
+    fn naive(rule: &Test, x: Moments, y: Moments) -> Outcome {
         let z = Normal::standard().inverse_cdf(1.0 - (1.0 - rule.confidence) / 2.0);
         let (d, half) = (y.mean - x.mean, z * (x.mean_variance() + y.mean_variance()).sqrt());
         if x.n < rule.min_points { Outcome::NoData } else { rule.verdict((d - half, d, d + half), x.n, y.n).outcome }
@@ -600,7 +600,7 @@ mod tests {
         }
         assert!(threshold_alarms > 500, "a threshold at p99 checked 60 times: {threshold_alarms}");
         // 20 % slower at every quantile (p99 included), 10 % tolerated.
-        let tolerant = Comparison { tolerance: Tolerance::Relative(0.10), ..latency };
+        let tolerant = Test(Comparison { tolerance: Tolerance::Relative(0.10), ..latency.0 });
         let (caught, _, points) = simulate(&tolerant, 2, &minute(1.2));
         assert!(caught >= 950, "caught {caught} of 1,000");
         assert!(points[949] <= 2_100, "95 % caught within {} points a side (documented: 2,100)", points[949]);

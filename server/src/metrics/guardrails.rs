@@ -7,9 +7,10 @@ use app::domain::*;
 use app::error::ApiError;
 use sqlx::AnyConnection;
 
+use super::baseline::{self, Subject};
 use super::chunks::{BLOCK_CHUNKS, CHUNK_POINTS};
 use super::{Appended, SeriesKey, chunk_points};
-use crate::audit::{Change, Target};
+use crate::audit::{AuditActor, AuditLog, Change, Target};
 use crate::clock::rfc3339;
 use crate::store::Store;
 use crate::versions::model_id;
@@ -27,7 +28,9 @@ struct GuardrailRow {
     window_minutes: Option<i64>,
     comparator: String,
     threshold: f64,
+    comparison: Option<String>,
     severity: String,
+    enforced: i64,
     updated_at: i64,
     updated_by: String,
 }
@@ -38,17 +41,22 @@ impl GuardrailRow {
             (_, Some(m)) => Window::Minutes(m),
             (n, None) => Window::Points(n.unwrap_or(1)),
         };
+        // A comparison rule leaves the threshold columns empty.
+        let comparison: Option<Comparison> = self.comparison.as_deref().and_then(|c| serde_json::from_str(c).ok());
+        let threshold_rule = comparison.is_none();
         let guardrail = Guardrail {
             id: self.id,
             model: self.model,
             environment: self.environment,
             metric: self.metric,
             source: MetricSource::parse(&self.source).unwrap_or(MetricSource::Live),
-            aggregation: Aggregation::parse(&self.aggregation).unwrap_or(Aggregation::Last),
+            aggregation: Aggregation::parse(&self.aggregation).filter(|_| threshold_rule),
             window,
-            comparator: Comparator::parse(&self.comparator).unwrap_or(Comparator::AtMost),
-            threshold: self.threshold,
+            comparator: Comparator::parse(&self.comparator).filter(|_| threshold_rule),
+            threshold: Some(self.threshold).filter(|_| threshold_rule),
+            comparison,
             severity: Severity::parse(&self.severity).unwrap_or_default(),
+            enforced: self.enforced != 0,
             updated_at: rfc3339(self.updated_at),
             updated_by: self.updated_by,
         };
@@ -64,7 +72,8 @@ async fn rules(
 ) -> Result<Vec<(i64, Guardrail)>, ApiError> {
     let rows: Vec<GuardrailRow> = sqlx::query_as(
         "SELECT g.id, m.name AS model, g.environment_id, e.name AS environment, g.metric, g.source, g.aggregation, \
-         g.window_points, g.window_minutes, g.comparator, g.threshold, g.severity, g.updated_at, g.updated_by \
+         g.window_points, g.window_minutes, g.comparator, g.threshold, g.comparison, g.severity, g.enforced, \
+         g.updated_at, g.updated_by \
          FROM guardrails g JOIN models m ON m.id = g.model_id JOIN environments e ON e.id = g.environment_id \
          WHERE g.model_id = $1 AND ($2 = 0 OR g.environment_id = $2) ORDER BY e.position, e.id, g.id",
     )
@@ -167,7 +176,8 @@ impl WindowTally {
         Ok((first, last))
     }
 
-    fn aggregate(&self, aggregation: Aggregation) -> Option<f64> {
+    fn aggregate(&self, aggregation: Option<Aggregation>) -> Option<f64> {
+        let aggregation = aggregation?;
         if self.count == 0 {
             return None;
         }
@@ -198,7 +208,7 @@ async fn window(
         source: rule.source,
         environment_id: if rule.source == MetricSource::Live { environment_id } else { 0 },
     };
-    let percentile = matches!(rule.aggregation, Aggregation::P95 | Aggregation::P99);
+    let percentile = matches!(rule.aggregation, Some(Aggregation::P95 | Aggregation::P99));
     let mut tally = WindowTally::new();
     if let (Window::Points(n), Some((_, fresh))) = (rule.window, appended.get(&key))
         && fresh.len() as i64 >= n
@@ -235,7 +245,7 @@ async fn window(
     };
     // The newest arrival is the window's last point when it is inside the window (almost always);
     // otherwise, as for percentiles, every point of the window is read.
-    let every_point = percentile || (rule.aggregation == Aggregation::Last && last_at < since);
+    let every_point = percentile || (rule.aggregation == Some(Aggregation::Last) && last_at < since);
     let decode: Vec<i64> = if every_point {
         sqlx::query_scalar("SELECT chunk_no FROM metric_chunks WHERE series_id = $1 AND at_max >= $2 ORDER BY chunk_no")
             .bind(series_id)
@@ -284,23 +294,83 @@ async fn window(
 /// Every rule of one environment evaluated against one version.
 async fn checks(
     conn: &mut AnyConnection,
-    (version_id, environment_id): (i64, i64),
+    subject: Subject,
     rules: &[Guardrail],
     now: i64,
     appended: &Appended,
 ) -> Result<Vec<GuardrailCheck>, ApiError> {
     let mut out = Vec::with_capacity(rules.len());
     for rule in rules {
-        let tally = window(conn, (version_id, environment_id), rule, now, appended).await?;
-        let observed = tally.aggregate(rule.aggregation);
-        out.push(GuardrailCheck {
-            guardrail: rule.clone(),
-            points: tally.count,
-            observed,
-            holds: observed.map(|v| rule.comparator.holds(v, rule.threshold)),
-        });
+        if let Some(comparison) = rule.comparison {
+            out.push(baseline::check(conn, subject, rule, comparison, now).await?);
+            continue;
+        }
+        let tally = window(conn, (subject.version_id, subject.environment_id), rule, now, appended).await?;
+        out.push(GuardrailCheck::threshold(rule.clone(), tally.count, tally.aggregate(rule.aggregation)));
     }
     Ok(out)
+}
+
+/// Stores each rule's outcome for the version and appends an audit entry for each that changed
+/// (a rule without a verdict yet counts as having had no data).
+async fn record_verdicts(
+    conn: &mut AnyConnection,
+    log: &AuditLog,
+    (model, number, version_id): (&str, i64, i64),
+    checks: &[GuardrailCheck],
+    now: i64,
+) -> Result<(), ApiError> {
+    for check in checks {
+        let id = check.guardrail.id;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT outcome FROM guardrail_verdicts WHERE guardrail_id = $1 AND version_id = $2")
+                .bind(id)
+                .bind(version_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let previous = stored.as_deref().and_then(Outcome::parse).unwrap_or(Outcome::NoData);
+        if previous == check.outcome {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO guardrail_verdicts (guardrail_id, version_id, outcome, since) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (guardrail_id, version_id) DO UPDATE SET outcome = excluded.outcome, since = excluded.since",
+        )
+        .bind(id)
+        .bind(version_id)
+        .bind(check.outcome.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let target = Target::guardrail(model, &check.guardrail.environment, id).at_version(number);
+        let change = Change::new(AuditAction::GuardrailVerdict, target)
+            .before(&serde_json::json!({ "outcome": previous }))
+            .after(&serde_json::json!({
+                "outcome": check.outcome,
+                "rule": check.guardrail.describe(),
+                "enforced": check.guardrail.enforced,
+                "evidence": check.evidence_text(),
+                "points": check.points,
+                "baseline": check.baseline,
+            }));
+        crate::audit::append(conn, log, AuditActor::system("guardrails"), change).await?;
+    }
+    Ok(())
+}
+
+/// Evaluates an environment's rules against a version, records the verdicts, stores the health.
+async fn evaluate(
+    conn: &mut AnyConnection,
+    log: &AuditLog,
+    (model, subject): (&str, Subject),
+    (environment, rules): (&str, &[Guardrail]),
+    now: i64,
+    appended: &Appended,
+) -> Result<Option<HealthChange>, ApiError> {
+    let checks = checks(conn, subject, rules, now, appended).await?;
+    record_verdicts(conn, log, (model, subject.number, subject.version_id), &checks, now).await?;
+    let health = HealthReport::verdict(&checks);
+    set_health(conn, (subject.version_id, subject.number), (subject.environment_id, environment), health, now).await
 }
 
 /// A version's health moving from one value to another in an environment.
@@ -396,7 +466,8 @@ fn by_environment(rules: Vec<(i64, Guardrail)>) -> Vec<((i64, String), Vec<Guard
 /// environment with a rule on one of them.
 pub(crate) async fn reevaluate(
     conn: &mut AnyConnection,
-    model_id: i64,
+    log: &AuditLog,
+    (model, model_id): (&str, i64),
     (version_id, number): (i64, i64),
     appended: &Appended,
     now: i64,
@@ -417,17 +488,18 @@ pub(crate) async fn reevaluate(
         if !affected {
             continue;
         }
-        let health = HealthReport::verdict(&checks(conn, (version_id, env_id), &rules, now, appended).await?);
-        changes.extend(set_health(conn, (version_id, number), (env_id, &env), health, now).await?);
+        let subject = Subject { model_id, version_id, number, environment_id: env_id };
+        changes.extend(evaluate(conn, log, (model, subject), (&env, &rules), now, appended).await?);
     }
     Ok(changes)
 }
 
-/// After an environment's rules changed: re-evaluates every version of the model that has points
-/// the rules may read, a stored health there, or is live there.
+/// After an environment's rules changed, or as time passes: re-evaluates every version of the
+/// model that has points the rules may read, a stored health there, or is live there.
 async fn reevaluate_environment(
     conn: &mut AnyConnection,
-    model_id: i64,
+    log: &AuditLog,
+    (model, model_id): (&str, i64),
     (environment_id, environment): (i64, &str),
     now: i64,
 ) -> Result<Vec<HealthChange>, ApiError> {
@@ -444,23 +516,23 @@ async fn reevaluate_environment(
     .fetch_all(&mut *conn)
     .await?;
     let mut changes = Vec::new();
-    for version in versions {
-        let health =
-            HealthReport::verdict(&checks(conn, (version.0, environment_id), &env_rules, now, &Appended::new()).await?);
-        changes.extend(set_health(conn, version, (environment_id, environment), health, now).await?);
+    for (version_id, number) in versions {
+        let subject = Subject { model_id, version_id, number, environment_id };
+        let rules = (environment, env_rules.as_slice());
+        changes.extend(evaluate(conn, log, (model, subject), rules, now, &Appended::new()).await?);
     }
     Ok(changes)
 }
 
 impl Store {
-    /// Re-evaluates every model and environment that has a time-window rule (windows move on as
-    /// time passes, points or not: a series that fell silent ends up unknown); returns how many
-    /// verdicts changed. The server runs this every minute.
+    /// Re-evaluates every model and environment that has a time-window or a comparison rule
+    /// (windows move on as time passes, points or not: a series that fell silent ends up unknown;
+    /// a baseline may change); returns how many verdicts changed. The server runs this every minute.
     pub async fn reevaluate_time_windows(&self) -> Result<usize, ApiError> {
         let targets: Vec<(i64, String, i64, String)> = sqlx::query_as(
             "SELECT DISTINCT g.model_id, m.name, g.environment_id, e.name FROM guardrails g \
              JOIN models m ON m.id = g.model_id JOIN environments e ON e.id = g.environment_id \
-             WHERE g.window_minutes IS NOT NULL ORDER BY g.model_id, g.environment_id",
+             WHERE g.window_minutes IS NOT NULL OR g.comparison IS NOT NULL ORDER BY g.model_id, g.environment_id",
         )
         .fetch_all(&mut *self.conn().await?)
         .await?;
@@ -468,7 +540,9 @@ impl Store {
         for (model_id, model, environment_id, environment) in targets {
             let mut tx = self.begin_data_write().await?;
             let now = self.clock.now_ms();
-            let changes = reevaluate_environment(&mut tx, model_id, (environment_id, &environment), now).await?;
+            let changes =
+                reevaluate_environment(&mut tx, &self.audit, (&model, model_id), (environment_id, &environment), now)
+                    .await?;
             announce_health(&mut tx, &model, &changes, now).await?;
             tx.commit().await?;
             changed += changes.len();
@@ -486,8 +560,11 @@ pub(crate) async fn reports(
     now: i64,
 ) -> Result<Vec<HealthReport>, ApiError> {
     let mut out = Vec::new();
+    let number: i64 =
+        sqlx::query_scalar("SELECT number FROM versions WHERE id = $1").bind(version_id).fetch_one(&mut *conn).await?;
     for ((env_id, environment), rules) in by_environment(rules(conn, model_id, None).await?) {
-        let checks = checks(conn, (version_id, env_id), &rules, now, &Appended::new()).await?;
+        let subject = Subject { model_id, version_id, number, environment_id: env_id };
+        let checks = checks(conn, subject, &rules, now, &Appended::new()).await?;
         out.push(HealthReport { environment, health: HealthReport::verdict(&checks), checks });
     }
     Ok(out)
@@ -503,7 +580,12 @@ async fn rule_environment(conn: &mut AnyConnection, name: &str) -> Result<i64, A
 }
 
 /// One guardrail of a model with its environment id, or 404.
-async fn find(conn: &mut AnyConnection, model_id: i64, model: &str, id: i64) -> Result<(i64, Guardrail), ApiError> {
+pub(crate) async fn find(
+    conn: &mut AnyConnection,
+    model_id: i64,
+    model: &str,
+    id: i64,
+) -> Result<(i64, Guardrail), ApiError> {
     rules(conn, model_id, None)
         .await?
         .into_iter()
@@ -532,39 +614,55 @@ pub(crate) async fn save(
         Some(id) => Some(find(&mut tx, model_id, model, id).await?),
         None => None,
     };
+    // A new rule is observed unless an admin says otherwise; an edit keeps the mode; only admins change it.
+    let was_enforced = before.as_ref().is_some_and(|(_, b)| b.enforced);
+    let enforced = input.enforced.unwrap_or(was_enforced);
+    if enforced != was_enforced {
+        caller.require(Permission::EnforceGuardrails)?;
+    }
+    let comparison =
+        input.comparison.map(|c| serde_json::to_string(&c)).transpose().map_err(|_| ApiError::internal())?;
     let sql = if before.is_some() {
         "UPDATE guardrails SET environment_id = $2, metric = $3, source = $4, aggregation = $5, window_points = $6, \
-         window_minutes = $7, comparator = $8, threshold = $9, severity = $10, updated_at = $11, updated_by = $12 \
-         WHERE id = $13 AND model_id = $1 RETURNING id"
+         window_minutes = $7, comparator = $8, threshold = $9, severity = $10, updated_at = $11, updated_by = $12, \
+         comparison = $13, enforced = $14 WHERE id = $15 AND model_id = $1 RETURNING id"
     } else {
         "INSERT INTO guardrails (model_id, environment_id, metric, source, aggregation, window_points, window_minutes, \
-         comparator, threshold, severity, updated_at, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id"
+         comparator, threshold, severity, updated_at, updated_by, comparison, enforced) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
     };
     let mut query = sqlx::query_scalar::<_, i64>(sql)
         .bind(model_id)
         .bind(env_id)
         .bind(&input.metric)
         .bind(input.source.as_str())
-        .bind(input.aggregation.as_str())
+        .bind(input.aggregation.map_or("", Aggregation::as_str))
         .bind(points)
         .bind(minutes)
-        .bind(input.comparator.as_str())
-        .bind(input.threshold)
+        .bind(input.comparator.map_or("", Comparator::as_str))
+        .bind(input.threshold.unwrap_or_default())
         .bind(input.severity.as_str())
         .bind(now)
-        .bind(caller.actor().name);
+        .bind(caller.actor().name)
+        .bind(comparison)
+        .bind(i64::from(enforced));
     if let Some(id) = id {
         query = query.bind(id);
     }
     let new_id = query.fetch_one(&mut *tx).await?;
     let (_, after) = find(&mut tx, model_id, model, new_id).await?;
-    let mut changes = reevaluate_environment(&mut tx, model_id, (env_id, &input.environment), now).await?;
+    let log = &store.audit;
+    let mut changes =
+        reevaluate_environment(&mut tx, log, (model, model_id), (env_id, &input.environment), now).await?;
     if let Some((old_env, old)) = before.as_ref().filter(|(env, _)| *env != env_id) {
-        changes.extend(reevaluate_environment(&mut tx, model_id, (*old_env, &old.environment), now).await?);
+        changes
+            .extend(reevaluate_environment(&mut tx, log, (model, model_id), (*old_env, &old.environment), now).await?);
     }
     let target = Target::guardrail(model, &after.environment, new_id);
     let change = match &before {
+        Some((_, old)) if enforced && !was_enforced => {
+            Change::new(AuditAction::GuardrailEnforce, target).before(old).after(&after)
+        }
         Some((_, old)) => Change::new(AuditAction::GuardrailUpdate, target).before(old).after(&after),
         None => Change::new(AuditAction::GuardrailCreate, target).after(&after),
     };
@@ -582,8 +680,10 @@ pub(crate) async fn delete(store: &Store, caller: &Caller, model: &str, id: i64)
     let mut tx = store.begin_write().await?;
     let model_id = model_id(&mut tx, model).await?;
     let (env_id, before) = find(&mut tx, model_id, model, id).await?;
+    sqlx::query("DELETE FROM guardrail_verdicts WHERE guardrail_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM guardrails WHERE id = $1").bind(id).execute(&mut *tx).await?;
-    let changes = reevaluate_environment(&mut tx, model_id, (env_id, &before.environment), now).await?;
+    let changes =
+        reevaluate_environment(&mut tx, &store.audit, (model, model_id), (env_id, &before.environment), now).await?;
     let change =
         Change::new(AuditAction::GuardrailDelete, Target::guardrail(model, &before.environment, id)).before(&before);
     for c in &changes {

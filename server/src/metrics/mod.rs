@@ -1,9 +1,11 @@
 //! Metric points of versions: ingest into chunked series, the list of series, downsampled reads,
 //! and the raw points streamed for CSV export. Guardrails and health live in [`guardrails`].
 
+pub mod baseline;
 pub mod chunks;
 pub mod compare;
 pub mod guardrails;
+pub mod replay;
 
 use std::collections::HashMap;
 
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use sqlx::AnyConnection;
 
+use crate::audit::AuditLog;
 use crate::metrics::guardrails::HealthChange;
 use crate::store::Store;
 use crate::versions::{model_id, stored_health};
@@ -512,6 +515,7 @@ pub(crate) struct StoredPoints {
 /// first use) and re-evaluates the guardrails they touch, queuing health changes as events.
 pub(crate) async fn store_points(
     conn: &mut AnyConnection,
+    log: &AuditLog,
     model: &str,
     (model_id, version_id, number): (i64, i64, i64),
     points: &[NewMetricPoint],
@@ -557,7 +561,7 @@ pub(crate) async fn store_points(
         series.push(row.summary());
         appended.insert(key.clone(), (row.id, added));
     }
-    let changes = guardrails::reevaluate(conn, model_id, (version_id, number), &appended, now).await?;
+    let changes = guardrails::reevaluate(conn, log, (model, model_id), (version_id, number), &appended, now).await?;
     guardrails::announce_health(conn, model, &changes, now).await?;
     let mut keys: Vec<String> = order.into_iter().map(|k| k.key).collect();
     keys.dedup();
@@ -595,7 +599,8 @@ impl Metrics for Store {
         let now = self.clock.now_ms();
         let mut tx = self.begin_data_write().await?;
         let (model_id, version_id) = version_ids(&mut tx, model, number).await?;
-        let stored = store_points(&mut tx, model, (model_id, version_id, number), &batch.points, now).await?;
+        let stored =
+            store_points(&mut tx, &self.audit, model, (model_id, version_id, number), &batch.points, now).await?;
         tx.commit().await?;
         let health = stored_health(&mut *self.conn().await?, &[(version_id, number)]).await?;
         let series = stored.series.clone();
@@ -733,6 +738,15 @@ impl Metrics for Store {
         let mut conn = self.conn().await?;
         let (model_id, version_id) = version_ids(&mut conn, model, number).await?;
         guardrails::reports(&mut conn, model_id, version_id, self.clock.now_ms()).await
+    }
+
+    async fn replay_guardrail(&self, caller: &Caller, model: &str, number: i64, id: i64) -> Result<Replay, ApiError> {
+        caller.require(Permission::Read)?;
+        let mut conn = self.conn().await?;
+        let (model_id, version_id) = version_ids(&mut conn, model, number).await?;
+        let (environment_id, rule) = guardrails::find(&mut conn, model_id, model, id).await?;
+        let subject = baseline::Subject { model_id, version_id, number, environment_id };
+        replay::replay(&mut conn, subject, rule).await
     }
 }
 

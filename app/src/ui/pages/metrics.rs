@@ -4,9 +4,12 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::domain::{DeploymentKind, Guardrail, HealthReport, MetricAxis, ModelMetrics, percent_encoded};
+use crate::domain::{
+    DeploymentKind, Guardrail, GuardrailCheck, HealthReport, MetricAxis, ModelMetrics, Outcome, Replay, Severity,
+    percent_encoded,
+};
 use crate::server_fns::{ChartData, ChartLine, ChartPoint, Threshold, VersionMetricsData, version_metrics};
-use crate::ui::chart::{ChartSource, Marker, MetricChart};
+use crate::ui::chart::{BandSpan, ChartSource, Marker, MetricChart};
 use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
@@ -20,14 +23,15 @@ pub fn version_metrics_resource(
 ) -> Resource<Result<VersionMetricsData, crate::error::ApiError>> {
     let query = use_query_map();
     let compare = move || query.read().get("compare").and_then(|c| c.parse::<i64>().ok());
+    let replay = move || query.read().get("replay").and_then(|c| c.parse::<i64>().ok());
     let axis = move || match query.read().get("axis").as_deref() {
         Some("time") => Some(MetricAxis::Time),
         Some("step") => Some(MetricAxis::Step),
         _ => None,
     };
     Resource::new(
-        move || (model(), number(), compare(), axis(), reloads.get()),
-        |(model, number, compare, axis, _)| version_metrics(model, number, compare, axis),
+        move || (model(), number(), compare(), axis(), replay(), reloads.get()),
+        |(model, number, compare, axis, replay, _)| version_metrics(model, number, compare, axis, replay),
     )
 }
 
@@ -100,8 +104,27 @@ fn MetricsBody(
             target.scroll_into_view();
         }
     });
+    let band = data.replay.as_ref().map(|r| {
+        let spans = r
+            .spans
+            .iter()
+            .filter_map(|s| {
+                Some(BandSpan {
+                    from_ms: format::epoch_ms(&s.from)?,
+                    to_ms: format::epoch_ms(&s.to)?,
+                    outcome: s.outcome,
+                })
+            })
+            .collect::<Vec<_>>();
+        (r.guardrail.metric.clone(), spans)
+    });
+    let replay_link = {
+        let model = model.clone();
+        move |id: i64| format!("/models/{}/versions/{number}?replay={id}#metrics", percent_encoded(&model))
+    };
     view! {
-        <HealthReports reports=data.reports/>
+        <HealthReports reports=data.reports replay_link/>
+        {data.replay.map(|r| view! { <ReplaySummary replay=r/> })}
         <form class="chart-controls" method="get" id="chart-controls">
             <label class="inline">"Compare with "
                 <select name="compare" id="compare">
@@ -131,7 +154,8 @@ fn MetricsBody(
                         let anchor = crate::ui::chart::anchor(&chart.key);
                         view! {
                             <div class="chart-cell" id=anchor>
-                                <MetricChart data=chart markers=markers.clone() source=source.clone() updates/>
+                                <MetricChart band=band.clone().filter(|(metric, _)| *metric == chart.key).map(|(_, spans)| spans).unwrap_or_default()
+                                    data=chart markers=markers.clone() source=source.clone() updates/>
                                 <a class="csv-link" href=csv download="">"Raw points (CSV)"</a>
                             </div>
                         }
@@ -193,9 +217,21 @@ pub fn AcrossVersions(model: String, metrics: ModelMetrics, guardrails: Vec<Guar
     .into_any()
 }
 
-/// Each environment's verdict and the rules behind it.
+/// The badge class and word of a check's outcome.
+fn outcome_badge(c: &GuardrailCheck) -> (&'static str, &'static str) {
+    match c.outcome {
+        Outcome::Pass => ("ok", "pass"),
+        Outcome::Fail if c.guardrail.severity == Severity::Warning => ("warn", "warning"),
+        Outcome::Fail => ("danger", "fail"),
+        Outcome::Inconclusive => ("muted", "inconclusive"),
+        Outcome::NoData => ("muted", "no data"),
+    }
+}
+
+/// Each environment's verdict and the rules behind it: threshold rules with their aggregate,
+/// comparisons with their evidence; observed rules marked (they never count), each replayable.
 #[component]
-fn HealthReports(reports: Vec<HealthReport>) -> impl IntoView {
+fn HealthReports(reports: Vec<HealthReport>, replay_link: impl Fn(i64) -> String + 'static) -> impl IntoView {
     if reports.is_empty() {
         return view! { <p class="muted">"No guardrails on this model yet; its versions' health is unknown."</p> }
             .into_any();
@@ -206,21 +242,24 @@ fn HealthReports(reports: Vec<HealthReport>) -> impl IntoView {
                 <div class="health-report" data-environment=r.environment.clone()>
                     <h3>{r.environment.clone()}" "<HealthBadge health=r.health/></h3>
                     <table class="table compact">
-                        <thead><tr><th>"Guardrail"</th><th>"Window"</th><th>"Observed"</th><th>"Result"</th></tr></thead>
+                        <thead><tr><th>"Guardrail"</th><th>"Window"</th><th>"Observed"</th><th>"Result"</th><th></th></tr></thead>
                         <tbody>
                             {r.checks.into_iter().map(|c| {
-                                let (class, verdict) = match c.holds {
-                                    Some(true) => ("ok", "holds"),
-                                    Some(false) if c.guardrail.severity == crate::domain::Severity::Warning => ("warn", "warning"),
-                                    Some(false) => ("danger", "broken"),
-                                    None => ("muted", "no data"),
+                                let (class, verdict) = outcome_badge(&c);
+                                let observed = if c.evidence.is_some() {
+                                    view! { <span class="evidence">{c.evidence_text()}</span> }.into_any()
+                                } else {
+                                    let exact = c.observed.map(|v| v.to_string());
+                                    view! { <span title=exact>{c.observed.map_or_else(|| "—".to_string(), format::significant)}</span> }.into_any()
                                 };
+                                let observing = (!c.guardrail.enforced).then(|| view! { <span class="badge muted">"observing"</span> });
                                 view! {
-                                    <tr>
+                                    <tr data-guardrail=c.guardrail.id data-outcome=c.outcome.as_str()>
                                         <td><code>{c.guardrail.describe()}</code></td>
                                         <td>{format!("{} point{}", c.points, if c.points == 1 { "" } else { "s" })}</td>
-                                        <td title=c.observed.map(|v| v.to_string())>{c.observed.map_or_else(|| "—".to_string(), format::significant)}</td>
-                                        <td><span class=format!("badge {class}")>{verdict}</span></td>
+                                        <td>{observed}</td>
+                                        <td><span class=format!("badge {class}")>{verdict}</span>" "{observing}</td>
+                                        <td><a class="replay-link" href=replay_link(c.guardrail.id)>"Replay"</a></td>
                                     </tr>
                                 }
                             }).collect_view()}
@@ -231,6 +270,37 @@ fn HealthReports(reports: Vec<HealthReport>) -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+/// What a rule would have said over this version's history: when it would first have failed, how
+/// many evaluations, and the key to the band drawn under the metric's chart.
+#[component]
+fn ReplaySummary(replay: Replay) -> impl IntoView {
+    let verdict = match &replay.first_failure {
+        Some(at) => format!("would first have failed at {}", format::time(at)),
+        None => "would never have failed".to_string(),
+    };
+    let baseline = replay.baseline.map(|b| {
+        let how = if b.concurrent { "over the same minutes" } else { "its last window before the switch" };
+        format!(" Baseline: v{} ({how}).", b.version)
+    });
+    let anchor = format!("#{}", crate::ui::chart::anchor(&replay.guardrail.metric));
+    view! {
+        <div class="replay-summary" role="status" data-first-failure=replay.first_failure.clone()>
+            <p>
+                "Replay of "<code>{replay.guardrail.describe()}</code>" over v"{replay.version}"'s history: "
+                <strong>{verdict}</strong>
+                {format!(" — {} evaluations, one a minute, over {} points.", replay.evaluations, replay.points)}
+                {baseline}
+                " "<a href=anchor>"See the band under the chart"</a>"."
+            </p>
+            <ul class="legend band-legend">
+                {[Outcome::Pass, Outcome::Fail, Outcome::Inconclusive, Outcome::NoData].into_iter().map(|o| view! {
+                    <li><span class=format!("swatch band-{}", o.as_str())></span>{o.as_str().replace('_', " ")}</li>
+                }).collect_view()}
+            </ul>
+        </div>
+    }
 }
 
 /// Subscribes to the version's server-sent events: new points re-query the charts of their keys

@@ -9,13 +9,13 @@ use leptos_router::hooks::use_query_map;
 
 use super::AuditTrail;
 use super::fleet::{FleetPanel, StateAtPanel};
-use super::guardrails::GuardrailsPanel;
+use super::guardrails::{GuardrailActions, GuardrailsPanel};
 use super::metrics::AcrossVersions;
 use super::rollback::{DialogTarget, RollbackActions, RollbackDialog};
 use crate::domain::{
     DeploymentEvent, DeploymentKind, Health, LiveVersion, RollbackRequest, Version, VersionMetric, percent_encoded,
 };
-use crate::server_fns::{DeployVersion, Failing, ModelPageData, RemoveGuardrail, SaveGuardrail, model_overview};
+use crate::server_fns::{DeployVersion, Failing, ModelPageData, model_overview};
 use crate::ui::chart::Sparkline;
 use crate::ui::components::{ActionResult, BrokenRules, ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
@@ -28,15 +28,12 @@ pub fn ModelPage() -> impl IntoView {
     let name = move || params.read().get("name").unwrap_or_default();
     let metric = move || query.read().get("metric");
     let deploy = ServerAction::<DeployVersion>::new();
-    let save = ServerAction::<SaveGuardrail>::new();
-    let remove = ServerAction::<RemoveGuardrail>::new();
+    let guardrail = GuardrailActions::new();
     let rollback = RollbackActions::new();
     let dialog: DialogTarget = RwSignal::new(None);
     // Changes of this model made anywhere (another console, the API, another replica).
     let elsewhere = LiveChanges::counter(move |c| c.model == name());
-    let changes = move || {
-        (deploy.version().get(), save.version().get(), remove.version().get(), rollback.version(), elsewhere.get())
-    };
+    let changes = move || (deploy.version().get(), guardrail.version(), rollback.version(), elsewhere.get());
     let overview =
         Resource::new(move || (name(), metric(), changes()), |(name, metric, _)| model_overview(name, metric));
     // The outcome note goes away by itself after a while.
@@ -68,7 +65,7 @@ pub fn ModelPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(o) => view! { <Overview overview=o deploy save remove dialog/> }.into_any(),
+                    Ok(o) => view! { <Overview overview=o deploy guardrail dialog/> }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -95,8 +92,7 @@ pub fn ModelPage() -> impl IntoView {
 fn Overview(
     overview: ModelPageData,
     deploy: ServerAction<DeployVersion>,
-    save: ServerAction<SaveGuardrail>,
-    remove: ServerAction<RemoveGuardrail>,
+    guardrail: GuardrailActions,
     dialog: DialogTarget,
 ) -> impl IntoView {
     let ModelPageData {
@@ -108,6 +104,7 @@ fn Overview(
         metrics,
         guardrails,
         may_manage_guardrails,
+        may_enforce_guardrails,
         may_roll_back,
         rollbacks,
         failing,
@@ -115,6 +112,8 @@ fn Overview(
     let trail_href = format!("/audit?model={}", percent_encoded(&model.name));
     let versions = StoredValue::new(versions.items);
     let environments: Vec<String> = model.live.iter().map(|l| l.environment.clone()).collect();
+    let live_in: Vec<(String, i64)> =
+        model.live.iter().filter_map(|l| Some((l.environment.clone(), l.version?))).collect();
     let health = model.health.clone();
     let trend = metrics.versions.clone();
     let key = metrics.key.clone();
@@ -171,7 +170,8 @@ fn Overview(
         <ActionResult value=move || deploy.value().get() success="Deployed."/>
         <VersionsTable model=model.name.clone() versions=versions.get_value() key trend/>
         <AcrossVersions model=model.name.clone() metrics=metrics.clone() guardrails=guardrails.clone()/>
-        <GuardrailsPanel model=model.name.clone() guardrails environments keys=metrics.keys may_manage=may_manage_guardrails save remove/>
+        <GuardrailsPanel model=model.name.clone() guardrails environments keys=metrics.keys live=live_in
+            may_manage=may_manage_guardrails may_enforce=may_enforce_guardrails actions=guardrail/>
         <History events=history.items/>
         <StateAtPanel model=model.name.clone()/>
         {audit_trail.map(|entries| view! { <AuditTrail entries all_href=trail_href/> })}

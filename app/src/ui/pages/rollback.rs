@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::domain::{Health, MetricComparison, PreflightCheck, RollbackCandidate, RollbackPlan, RollbackRequest};
 use crate::server_fns::{BreakGlassRollback, RequestRollback, RollbackDialogData, rollback_dialog};
-use crate::ui::components::{ErrorPanel, HealthBadge, Loading};
+use crate::ui::components::{BrokenRules, ErrorPanel, HealthBadge, Loading};
 use crate::ui::format;
 
 /// The open dialog: the environment, and the target picked in it (the proposal until one is picked).
@@ -142,7 +142,7 @@ fn DialogBody(
     actions: RollbackActions,
     reason: RwSignal<String>,
 ) -> impl IntoView {
-    let RollbackDialogData { plan, may_request, may_break_glass } = data;
+    let RollbackDialogData { plan, broken, may_request, may_break_glass } = data;
     let RollbackPlan {
         live,
         live_health,
@@ -199,6 +199,12 @@ fn DialogBody(
                 </select>
             </label>
         </div>
+        {(!broken.is_empty()).then(|| view! {
+            <div class="dialog-evidence">
+                <span class="muted small">"Why: the live version fails"</span>
+                <BrokenRules broken/>
+            </div>
+        })}
         {open_request.map(|r| view! {
             <p class="banner warn small">{format!("Request #{} ({} → v{}) is already open, by {}.", r.id, format::version(Some(r.from_version)), r.to_version, r.requested_by)}</p>
         })}

@@ -389,7 +389,8 @@ pub async fn create_version(
         _ => e.into(),
     })?;
     let now = s.store.clock.now_ms();
-    let (version, stored) = insert_version(&mut tx, &caller, &req.name, input, held.map(|h| h.root), now).await?;
+    let (version, stored) =
+        insert_version(&mut tx, &s.store.audit, &caller, &req.name, input, held.map(|h| h.root), now).await?;
     let change = Change::new(AuditAction::VersionRegister, Target::version(&req.name, version.number)).after(&version);
     tx.commit(&caller, change).await?;
     s.store.metrics_stored(&req.name, stored).await;

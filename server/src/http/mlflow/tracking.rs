@@ -14,7 +14,7 @@ use super::checks::{MAX_KEY, MAX_PARAM_VALUE, check_key, check_tags, check_value
 use super::experiments::{active_experiment, lifecycle};
 use super::wire::*;
 use super::{Body, MlflowCaller, MlflowError, MlflowResult, Params};
-use crate::audit::{Change, Target};
+use crate::audit::{AuditLog, Change, Target};
 use crate::http::state::AppState;
 use crate::metrics::StoredPoints;
 use crate::store::{Store, from_json, to_json};
@@ -363,7 +363,7 @@ async fn log(store: &Store, caller: &Caller, batch: LogBatch) -> Result<(), Mlfl
     let audited = !batch.params.is_empty() || !batch.tags.is_empty();
     let stored = if audited {
         let mut tx = store.begin_write().await?;
-        let stored = log_into(&mut tx, &run_id, &batch, now).await?;
+        let stored = log_into(&mut tx, &store.audit, &run_id, &batch, now).await?;
         let keys =
             |pairs: &[KeyValue]| pairs.iter().map(|p| (p.key.clone(), p.value.clone())).collect::<BTreeMap<_, _>>();
         let change = Change::new(AuditAction::RunLog, Target::run(&run_id)).after(
@@ -373,7 +373,7 @@ async fn log(store: &Store, caller: &Caller, batch: LogBatch) -> Result<(), Mlfl
         stored
     } else {
         let mut tx = store.begin_data_write().await?;
-        let stored = log_into(&mut tx, &run_id, &batch, now).await?;
+        let stored = log_into(&mut tx, &store.audit, &run_id, &batch, now).await?;
         tx.commit().await?;
         stored
     };
@@ -385,6 +385,7 @@ async fn log(store: &Store, caller: &Caller, batch: LogBatch) -> Result<(), Mlfl
 
 async fn log_into(
     conn: &mut AnyConnection,
+    log: &AuditLog,
     run_id: &str,
     batch: &LogBatch,
     now: i64,
@@ -402,7 +403,7 @@ async fn log_into(
         .collect();
     tracking::write_metrics(conn, run_id, &metrics).await?;
     super::logged_models::write_model_metrics(conn, run_id, &batch.metrics).await?;
-    Ok(tracking::mirror_to_versions(conn, run_id, &metrics, now).await?)
+    Ok(tracking::mirror_to_versions(conn, log, run_id, &metrics, now).await?)
 }
 
 pub async fn log_batch(
