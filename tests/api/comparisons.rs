@@ -32,6 +32,11 @@ async fn push(app: &TestApp, version: i64, body: &Value) {
     json(app.post(&format!("/api/v1/models/m/versions/{version}/metrics"), body).await, 201).await;
 }
 
+/// The server's minute sweep, which judges comparison rules and stores their verdicts and health.
+async fn sweep(app: &TestApp) {
+    app.store.reevaluate_time_windows().await.unwrap();
+}
+
 /// A comparison rule on latency in production: 10 % tolerated (or `tolerance`), the sequential test.
 fn comparison(tolerance: f64, min_points: usize, enforced: bool) -> Value {
     json!({ "environment": "production", "metric": "latency_ms", "window": { "points": 300 },
@@ -78,6 +83,7 @@ async fn comparisons_judge_a_version_against_the_one_it_replaced(backend: Backen
 
     // As fast as v1 was: pass; the evidence names v1's window before the switch.
     push(&app, 2, &latencies(switch, 1.0)).await;
+    sweep(&app).await;
     let pass = check(&app, 2, tolerant).await;
     assert_eq!(pass["outcome"], "pass", "{pass}");
     assert_eq!(pass["baseline"], json!({ "version": 1, "concurrent": false }));
@@ -93,6 +99,8 @@ async fn comparisons_judge_a_version_against_the_one_it_replaced(backend: Backen
 
     // 30 % slower: fails the 10 % rule; exactly at the 30 % rule's edge, that one cannot tell.
     push(&app, 2, &latencies(switch + 300_000, 1.3)).await;
+    assert_eq!(production_health(&app, 2).await, "unknown", "comparisons are judged by the sweep, not each batch");
+    sweep(&app).await;
     let fail = check(&app, 2, tolerant).await;
     assert_eq!(fail["outcome"], "fail", "{fail}");
     let shift = fail["evidence"]["shift"].as_f64().unwrap();
@@ -157,6 +165,7 @@ async fn observed_rules_never_change_health_and_only_a_failure_files_a_request(b
 
     // v2 30 % slower: the observed rule fails, the enforced one is inconclusive; health stays unknown, nothing is filed.
     push(&app, 2, &latencies(switch, 1.3)).await;
+    sweep(&app).await;
     assert_eq!(check(&app, 2, observed).await["outcome"], "fail");
     assert_eq!(check(&app, 2, inconclusive).await["outcome"], "inconclusive");
     assert_eq!(production_health(&app, 2).await, "unknown");

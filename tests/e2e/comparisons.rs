@@ -2,6 +2,7 @@
 //! version (the verdict band under the chart), enforces it, and its evidence — shift, interval,
 //! baseline, points — reaches the failing banner, the rollback dialog and the reviewer's card.
 
+use fantoccini::Locator;
 use modelgate_tests::json;
 
 use super::{DEMO_PASSWORD, demo_console, sign_in};
@@ -24,7 +25,7 @@ async fn an_admin_replays_and_enforces_a_comparison_whose_evidence_reaches_banne
     admin.wait_hydrated().await;
     assert!(!admin.text_of(banner).await.contains("vs baseline"), "an observed rule never counts");
 
-    // Replay on the live version: the band under the latency chart turns from pass to fail.
+    // Replay on the live version: the band under the latency chart ends in fail.
     let replay = admin.wait_for(&format!("{row} a.replay-link")).await;
     assert_eq!(replay.text().await.unwrap(), "Replay on v6");
     replay.click().await.unwrap();
@@ -32,8 +33,10 @@ async fn an_admin_replays_and_enforces_a_comparison_whose_evidence_reaches_banne
     assert!(summary.contains("would first have failed at") && summary.contains("Baseline: v4"), "{summary}");
     let band = r#"figure[data-key="latency_ms"] rect.band"#;
     admin.wait_for(band).await;
-    let outcomes = super::texts_of(&admin, &format!("{band} title")).await;
-    assert_eq!(outcomes.first().map(String::as_str), Some("pass"), "{outcomes:?}");
+    let script = "return [...document.querySelectorAll(arguments[0])].map(e => e.dataset.outcome);";
+    let outcomes: Vec<String> = serde_json::from_value(c.execute(script, vec![band.into()]).await.unwrap()).unwrap();
+    assert_eq!(outcomes.first().map(String::as_str), Some("no_data"), "the first hour is too short: {outcomes:?}");
+    assert!(outcomes.iter().any(|o| o == "pass"), "{outcomes:?}");
     assert_eq!(outcomes.last().map(String::as_str), Some("fail"), "{outcomes:?}");
     let check =
         admin.text_of(&format!(r#".health-report[data-environment="production"] tr[data-guardrail="{id}"]"#)).await;
@@ -41,13 +44,39 @@ async fn an_admin_replays_and_enforces_a_comparison_whose_evidence_reaches_banne
     super::scroll_to(&admin, r#"figure[data-key="latency_ms"]"#).await;
     admin.screenshot("version-replay-band").await;
 
-    // Enforced from the model page: audited, and the banner now names the comparison with its evidence.
+    // A comparison rule is added through the form: its own fields replace the threshold's.
     c.goto(&app.url("/models/fraud-detector")).await.unwrap();
     admin.wait_hydrated().await;
+    let form = admin.wait_for("#guardrails > form.guardrail-form").await;
+    let field = |name: &str| format!(r#"#guardrails > form.guardrail-form [name="{name}"]"#);
+    form.find(Locator::Css(r#"select[name="kind"]"#)).await.unwrap().select_by_value("comparison").await.unwrap();
+    admin
+        .eventually("the comparison fields show", || async {
+            let threshold = c.find(Locator::Css(&field("threshold"))).await.ok()?;
+            let tolerance = c.find(Locator::Css(&field("tolerance"))).await.ok()?;
+            (!threshold.is_displayed().await.ok()? && tolerance.is_displayed().await.ok()?).then_some(())
+        })
+        .await;
+    for (name, value) in [("metric", "error_rate"), ("window_size", "120"), ("tolerance", "15"), ("min_points", "20")] {
+        let input = c.find(Locator::Css(&field(name))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Css(&field("test"))).await.unwrap().select_by_value("mann_whitney").await.unwrap();
+    form.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    let added = "error_rate (last 120) vs baseline: higher is worse beyond +15 %, Mann–Whitney at 95 %";
+    admin
+        .eventually("the comparison is listed", || async {
+            let table = c.find(Locator::Css("#guardrails table")).await.ok()?.text().await.ok()?;
+            table.contains(added).then_some(())
+        })
+        .await;
+
+    // Enforced from the model page: audited, and the banner now names the comparison with its evidence.
     admin.click_button(&row, "Enforce").await;
     admin
         .eventually("the rule is enforced", || async {
-            let row = c.find(fantoccini::Locator::Css(&row)).await.ok()?;
+            let row = c.find(Locator::Css(&row)).await.ok()?;
             (row.attr("data-enforced").await.ok()?.as_deref() == Some("true")).then_some(())
         })
         .await;
@@ -55,11 +84,12 @@ async fn an_admin_replays_and_enforces_a_comparison_whose_evidence_reaches_banne
     assert_eq!(entries["entries"][0]["actor"], "admin");
     let evidence = admin
         .eventually("the banner names the comparison", || async {
-            let text = c.find(fantoccini::Locator::Css(banner)).await.ok()?.text().await.ok()?;
+            let text = c.find(Locator::Css(banner)).await.ok()?.text().await.ok()?;
             text.contains("vs baseline").then_some(text)
         })
         .await;
     assert!(evidence.contains("% [+") && evidence.contains("vs v4 over the same minutes"), "{evidence}");
+    super::scroll_to(&admin, banner).await;
     admin.screenshot("model-failing-banner-evidence").await;
     admin.close().await;
 

@@ -700,8 +700,8 @@ impl GuardrailCheck {
         self.guardrail.enforced && self.outcome == Outcome::Fail
     }
 
-    /// The verdict in words: `observed 438.2`, or `+23 % [+15 %, +31 %] vs v3's same minutes
-    /// (2,000 / 2,000 points, U = 1.2e6, p = 0.001)`.
+    /// The verdict in words: `observed 438.2`, or `+23.0 % [+15.1 %, +31.2 %] vs v3 over the same
+    /// minutes (2000 points vs 2000; log LR = 41.2, p < 0.0001)`.
     pub fn evidence_text(&self) -> String {
         let Some(e) = &self.evidence else {
             return self.observed.map_or_else(|| "no points".into(), |v| format!("observed {}", round(v)));
@@ -714,15 +714,19 @@ impl GuardrailCheck {
             Some(Baseline { version, concurrent: false }) => format!("v{version}'s last window before the switch"),
             None => "no baseline".into(),
         };
-        let counts = format!("{} / {} points", e.candidate_points, e.baseline_points);
+        let counts = format!("{} points vs {}", e.candidate_points, e.baseline_points);
         match (e.shift, e.low, e.high) {
             (Some(s), Some(l), Some(h)) => {
                 let statistic = match (e.test, e.statistic) {
-                    (ComparisonTest::MannWhitney, Some(u)) => format!(", U = {}", round(u)),
-                    (ComparisonTest::Sequential, Some(llr)) => format!(", log LR = {}", round(llr)),
+                    (ComparisonTest::MannWhitney, Some(u)) => format!("; U = {u:.0}"),
+                    (ComparisonTest::Sequential, Some(llr)) => format!("; log LR = {llr:.1}"),
                     _ => String::new(),
                 };
-                let p = e.p_value.map(|p| format!(", p = {}", round(p))).unwrap_or_default();
+                let p = match e.p_value {
+                    Some(p) if p < 1e-4 => ", p < 0.0001".to_string(),
+                    Some(p) => format!(", p = {}", round(p)),
+                    None => String::new(),
+                };
                 format!("{} [{}, {}] vs {against} ({counts}{statistic}{p})", shift(s), shift(l), shift(h))
             }
             _ => format!("{} vs {against} ({counts})", e.note.as_deref().unwrap_or("no verdict")),
@@ -847,7 +851,11 @@ mod tests {
             guardrail: Guardrail { enforced: false, ..rule(Severity::Failing) },
             ..check(Severity::Failing, Some(false))
         };
-        assert_eq!(HealthReport::verdict(&[observed.clone()]), Health::Unknown, "an observed rule never counts");
+        assert_eq!(
+            HealthReport::verdict(std::slice::from_ref(&observed)),
+            Health::Unknown,
+            "an observed rule never counts"
+        );
         assert_eq!(HealthReport::verdict(&[observed, check(Severity::Failing, Some(true))]), Health::Healthy);
         assert_eq!(rule(Severity::Failing).describe(), "mean(accuracy, last 5) >= 0.92");
         let comparison = Comparison {

@@ -141,13 +141,13 @@ pub(crate) fn window_of(points: &[MetricPoint], window: Window, until: i64) -> &
 /// The baseline's side for a candidate window starting at `start` and ending at `until`: its
 /// points over the same minutes when it has at least `min_points` there (both serving), else its
 /// last window before the switch (or before `until` when the subject never replaced it).
-pub(crate) fn baseline_side<'a>(
-    baseline: &'a [MetricPoint],
+pub(crate) fn baseline_side(
+    baseline: &[MetricPoint],
     window: Window,
     (start, until): (i64, i64),
     min_points: usize,
     switched_at: Option<i64>,
-) -> (&'a [MetricPoint], bool) {
+) -> (&[MetricPoint], bool) {
     let from = baseline.partition_point(|p| p.timestamp < start);
     let to = baseline.partition_point(|p| p.timestamp <= until);
     let same_minutes = window_of(&baseline[from..to.max(from)], window, until);

@@ -307,7 +307,8 @@ struct Differences<'a> {
 
 impl<'a> Differences<'a> {
     fn new(x: &'a [f64], y: &'a [f64]) -> Self {
-        let (sx, sy) = ((x.len() / 128).max(1), (y.len() / 128).max(1));
+        // About 64 points a side: sorting the sample is the fixed cost of every comparison.
+        let (sx, sy) = ((x.len() / 64).max(1), (y.len() / 64).max(1));
         let mut sample: Vec<f64> =
             y.iter().step_by(sy).flat_map(|b| x.iter().step_by(sx).map(move |a| b - a)).collect();
         sample.sort_unstable_by(f64::total_cmp);

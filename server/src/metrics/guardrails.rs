@@ -1,7 +1,7 @@
 //! Guardrails: rules on a model's metrics per environment, and the health they give each version
 //! there — re-evaluated inside every ingest and every rule change, stored, and announced when it changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use app::domain::*;
 use app::error::ApiError;
@@ -291,44 +291,63 @@ async fn window(
     Ok(tally)
 }
 
+/// Each rule's recorded verdict on a version (a rule without one has had no data).
+async fn recorded_verdicts(conn: &mut AnyConnection, version_id: i64) -> Result<HashMap<i64, Outcome>, ApiError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT guardrail_id, outcome FROM guardrail_verdicts WHERE version_id = $1")
+            .bind(version_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().filter_map(|(id, o)| Some((id, Outcome::parse(&o)?))).collect())
+}
+
+/// How comparison rules are evaluated: judged now (a rule change, the minute sweep, a read), or
+/// taken from their recorded verdicts (an ingest: threshold rules only move with points).
+#[derive(Clone, Copy)]
+enum Comparisons<'a> {
+    Judge,
+    Recorded(&'a HashMap<i64, Outcome>),
+}
+
 /// Every rule of one environment evaluated against one version.
 async fn checks(
     conn: &mut AnyConnection,
     subject: Subject,
     rules: &[Guardrail],
-    now: i64,
-    appended: &Appended,
+    (now, appended): (i64, &Appended),
+    comparisons: Comparisons<'_>,
 ) -> Result<Vec<GuardrailCheck>, ApiError> {
     let mut out = Vec::with_capacity(rules.len());
     for rule in rules {
-        if let Some(comparison) = rule.comparison {
-            out.push(baseline::check(conn, subject, rule, comparison, now).await?);
-            continue;
+        match (rule.comparison, comparisons) {
+            (Some(_), Comparisons::Recorded(verdicts)) => {
+                let outcome = verdicts.get(&rule.id).copied().unwrap_or(Outcome::NoData);
+                out.push(GuardrailCheck { outcome, ..GuardrailCheck::threshold(rule.clone(), 0, None) });
+            }
+            (Some(comparison), Comparisons::Judge) => {
+                out.push(baseline::check(conn, subject, rule, comparison, now).await?);
+            }
+            (None, _) => {
+                let tally = window(conn, (subject.version_id, subject.environment_id), rule, now, appended).await?;
+                out.push(GuardrailCheck::threshold(rule.clone(), tally.count, tally.aggregate(rule.aggregation)));
+            }
         }
-        let tally = window(conn, (subject.version_id, subject.environment_id), rule, now, appended).await?;
-        out.push(GuardrailCheck::threshold(rule.clone(), tally.count, tally.aggregate(rule.aggregation)));
     }
     Ok(out)
 }
 
 /// Stores each rule's outcome for the version and appends an audit entry for each that changed
-/// (a rule without a verdict yet counts as having had no data).
+/// from `recorded`.
 async fn record_verdicts(
     conn: &mut AnyConnection,
     log: &AuditLog,
     (model, number, version_id): (&str, i64, i64),
-    checks: &[GuardrailCheck],
+    (checks, recorded): (&[GuardrailCheck], &HashMap<i64, Outcome>),
     now: i64,
 ) -> Result<(), ApiError> {
     for check in checks {
         let id = check.guardrail.id;
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT outcome FROM guardrail_verdicts WHERE guardrail_id = $1 AND version_id = $2")
-                .bind(id)
-                .bind(version_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let previous = stored.as_deref().and_then(Outcome::parse).unwrap_or(Outcome::NoData);
+        let previous = recorded.get(&id).copied().unwrap_or(Outcome::NoData);
         if previous == check.outcome {
             continue;
         }
@@ -365,10 +384,14 @@ async fn evaluate(
     (model, subject): (&str, Subject),
     (environment, rules): (&str, &[Guardrail]),
     now: i64,
-    appended: &Appended,
+    appended: Option<&Appended>,
 ) -> Result<Option<HealthChange>, ApiError> {
-    let checks = checks(conn, subject, rules, now, appended).await?;
-    record_verdicts(conn, log, (model, subject.number, subject.version_id), &checks, now).await?;
+    let recorded = recorded_verdicts(conn, subject.version_id).await?;
+    let checks = match appended {
+        Some(appended) => checks(conn, subject, rules, (now, appended), Comparisons::Recorded(&recorded)).await?,
+        None => checks(conn, subject, rules, (now, &Appended::new()), Comparisons::Judge).await?,
+    };
+    record_verdicts(conn, log, (model, subject.number, subject.version_id), (&checks, &recorded), now).await?;
     let health = HealthReport::verdict(&checks);
     set_health(conn, (subject.version_id, subject.number), (subject.environment_id, environment), health, now).await
 }
@@ -463,7 +486,10 @@ fn by_environment(rules: Vec<(i64, Guardrail)>) -> Vec<((i64, String), Vec<Guard
 }
 
 /// After points were appended to series of a version: re-evaluates its health in each
-/// environment with a rule on one of them.
+/// environment with a threshold rule on one of them. Comparison rules keep their recorded verdicts
+/// here: they are judged by the minute sweep and on rule changes, since a window of thousands of
+/// points on each side would otherwise be read again for every batch (the sequential test stays
+/// valid however its looks are scheduled).
 pub(crate) async fn reevaluate(
     conn: &mut AnyConnection,
     log: &AuditLog,
@@ -478,7 +504,7 @@ pub(crate) async fn reevaluate(
     }
     let mut changes = Vec::new();
     for ((env_id, env), rules) in by_environment(all) {
-        let affected = rules.iter().any(|r| {
+        let affected = rules.iter().filter(|r| r.comparison.is_none()).any(|r| {
             appended.keys().any(|t| {
                 t.key == r.metric
                     && t.source == r.source
@@ -489,7 +515,7 @@ pub(crate) async fn reevaluate(
             continue;
         }
         let subject = Subject { model_id, version_id, number, environment_id: env_id };
-        changes.extend(evaluate(conn, log, (model, subject), (&env, &rules), now, appended).await?);
+        changes.extend(evaluate(conn, log, (model, subject), (&env, &rules), now, Some(appended)).await?);
     }
     Ok(changes)
 }
@@ -519,7 +545,7 @@ async fn reevaluate_environment(
     for (version_id, number) in versions {
         let subject = Subject { model_id, version_id, number, environment_id };
         let rules = (environment, env_rules.as_slice());
-        changes.extend(evaluate(conn, log, (model, subject), rules, now, &Appended::new()).await?);
+        changes.extend(evaluate(conn, log, (model, subject), rules, now, None).await?);
     }
     Ok(changes)
 }
@@ -564,7 +590,7 @@ pub(crate) async fn reports(
         sqlx::query_scalar("SELECT number FROM versions WHERE id = $1").bind(version_id).fetch_one(&mut *conn).await?;
     for ((env_id, environment), rules) in by_environment(rules(conn, model_id, None).await?) {
         let subject = Subject { model_id, version_id, number, environment_id: env_id };
-        let checks = checks(conn, subject, &rules, now, &Appended::new()).await?;
+        let checks = checks(conn, subject, &rules, (now, &Appended::new()), Comparisons::Judge).await?;
         out.push(HealthReport { environment, health: HealthReport::verdict(&checks), checks });
     }
     Ok(out)

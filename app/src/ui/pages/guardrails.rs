@@ -66,7 +66,8 @@ pub fn GuardrailsPanel(
             });
             let severity = if g.severity == Severity::Failing { "badge danger" } else { "badge warn" };
             let replay = live.iter().find(|(env, _)| *env == g.environment).map(|(_, number)| {
-                let href = format!("/models/{}/versions/{number}?replay={}#metrics", percent_encoded(&page), g.id);
+                let chart = crate::ui::chart::anchor(&g.metric);
+                let href = format!("/models/{}/versions/{number}?replay={}#{chart}", percent_encoded(&page), g.id);
                 view! { <a class="replay-link" href=href>{format!("Replay on v{number}")}</a> }
             });
             let mode = if g.enforced {

@@ -120,11 +120,14 @@ fn MetricsBody(
     });
     let replay_link = {
         let model = model.clone();
-        move |id: i64| format!("/models/{}/versions/{number}?replay={id}#metrics", percent_encoded(&model))
+        move |c: &GuardrailCheck| {
+            let chart = crate::ui::chart::anchor(&c.guardrail.metric);
+            format!("/models/{}/versions/{number}?replay={}#{chart}", percent_encoded(&model), c.guardrail.id)
+        }
     };
+    let replay = data.replay;
     view! {
         <HealthReports reports=data.reports replay_link/>
-        {data.replay.map(|r| view! { <ReplaySummary replay=r/> })}
         <form class="chart-controls" method="get" id="chart-controls">
             <label class="inline">"Compare with "
                 <select name="compare" id="compare">
@@ -152,11 +155,13 @@ fn MetricsBody(
                             percent_encoded(&chart.key)
                         );
                         let anchor = crate::ui::chart::anchor(&chart.key);
+                        let chart_key = chart.key.clone();
                         view! {
                             <div class="chart-cell" id=anchor>
                                 <MetricChart band=band.clone().filter(|(metric, _)| *metric == chart.key).map(|(_, spans)| spans).unwrap_or_default()
                                     data=chart markers=markers.clone() source=source.clone() updates/>
                                 <a class="csv-link" href=csv download="">"Raw points (CSV)"</a>
+                                {replay.clone().filter(|r| r.guardrail.metric == chart_key).map(|r| view! { <ReplaySummary replay=r/> })}
                             </div>
                         }
                     }).collect_view()}
@@ -231,7 +236,10 @@ fn outcome_badge(c: &GuardrailCheck) -> (&'static str, &'static str) {
 /// Each environment's verdict and the rules behind it: threshold rules with their aggregate,
 /// comparisons with their evidence; observed rules marked (they never count), each replayable.
 #[component]
-fn HealthReports(reports: Vec<HealthReport>, replay_link: impl Fn(i64) -> String + 'static) -> impl IntoView {
+fn HealthReports(
+    reports: Vec<HealthReport>,
+    replay_link: impl Fn(&GuardrailCheck) -> String + 'static,
+) -> impl IntoView {
     if reports.is_empty() {
         return view! { <p class="muted">"No guardrails on this model yet; its versions' health is unknown."</p> }
             .into_any();
@@ -259,7 +267,7 @@ fn HealthReports(reports: Vec<HealthReport>, replay_link: impl Fn(i64) -> String
                                         <td>{format!("{} point{}", c.points, if c.points == 1 { "" } else { "s" })}</td>
                                         <td>{observed}</td>
                                         <td><span class=format!("badge {class}")>{verdict}</span>" "{observing}</td>
-                                        <td><a class="replay-link" href=replay_link(c.guardrail.id)>"Replay"</a></td>
+                                        <td><a class="replay-link" href=replay_link(&c)>"Replay"</a></td>
                                     </tr>
                                 }
                             }).collect_view()}
@@ -272,8 +280,8 @@ fn HealthReports(reports: Vec<HealthReport>, replay_link: impl Fn(i64) -> String
     .into_any()
 }
 
-/// What a rule would have said over this version's history: when it would first have failed, how
-/// many evaluations, and the key to the band drawn under the metric's chart.
+/// What a rule would have said over this version's history, under the chart that draws it as a
+/// band: when it would first have failed, how many evaluations, and the band's colours.
 #[component]
 fn ReplaySummary(replay: Replay) -> impl IntoView {
     let verdict = match &replay.first_failure {
@@ -284,7 +292,6 @@ fn ReplaySummary(replay: Replay) -> impl IntoView {
         let how = if b.concurrent { "over the same minutes" } else { "its last window before the switch" };
         format!(" Baseline: v{} ({how}).", b.version)
     });
-    let anchor = format!("#{}", crate::ui::chart::anchor(&replay.guardrail.metric));
     view! {
         <div class="replay-summary" role="status" data-first-failure=replay.first_failure.clone()>
             <p>
@@ -292,7 +299,6 @@ fn ReplaySummary(replay: Replay) -> impl IntoView {
                 <strong>{verdict}</strong>
                 {format!(" — {} evaluations, one a minute, over {} points.", replay.evaluations, replay.points)}
                 {baseline}
-                " "<a href=anchor>"See the band under the chart"</a>"."
             </p>
             <ul class="legend band-legend">
                 {[Outcome::Pass, Outcome::Fail, Outcome::Inconclusive, Outcome::NoData].into_iter().map(|o| view! {
