@@ -173,6 +173,9 @@ impl Filter {
         if query.sessions == Some(false) {
             f.text("action NOT LIKE", "session.%".into());
         }
+        if query.verdicts == Some(false) {
+            f.text("action <>", AuditAction::GuardrailVerdict.as_str().into());
+        }
         if let Some(q) = nonempty(&query.q) {
             validate::text("q", &q, 200)?;
             f.words = words(&q).collect::<BTreeSet<_>>().into_iter().collect();

@@ -124,6 +124,14 @@ async fn comparisons_judge_a_version_against_the_one_it_replaced(backend: Backen
     let text = of_tolerant[0]["after"]["evidence"].as_str().unwrap();
     assert!(text.starts_with("+30.0 % [") && text.contains("vs v1's last window before the switch"), "{text}");
 
+    let without = json(app.get("/api/v1/audit?model=m&verdicts=false&limit=100").await, 200).await;
+    let actions: Vec<&str> =
+        without["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(
+        !actions.is_empty() && !actions.contains(&"guardrail.verdict"),
+        "verdicts=false leaves them out: {actions:?}"
+    );
+
     // A canary: v3 serves beside v2 (never replaced anything): v2 over the same minutes is its baseline.
     let later = switch + 3_600_000;
     push(&app, 2, &latencies(later, 1.0)).await;

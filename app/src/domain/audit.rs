@@ -239,6 +239,8 @@ pub struct AuditQuery {
     pub q: Option<String>,
     /// `false` leaves out sign-ins, failed sign-ins and sign-outs (`session.*`).
     pub sessions: Option<bool>,
+    /// `false` leaves out the changes of rules' verdicts (`guardrail.verdict`, by the system).
+    pub verdicts: Option<bool>,
     /// Cursor: only entries with a sequence number below this one.
     pub before: Option<i64>,
     /// Page size, 1 to 200 (default 50).

@@ -194,8 +194,14 @@ mod ssr {
         if !caller.can(crate::domain::Permission::Audit) {
             return Ok(None);
         }
-        let query =
-            crate::domain::AuditQuery { model: Some(model.to_string()), version, limit: Some(8), ..Default::default() };
+        // The changes people and rollbacks made; rules' verdicts stay in the full log.
+        let query = crate::domain::AuditQuery {
+            model: Some(model.to_string()),
+            version,
+            verdicts: Some(false),
+            limit: Some(8),
+            ..Default::default()
+        };
         Ok(Some(backend.search_audit(caller, query).await?.entries))
     }
 

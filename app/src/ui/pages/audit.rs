@@ -235,6 +235,7 @@ fn to_query(filters: &[(&str, Option<String>); 9], before: Option<i64>) -> Audit
         environment: get("environment"),
         q: get("q"),
         sessions: get("sessions").map(|v| v != "false"),
+        verdicts: None,
         before,
         limit: Some(50),
     }

@@ -297,7 +297,7 @@ fn ReplaySummary(replay: Replay) -> impl IntoView {
             <p>
                 "Replay of "<code>{replay.guardrail.describe()}</code>" over v"{replay.version}"'s history: "
                 <strong>{verdict}</strong>
-                {format!(" — {} evaluations, one a minute, over {} points.", replay.evaluations, replay.points)}
+                {format!(" — {} evaluations over {} points.", replay.evaluations, replay.points)}
                 {baseline}
             </p>
             <ul class="legend band-legend">
