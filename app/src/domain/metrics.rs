@@ -556,6 +556,15 @@ pub enum Direction {
     LowerIsWorse,
 }
 
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::HigherIsWorse => "higher_is_worse",
+            Direction::LowerIsWorse => "lower_is_worse",
+        }
+    }
+}
+
 /// How much worse than its baseline a version may be before it counts: `relative` (0.1: 10 %,
 /// compared on the log scale, so for positive values only) or `absolute` (in the metric's units).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -578,6 +587,15 @@ pub enum ComparisonTest {
     /// A mixture sequential probability ratio test's confidence sequence on the difference of
     /// means: valid however often it is checked.
     Sequential,
+}
+
+impl ComparisonTest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComparisonTest::MannWhitney => "mann_whitney",
+            ComparisonTest::Sequential => "sequential",
+        }
+    }
 }
 
 /// What a comparison concludes.

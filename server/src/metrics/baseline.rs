@@ -98,7 +98,7 @@ pub(crate) async fn series_points(
     .await?;
     // For the last N points, chunks from the newest back until N are covered (and one more, for
     // points of the newest that lie after `until`).
-    let nos: Vec<i64> = match window {
+    let mut nos: Vec<i64> = match window {
         Some(Window::Points(n)) => {
             let mut covered = 0;
             let mut nos = Vec::new();
@@ -113,19 +113,15 @@ pub(crate) async fn series_points(
         }
         _ => chunks.into_iter().map(|(no, _)| no).collect(),
     };
-    let mut nos = nos;
     nos.sort_unstable();
     let mut decoded = chunk_points(conn, series_id, &nos).await?;
-    let mut points: Vec<MetricPoint> = nos
-        .iter()
-        .flat_map(|no| decoded.remove(no).unwrap_or_default())
-        .filter(|p| p.timestamp <= until && p.timestamp >= since)
-        .collect();
+    let mut points: Vec<MetricPoint> = nos.iter().flat_map(|no| decoded.remove(no).unwrap_or_default()).collect();
     points.sort_by_key(|p| p.timestamp);
-    if let Some(Window::Points(n)) = window {
-        points.drain(..points.len().saturating_sub(n as usize));
-    }
-    Ok(points)
+    points.truncate(points.partition_point(|p| p.timestamp <= until));
+    Ok(match window {
+        Some(window) => window_of(&points, window, until).to_vec(),
+        None => points,
+    })
 }
 
 /// The last points of `window` (by count or by minutes) among `points` (time-ordered) up to `until`.

@@ -213,10 +213,7 @@ fn GuardrailForm(
             </label>
             <label class:hidden=shows("threshold")>"Worse when"
                 <select name="direction">
-                    {choose(vec![("higher_is_worse", "higher".into()), ("lower_is_worse", "lower".into())], match direction {
-                        Direction::HigherIsWorse => "higher_is_worse",
-                        Direction::LowerIsWorse => "lower_is_worse",
-                    })}
+                    {choose(vec![(Direction::HigherIsWorse.as_str(), "higher".into()), (Direction::LowerIsWorse.as_str(), "lower".into())], direction.as_str())}
                 </select>
             </label>
             <label class:hidden=shows("threshold")>"Tolerance"
@@ -227,10 +224,10 @@ fn GuardrailForm(
             </label>
             <label class:hidden=shows("threshold")>"Test"
                 <select name="test">
-                    {choose(vec![("sequential", "sequential (any time)".into()), ("mann_whitney", "Mann–Whitney (fixed window)".into())], match test {
-                        ComparisonTest::Sequential => "sequential",
-                        ComparisonTest::MannWhitney => "mann_whitney",
-                    })}
+                    {choose(vec![
+                        (ComparisonTest::Sequential.as_str(), "sequential (any time)".into()),
+                        (ComparisonTest::MannWhitney.as_str(), "Mann–Whitney (fixed window)".into()),
+                    ], test.as_str())}
                 </select>
             </label>
             <label class:hidden=shows("threshold")>"Min points a side"
