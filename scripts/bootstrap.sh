@@ -11,6 +11,7 @@ SKLEARN_VERSION=1.9.1
 MATPLOTLIB_VERSION=3.11.2
 # The newest s3s-fs that builds with this machine's Rust (1.95).
 S3S_FS_VERSION=0.14.1
+KUBERNETES_VALIDATE_VERSION=1.37.0
 AXE_CORE_VERSION=4.14.1
 source scripts/env.sh
 
@@ -53,11 +54,26 @@ if [ ! -f .tools/node_modules/axe-core/axe.min.js ] \
   npm install --silent --prefix .tools "axe-core@$AXE_CORE_VERSION"
 fi
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  step "installing Debian's chromium and chromium-driver"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium chromium-driver >/dev/null
+validator=.tools/kubernetes-validate/bin/kubernetes-validate
+if [ "$("$validator" --version 2>/dev/null)" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+  step "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (offline Kubernetes schemas) for the recipe's tests"
+  python3 -m venv .tools/kubernetes-validate
+  .tools/kubernetes-validate/bin/pip install --quiet --disable-pip-version-check \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
+
+# Debian's packages: the browser and its driver, the OCI runtime and image tool, the database
+# clients the backup tests use.
+packages=(chromium chromium-driver runc umoci sqlite3 postgresql-client)
+commands=(chromium chromedriver runc umoci sqlite3 pg_dump)
+for i in "${!commands[@]}"; do
+  if ! command -v "${commands[$i]}" >/dev/null; then
+    step "installing Debian's ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${packages[@]}" >/dev/null
+    break
+  fi
+done
 
 step "ready"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, API tests on SQLite and PostgreSQL, and the browser end-to-end suite.
+# Runs every test: unit tests, API tests on SQLite and PostgreSQL, the browser end-to-end suite, and
+# the deployment tests (the OCI image under runc, the Kubernetes recipe, backup and restore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --tests
@@ -13,6 +14,8 @@ fi
 
 echo "== building the console (server + WASM) for the browser tests"
 bash scripts/build.sh --release-site
+echo "== building the OCI image (release) for the deployment tests"
+bash scripts/image.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -21,9 +24,9 @@ echo "== unit tests"
 cargo test -p app --features ssr --lib 2>&1 | tee -a "$log"
 cargo test -p server --lib --bins --test floors 2>&1 | tee -a "$log"
 
-echo "== API tests (SQLite and PostgreSQL) and end-to-end tests (headless Chromium)"
+echo "== API tests (SQLite and PostgreSQL), end-to-end tests (headless Chromium), deployment tests (runc)"
 # Bounded, so a hung test fails the run instead of holding CI to its limit.
-timeout 30m cargo test -p modelgate-tests --test api --test e2e 2>&1 | tee -a "$log"
+timeout 30m cargo test -p modelgate-tests --test api --test e2e --test deploy 2>&1 | tee -a "$log"
 
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')

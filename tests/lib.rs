@@ -447,6 +447,77 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `s3s-fs` (an S3-protocol server from crates.io, installed by `scripts/bootstrap.sh --tests`)
+/// serving a directory, whose subdirectories are its buckets.
+pub struct S3Server {
+    pub endpoint: String,
+    root: PathBuf,
+    child: std::process::Child,
+}
+
+const ACCESS_KEY: &str = "modelgate-test";
+const SECRET_KEY: &str = "modelgate-test-secret";
+
+impl S3Server {
+    pub async fn start(bucket: &str) -> Self {
+        let binary = PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/s3s-fs");
+        assert!(binary.exists(), "{} is missing: run scripts/bootstrap.sh --tests", binary.display());
+        let root = std::env::temp_dir().join(format!("modelgate-s3-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(root.join(bucket)).unwrap();
+        let port = free_port();
+        let child = std::process::Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(started.elapsed().as_secs() < 20, "s3s-fs did not listen");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), root, child }
+    }
+
+    /// The environment that points the S3 client of `modelgate serve` at this server.
+    pub fn credentials(&self) -> [(&'static str, &str); 5] {
+        [
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]
+    }
+
+    /// Every object under `prefix` of `bucket`, as files on s3s-fs's disk.
+    pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join(bucket).join(prefix), &mut out);
+        out
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// Two server processes on one fresh PostgreSQL database (replicas behind one load balancer) and
 /// a client with the API token of user `ops`, who holds `roles`.
 pub struct Replicas {
@@ -459,14 +530,20 @@ pub struct Replicas {
 impl Replicas {
     pub async fn start(roles: &[&str]) -> Self {
         let db = TestDb::create(Backend::Postgres).await;
-        run_modelgate(&["migrate"], &db.url, "");
-        let role_args: Vec<&str> = roles.iter().flat_map(|role| ["--role", role]).collect();
-        run_modelgate(&[&["user", "add", "ops"][..], &role_args].concat(), &db.url, PASSWORD);
-        let token_args = [&["token", "create", "--user", "ops", "--name", "t"][..], &role_args].concat();
-        let token = run_modelgate(&token_args, &db.url, "");
+        let token = migrate_with_user(&db.url, roles);
         let servers = [ServerProcess::start(&db.url, &[]).await, ServerProcess::start(&db.url, &[]).await];
-        Self { servers, client: bearer_client(token.trim()), _db: db }
+        Self { servers, client: bearer_client(&token), _db: db }
     }
+}
+
+/// Migrates the database and adds user `ops` holding `roles` through the CLI, as an operator sets
+/// up a server; returns an API token of theirs with those roles.
+pub fn migrate_with_user(database_url: &str, roles: &[&str]) -> String {
+    run_modelgate(&["migrate"], database_url, "");
+    let role_args: Vec<&str> = roles.iter().flat_map(|role| ["--role", role]).collect();
+    run_modelgate(&[&["user", "add", "ops"][..], &role_args].concat(), database_url, PASSWORD);
+    let token_args = [&["token", "create", "--user", "ops", "--name", "t"][..], &role_args].concat();
+    run_modelgate(&token_args, database_url, "").trim().to_string()
 }
 
 /// The built console assets, `target/site` in the workspace.

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::artifacts::Artifacts;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, MigrateMode};
 use crate::db::Db;
 use crate::store::Store;
 use crate::webhooks::delivery;
@@ -33,7 +33,16 @@ impl Application {
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Self> {
         let db =
             Db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
-        db.migrate().await.context("migrating the database")?;
+        if config.migrate == MigrateMode::Apply {
+            db.migrate().await.context("migrating the database")?;
+        }
+        let schema = db
+            .wait_for_migrations(std::time::Duration::from_secs(2))
+            .await
+            .context("reading the database's migrations")?;
+        if !schema.newer.is_empty() {
+            tracing::warn!(newer = ?schema.newer, "the database holds migrations of a newer release; running on its schema");
+        }
         let audit = config.audit.audit_log(clock.clone()).context("loading the audit signing key")?;
         let artifacts = Artifacts::open(&config.artifact_store)
             .with_context(|| format!("opening the artifact store {}", config.artifact_store))?;

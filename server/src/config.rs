@@ -23,6 +23,12 @@ pub struct Config {
     #[arg(long, env = "MODELGATE_ARTIFACT_STORE", default_value = "data/artifacts")]
     pub artifact_store: String,
 
+    /// `apply`: apply pending database migrations on start (one server). `wait`: never change the
+    /// schema; wait until `modelgate migrate` has applied every migration this binary has (replicas
+    /// that roll forward behind a migration job, as in `deploy/kubernetes`).
+    #[arg(long, env = "MODELGATE_MIGRATE", value_enum, default_value_t = MigrateMode::Apply)]
+    pub migrate: MigrateMode,
+
     /// Address to listen on.
     #[arg(long, env = "MODELGATE_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -223,6 +229,13 @@ impl AuditConfig {
     }
 }
 
+/// Whether `modelgate serve` applies migrations or waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateMode {
+    Apply,
+    Wait,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -244,6 +257,7 @@ impl Config {
         Self {
             database_url: database_url.into(),
             artifact_store: "data/artifacts".into(),
+            migrate: MigrateMode::Apply,
             addr: "127.0.0.1:0".parse().expect("valid address"),
             site_root: "target/site".into(),
             max_body_bytes: 4 * 1024 * 1024,

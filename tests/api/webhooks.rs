@@ -3,8 +3,8 @@
 
 use app::domain::Role;
 use modelgate_tests::{
-    Backend, Delivery, PASSWORD, ServerProcess, TestApp, TestDb, WebhookReceiver, bearer_client, digest, expect_error,
-    free_port, json, on_both_backends, run_modelgate, seed_model,
+    Backend, Delivery, ServerProcess, TestApp, TestDb, WebhookReceiver, bearer_client, digest, expect_error, free_port,
+    json, migrate_with_user, on_both_backends, seed_model,
 };
 use serde_json::{Value, json};
 use server::webhooks::delivery::signature;
@@ -137,14 +137,8 @@ async fn webhooks_get_signed_changes_retried_until_delivered(backend: Backend) {
 
 async fn a_change_waits_in_the_outbox_across_a_restart(backend: Backend) {
     let db = TestDb::create(backend).await;
-    run_modelgate(&["migrate"], &db.url, "");
-    run_modelgate(&["user", "add", "ops", "--role", "operator", "--role", "admin"], &db.url, PASSWORD);
-    let token = run_modelgate(
-        &["token", "create", "--user", "ops", "--name", "t", "--role", "operator", "--role", "admin"],
-        &db.url,
-        "",
-    );
-    let client = bearer_client(token.trim());
+    let token = migrate_with_user(&db.url, &["operator", "admin"]);
+    let client = bearer_client(&token);
     let retry = ["--webhook-retry-base-ms", "100", "--webhook-retry-max-ms", "300"];
     let port = free_port();
     let hook = format!("http://127.0.0.1:{port}/hook");

@@ -25,8 +25,10 @@ use group_commit::{GroupCommit, GroupWriter};
 /// One SQL statement with its values, owning them.
 pub(crate) type Statement = Query<'static, Any, AnyArguments<'static>>;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+// Migrations applied by a newer release are no obstacle: migrations only add, so a binary rolled
+// back runs on its successor's schema (see `Schema::newer`).
+static SQLITE_MIGRATIONS: Migrator = Migrator { ignore_missing: true, ..sqlx::migrate!("../migrations/sqlite") };
+static POSTGRES_MIGRATIONS: Migrator = Migrator { ignore_missing: true, ..sqlx::migrate!("../migrations/postgres") };
 
 /// Which database engine a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,15 @@ impl Dialect {
     pub fn of_connection(conn: &AnyConnection) -> Self {
         if conn.backend_name() == "PostgreSQL" { Dialect::Postgres } else { Dialect::Sqlite }
     }
+}
+
+/// This binary's migrations against the database's schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// Known to this binary, not applied yet.
+    pub pending: Vec<i64>,
+    /// Applied by a newer release: this binary runs as a rollback on that release's schema.
+    pub newer: Vec<i64>,
 }
 
 /// The connection pool and the dialect behind it.
@@ -159,10 +170,54 @@ impl Db {
         Ok(Self { connections, dialect, group })
     }
 
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+    fn migrator(&self) -> &'static Migrator {
         match self.dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(self.pool()).await,
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(self.pool()).await,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies this binary's migrations the database lacks (on PostgreSQL under an advisory lock,
+    /// so concurrent runs apply each once).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        self.migrator().run(self.pool()).await
+    }
+
+    /// This binary's migrations against those the database has applied.
+    pub async fn schema(&self) -> Result<Schema, sqlx::Error> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(self.pool()).await
+            {
+                Ok(applied) => applied,
+                // No bookkeeping table yet: nothing is applied.
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("42P01") || e.message().contains("no such table") =>
+                {
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
+        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
+        Ok(Schema {
+            pending: known.iter().copied().filter(|v| !applied.contains(v)).collect(),
+            newer: applied.iter().copied().filter(|v| !known.contains(v)).collect(),
+        })
+    }
+
+    /// Waits, polling every `every`, until the database holds every migration of this binary
+    /// (applied by `modelgate migrate`, e.g. a Kubernetes Job), logging what it waits for once.
+    pub async fn wait_for_migrations(&self, every: Duration) -> Result<Schema, sqlx::Error> {
+        let mut told = false;
+        loop {
+            let schema = self.schema().await?;
+            if schema.pending.is_empty() {
+                return Ok(schema);
+            }
+            if !told {
+                tracing::info!(pending = ?schema.pending, "waiting for `modelgate migrate` to apply migrations");
+                told = true;
+            }
+            tokio::time::sleep(every).await;
         }
     }
 
@@ -259,6 +314,49 @@ mod tests {
         drop(writer);
         db.close().await;
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A fresh database lacks every migration; once migrated it lacks none; a migration applied
+    /// by a newer release is reported as such and does not stop this binary migrating again.
+    #[tokio::test]
+    async fn the_schema_reports_pending_and_newer_migrations() {
+        let (db, dir) = scratch(2).await;
+        let fresh = db.schema().await.unwrap();
+        assert_eq!(fresh.pending.len(), super::SQLITE_MIGRATIONS.iter().count());
+        assert!(fresh.newer.is_empty());
+        db.migrate().await.unwrap();
+        assert_eq!(db.schema().await.unwrap(), super::Schema::default());
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990001, 'from a newer release', TRUE, x'00', 1)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.migrate().await.expect("a rolled-back binary migrates on its successor's schema");
+        assert_eq!(db.schema().await.unwrap(), super::Schema { pending: vec![], newer: vec![99990001] });
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Migrations from 0023 on only add (tables, columns, indexes), so the release before them
+    /// keeps running on their schema during a rolling update and after a rollback of the binary.
+    #[test]
+    fn new_migrations_only_add() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        for backend in ["sqlite", "postgres"] {
+            for entry in std::fs::read_dir(root.join(backend)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.as_str() < "0023" {
+                    continue;
+                }
+                let sql = std::fs::read_to_string(&path).unwrap().to_uppercase();
+                for destructive in ["DROP TABLE", "DROP COLUMN", "RENAME ", "ALTER COLUMN", "TRUNCATE"] {
+                    assert!(!sql.contains(destructive), "{backend}/{name} has {destructive}: migrations only add");
+                }
+            }
+        }
     }
 
     async fn scratch(max_connections: u32) -> (Db, std::path::PathBuf) {

@@ -1,0 +1,147 @@
+//! The OCI image under `runc`: non-root, read-only root, data on a volume, the signing key from a
+//! mounted secret; the console answers and a version registers, on SQLite and on PostgreSQL, and
+//! replicas started before their migrations wait for the migration job.
+
+use std::path::Path;
+use std::time::Duration;
+
+use modelgate_tests::{Backend, PASSWORD, S3Server, TEST_AUDIT_KEY, TestDb, free_port};
+use serde_json::Value;
+
+use crate::container::{Container, Unpacked, wait_ready};
+use crate::register_version_with_file;
+
+/// Where the platform mounts the audit signing key (a Kubernetes secret in `deploy/kubernetes`).
+const KEY_INSIDE: &str = "/etc/modelgate/secrets/audit-signing.key";
+
+/// The test's audit key as a PEM-less secret file, as `kubectl create secret` would hold it.
+fn secret_file(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("audit-signing.key");
+    std::fs::write(&file, TEST_AUDIT_KEY).unwrap();
+    file
+}
+
+/// The public key of the tests' audit key, base64 as `GET /api/v1/audit/public-key` gives it.
+fn test_public_key() -> String {
+    use base64::Engine;
+    let seed: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(TEST_AUDIT_KEY).unwrap().try_into().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_serves_on_sqlite_from_its_volume() {
+    let image = Unpacked::new();
+    assert_eq!(image.process()["user"]["uid"], 10001, "a non-root user: {}", image.process());
+    let data = image.volume("data");
+    let secrets = secret_file(&image.volume("secrets"));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [("MODELGATE_ADDR", addr.as_str()), ("MODELGATE_AUDIT_KEY_FILE", KEY_INSIDE)];
+    let mounts = [(data.as_path(), "/var/lib/modelgate", false), (secrets.as_path(), KEY_INSIDE, true)];
+    let server = image.start(&[], &env, &mounts);
+    let base = format!("http://{addr}");
+    wait_ready(&format!("{base}/readyz"), Duration::from_secs(30), &server).await;
+    confined(&server);
+    console_answers(&base).await;
+
+    let token = bootstrap_token(&server);
+    register_version_with_file(&base, &token, "churn", 1).await;
+    let key = reqwest::get(format!("{base}/api/v1/audit/public-key")).await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(key["current"]["public_key"], test_public_key(), "signing with the mounted key: {key}");
+    assert!(data.join("modelgate.db").exists(), "the database lives on the volume");
+    assert!(data.join("artifacts").read_dir().unwrap().next().is_some(), "so do the artifacts");
+    assert!(!data.join("audit-signing.key").exists(), "no key generated beside the data");
+
+    // Stopped as Kubernetes stops a pod: SIGTERM, then a clean exit.
+    server.signal("TERM");
+    server.wait_stopped(Duration::from_secs(15)).await;
+    assert!(server.output().contains("shutting down"), "{}", server.output());
+}
+
+/// The recipe's shape: PostgreSQL, artifacts in an S3 bucket, a small state volume for the
+/// witness, replicas that wait for the migration job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_the_image_on_postgres_and_s3_wait_for_the_migration_job() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let s3 = S3Server::start("models").await;
+    let image = Unpacked::new();
+    let state = image.volume("state");
+    let secrets = secret_file(&image.volume("secrets"));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let settings = [
+        ("MODELGATE_ADDR", addr.as_str()),
+        ("DATABASE_URL", db.url.as_str()),
+        ("MODELGATE_ARTIFACT_STORE", "s3://models/registry"),
+        ("MODELGATE_AUDIT_KEY_FILE", KEY_INSIDE),
+        ("MODELGATE_MIGRATE", "wait"),
+    ];
+    let env = [&settings[..], &s3.credentials()].concat();
+    let mounts = [(state.as_path(), "/var/lib/modelgate", false), (secrets.as_path(), KEY_INSIDE, true)];
+    let replica = image.start(&[], &env, &mounts);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let base = format!("http://{addr}");
+    assert!(reqwest::get(format!("{base}/readyz")).await.is_err(), "not serving before the migrations");
+    assert_eq!(replica.state()["status"], "running", "waiting, not crashed: {}", replica.output());
+
+    // The migration job: the same image, `migrate`, run to completion.
+    let job = image.start(&["migrate"], &[("DATABASE_URL", db.url.as_str())], &[]);
+    job.wait_stopped(Duration::from_secs(60)).await;
+    assert!(job.output().contains("migrations applied"), "{}", job.output());
+    wait_ready(&format!("{base}/readyz"), Duration::from_secs(30), &replica).await;
+    confined(&replica);
+    console_answers(&base).await;
+    let token = bootstrap_token(&replica);
+    register_version_with_file(&base, &token, "churn", 1).await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM versions").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(versions, 1, "stored in PostgreSQL");
+    assert_eq!(s3.objects("models", "registry").len(), 1, "the file is in the bucket");
+    let witness = state.join("audit-checkpoint.json");
+    assert!(wait_for_file(&witness).await, "the replica keeps its witness on the state volume");
+}
+
+/// Whether `file` appears within five seconds.
+async fn wait_for_file(file: &Path) -> bool {
+    for _ in 0..50 {
+        if file.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Its process runs as the image's user on a read-only root.
+fn confined(container: &Container) {
+    let pid = container.state()["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().skip(1).all(|id| id == "10001"), "{uid}");
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root = mounts.lines().map(|l| l.split(' ').collect::<Vec<_>>()).find(|f| f[4] == "/").unwrap();
+    assert!(root[5].split(',').any(|o| o == "ro"), "root mounted read-only: {root:?}");
+}
+
+/// The console's page and the files it loads come from the image.
+async fn console_answers(base: &str) {
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().text().await.unwrap(), "ok");
+    let page = reqwest::get(format!("{base}/login")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let stylesheet = html.split('"').find(|s| s.starts_with("/pkg/") && s.ends_with(".css")).expect("a stylesheet");
+    let css = reqwest::get(format!("{base}{stylesheet}")).await.unwrap();
+    assert_eq!(css.status(), 200, "{stylesheet}");
+    assert!(css.text().await.unwrap().len() > 1000);
+}
+
+/// A user and an API token made inside the running container, as `kubectl exec` would.
+fn bootstrap_token(container: &Container) -> String {
+    let added = container.exec(&["modelgate", "user", "add", "ops", "--role", "operator"], &format!("{PASSWORD}\n"));
+    assert!(added.contains("user ops created"), "{added}");
+    let token =
+        container.exec(&["modelgate", "token", "create", "--user", "ops", "--name", "ci", "--role", "operator"], "");
+    token.trim().to_string()
+}
