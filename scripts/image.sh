@@ -30,12 +30,21 @@ mkdir -p "$root"/{usr/local/bin,usr/share/modelgate,etc/ssl/certs,var/lib/modelg
 # Symbols stripped: 41 MB instead of 54.
 strip -o "$root/usr/local/bin/modelgate" "$binary"
 cp -r target/site "$root/usr/share/modelgate/site"
-# The dynamic loader and every library the binary links, at the paths it looks them up by.
-ldd "$binary" | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
+# The dynamic loader and every library the binary links, at the paths it looks them up by; each
+# Debian package they come from is recorded as distroless images do (var/lib/dpkg/status.d), so
+# image scanners see the packages and their versions.
+packages=(ca-certificates)
+libraries=$(ldd "$binary" | awk '/=> \// { print $3 } /^\t\// { print $1 }')
+for lib in $libraries; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
+  packages+=("$(dpkg -S "$lib" | head -n1 | cut -d: -f1)")
 done
 cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+mkdir -p "$root/var/lib/dpkg/status.d"
+for package in $(printf '%s\n' "${packages[@]}" | sort -u); do
+  dpkg -s "$package" >"$root/var/lib/dpkg/status.d/$package"
+done
 printf 'root:x:0:0:root:/root:/sbin/nologin\nmodelgate:x:%s:%s:Modelgate:/var/lib/modelgate:/sbin/nologin\n' \
   "$uid" "$uid" >"$root/etc/passwd"
 printf 'root:x:0:\nmodelgate:x:%s:\n' "$uid" >"$root/etc/group"

@@ -1,5 +1,7 @@
 //! Test harness: a fresh database per test on SQLite or PostgreSQL, and the real server on port 0.
 
+pub mod container;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -5,22 +5,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use modelgate_tests::{Backend, PASSWORD, S3Server, TEST_AUDIT_KEY, TestDb, free_port};
+use modelgate_tests::{Backend, S3Server, TEST_AUDIT_KEY, TestDb, free_port};
 use serde_json::Value;
 
-use crate::container::{Container, Unpacked, wait_ready};
 use crate::register_version_with_file;
+use modelgate_tests::container::{Container, Unpacked, wait_ready};
 
 /// Where the platform mounts the audit signing key (a Kubernetes secret in `deploy/kubernetes`).
 const KEY_INSIDE: &str = "/etc/modelgate/secrets/audit-signing.key";
-
-/// The test's audit key as a PEM-less secret file, as `kubectl create secret` would hold it.
-fn secret_file(dir: &Path) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let file = dir.join("audit-signing.key");
-    std::fs::write(&file, TEST_AUDIT_KEY).unwrap();
-    file
-}
 
 /// The public key of the tests' audit key, base64 as `GET /api/v1/audit/public-key` gives it.
 fn test_public_key() -> String {
@@ -32,10 +24,17 @@ fn test_public_key() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_serves_on_sqlite_from_its_volume() {
-    let image = Unpacked::new();
+    let image = Unpacked::unpack();
     assert_eq!(image.process()["user"]["uid"], 10001, "a non-root user: {}", image.process());
+    for package in ["libc6", "libgcc-s1", "ca-certificates"] {
+        let status = image.read(&format!("/var/lib/dpkg/status.d/{package}"));
+        assert!(
+            status.contains(&format!("Package: {package}\n")) && status.contains("\nVersion: "),
+            "{package}: {status}"
+        );
+    }
     let data = image.volume("data");
-    let secrets = secret_file(&image.volume("secrets"));
+    let secrets = image.secret("audit-signing.key", TEST_AUDIT_KEY);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let env = [("MODELGATE_ADDR", addr.as_str()), ("MODELGATE_AUDIT_KEY_FILE", KEY_INSIDE)];
@@ -46,7 +45,7 @@ async fn the_image_serves_on_sqlite_from_its_volume() {
     confined(&server);
     console_answers(&base).await;
 
-    let token = bootstrap_token(&server);
+    let token = server.token(&["operator"]);
     register_version_with_file(&base, &token, "churn", 1).await;
     let key = reqwest::get(format!("{base}/api/v1/audit/public-key")).await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(key["current"]["public_key"], test_public_key(), "signing with the mounted key: {key}");
@@ -66,9 +65,9 @@ async fn the_image_serves_on_sqlite_from_its_volume() {
 async fn replicas_of_the_image_on_postgres_and_s3_wait_for_the_migration_job() {
     let db = TestDb::create(Backend::Postgres).await;
     let s3 = S3Server::start("models").await;
-    let image = Unpacked::new();
+    let image = Unpacked::unpack();
     let state = image.volume("state");
-    let secrets = secret_file(&image.volume("secrets"));
+    let secrets = image.secret("audit-signing.key", TEST_AUDIT_KEY);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let settings = [
@@ -93,7 +92,7 @@ async fn replicas_of_the_image_on_postgres_and_s3_wait_for_the_migration_job() {
     wait_ready(&format!("{base}/readyz"), Duration::from_secs(30), &replica).await;
     confined(&replica);
     console_answers(&base).await;
-    let token = bootstrap_token(&replica);
+    let token = replica.token(&["operator"]);
     register_version_with_file(&base, &token, "churn", 1).await;
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
     let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM versions").fetch_one(&mut conn).await.unwrap();
@@ -135,13 +134,4 @@ async fn console_answers(base: &str) {
     let css = reqwest::get(format!("{base}{stylesheet}")).await.unwrap();
     assert_eq!(css.status(), 200, "{stylesheet}");
     assert!(css.text().await.unwrap().len() > 1000);
-}
-
-/// A user and an API token made inside the running container, as `kubectl exec` would.
-fn bootstrap_token(container: &Container) -> String {
-    let added = container.exec(&["modelgate", "user", "add", "ops", "--role", "operator"], &format!("{PASSWORD}\n"));
-    assert!(added.contains("user ops created"), "{added}");
-    let token =
-        container.exec(&["modelgate", "token", "create", "--user", "ops", "--name", "ci", "--role", "operator"], "");
-    token.trim().to_string()
 }

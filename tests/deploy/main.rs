@@ -1,6 +1,5 @@
 //! Deployment tests: the OCI image under runc, the Kubernetes recipe against the schemas, and a
 //! restore from backup whose audit chain verifies.
-mod container;
 mod image;
 mod kubernetes;
 mod restore;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::PASSWORD;
+
 /// Where the image's layout lives and its tag (the workspace's version).
 fn image() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -29,7 +31,7 @@ pub struct Unpacked {
 }
 
 impl Unpacked {
-    pub fn new() -> Self {
+    pub fn unpack() -> Self {
         let dir = std::env::temp_dir().join(format!("modelgate-image-{}", uuid::Uuid::new_v4()));
         run(Command::new("umoci").args(["unpack", "--image", &image()]).arg(&dir));
         let config = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
@@ -48,6 +50,33 @@ impl Unpacked {
         let uid = &self.process()["user"]["uid"];
         run(Command::new("chown").arg(format!("{uid}:{uid}")).arg(&path));
         path
+    }
+
+    /// A host file holding `contents`, readable by the image's user: a secret to mount.
+    pub fn secret(&self, name: &str, contents: &str) -> PathBuf {
+        let file = self.volume("secrets").join(name);
+        std::fs::write(&file, contents).unwrap();
+        file
+    }
+
+    /// A file of the image, as text.
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.dir.join("rootfs").join(path.trim_start_matches('/'))).unwrap_or_default()
+    }
+
+    /// Bytes of the image's files, unpacked.
+    pub fn size(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .map(|e| {
+                    let meta = std::fs::symlink_metadata(e.path()).unwrap();
+                    if meta.is_dir() { walk(&e.path()) } else { meta.len() }
+                })
+                .sum()
+        }
+        walk(&self.dir.join("rootfs"))
     }
 
     /// Starts a container of the image: `args` after the entry point (none: the image's command),
@@ -136,6 +165,29 @@ impl Container {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "runc exec {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// A user `ops` holding `roles` and an API token of theirs, made inside the container with
+    /// the image's CLI, as `kubectl exec` would.
+    pub fn token(&self, roles: &[&str]) -> String {
+        let role_args: Vec<&str> = roles.iter().flat_map(|role| ["--role", role]).collect();
+        let added =
+            self.exec(&[&["modelgate", "user", "add", "ops"][..], &role_args].concat(), &format!("{PASSWORD}\n"));
+        assert!(added.contains("user ops created"), "{added}");
+        let token = self
+            .exec(&[&["modelgate", "token", "create", "--user", "ops", "--name", "t"][..], &role_args].concat(), "");
+        token.trim().to_string()
+    }
+
+    /// Its process's resident memory now and at its peak, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let pid = self.state()["pid"].as_i64().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     /// Waits until its process has exited; panics after `limit`.
