@@ -1,8 +1,9 @@
-//! Deployment tests: the OCI image under runc, the Kubernetes recipe against the schemas, and a
-//! restore from backup whose audit chain verifies.
+//! Deployment tests: the OCI image under runc, the Kubernetes recipe against the schemas, a
+//! restore from backup whose audit chain verifies, a binary rolled back onto a newer schema.
 mod image;
 mod kubernetes;
 mod restore;
+mod schema;
 
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
