@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds the OCI image `modelgate:<version>` into target/image (an OCI layout) from package
-# registries only: the release binary, the shared libraries it links (as this machine's Debian
-# packages installed them), CA certificates, a non-root user and the console's files, packed by
-# umoci. No base image is pulled. `--no-build` packs the binary and site already built.
+# Builds the OCI image `modelgate:<version>` into target/image (an OCI layout; MODELGATE_IMAGE_LAYOUT
+# names another) from package registries only: the release binary, the shared libraries it links
+# (as this machine's Debian packages installed them), CA certificates, a non-root user and the
+# console's files, packed by umoci. No base image is pulled. `--no-build` packs the binary and
+# site already built. The same commit and binary pack to the same image digest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-layout=target/image
-root=target/image-root
+layout="${MODELGATE_IMAGE_LAYOUT:-target/image}"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+chmod 755 "$root"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 tag="${MODELGATE_IMAGE_TAG:-$version}"
 uid=10001
@@ -24,8 +27,7 @@ fi
 [ "${1:-}" = --no-build ] || bash scripts/build.sh --release
 binary=target/release/modelgate
 
-step "assembling the root filesystem in $root"
-rm -rf "$root"
+step "assembling the root filesystem"
 mkdir -p "$root"/{usr/local/bin,usr/share/modelgate,etc/ssl/certs,var/lib/modelgate,tmp}
 # Symbols stripped: 41 MB instead of 54.
 strip -o "$root/usr/local/bin/modelgate" "$binary"
@@ -52,12 +54,18 @@ printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 chown "$uid:$uid" "$root/var/lib/modelgate"
 chmod 1777 "$root/tmp"
 
+# Every time in the image is the last commit's, so the same commit and binary pack to the same
+# digest (SOURCE_DATE_EPOCH, as reproducible builds define it).
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
+find "$root" -exec touch --no-dereference --date="@$epoch" {} +
+
 step "packing $layout:$tag with umoci"
 [ -d "$layout" ] || umoci init --layout "$layout"
 umoci rm --image "$layout:$tag" 2>/dev/null || true
 umoci new --image "$layout:$tag"
-umoci insert --image "$layout:$tag" --history.created_by "scripts/image.sh" "$root" /
-umoci config --image "$layout:$tag" \
+umoci insert --image "$layout:$tag" --history.created "$created" --history.created_by scripts/image.sh "$root" /
+umoci config --image "$layout:$tag" --created "$created" --history.created "$created" \
   --config.entrypoint /usr/local/bin/modelgate --config.cmd serve \
   --config.user "$uid:$uid" --config.workingdir /var/lib/modelgate \
   --config.exposedports 3000/tcp --config.volume /var/lib/modelgate \

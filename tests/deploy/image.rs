@@ -135,3 +135,26 @@ async fn console_answers(base: &str) {
     assert_eq!(css.status(), 200, "{stylesheet}");
     assert!(css.text().await.unwrap().len() > 1000);
 }
+
+/// The same commit and binary pack to the same image, byte for byte (every time in it is the
+/// commit's), so anyone can check an image against the build that claims it.
+#[test]
+fn the_image_packs_to_the_same_digest_every_time() {
+    let pack = || {
+        let layout = std::env::temp_dir().join(format!("modelgate-layout-{}", uuid::Uuid::new_v4()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/image.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg("--no-build")
+            .env("MODELGATE_IMAGE_LAYOUT", &layout)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        std::fs::remove_dir_all(&layout).unwrap();
+        index["manifests"][0]["digest"].as_str().unwrap().to_string()
+    };
+    let first = pack();
+    assert!(first.starts_with("sha256:"), "{first}");
+    assert_eq!(pack(), first);
+}
