@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use modelgate_tests::{Backend, S3Server, TEST_AUDIT_KEY, TestDb, free_port};
-use serde_json::Value;
+use modelgate_tests::{Backend, PASSWORD, S3Server, TEST_AUDIT_KEY, TestDb, bearer_client, free_port};
+use serde_json::{Value, json};
 
 use crate::register_version_with_file;
 use modelgate_tests::container::{Container, Unpacked, wait_ready};
@@ -100,6 +100,74 @@ async fn replicas_of_the_image_on_postgres_and_s3_wait_for_the_migration_job() {
     assert_eq!(s3.objects("models", "registry").len(), 1, "the file is in the bucket");
     let witness = state.join("audit-checkpoint.json");
     assert!(wait_for_file(&witness).await, "the replica keeps its witness on the state volume");
+}
+
+/// The Kubernetes example's agent sidecar, from the same image: it follows the version deployed
+/// to production, puts its files in the shared volume and reports it served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_of_the_image_serves_the_deployed_version_into_a_shared_volume() {
+    let image = Unpacked::unpack();
+    let (data, models) = (image.volume("data"), image.volume("models"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let server =
+        image.start(&[], &[("MODELGATE_ADDR", addr.as_str())], &[(data.as_path(), "/var/lib/modelgate", false)]);
+    wait_ready(&format!("{base}/readyz"), Duration::from_secs(30), &server).await;
+    let operator = server.token(&["operator"]);
+    let weights = register_version_with_file(&base, &operator, "churn", 1).await;
+    let deploy = bearer_client(&operator)
+        .post(format!("{base}/api/v1/models/churn/environments/production/deploy"))
+        .json(&json!({ "version": 1, "reason": "first release" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deploy.status(), 201, "{}", deploy.text().await.unwrap());
+    server.exec(&["modelgate", "user", "add", "fleet", "--role", "agent"], &format!("{PASSWORD}\n"));
+    let agent_token = server.exec(
+        &[
+            "modelgate",
+            "token",
+            "create",
+            "--user",
+            "fleet",
+            "--name",
+            "pod",
+            "--role",
+            "agent",
+            "--environment",
+            "production",
+        ],
+        "",
+    );
+    let key: Value = reqwest::get(format!("{base}/api/v1/fleet/public-key")).await.unwrap().json().await.unwrap();
+
+    // The sidecar's settings in deploy/kubernetes/model-server-with-agent.yaml.
+    let env = [
+        ("MODELGATE_SERVER", base.as_str()),
+        ("MODELGATE_TOKEN", agent_token.trim()),
+        ("MODELGATE_AGENT_MODEL", "churn"),
+        ("MODELGATE_AGENT_ENVIRONMENT", "production"),
+        ("MODELGATE_AGENT_GROUP", "eu-west-1"),
+        ("MODELGATE_AGENT_INSTANCE", "churn-7d9f-abcde"),
+        ("MODELGATE_AGENT_PUBLIC_KEY", key["public_key"].as_str().unwrap()),
+        ("MODELGATE_AGENT_DIR", "/models"),
+    ];
+    let agent = image.start(&["agent"], &env, &[(models.as_path(), "/models", false)]);
+    let fleet_url = format!("{base}/api/v1/models/churn/environments/production/fleet");
+    let started = std::time::Instant::now();
+    loop {
+        let fleet: Value = bearer_client(&operator).get(&fleet_url).send().await.unwrap().json().await.unwrap();
+        let ready = fleet["agents"].as_array().is_some_and(|agents| {
+            agents.iter().any(|a| a["instance"] == "churn-7d9f-abcde" && a["state"] == "ready" && a["version"] == 1)
+        });
+        if ready {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "agent not ready: {fleet}\n{}", agent.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(std::fs::read(models.join("current/model.onnx")).unwrap(), weights, "the served files, in the volume");
+    confined(&agent);
 }
 
 /// Whether `file` appears within five seconds.
