@@ -1,9 +1,9 @@
 //! The OCI image as a platform runs it (see `scripts/bench-image.sh`): its size, the time from
-//! `runc run` to ready and from SIGTERM to exit, and one replica's memory and throughput on
-//! PostgreSQL with the Kubernetes recipe's settings (key from a mounted secret, read-only root,
-//! replicas that wait for the migration job).
+//! `runc run` to ready and from SIGTERM to exit, and one replica's memory and throughput, and the
+//! database's growth per version and per metric point, on PostgreSQL with the Kubernetes recipe's
+//! settings (key from a mounted secret, read-only root, replicas that wait for the migration job).
 //!
-//! Usage: `imagebench [--starts N] [--versions N] [--seconds S] [--clients C]`
+//! Usage: `imagebench [--starts N] [--versions N] [--points N] [--seconds S] [--clients C]`
 
 mod harness;
 
@@ -27,12 +27,19 @@ fn millis(mut durations: Vec<Duration>) -> String {
     format!("p50 {:.0} ms, max {:.0} ms", ms(durations[durations.len() / 2]), ms(durations[durations.len() - 1]))
 }
 
+/// The database's size on disk, as PostgreSQL counts it.
+async fn database_bytes(url: &str) -> i64 {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&mut conn).await.unwrap()
+}
+
 #[tokio::main]
 async fn main() {
-    let starts = number_arg("starts", 10);
-    let versions = number_arg("versions", 200);
-    let seconds = number_arg("seconds", 10) as u64;
-    let clients = number_arg("clients", 8);
+    let starts = number_arg("--starts", 10);
+    let versions = number_arg("--versions", 200);
+    let seconds = number_arg("--seconds", 10) as u64;
+    let clients = number_arg("--clients", 8);
+    let points = number_arg("--points", 1_000_000);
 
     let blobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/image/blobs/sha256");
     let compressed: u64 = std::fs::read_dir(blobs).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
@@ -80,6 +87,7 @@ async fn main() {
     let (idle, _) = container.memory_kib();
     let created = client.post(format!("{base}/api/v1/models")).json(&json!({ "name": "churn" })).send().await.unwrap();
     assert_eq!(created.status(), 201);
+    let before_versions = database_bytes(&db.url).await;
     let register = {
         let (client, base) = (client.clone(), base.clone());
         run("version registration", 1, 0, Some(versions), move |i| {
@@ -92,6 +100,25 @@ async fn main() {
         })
         .await
     };
+    let before_points = database_bytes(&db.url).await;
+    let batch: axum::body::Bytes = serde_json::to_vec(&json!({ "points": (0..1_000)
+        .map(|i| json!({ "key": if i % 2 == 0 { "latency_ms" } else { "error_rate" }, "value": 100.0 + f64::from(i).sin() }))
+        .collect::<Vec<_>>() }))
+    .unwrap()
+    .into();
+    let ingest = {
+        let (client, base) = (client.clone(), base.clone());
+        run("metric points, 1,000 a batch", 4, 0, Some(points / 1_000), move |i| {
+            let (client, base, batch) = (client.clone(), base.clone(), batch.clone());
+            async move {
+                let url = format!("{base}/api/v1/models/churn/versions/{}/metrics", i % versions + 1);
+                let request = client.post(url).header("content-type", "application/json").body(batch);
+                request.send().await.is_ok_and(|r| r.status() == 201)
+            }
+        })
+        .await
+    };
+    let after_points = database_bytes(&db.url).await;
     let read = {
         let (client, base) = (client.clone(), base.clone());
         run("version read", clients, seconds, None, move |i| {
@@ -112,7 +139,14 @@ async fn main() {
     })
     .await;
     let (now, peak) = container.memory_kib();
-    print_table(&mut [register, read, list]);
+    let points_per_second = ingest.micros.len() as f64 * 1_000.0 / ingest.elapsed.as_secs_f64();
+    print_table(&mut [register, ingest, read, list]);
+    println!("metric points through the replica: {points_per_second:.0} /s");
+    println!(
+        "database growth: {:.0} bytes a version (with its audit entry), {:.1} bytes a metric point",
+        (before_points - before_versions) as f64 / versions as f64,
+        (after_points - before_points) as f64 / points as f64
+    );
     println!(
         "resident memory of the replica: {:.1} MiB idle, {:.1} MiB after the load, {:.1} MiB at its peak",
         idle as f64 / 1024.0,
