@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the OCI image `modelgate:<version>` into target/image (an OCI layout; MODELGATE_IMAGE_LAYOUT
-# names another) from package registries only: the release binary, the shared libraries it links
+# Builds the OCI image `modelgate:<version>` (MODELGATE_IMAGE_TAG: another tag) into target/image,
+# an OCI layout (MODELGATE_IMAGE_LAYOUT: another), from package registries only: the release binary, the shared libraries it links
 # (as this machine's Debian packages installed them), CA certificates, a non-root user and the
 # console's files, packed by umoci. No base image is pulled. `--no-build` packs the binary and
 # site already built. The same commit and binary pack to the same image digest.
@@ -83,5 +83,5 @@ umoci config --image "$layout:$tag" --created "$created" --history.created "$cre
   --config.label org.opencontainers.image.description="Registry, charts and guarded rollback for ML model versions"
 umoci gc --layout "$layout"
 
-layer_bytes=$(du -cb "$layout"/blobs/sha256/* | tail -n1 | cut -f1)
-step "built $layout:$tag ($((layer_bytes / 1024 / 1024)) MiB compressed); push with: skopeo copy oci:$layout:$tag docker://<registry>/modelgate:$tag"
+layout_bytes=$(du -cb "$layout"/blobs/sha256/* | tail -n1 | cut -f1)
+step "built $layout:$tag (the layout holds $((layout_bytes / 1024 / 1024)) MiB); push with: skopeo copy oci:$layout:$tag docker://<registry>/modelgate:$tag"
