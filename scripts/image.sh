@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the OCI image `modelgate:<version>` (MODELGATE_IMAGE_TAG: another tag) into target/image,
-# an OCI layout (MODELGATE_IMAGE_LAYOUT: another), from package registries only: the release binary, the shared libraries it links
-# (as this machine's Debian packages installed them), CA certificates, a non-root user and the
-# console's files, packed by umoci. No base image is pulled. `--no-build` packs the binary and
-# site already built. The same commit and binary pack to the same image digest.
+# an OCI layout (MODELGATE_IMAGE_LAYOUT: another), from package registries only: the release
+# binary, the shared libraries it links (as this machine's Debian packages installed them), CA
+# certificates, a non-root user and the console's files, packed by umoci. No base image is pulled.
+# `--no-build` packs the binary and site already built. The same commit and binary pack to the
+# same image digest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
