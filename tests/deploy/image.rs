@@ -1,15 +1,16 @@
 //! The OCI image under `runc`: non-root, read-only root, data on a volume, the signing key from a
-//! mounted secret; the console answers and a version registers, on SQLite and on PostgreSQL, and
-//! replicas started before their migrations wait for the migration job.
+//! mounted secret; the console answers and a version registers, on SQLite and on PostgreSQL with
+//! S3; replicas started before their migrations wait for the migration job; the agent sidecar
+//! serves a deployed version; packing twice gives the same digest.
 
 use std::path::Path;
 use std::time::Duration;
 
+use modelgate_tests::container::{Container, Unpacked, wait_ready};
 use modelgate_tests::{Backend, PASSWORD, S3Server, TEST_AUDIT_KEY, TestDb, bearer_client, free_port};
 use serde_json::{Value, json};
 
 use crate::register_version_with_file;
-use modelgate_tests::container::{Container, Unpacked, wait_ready};
 
 /// Where the platform mounts the audit signing key (a Kubernetes secret in `deploy/kubernetes`).
 const KEY_INSIDE: &str = "/etc/modelgate/secrets/audit-signing.key";
