@@ -1,7 +1,7 @@
 //! Building and running the server: connect, migrate, load the signing keys, start the event
 //! relay, webhook deliverer and periodic jobs, seed, bind, serve until shut down.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::artifacts::Artifacts;
 use crate::clock::Clock;
 use crate::config::{Config, MigrateMode};
-use crate::db::Db;
+use crate::db::{Db, Schema};
 use crate::store::Store;
 use crate::webhooks::delivery;
 use crate::{demo, events, http};
@@ -28,18 +28,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects and migrates the database, seeds demo data if asked, and binds the address
-    /// (port 0 picks a free port; see [`Application::local_addr`]).
+    /// Binds the address (port 0 picks a free port; see [`Application::local_addr`]), connects and
+    /// migrates the database (or waits for its migrations), seeds demo data if asked.
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
+        listener.set_nonblocking(true)?;
         let db =
             Db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
         if config.migrate == MigrateMode::Apply {
             db.migrate().await.context("migrating the database")?;
         }
-        let schema = db
-            .wait_for_migrations(std::time::Duration::from_secs(2))
-            .await
-            .context("reading the database's migrations")?;
+        let schema = wait_for_migrations(&db, &listener).await.context("reading the database's migrations")?;
+        let listener = TcpListener::from_std(listener)?;
         if !schema.newer.is_empty() {
             tracing::warn!(newer = ?schema.newer, "the database holds migrations of a newer release; running on its schema");
         }
@@ -99,7 +99,6 @@ impl Application {
             tracing::info!("seeded the demo data set");
             demo::print_credentials(&users, config.demo_password.is_some());
         }
-        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
         let leptos = LeptosOptions::builder()
             .output_name("modelgate")
@@ -133,6 +132,27 @@ impl Application {
         self.store.db.close().await;
         Ok(())
     }
+}
+
+/// Waits until the database holds every migration of this binary. Meanwhile the listener (a
+/// duplicate of it, so the socket stays bound throughout) answers probes: `/healthz` ok, anything
+/// else 503 naming the migrations awaited — a replica waiting for its migration job is alive but
+/// not ready.
+async fn wait_for_migrations(db: &Db, listener: &std::net::TcpListener) -> anyhow::Result<Schema> {
+    let schema = db.schema().await?;
+    if schema.pending.is_empty() {
+        return Ok(schema);
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waiting = axum::serve(TcpListener::from_std(listener.try_clone()?)?, http::waiting_router(&schema.pending))
+        .with_graceful_shutdown(async {
+            stopped.await.ok();
+        });
+    let answering = tokio::spawn(waiting.into_future());
+    let schema = db.wait_for_migrations(std::time::Duration::from_secs(2)).await;
+    stop.send(()).ok();
+    answering.await??;
+    Ok(schema?)
 }
 
 /// Runs `job` every `period` (the first time one period from now) until the store is gone or closed;

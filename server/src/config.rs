@@ -24,8 +24,8 @@ pub struct Config {
     pub artifact_store: String,
 
     /// `apply`: apply pending database migrations on start (one server). `wait`: never change the
-    /// schema; wait until `modelgate migrate` has applied every migration this binary has (replicas
-    /// that roll forward behind a migration job, as in `deploy/kubernetes`).
+    /// schema; wait until `modelgate migrate` has applied every migration this binary has, alive
+    /// but not ready meanwhile (replicas behind a migration job, as in `deploy/kubernetes`).
     #[arg(long, env = "MODELGATE_MIGRATE", value_enum, default_value_t = MigrateMode::Apply)]
     pub migrate: MigrateMode,
 

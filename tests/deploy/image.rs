@@ -83,8 +83,13 @@ async fn replicas_of_the_image_on_postgres_and_s3_wait_for_the_migration_job() {
     let replica = image.start(&[], &env, &mounts);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let base = format!("http://{addr}");
-    assert!(reqwest::get(format!("{base}/readyz")).await.is_err(), "not serving before the migrations");
-    assert_eq!(replica.state()["status"], "running", "waiting, not crashed: {}", replica.output());
+    // Alive, not ready, and saying why.
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200, "{}", replica.output());
+    let readyz = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(readyz.status(), 503);
+    assert!(readyz.text().await.unwrap().starts_with("waiting for migrations [1, 2, 3"));
+    let models = reqwest::get(format!("{base}/api/v1/models")).await.unwrap();
+    assert_eq!(models.status(), 503, "nothing served before the migrations");
 
     // The migration job: the same image, `migrate`, run to completion.
     let job = image.start(&["migrate"], &[("DATABASE_URL", db.url.as_str())], &[]);

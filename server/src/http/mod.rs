@@ -44,6 +44,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use extract::parse_json;
+pub use ops::waiting_router;
 pub use state::AppState;
 
 use crate::store::Store;

@@ -35,6 +35,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/{*rest}", axum::routing::any(api_not_found))
 }
 
+/// What a server waiting for `pending` migrations answers: alive, not ready.
+pub fn waiting_router(pending: &[i64]) -> Router {
+    let waiting = format!("waiting for migrations {pending:?}: run `modelgate migrate`");
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(move || async move { (StatusCode::SERVICE_UNAVAILABLE, waiting) })
+}
+
 /// Ready when the database answers.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     // A failure is logged where it happens (checkout or statement).
