@@ -417,6 +417,22 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
             (url.as_str().contains("sessions=false") && ticked && rows > 0 && !text.contains("session.")).then_some(())
         })
         .await;
+    // The guardrails' verdict changes on fraud-detector, and then without them.
+    c.goto(&app.url("/audit?model=fraud-detector")).await.unwrap();
+    browser.wait_hydrated().await;
+    assert!(browser.text_of("#audit-entries").await.contains("guardrail.verdict"));
+    browser.wait_for(r#"#audit-filters input[name="verdicts"]"#).await.click().await.unwrap();
+    browser.wait_for(r#"#audit-filters button[type="submit"]"#).await.click().await.unwrap();
+    browser
+        .eventually("verdicts are left out", || async {
+            let url = c.current_url().await.ok()?;
+            let text = c.find(Locator::Css("#audit-entries")).await.ok()?.text().await.ok()?;
+            let ticked = c.find(Locator::Css(r#"#audit-filters input[name="verdicts"]:checked"#)).await.is_ok();
+            let rows = c.find_all(Locator::Css("#audit-entries tbody tr")).await.ok()?.len();
+            let kept = url.as_str().contains("verdicts=false") && url.as_str().contains("model=fraud-detector");
+            (kept && ticked && rows > 0 && !text.contains("guardrail.verdict")).then_some(())
+        })
+        .await;
     c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
     browser.wait_for("#audit-entries").await;
 

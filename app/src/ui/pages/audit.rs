@@ -15,7 +15,8 @@ use crate::ui::diff::diff;
 use crate::ui::format;
 
 /// The filters a URL carries, in the order they appear in links.
-const FILTERS: [&str; 9] = ["from", "to", "actor", "action", "model", "version", "environment", "q", "sessions"];
+const FILTERS: [&str; 10] =
+    ["from", "to", "actor", "action", "model", "version", "environment", "q", "sessions", "verdicts"];
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
@@ -67,6 +68,7 @@ pub fn AuditPage() -> impl IntoView {
             <label>"Environment"<input type="text" name="environment" value=value("environment")/></label>
             <label class="wide">"Text"<input type="search" name="q" placeholder="target, reason, before/after…" value=value("q")/></label>
             <label class="check"><input type="checkbox" name="sessions" value="false" checked=move || param("sessions").as_deref() == Some("false")/>"Hide sign-ins and sign-outs"</label>
+            <label class="check"><input type="checkbox" name="verdicts" value="false" checked=move || param("verdicts").as_deref() == Some("false")/>"Hide guardrails' verdicts"</label>
             <div class="filter-actions">
                 <button type="submit">"Apply"</button>
                 <A href="/audit" attr:class="button secondary">"Clear"</A>
@@ -223,7 +225,7 @@ fn ExportJob(job: Option<Job>, started: RwSignal<Option<Result<Job, String>>>) -
     }
 }
 
-fn to_query(filters: &[(&str, Option<String>); 9], before: Option<i64>) -> AuditQuery {
+fn to_query(filters: &[(&str, Option<String>); 10], before: Option<i64>) -> AuditQuery {
     let get = |key: &str| filters.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.clone());
     AuditQuery {
         from: get("from"),
@@ -235,7 +237,7 @@ fn to_query(filters: &[(&str, Option<String>); 9], before: Option<i64>) -> Audit
         environment: get("environment"),
         q: get("q"),
         sessions: get("sessions").map(|v| v != "false"),
-        verdicts: None,
+        verdicts: get("verdicts").map(|v| v != "false"),
         before,
         limit: Some(50),
     }
