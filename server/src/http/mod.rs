@@ -259,6 +259,19 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// Runs an upload to its end even if the client goes away first: hyper drops a request's future
+/// when its connection closes, which could stop an upload between writing bytes and removing them
+/// (leaving unrecorded bytes in the store). In a task of its own, the broken-off body ends the
+/// upload, and its cleanup runs.
+pub(crate) async fn to_completion<T: Send + 'static>(
+    upload: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(upload).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an upload's task failed");
+        Err(ApiError::internal())
+    })
+}
+
 /// A JSON 404 for unknown API paths (the console renders its own 404 page).
 async fn api_not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, ApiError::not_found("no such API endpoint"))

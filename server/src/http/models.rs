@@ -82,7 +82,8 @@ async fn register_version(
             let constraints = multer::Constraints::new().size_limit(limits);
             let parts =
                 multer::Multipart::with_constraints(request.into_body().into_data_stream(), boundary, constraints);
-            register_with_files(&s, &caller, &model, parts).await?
+            let (s, caller) = (s.clone(), caller.clone());
+            super::to_completion(async move { register_with_files(&s, &caller, &model, parts).await }).await?
         }
         None => {
             let ApiJson(input) = ApiJson::<NewVersion>::from_request(request, &s).await?;

@@ -47,15 +47,18 @@ pub async fn upload(
     Path(path): Path<String>,
     body: Body,
 ) -> MlflowResult<Value> {
-    let mut body = Box::pin(idle_bounded(body.into_data_stream()));
-    let stored = match ArtifactPath::parse("path", &path) {
-        Ok(path) => s.store.put_artifact(&caller, &path, &mut body).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = stored {
-        drain(&mut body).await;
-        return Err(e.into());
-    }
+    crate::http::to_completion(async move {
+        let mut body = Box::pin(idle_bounded(body.into_data_stream()));
+        let stored = match ArtifactPath::parse("path", &path) {
+            Ok(path) => s.store.put_artifact(&caller, &path, &mut body).await,
+            Err(e) => Err(e),
+        };
+        if stored.is_err() {
+            drain(&mut body).await;
+        }
+        stored.map(|_| ())
+    })
+    .await?;
     Ok(axum::Json(json!({})))
 }
 
