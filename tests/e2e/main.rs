@@ -327,6 +327,29 @@ async fn console_lists_navigates_deploys_and_edits_in_a_real_browser() {
     browser.close().await;
 }
 
+/// Opens the audit log at `url`, whose entries show `shown`; ticks the filter box `name` and
+/// applies it: the URL keeps its filters and gains `name=false`, the box stays ticked, entries
+/// remain and none shows `hidden`.
+async fn hide_on_the_audit_log(browser: &Browser, url: &str, name: &str, (shown, hidden): (&str, &str)) {
+    let c = &browser.client;
+    c.goto(url).await.unwrap();
+    browser.wait_hydrated().await;
+    assert!(browser.text_of("#audit-entries").await.contains(shown));
+    browser.wait_for(&format!(r#"#audit-filters input[name="{name}"]"#)).await.click().await.unwrap();
+    browser.wait_for(r#"#audit-filters button[type="submit"]"#).await.click().await.unwrap();
+    let filters = url.split_once('?').map_or("", |(_, query)| query);
+    browser
+        .eventually(&format!("{name}: {hidden} left out"), || async {
+            let now = c.current_url().await.ok()?;
+            let text = c.find(Locator::Css("#audit-entries")).await.ok()?.text().await.ok()?;
+            let ticked = c.find(Locator::Css(&format!(r#"#audit-filters input[name="{name}"]:checked"#))).await.is_ok();
+            let rows = c.find_all(Locator::Css("#audit-entries tbody tr")).await.ok()?.len();
+            let kept = now.as_str().contains(&format!("{name}=false")) && now.as_str().contains(filters);
+            (kept && ticked && rows > 0 && !text.contains(hidden)).then_some(())
+        })
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log() {
     let (app, browser) = demo_console().await;
@@ -403,36 +426,10 @@ async fn compliance_officer_filters_inspects_exports_and_verifies_the_audit_log(
     assert!(listed.text().await.unwrap().contains("users/"), "entries about users are listed");
     assert!(listed.find(Locator::Css(r#"a[href="/admin/users"]"#)).await.is_err(), "…without the admins' link");
     // The officer's own sign-in heads the log; ticking "Hide sign-ins" leaves sessions out.
-    c.goto(&app.url("/audit")).await.unwrap();
-    browser.wait_hydrated().await;
-    assert!(browser.text_of("#audit-entries").await.contains("session.sign_in"));
-    browser.wait_for(r#"#audit-filters input[name="sessions"]"#).await.click().await.unwrap();
-    browser.wait_for(r#"#audit-filters button[type="submit"]"#).await.click().await.unwrap();
-    browser
-        .eventually("sign-ins are left out", || async {
-            let url = c.current_url().await.ok()?;
-            let text = c.find(Locator::Css("#audit-entries")).await.ok()?.text().await.ok()?;
-            let ticked = c.find(Locator::Css(r#"#audit-filters input[name="sessions"]:checked"#)).await.is_ok();
-            let rows = c.find_all(Locator::Css("#audit-entries tbody tr")).await.ok()?.len();
-            (url.as_str().contains("sessions=false") && ticked && rows > 0 && !text.contains("session.")).then_some(())
-        })
-        .await;
+    hide_on_the_audit_log(&browser, &app.url("/audit"), "sessions", ("session.sign_in", "session.")).await;
     // The guardrails' verdict changes on fraud-detector, and then without them.
-    c.goto(&app.url("/audit?model=fraud-detector")).await.unwrap();
-    browser.wait_hydrated().await;
-    assert!(browser.text_of("#audit-entries").await.contains("guardrail.verdict"));
-    browser.wait_for(r#"#audit-filters input[name="verdicts"]"#).await.click().await.unwrap();
-    browser.wait_for(r#"#audit-filters button[type="submit"]"#).await.click().await.unwrap();
-    browser
-        .eventually("verdicts are left out", || async {
-            let url = c.current_url().await.ok()?;
-            let text = c.find(Locator::Css("#audit-entries")).await.ok()?.text().await.ok()?;
-            let ticked = c.find(Locator::Css(r#"#audit-filters input[name="verdicts"]:checked"#)).await.is_ok();
-            let rows = c.find_all(Locator::Css("#audit-entries tbody tr")).await.ok()?.len();
-            let kept = url.as_str().contains("verdicts=false") && url.as_str().contains("model=fraud-detector");
-            (kept && ticked && rows > 0 && !text.contains("guardrail.verdict")).then_some(())
-        })
-        .await;
+    let trail = app.url("/audit?model=fraud-detector");
+    hide_on_the_audit_log(&browser, &trail, "verdicts", ("guardrail.verdict", "guardrail.verdict")).await;
     c.goto(&app.url("/audit?model=fraud-detector&action=deployment.deploy")).await.unwrap();
     browser.wait_for("#audit-entries").await;
 
